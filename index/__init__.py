@@ -1,0 +1,134 @@
+"""Nearest-neighbour indexes for the screener: one protocol, several structures.
+
+``create`` builds an empty index for a fingerprint spec, ``load`` reopens a saved one and
+checks that it was made for the same spec and survived intact. Which structure ``"auto"``
+picks is :func:`choose_structure`'s business; its thresholds are keyword defaults so that
+the lookup benchmark (``benchmarks/``) can measure and move them without touching callers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from index._persist import read_index_arrays, read_manifest
+from index._validate import check_spec
+from index.base import (
+    IdArray,
+    IndexCorrupt,
+    IndexError_,
+    IndexSpec,
+    IndexSpecMismatch,
+    Manifest,
+    Metric,
+    Neighbours,
+    VectorIndex,
+)
+from index.faiss_binary import FaissBinaryIndex
+from index.faiss_dense import FaissDenseIndex
+from index.numpy_ref import NumpyIndex
+
+__all__ = [
+    "FaissBinaryIndex",
+    "FaissDenseIndex",
+    "IdArray",
+    "IndexCorrupt",
+    "IndexError_",
+    "IndexSpec",
+    "IndexSpecMismatch",
+    "Manifest",
+    "Metric",
+    "Neighbours",
+    "NumpyIndex",
+    "VectorIndex",
+    "choose_structure",
+    "create",
+    "load",
+    "read_manifest",
+]
+
+
+def choose_structure(
+    metric: Metric,
+    expected_size: int,
+    *,
+    approx_above: int = 50_000,
+    dense_approx: str = "HNSW32",
+    binary_approx: str = "BMIH16",
+) -> str:
+    """The structure to use for ``expected_size`` rows: exact up to ``approx_above``.
+
+    The defaults are provisional: the lookup benchmark is meant to measure where a flat
+    scan stops meeting the latency budget and which approximate structure keeps recall,
+    and to set these keywords accordingly. ``BMIH16`` suits 256-bit PDQ (16-bit substrings;
+    exact at radius 31 with one flip per substring).
+    """
+    if metric not in ("ip", "hamming"):
+        raise ValueError(f"metric must be 'ip' or 'hamming', got {metric!r}")
+    if expected_size <= approx_above:
+        return "Flat" if metric == "ip" else "BFlat"
+    return dense_approx if metric == "ip" else binary_approx
+
+
+def create(
+    spec: IndexSpec, structure: str = "auto", expected_size: int = 0, **params: Any
+) -> VectorIndex:
+    """An empty index for ``spec``.
+
+    ``structure`` is ``"numpy"``, a faiss structure (``"Flat"``, ``"HNSW32"``,
+    ``"IVF16,Flat"``, ``"BFlat"``, ``"BMIH16"``, ...) or ``"auto"``. ``params`` are the
+    structure's tuning keywords (``ef_search``, ``nprobe``, ``train_min``, ``max_flips``...).
+    For ``"auto"`` on Hamming codes the multi-hash gets 16-bit substrings whatever the
+    code length.
+    """
+    check_spec(spec)
+    if structure == "auto":
+        structure = choose_structure(
+            spec.metric, expected_size, binary_approx=f"BMIH{max(1, spec.dim // 16)}"
+        )
+    if structure == "numpy":
+        if params:
+            raise ValueError(f"the numpy index takes no parameters, got {sorted(params)}")
+        return NumpyIndex(spec)
+    if spec.metric == "ip":
+        return FaissDenseIndex(spec, structure, **params)
+    return FaissBinaryIndex(spec, structure, **params)
+
+
+def load(path: Path, spec: IndexSpec) -> tuple[VectorIndex, Manifest]:
+    """Reopen the index saved at ``path``, which must have been made for ``spec``.
+
+    Raises ``IndexSpecMismatch`` if the manifest names another spec, and ``IndexCorrupt``
+    if either file is missing, malformed, or the index bytes fail the manifest's checksum.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    if manifest.spec != spec:
+        raise IndexSpecMismatch(
+            f"index {path} was built for {manifest.spec}, but {spec} was asked for"
+        )
+    arrays = read_index_arrays(path, manifest)
+    try:
+        index = _restore(manifest, arrays)
+    except (TypeError, ValueError, RuntimeError, KeyError) as e:
+        raise IndexCorrupt(f"index {path} ({manifest.kind}) cannot be restored: {e}") from e
+    if len(index) != manifest.count:
+        raise IndexCorrupt(
+            f"index {path} holds {len(index)} vectors, its manifest says {manifest.count}"
+        )
+    return index, manifest
+
+
+def _restore(manifest: Manifest, arrays: dict[str, Any]) -> VectorIndex:
+    spec, kind = manifest.spec, manifest.kind
+    if kind == "numpy":
+        return NumpyIndex.from_arrays(spec, arrays)
+    if not kind.startswith("faiss:"):
+        raise IndexCorrupt(f"unknown index kind {kind!r}")
+    params = manifest.extra.get("params", {})
+    if not isinstance(params, dict):
+        raise IndexCorrupt(f"manifest params are not an object: {params!r}")
+    structure = kind.removeprefix("faiss:")
+    if spec.metric == "ip":
+        return FaissDenseIndex.from_arrays(spec, structure, params, arrays)
+    return FaissBinaryIndex.from_arrays(spec, structure, params, arrays)

@@ -1,0 +1,27 @@
+"""Fingerprinters: pixels in, vectors or bits out, each registered by name with a spec id."""
+
+from models import clip, hashes, sscd
+from models.base import (
+    DihedralFingerprinter,
+    Fingerprint,
+    Fingerprinter,
+    Kind,
+    ModelUnavailable,
+    create,
+    names,
+    register,
+)
+
+__all__ = [
+    "DihedralFingerprinter",
+    "Fingerprint",
+    "Fingerprinter",
+    "Kind",
+    "ModelUnavailable",
+    "clip",
+    "create",
+    "hashes",
+    "names",
+    "register",
+    "sscd",
+]

@@ -1,0 +1,95 @@
+"""From index hits to candidate works, and exact per-signal values for each candidate.
+
+The indexes only propose works. Each candidate is then compared exactly against every
+stored fingerprint of its references, so the evidence names every signal's true best value
+and where it was found, even for a signal whose index did not rank that work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from screener.catalog import StoredFingerprint
+from screener.signals import EVIDENCE_NAME, RegionFingerprint
+from screener.verdict import RegionPair
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)
+
+
+def hamming(queries: npt.NDArray[np.uint8], refs: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+    """Pairwise Hamming distances between packed bit rows: (Q, B) x (R, B) -> (Q, R)."""
+    xor = np.bitwise_xor(queries[:, None, :], refs[None, :, :])
+    return _POPCOUNT[xor].sum(axis=2, dtype=np.int64)
+
+
+@dataclass
+class Best:
+    """The best value of one signal for one work, and where it came from."""
+
+    value: float
+    pair: RegionPair
+
+
+@dataclass
+class Candidate:
+    work_id: str
+    best: dict[str, Best] = field(default_factory=dict)
+
+    def values(self) -> dict[str, float | None]:
+        return {name: b.value for name, b in self.best.items()}
+
+
+def lower_is_closer(signal: str) -> bool:
+    return EVIDENCE_NAME[signal].endswith("_hamming")
+
+
+def query_matrix(
+    signal: str, fingerprints: Sequence[RegionFingerprint], binary: bool
+) -> tuple[list[str], npt.NDArray[np.uint8] | npt.NDArray[np.float32]]:
+    regions = [f.region for f in fingerprints]
+    rows = [f.fingerprint.vector for f in fingerprints]
+    dtype = np.uint8 if binary else np.float32
+    return regions, np.stack(rows).astype(dtype)
+
+
+def score_exact(
+    signal: str,
+    binary: bool,
+    query: Sequence[RegionFingerprint],
+    stored: Iterable[StoredFingerprint],
+    min_quality: float | None,
+) -> dict[str, Best]:
+    """Each work's best value of one signal over every (query part, reference part) pair."""
+    refs = [s for s in stored if min_quality is None or (s.quality or 0.0) >= min_quality]
+    if not refs or not query:
+        return {}
+    regions, q = query_matrix(signal, query, binary)
+    if binary:
+        r = np.frombuffer(b"".join(s.vector for s in refs), dtype=np.uint8).reshape(len(refs), -1)
+        values = hamming(q.astype(np.uint8), r).astype(np.float64)
+        sign = -1.0
+    else:
+        r32 = np.frombuffer(b"".join(s.vector for s in refs), dtype=np.float32)
+        values = (q.astype(np.float32) @ r32.reshape(len(refs), -1).T).astype(np.float64)
+        sign = 1.0
+    best: dict[str, Best] = {}
+    for column, ref in enumerate(refs):
+        row = int(np.argmax(sign * values[:, column]))
+        value = float(values[row, column])
+        current = best.get(ref.work_id)
+        if current is None or sign * value > sign * current.value:
+            best[ref.work_id] = Best(value, RegionPair(regions[row], ref.reference_id, ref.region))
+    return best
+
+
+def merge(per_signal: Mapping[str, Mapping[str, Best]]) -> dict[str, Candidate]:
+    """Per-signal bests keyed by work, regrouped as one candidate per work."""
+    candidates: dict[str, Candidate] = {}
+    for signal, by_work in per_signal.items():
+        for work_id, best in by_work.items():
+            candidates.setdefault(work_id, Candidate(work_id)).best[EVIDENCE_NAME[signal]] = best
+    return candidates

@@ -1,0 +1,463 @@
+"""The catalog: works, their reference images and fingerprints. The source of truth.
+
+Every change to the set of fingerprints is appended to ``index_log`` in the same
+transaction, so an index that saved its state at log position N catches up by replaying
+the log after N. Fingerprint ids are never reused (SQLite AUTOINCREMENT; sequences
+elsewhere), so a replayed id always means the same vector.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from screener.errors import Conflict, NotFound
+
+SCHEMA_VERSION = "1"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class WorkRow(Base):
+    __tablename__ = "works"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    thresholds: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    references: Mapped[list[ReferenceRow]] = relationship(
+        back_populates="work", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class BlobRow(Base):
+    """Reference image bytes, content-addressed: kept for re-fingerprinting and evidence."""
+
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ReferenceRow(Base):
+    __tablename__ = "references"
+    __table_args__ = (UniqueConstraint("work_id", "sha256"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    work_id: Mapped[str] = mapped_column(ForeignKey("works.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    source_name: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(16))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    byte_size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    work: Mapped[WorkRow] = relationship(back_populates="references")
+
+
+class FingerprintRow(Base):
+    __tablename__ = "fingerprints"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reference_id: Mapped[int] = mapped_column(
+        ForeignKey("references.id", ondelete="CASCADE"), index=True
+    )
+    signal: Mapped[str] = mapped_column(String(32), index=True)
+    spec_id: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str] = mapped_column(String(32))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    quality: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class IndexLogRow(Base):
+    __tablename__ = "index_log"
+    __table_args__ = {"sqlite_autoincrement": True}
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    signal: Mapped[str] = mapped_column(String(32), index=True)
+    spec_id: Mapped[str] = mapped_column(String(200))
+    fingerprint_id: Mapped[int] = mapped_column(Integer)
+    op: Mapped[str] = mapped_column(String(8))
+
+
+class MetaRow(Base):
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+@dataclass(frozen=True)
+class NewFingerprint:
+    signal: str
+    spec_id: str
+    region: str
+    vector: bytes
+    quality: float | None
+
+
+@dataclass(frozen=True)
+class NewReference:
+    sha256: str
+    source_name: str
+    format: str
+    width: int
+    height: int
+    data: bytes
+    fingerprints: tuple[NewFingerprint, ...]
+
+
+@dataclass(frozen=True)
+class Work:
+    id: str
+    title: str
+    owner: str
+    aliases: tuple[str, ...]
+    thresholds: dict[str, float] | None
+    reference_count: int
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Reference:
+    id: int
+    work_id: str
+    sha256: str
+    source_name: str
+    format: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class StoredFingerprint:
+    id: int
+    work_id: str
+    reference_id: int
+    signal: str
+    spec_id: str
+    region: str
+    vector: bytes
+    quality: float | None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    seq: int
+    fingerprint_id: int
+    op: str
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Catalog:
+    """Transactional access to works, references, fingerprints and the index log."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        Base.metadata.create_all(self.engine)
+        with Session(self.engine) as session, session.begin():
+            if session.get(MetaRow, "schema_version") is None:
+                session.add(MetaRow(key="schema_version", value=SCHEMA_VERSION))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # works -------------------------------------------------------------------------------
+
+    def register(
+        self,
+        work_id: str,
+        *,
+        title: str,
+        owner: str,
+        aliases: Sequence[str],
+        references: Sequence[NewReference],
+        create_only: bool = False,
+    ) -> tuple[Work, list[int]]:
+        """Create the work (or extend it) and add references, all in one transaction.
+
+        References already on the work (same sha256) are skipped. Returns the work and the
+        ids of the references added.
+        """
+        added: list[int] = []
+        with Session(self.engine) as session, session.begin():
+            row = session.get(WorkRow, work_id)
+            if row is None:
+                row = WorkRow(id=work_id, title=title, owner=owner, aliases=list(aliases))
+                session.add(row)
+                session.flush()
+            elif create_only:
+                raise Conflict(f"work {work_id!r} already exists")
+            known = set(
+                session.scalars(
+                    select(ReferenceRow.sha256).where(ReferenceRow.work_id == work_id)
+                )
+            )
+            for ref in references:
+                if ref.sha256 in known:
+                    continue
+                known.add(ref.sha256)
+                if session.get(BlobRow, ref.sha256) is None:
+                    session.add(BlobRow(sha256=ref.sha256, data=ref.data))
+                ref_row = ReferenceRow(
+                    work_id=work_id,
+                    sha256=ref.sha256,
+                    source_name=ref.source_name,
+                    format=ref.format,
+                    width=ref.width,
+                    height=ref.height,
+                    byte_size=len(ref.data),
+                )
+                session.add(ref_row)
+                session.flush()
+                added.append(ref_row.id)
+                fp_rows = [
+                    FingerprintRow(
+                        reference_id=ref_row.id,
+                        signal=fp.signal,
+                        spec_id=fp.spec_id,
+                        region=fp.region,
+                        vector=fp.vector,
+                        quality=fp.quality,
+                    )
+                    for fp in ref.fingerprints
+                ]
+                session.add_all(fp_rows)
+                session.flush()
+                session.add_all(
+                    IndexLogRow(signal=f.signal, spec_id=f.spec_id, fingerprint_id=f.id, op="add")
+                    for f in fp_rows
+                )
+            session.flush()
+            work = self._work(session, row)
+        return work, added
+
+    def remove_work(self, work_id: str) -> int:
+        """Delete a work with its references and fingerprints; returns fingerprints removed."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(WorkRow, work_id)
+            if row is None:
+                raise NotFound(f"no work {work_id!r}")
+            ref_ids = select(ReferenceRow.id).where(ReferenceRow.work_id == work_id)
+            removed = self._log_removal(session, FingerprintRow.reference_id.in_(ref_ids))
+            session.execute(delete(FingerprintRow).where(FingerprintRow.reference_id.in_(ref_ids)))
+            session.execute(delete(ReferenceRow).where(ReferenceRow.work_id == work_id))
+            session.delete(row)
+        return removed
+
+    def remove_reference(self, work_id: str, reference_id: int) -> int:
+        with Session(self.engine) as session, session.begin():
+            ref = session.get(ReferenceRow, reference_id)
+            if ref is None or ref.work_id != work_id:
+                raise NotFound(f"work {work_id!r} has no reference {reference_id}")
+            removed = self._log_removal(session, FingerprintRow.reference_id == reference_id)
+            session.execute(delete(FingerprintRow).where(FingerprintRow.reference_id == reference_id))
+            session.delete(ref)
+        return removed
+
+    @staticmethod
+    def _log_removal(session: Session, condition: Any) -> int:
+        rows = session.execute(
+            select(FingerprintRow.id, FingerprintRow.signal, FingerprintRow.spec_id).where(condition)
+        ).all()
+        session.add_all(
+            IndexLogRow(signal=signal, spec_id=spec, fingerprint_id=fid, op="remove")
+            for fid, signal, spec in rows
+        )
+        return len(rows)
+
+    @staticmethod
+    def _work(session: Session, row: WorkRow) -> Work:
+        count = session.scalar(
+            select(func.count()).select_from(ReferenceRow).where(ReferenceRow.work_id == row.id)
+        )
+        return Work(
+            id=row.id,
+            title=row.title,
+            owner=row.owner,
+            aliases=tuple(row.aliases or ()),
+            thresholds=dict(row.thresholds) if row.thresholds else None,
+            reference_count=int(count or 0),
+            created_at=row.created_at,
+        )
+
+    def get_work(self, work_id: str) -> Work:
+        with Session(self.engine) as session:
+            row = session.get(WorkRow, work_id)
+            if row is None:
+                raise NotFound(f"no work {work_id!r}")
+            return self._work(session, row)
+
+    def list_works(self, offset: int = 0, limit: int | None = None) -> list[Work]:
+        with Session(self.engine) as session:
+            query = select(WorkRow).order_by(WorkRow.id).offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
+            return [self._work(session, row) for row in session.scalars(query)]
+
+    def count_works(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.scalar(select(func.count()).select_from(WorkRow)) or 0)
+
+    def keywords(self) -> dict[str, tuple[str, ...]]:
+        """Each work's title and aliases, for prompt screening."""
+        with Session(self.engine) as session:
+            rows = session.execute(select(WorkRow.id, WorkRow.title, WorkRow.aliases)).all()
+        return {wid: (title, *(aliases or ())) for wid, title, aliases in rows}
+
+    def references(self, work_id: str) -> list[Reference]:
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(ReferenceRow).where(ReferenceRow.work_id == work_id).order_by(ReferenceRow.id)
+            )
+            return [
+                Reference(r.id, r.work_id, r.sha256, r.source_name, r.format, r.width, r.height)
+                for r in rows
+            ]
+
+    def blob(self, sha256: str) -> bytes:
+        with Session(self.engine) as session:
+            row = session.get(BlobRow, sha256)
+            if row is None:
+                raise NotFound(f"no stored image {sha256}")
+            return row.data
+
+    # fingerprints and the log ----------------------------------------------------------------
+
+    def high_water(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.scalar(select(func.max(IndexLogRow.seq))) or 0)
+
+    def log_since(self, signal: str, spec_id: str, seq: int) -> list[LogEntry]:
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(IndexLogRow.seq, IndexLogRow.fingerprint_id, IndexLogRow.op)
+                .where(
+                    IndexLogRow.signal == signal,
+                    IndexLogRow.spec_id == spec_id,
+                    IndexLogRow.seq > seq,
+                )
+                .order_by(IndexLogRow.seq)
+            ).all()
+        return [LogEntry(s, f, o) for s, f, o in rows]
+
+    def _fingerprints(self, condition: Any) -> list[StoredFingerprint]:
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(FingerprintRow, ReferenceRow.work_id)
+                .join(ReferenceRow, FingerprintRow.reference_id == ReferenceRow.id)
+                .where(condition)
+                .order_by(FingerprintRow.id)
+            ).all()
+        return [
+            StoredFingerprint(
+                f.id, work_id, f.reference_id, f.signal, f.spec_id, f.region, f.vector, f.quality
+            )
+            for f, work_id in rows
+        ]
+
+    def fingerprints_by_id(self, ids: Iterable[int]) -> list[StoredFingerprint]:
+        id_list = sorted(set(ids))
+        found: list[StoredFingerprint] = []
+        for start in range(0, len(id_list), 900):  # keep under SQLite's variable limit
+            found += self._fingerprints(FingerprintRow.id.in_(id_list[start : start + 900]))
+        return found
+
+    def fingerprints_of_works(
+        self, work_ids: Iterable[str], signal: str, spec_id: str
+    ) -> list[StoredFingerprint]:
+        return self._fingerprints(
+            ReferenceRow.work_id.in_(list(work_ids))
+            & (FingerprintRow.signal == signal)
+            & (FingerprintRow.spec_id == spec_id)
+        )
+
+    def iter_fingerprints(
+        self, signal: str, spec_id: str, batch: int = 10_000
+    ) -> Iterator[list[tuple[int, bytes]]]:
+        """Every (id, vector) of one signal and spec, in id order, in batches."""
+        last = 0
+        while True:
+            with Session(self.engine) as session:
+                rows = session.execute(
+                    select(FingerprintRow.id, FingerprintRow.vector)
+                    .where(
+                        FingerprintRow.signal == signal,
+                        FingerprintRow.spec_id == spec_id,
+                        FingerprintRow.id > last,
+                    )
+                    .order_by(FingerprintRow.id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            yield [(int(i), bytes(v)) for i, v in rows]
+            last = int(rows[-1][0])
+
+    def fingerprint_ids(self, signal: str, spec_id: str) -> list[int]:
+        with Session(self.engine) as session:
+            return list(
+                session.scalars(
+                    select(FingerprintRow.id)
+                    .where(FingerprintRow.signal == signal, FingerprintRow.spec_id == spec_id)
+                    .order_by(FingerprintRow.id)
+                )
+            )
+
+    def meta(self, key: str) -> str | None:
+        with Session(self.engine) as session:
+            row = session.get(MetaRow, key)
+            return None if row is None else row.value
+
+    def describe(self) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            per_signal = session.execute(
+                select(FingerprintRow.signal, FingerprintRow.spec_id, func.count()).group_by(
+                    FingerprintRow.signal, FingerprintRow.spec_id
+                )
+            ).all()
+        return {
+            "works": self.count_works(),
+            "high_water": self.high_water(),
+            "fingerprints": {f"{s} ({spec})": int(n) for s, spec, n in per_signal},
+        }

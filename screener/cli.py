@@ -1,0 +1,342 @@
+"""The ``screener`` command line.
+
+Errors are mapped to messages and exit codes in one place (`_fail`): 2 for bad input,
+3 for configuration problems, 1 for anything else the screener raises on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from screener import policy as policy_mod
+from screener.errors import ConfigurationError, InputError, ScreenerError
+from screener.screening import Screener
+from screener.settings import Settings
+
+app = typer.Typer(help="Screen generated images against registered protected works.",
+                  no_args_is_help=True, add_completion=False)
+works_app = typer.Typer(help="Register, list and remove protected works.", no_args_is_help=True)
+index_app = typer.Typer(help="Rebuild and verify the vector indexes.", no_args_is_help=True)
+policy_app = typer.Typer(help="Show and validate policy files.", no_args_is_help=True)
+app.add_typer(works_app, name="works")
+app.add_typer(index_app, name="index")
+app.add_typer(policy_app, name="policy")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="SCREENER_DATA_DIR", help="where state lives",
+                 show_default="screener-data"),
+]
+
+
+def _fail(exc: Exception) -> NoReturn:
+    code = 2 if isinstance(exc, InputError) else 3 if isinstance(exc, ConfigurationError) else 1
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _guard(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except ScreenerError as exc:
+        _fail(exc)
+
+
+@contextmanager
+def _open(data_dir: Path | None) -> Iterator[Screener]:
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    screener = _guard(lambda: Screener(settings))
+    for name, reason in screener.signals.missing.items():
+        err.print(f"[bold yellow]warning:[/] signal [bold]{name}[/] is not in use: {reason}",
+                  highlight=False)
+    try:
+        yield screener
+    finally:
+        screener.close()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=err, transient=False, disable=not err.is_terminal,
+    )
+
+
+def _images_in(paths: Sequence[Path]) -> list[Path]:
+    """Files as given, and the image files inside folders (recursively, sorted)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        else:
+            found.append(path)
+    return found
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+# works ------------------------------------------------------------------------------------------
+
+
+@works_app.command("import")
+def works_import(
+    folder: Annotated[Path, typer.Argument(help="one subfolder per work; images inside")],
+    owner: Annotated[str, typer.Option(help="owner recorded on every work")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Register one work per subfolder of FOLDER (work id = subfolder name)."""
+    if not folder.is_dir():
+        _fail(InputError(f"{folder} is not a folder"))
+    subfolders = sorted(p for p in folder.iterdir() if p.is_dir())
+    if not subfolders:
+        _fail(InputError(f"{folder} has no subfolders: put each work's images in its own folder"))
+    failures = 0
+    with _open(data_dir) as screener, _progress() as progress:
+        task = progress.add_task("registering works", total=len(subfolders))
+        for sub in subfolders:
+            images = _images_in([sub])
+            good: list[Path] = []
+            for image in images:
+                try:
+                    screener.decode(image)
+                    good.append(image)
+                except ScreenerError as exc:
+                    failures += 1
+                    err.print(f"[red]skipped[/] {image}: {exc}", highlight=False)
+            if good:
+                try:
+                    result = screener.registry.register(sub.name, good, owner=owner)
+                    progress.console.print(
+                        f"{sub.name}: {len(result.added_references)} reference(s) added, "
+                        f"{result.skipped} already registered", highlight=False,
+                    )
+                except ScreenerError as exc:
+                    failures += 1
+                    err.print(f"[red]failed[/] {sub.name}: {exc}", highlight=False)
+            else:
+                err.print(f"[yellow]no usable images[/] in {sub}", highlight=False)
+            progress.advance(task)
+    if failures:
+        raise typer.Exit(1)
+
+
+@works_app.command("add")
+def works_add(
+    work_id: str,
+    images: Annotated[list[Path], typer.Argument(help="reference image files or folders")],
+    title: Annotated[str | None, typer.Option(help="defaults to the work id")] = None,
+    owner: str = "",
+    alias: Annotated[list[str] | None, typer.Option(help="keyword for prompt screening")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Register a work (or add references to it) from image files."""
+    files = _images_in(images)
+    with _open(data_dir) as screener:
+        result = _guard(lambda: screener.registry.register(
+            work_id, files, title=title, owner=owner, aliases=alias or []))
+    out.print(f"{result.work.id}: {len(result.added_references)} reference(s) added, "
+              f"{result.skipped} already registered ({result.work.reference_count} in all)",
+              highlight=False)
+
+
+@works_app.command("list")
+def works_list(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """List registered works."""
+    with _open(data_dir) as screener:
+        works = screener.catalog.list_works()
+    if as_json:
+        for w in works:
+            print(json.dumps({"id": w.id, "title": w.title, "owner": w.owner,
+                              "aliases": list(w.aliases), "references": w.reference_count},
+                             ensure_ascii=False))
+        return
+    if not works:
+        out.print("no works registered yet: try `screener works import DIR`")
+        return
+    table = Table("id", "title", "owner", "aliases", "references")
+    for w in works:
+        table.add_row(w.id, w.title, w.owner, ", ".join(w.aliases), str(w.reference_count))
+    out.print(table)
+
+
+@works_app.command("remove")
+def works_remove(work_id: str, data_dir: DataDir = None) -> None:
+    """Remove a work and all its references."""
+    with _open(data_dir) as screener:
+        removed = _guard(lambda: screener.registry.remove(work_id))
+    out.print(f"removed {work_id} ({removed} fingerprints)", highlight=False)
+
+
+# check ------------------------------------------------------------------------------------------
+
+
+def _row(path: Path, verdict: Any) -> dict[str, Any]:
+    top = verdict.top_match
+    best = (verdict.matches or verdict.near_misses or (None,))[0]
+    return {
+        "path": str(path),
+        "decision": verdict.decision,
+        "fused_score": verdict.fused_score,
+        "top_work_id": verdict.top_work_id,
+        "signals": dict(best.signals) if best else {},
+        "best_region": (
+            None if top is None or top.best_region is None else vars(top.best_region)
+        ),
+        "verdict": verdict.to_dict(),
+    }
+
+
+@app.command()
+def check(
+    paths: Annotated[list[Path], typer.Argument(help="image files or folders")],
+    prompt: Annotated[str | None, typer.Option(help="the prompt that produced the image")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Screen images; an unreadable file is reported and the run continues (exit 1 at the end)."""
+    files = _images_in(paths)
+    if not files:
+        _fail(InputError("no image files found in the given paths"))
+    failures = 0
+    table = Table("path", "decision", "score", "work", "pdq", "phash", "sscd")
+    with _open(data_dir) as screener, _progress() as progress:
+        task = progress.add_task("checking", total=len(files))
+        for path in files:
+            try:
+                verdict = screener.check(path, prompt=prompt)
+            except ScreenerError as exc:
+                failures += 1
+                if as_json:
+                    print(json.dumps({"path": str(path), "error": str(exc),
+                                      "error_code": exc.code}, ensure_ascii=False), flush=True)
+                else:
+                    table.add_row(str(path), f"[red]error[/]: {exc}", "", "", "", "", "")
+                progress.advance(task)
+                continue
+            row = _row(path, verdict)
+            if as_json:
+                print(json.dumps(row, ensure_ascii=False), flush=True)
+            else:
+                s = row["signals"]
+                table.add_row(str(path), verdict.decision, f"{verdict.fused_score:.3f}",
+                              verdict.top_work_id or "-", _fmt(s.get("pdq_hamming")),
+                              _fmt(s.get("phash_hamming")), _fmt(s.get("sscd_cosine")))
+            progress.advance(task)
+    if not as_json:
+        out.print(table)
+    if failures:
+        raise typer.Exit(1)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.3f}"
+
+
+# index ------------------------------------------------------------------------------------------
+
+
+@index_app.command("rebuild")
+def index_rebuild(data_dir: DataDir = None) -> None:
+    """Rebuild every index from the catalog."""
+    with _open(data_dir) as screener, _progress() as progress:
+        for signal in screener.indexes.specs:
+            total = len(screener.catalog.fingerprint_ids(signal, screener.indexes.specs[signal].spec_id))
+            task = progress.add_task(f"rebuilding {signal}", total=total)
+            size = screener.indexes.rebuild(signal, lambda n, t=task: progress.advance(t, n))
+            progress.console.print(f"{signal}: {size} vectors", highlight=False)
+
+
+@index_app.command("verify")
+def index_verify(data_dir: DataDir = None) -> None:
+    """Check that every index holds exactly the catalog's fingerprints (exit 1 if not)."""
+    with _open(data_dir) as screener:
+        reports = screener.indexes.verify()
+    table = Table("signal", "structure", "index", "catalog", "missing", "extra", "log mark")
+    for r in reports:
+        table.add_row(r.signal, r.kind, str(r.count), str(r.catalog_count), str(r.missing),
+                      str(r.extra), str(r.high_water))
+    out.print(table)
+    if not all(r.ok for r in reports):
+        err.print("[bold red]indexes disagree with the catalog[/]: run `screener index rebuild`")
+        raise typer.Exit(1)
+    out.print("indexes agree with the catalog")
+
+
+# policy -----------------------------------------------------------------------------------------
+
+
+@policy_app.command("show")
+def policy_show(path: Annotated[Path | None, typer.Argument()] = None) -> None:
+    """Print a policy file (default: the policy in force)."""
+    settings = Settings()
+    policy = _guard(lambda: policy_mod.load(path or settings.policy_path))
+    print(policy_mod.dumps(policy), end="")
+
+
+@policy_app.command("validate")
+def policy_validate(path: Path) -> None:
+    """Validate a policy file."""
+    policy = _guard(lambda: policy_mod.load(path))
+    out.print(f"{path}: valid policy, version {policy.version}", highlight=False)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="screener")
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    seed: Annotated[int, typer.Option(help="draws other works and queries")] = 0,
+) -> None:
+    """Register generated works, screen copies and unrelated images, and report."""
+    from screener import demo as demo_mod
+
+    table = Table("query", "expected", "decision", "score", "top work", "ok")
+    with _open(data_dir) as screener, _progress() as progress:
+        task = progress.add_task("screening", total=None)
+        rows = demo_mod.run(screener, seed=seed, on_row=lambda _r: progress.advance(task))
+        used = ", ".join(screener.signals.names)
+    for r in rows:
+        table.add_row(r.query, r.expected or "-", r.decision, f"{r.fused_score:.3f}",
+                      r.top_work_id or "-", "[green]yes[/]" if r.correct else "[red]NO[/]")
+    out.print(table)
+    copies = [r for r in rows if r.expected]
+    others = [r for r in rows if not r.expected]
+    out.print(f"signals used: {used}", highlight=False)
+    out.print(f"copies caught with the right work: {sum(r.correct for r in copies)}/{len(copies)}; "
+              f"unrelated images allowed: {sum(r.correct for r in others)}/{len(others)}",
+              highlight=False)
+    if not all(r.correct for r in rows):
+        raise typer.Exit(1)

@@ -1,0 +1,81 @@
+"""The one hierarchy of errors the screener raises.
+
+The CLI maps each class to an exit code and the HTTP service to a status code, each in one
+place; the ``code`` attribute is a stable machine-readable name for clients.
+"""
+
+from __future__ import annotations
+
+
+class ScreenerError(Exception):
+    """Base class of every error the screener raises on purpose."""
+
+    code = "screener_error"
+
+
+class InputError(ScreenerError):
+    """The caller's input is wrong (maps to a 4xx)."""
+
+    code = "bad_input"
+
+
+class DecodeError(InputError):
+    """Image bytes could not be turned into pixels."""
+
+    code = "decode_error"
+
+
+class EmptyImage(DecodeError):
+    code = "empty_image"
+
+
+class UnsupportedFormat(DecodeError):
+    code = "unsupported_format"
+
+
+class CorruptImage(DecodeError):
+    code = "corrupt_image"
+
+
+class ImageTooLarge(DecodeError):
+    """Too many bytes, or too many pixels (a decompression bomb)."""
+
+    code = "image_too_large"
+
+
+class UnreadableFile(DecodeError):
+    """An image file is missing or cannot be read (the message names the path)."""
+
+    code = "unreadable_file"
+
+
+class NotFound(InputError):
+    code = "not_found"
+
+
+class Conflict(InputError):
+    code = "conflict"
+
+
+class PolicyError(InputError):
+    """A policy file is missing, malformed or inconsistent."""
+
+    code = "invalid_policy"
+
+
+class ConfigurationError(ScreenerError):
+    """Settings ask for something this installation cannot do (maps to start-up failure)."""
+
+    code = "configuration_error"
+
+
+class SignalUnavailable(ConfigurationError):
+    """A required signal's model or package is missing."""
+
+    code = "signal_unavailable"
+
+
+class IndexInconsistent(ScreenerError):
+    """An index disagrees with the catalog in a way catch-up could not repair."""
+
+    code = "index_inconsistent"

@@ -1,0 +1,34 @@
+"""Fusion: raw per-signal values to one calibrated score in [0, 1]. Pure.
+
+Each raw value becomes evidence in [0, 1] by its policy calibration; the fused score is a
+logistic function of the weighted evidence. Weights are non-negative, so more similarity
+on any signal never lowers the fused score, and a missing signal adds no evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from screener.policy import Calibration, Policy, sigmoid
+
+
+def evidence(value: float | None, calibration: Calibration) -> float:
+    """Evidence in [0, 1] that a raw value indicates a copy (0 for a missing value)."""
+    if value is None or not math.isfinite(value):
+        return 0.0
+    position = (value - calibration.lo) / (calibration.hi - calibration.lo)
+    return min(1.0, max(0.0, position))
+
+
+def contributions(values: Mapping[str, float | None], policy: Policy) -> dict[str, float]:
+    """Each signal's weighted evidence: its share of the fused logit."""
+    return {
+        name: calibration.weight * evidence(values.get(name), calibration)
+        for name, calibration in policy.signals.items()
+    }
+
+
+def fuse(values: Mapping[str, float | None], policy: Policy) -> float:
+    """The fused score for one candidate work's raw signal values."""
+    return sigmoid(policy.bias + sum(contributions(values, policy).values()))

@@ -1,0 +1,174 @@
+"""The versioned policy: calibrations, fusion weights, decision bands, overrides.
+
+Pure: loading parses and validates a document into frozen dataclasses; `decide` maps a
+fused score to a decision. No threshold lives in code; they all come from a policy file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from screener.errors import PolicyError
+
+IMAGE_EVIDENCE = ("pdq_hamming", "phash_hamming", "sscd_cosine", "clip_cosine")
+PROMPT_EVIDENCE = ("prompt_keyword", "prompt_clip_cosine")
+EVIDENCE = IMAGE_EVIDENCE + PROMPT_EVIDENCE
+
+
+class Decision(StrEnum):
+    ALLOW = "allow"
+    REVIEW = "review"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A straight line from ``lo`` (evidence 0) to ``hi`` (evidence 1), clipped to [0, 1]."""
+
+    lo: float
+    hi: float
+    weight: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lo) and math.isfinite(self.hi) and self.lo != self.hi):
+            raise ValueError(f"lo and hi must be finite and differ (got {self.lo}, {self.hi})")
+        if not (math.isfinite(self.weight) and self.weight >= 0):
+            raise ValueError(f"weight must be a finite number >= 0 (got {self.weight})")
+
+
+@dataclass(frozen=True)
+class Bands:
+    """Fused scores at or above ``review`` are reviewed, at or above ``block`` blocked."""
+
+    review: float
+    block: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.review <= self.block <= 1.0:
+            raise ValueError(
+                f"bands need 0 <= review <= block <= 1 (got review={self.review}, "
+                f"block={self.block})"
+            )
+
+
+@dataclass(frozen=True)
+class Matching:
+    pdq_min_quality: float = 0.5
+    region_min_quality: float = 0.5
+    neighbours: int = 20
+    radius: Mapping[str, float] = field(default_factory=dict)
+    max_matches: int = 5
+
+    def __post_init__(self) -> None:
+        if self.neighbours < 1 or self.max_matches < 1:
+            raise ValueError("neighbours and max_matches must be at least 1")
+
+
+@dataclass(frozen=True)
+class Policy:
+    version: str
+    bias: float
+    signals: Mapping[str, Calibration]
+    bands: Bands
+    work_overrides: Mapping[str, Bands] = field(default_factory=dict)
+    matching: Matching = field(default_factory=Matching)
+
+    def __post_init__(self) -> None:
+        if not self.version.strip():
+            raise ValueError("version must not be empty")
+        if not math.isfinite(self.bias):
+            raise ValueError("bias must be finite")
+        unknown = sorted(set(self.signals) - set(EVIDENCE))
+        if unknown:
+            raise ValueError(f"unknown signal(s) {unknown}; known: {list(EVIDENCE)}")
+        if not any(name in self.signals for name in IMAGE_EVIDENCE):
+            raise ValueError("a policy needs at least one image signal")
+        # The prompt is one more signal, never the only one: full prompt evidence with no
+        # image evidence must stay below the review band of every work.
+        prompt_only = sigmoid(
+            self.bias + sum(c.weight for n, c in self.signals.items() if n in PROMPT_EVIDENCE)
+        )
+        lowest_review = min([self.bands.review, *(b.review for b in self.work_overrides.values())])
+        if prompt_only >= lowest_review:
+            raise ValueError(
+                f"prompt evidence alone reaches fused score {prompt_only:.3f}, at or above the "
+                f"review band {lowest_review}: lower the prompt weights or the bias"
+            )
+
+    def bands_for(self, work_id: str | None) -> Bands:
+        if work_id is not None and work_id in self.work_overrides:
+            return self.work_overrides[work_id]
+        return self.bands
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = _ADAPTER.dump_python(self, mode="json")
+        return result
+
+
+def sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+_ADAPTER: TypeAdapter[Policy] = TypeAdapter(Policy)
+
+
+def parse(document: Mapping[str, Any], source: str = "policy") -> Policy:
+    """Validate a policy document; a `PolicyError` says what is wrong and where."""
+    try:
+        return _ADAPTER.validate_python(dict(document))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise PolicyError(f"{source} is not a valid policy: {problems}") from None
+
+
+def loads(text: str, source: str = "policy") -> Policy:
+    """Parse a YAML or JSON policy text."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{source} is not valid YAML or JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise PolicyError(f"{source} must be a mapping at the top level")
+    return parse(document, source)
+
+
+def load(path: Path | None = None) -> Policy:
+    """Load a policy file, or the default policy shipped with the package."""
+    if path is None:
+        text = resources.files("screener.data").joinpath("default_policy.yaml").read_text("utf-8")
+        return loads(text, "the default policy")
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
+    return loads(text, str(path))
+
+
+def dumps(policy: Policy) -> str:
+    """Serialise a policy as YAML that `loads` reads back to an equal policy."""
+    return yaml.safe_dump(json.loads(json.dumps(policy.to_dict())), sort_keys=False)
+
+
+def decide(fused: float, bands: Bands) -> Decision:
+    """The decision for a fused score under the given bands."""
+    if fused >= bands.block:
+        return Decision.BLOCK
+    if fused >= bands.review:
+        return Decision.REVIEW
+    return Decision.ALLOW

@@ -1,0 +1,52 @@
+"""The fixed set of regions fingerprinted besides the whole image. Pure geometry.
+
+A protected work pasted into a larger picture fills only part of it, and a crop of a work
+is only part of the reference; fingerprinting a 2x2 grid and a centre crop on both sides
+lets whole-image signals see those parts. Regions overlap a little so a work straddling a
+grid line still falls mostly inside one cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WHOLE = "whole"
+
+
+@dataclass(frozen=True)
+class Region:
+    """A named box in fractions of the image's width and height."""
+
+    name: str
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    def box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The box in pixels, at least one pixel each way."""
+        x0, y0 = round(self.left * width), round(self.top * height)
+        x1 = max(x0 + 1, round(self.right * width))
+        y1 = max(y0 + 1, round(self.bottom * height))
+        return x0, y0, x1, y1
+
+
+_OVERLAP = 0.1
+GRID = tuple(
+    Region(
+        f"grid{row}{col}",
+        max(0.0, col * 0.5 - _OVERLAP / 2),
+        max(0.0, row * 0.5 - _OVERLAP / 2),
+        min(1.0, (col + 1) * 0.5 + _OVERLAP / 2),
+        min(1.0, (row + 1) * 0.5 + _OVERLAP / 2),
+    )
+    for row in range(2)
+    for col in range(2)
+)
+CENTRE = Region("centre", 0.2, 0.2, 0.8, 0.8)
+WHOLE_REGION = Region(WHOLE, 0.0, 0.0, 1.0, 1.0)
+
+
+def regions(enabled: bool) -> tuple[Region, ...]:
+    """The whole image first, then the grid and centre crop when regions are enabled."""
+    return (WHOLE_REGION, *GRID, CENTRE) if enabled else (WHOLE_REGION,)

@@ -1,0 +1,409 @@
+"""The front door: `Screener` opens the catalog, signals and indexes, and checks images;
+its `registry` registers and removes works.
+
+    with Screener.open("screener-data") as screener:
+        screener.registry.register("bridge", ["bridge.jpg"], title="Bridge")
+        verdict = screener.check("generated.png")
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from models import Fingerprinter
+from screener import fusion
+from screener import policy as policy_mod
+from screener.candidates import Best, Candidate, lower_is_closer, merge, query_matrix, score_exact
+from screener.catalog import Catalog, NewFingerprint, NewReference, Work
+from screener.decode import DecodedImage, Limits, decode, decode_file
+from screener.errors import DecodeError, InputError
+from screener.indexes import IndexSet
+from screener.policy import Bands, Decision, Policy
+from screener.prompt import keyword_matches
+from screener.signals import EVIDENCE_NAME, RegionFingerprint, SignalSet, vector_bytes
+from screener.settings import Settings
+from screener.verdict import Match, RegionPair, Verdict
+
+ImageInput = Path | str | bytes | DecodedImage
+
+_WORK_ID = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,200}$")
+_SEVERITY = {Decision.ALLOW: 0, Decision.REVIEW: 1, Decision.BLOCK: 2}
+
+
+@dataclass(frozen=True)
+class Registered:
+    work: Work
+    added_references: tuple[int, ...]
+    skipped: int
+
+
+class Screener:
+    """Screens images against the registered works. Thread-safe for checks."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        policy: Policy | None = None,
+        fingerprinters: Iterable[Fingerprinter] | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.policy = policy or policy_mod.load(self.settings.policy_path)
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.limits = Limits(max_bytes=self.settings.max_bytes, max_pixels=self.settings.max_pixels)
+        self.catalog = Catalog(self.settings.resolved_database_url)
+        self.signals = SignalSet(
+            self.settings, self.policy.matching.region_min_quality, fingerprinters
+        )
+        self.indexes = IndexSet(
+            self.catalog, self.signals.available, self.settings.index_dir,
+            self.settings.index_structure,
+        )
+        self._lock = threading.RLock()
+        with self._lock:
+            self.indexes.open()
+        self.registry = Registry(self)
+
+    @classmethod
+    def open(cls, data_dir: Path | str | None = None, **settings: Any) -> Screener:
+        if data_dir is not None:
+            settings["data_dir"] = Path(data_dir)
+        return cls(Settings(**settings))
+
+    def close(self) -> None:
+        with self._lock:
+            self.indexes.save()
+        self.catalog.close()
+
+    def __enter__(self) -> Screener:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # decoding ---------------------------------------------------------------------------------
+
+    def decode(self, image: ImageInput) -> DecodedImage:
+        if isinstance(image, DecodedImage):
+            return image
+        if isinstance(image, bytes):
+            return decode(image, limits=self.limits, max_side=self.settings.work_size)
+        return decode_file(Path(image), limits=self.limits, max_side=self.settings.work_size)
+
+    # checking ---------------------------------------------------------------------------------
+
+    def refresh(self) -> int:
+        """Catch the indexes up with registrations made elsewhere (another process)."""
+        with self._lock:
+            if self.catalog.high_water() > min(self.indexes.marks.values(), default=0):
+                return self.indexes.catch_up()
+        return 0
+
+    def check(self, image: ImageInput, prompt: str | None = None) -> Verdict:
+        """Screen one image (a path, bytes or an already decoded image)."""
+        clock = _Clock()
+        decoded = self.decode(image)
+        clock.lap("decode")
+        query = self.signals.fingerprint(decoded.image, dihedral=True)
+        clock.lap("fingerprint")
+        self.refresh()
+        by_signal = self._usable(query)
+        proposed = self._propose(by_signal)
+        prompt_info, prompt_works = self._prompt(prompt)
+        clock.lap("search")
+        work_ids = self._shortlist(proposed, prompt_works)
+        candidates = self._score(by_signal, work_ids)
+        matches = self._matches(candidates, prompt_works, prompt)
+        clock.lap("score")
+        return self._verdict(decoded, matches, prompt_info, clock)
+
+    def _usable(self, query: list[RegionFingerprint]) -> dict[str, list[RegionFingerprint]]:
+        """Query fingerprints grouped by signal, low-quality PDQ hashes left out."""
+        floor = self.policy.matching.pdq_min_quality
+        grouped: dict[str, list[RegionFingerprint]] = {}
+        for fp in query:
+            if fp.signal == "pdq" and (fp.fingerprint.quality or 0.0) < floor:
+                continue
+            grouped.setdefault(fp.signal, []).append(fp)
+        return grouped
+
+    def _propose(self, by_signal: dict[str, list[RegionFingerprint]]) -> dict[str, dict[str, Best]]:
+        """Works proposed by each signal's index, with the index's best value for each."""
+        matching = self.policy.matching
+        hits: dict[str, list[tuple[int, float, str]]] = {}
+        with self._lock:
+            for signal, fps in by_signal.items():
+                binary = self.signals.available[signal].kind == "binary"
+                regions, matrix = query_matrix(signal, fps, binary)
+                found = self.indexes.search(
+                    signal, matrix, k=matching.neighbours, radius=matching.radius.get(signal)
+                )
+                hits[signal] = [
+                    (int(i), float(s), regions[q])
+                    for q, (ids, scores) in enumerate(zip(found.ids, found.scores, strict=True))
+                    for i, s in zip(ids, scores, strict=True)
+                ]
+        owners = {
+            f.id: f
+            for f in self.catalog.fingerprints_by_id(i for h in hits.values() for i, _, _ in h)
+        }
+        proposed: dict[str, dict[str, Best]] = {}
+        for signal, signal_hits in hits.items():
+            sign = -1.0 if lower_is_closer(signal) else 1.0
+            best = proposed.setdefault(signal, {})
+            for fid, value, region in signal_hits:
+                ref = owners.get(fid)
+                if ref is None:  # removed since the index was searched
+                    continue
+                current = best.get(ref.work_id)
+                if current is None or sign * value > sign * current.value:
+                    best[ref.work_id] = Best(value, RegionPair(region, ref.reference_id, ref.region))
+        return proposed
+
+    def _prompt(self, prompt: str | None) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+        if not prompt:
+            return None, {}
+        found = keyword_matches(prompt, self.catalog.keywords())
+        return {"text": prompt, "keyword_matches": found}, found
+
+    def _shortlist(
+        self, proposed: dict[str, dict[str, Best]], prompt_works: dict[str, list[str]]
+    ) -> list[str]:
+        """The works worth an exact comparison: best first by a fused score of index hits."""
+        limit = 4 * self.policy.matching.max_matches
+        preliminary = merge(proposed)
+        ranked = sorted(
+            preliminary, key=lambda w: fusion.fuse(preliminary[w].values(), self.policy),
+            reverse=True,
+        )
+        shortlist = ranked[:limit]
+        shortlist += [w for w in prompt_works if w not in shortlist]
+        return shortlist
+
+    def _score(
+        self, by_signal: dict[str, list[RegionFingerprint]], work_ids: Sequence[str]
+    ) -> dict[str, Candidate]:
+        if not work_ids:
+            return {}
+        exact: dict[str, dict[str, Best]] = {}
+        for signal, fps in by_signal.items():
+            stored = self.catalog.fingerprints_of_works(
+                work_ids, signal, self.signals.available[signal].spec_id
+            )
+            binary = self.signals.available[signal].kind == "binary"
+            floor = self.policy.matching.pdq_min_quality if signal == "pdq" else None
+            exact[signal] = score_exact(signal, binary, fps, stored, floor)
+        candidates = merge(exact)
+        for work_id in work_ids:
+            candidates.setdefault(work_id, Candidate(work_id))
+        return candidates
+
+    def _matches(
+        self,
+        candidates: dict[str, Candidate],
+        prompt_works: dict[str, list[str]],
+        prompt: str | None,
+    ) -> list[Match]:
+        matches = []
+        works = {w.id: w for w in self._works(candidates)}
+        for work_id, candidate in candidates.items():
+            work = works.get(work_id)
+            if work is None:
+                continue
+            values: dict[str, float | None] = {
+                EVIDENCE_NAME[s]: None for s in self.signals.available
+            }
+            values.update(candidate.values())
+            if prompt:
+                values["prompt_keyword"] = 1.0 if work_id in prompt_works else 0.0
+            bands = self._bands(work)
+            fused = fusion.fuse(values, self.policy)
+            matches.append(
+                Match(
+                    work_id=work_id,
+                    title=work.title,
+                    owner=work.owner,
+                    fused_score=round(fused, 6),
+                    decision=policy_mod.decide(fused, bands).value,
+                    thresholds={"review": bands.review, "block": bands.block},
+                    signals=values,
+                    contributions={
+                        k: round(v, 6) for k, v in fusion.contributions(values, self.policy).items()
+                    },
+                    regions={name: best.pair for name, best in candidate.best.items()},
+                )
+            )
+        matches.sort(
+            key=lambda m: (_SEVERITY[Decision(m.decision)], m.fused_score), reverse=True
+        )
+        return matches
+
+    def _works(self, candidates: dict[str, Candidate]) -> list[Work]:
+        works = []
+        for work_id in candidates:
+            try:
+                works.append(self.catalog.get_work(work_id))
+            except InputError:  # removed since it was proposed
+                continue
+        return works
+
+    def _bands(self, work: Work) -> Bands:
+        if work.thresholds:
+            base = self.policy.bands_for(work.id)
+            return Bands(
+                review=work.thresholds.get("review", base.review),
+                block=work.thresholds.get("block", base.block),
+            )
+        return self.policy.bands_for(work.id)
+
+    def _verdict(
+        self,
+        decoded: DecodedImage,
+        matches: list[Match],
+        prompt_info: dict[str, Any] | None,
+        clock: _Clock,
+    ) -> Verdict:
+        limit = self.policy.matching.max_matches
+        flagged = [m for m in matches if m.decision != Decision.ALLOW.value]
+        others = [m for m in matches if m.decision == Decision.ALLOW.value]
+        top = flagged[0] if flagged else None
+        best_score = max((m.fused_score for m in matches), default=0.0)
+        clock.lap("verdict")
+        return Verdict(
+            decision=top.decision if top else Decision.ALLOW.value,
+            fused_score=top.fused_score if top else best_score,
+            top_work_id=top.work_id if top else None,
+            matches=tuple(flagged[:limit]),
+            near_misses=tuple(others[: min(3, limit)]),
+            thresholds={"review": self.policy.bands.review, "block": self.policy.bands.block},
+            policy_version=self.policy.version,
+            index_version=self.indexes.version(),
+            models=self.signals.specs,
+            signals_used=tuple(self.signals.names),
+            signals_missing=dict(self.signals.missing),
+            input={
+                "sha256": decoded.sha256,
+                "format": decoded.format,
+                "width": decoded.width,
+                "height": decoded.height,
+            },
+            prompt=prompt_info,
+            timings_ms=clock.laps,
+        )
+
+
+class Registry:
+    """Registers and removes works; writes the catalog first, then the indexes."""
+
+    def __init__(self, screener: Screener) -> None:
+        self._s = screener
+
+    def register(
+        self,
+        work_id: str,
+        images: Sequence[ImageInput],
+        *,
+        title: str | None = None,
+        owner: str = "",
+        aliases: Sequence[str] = (),
+        names: Sequence[str] | None = None,
+        create_only: bool = False,
+    ) -> Registered:
+        """Register a work (or add references to an existing one) from its images.
+
+        Every image is decoded and fingerprinted before anything is written: one bad image
+        fails the whole call and nothing changes.
+        """
+        if not _WORK_ID.match(work_id) or not work_id.strip():
+            raise InputError(
+                f"work id {work_id!r} must be 1-200 characters, without slashes or control "
+                "characters"
+            )
+        if not images:
+            raise InputError(f"work {work_id!r}: at least one reference image is needed")
+        references = [
+            self._reference(image, names[i] if names else _name_of(image, i))
+            for i, image in enumerate(images)
+        ]
+        with self._s._lock:
+            work, added = self._s.catalog.register(
+                work_id,
+                title=title or work_id,
+                owner=owner,
+                aliases=list(aliases),
+                references=references,
+                create_only=create_only,
+            )
+            self._s.indexes.catch_up()
+        return Registered(work, tuple(added), len(references) - len(added))
+
+    def _reference(self, image: ImageInput, name: str) -> NewReference:
+        if isinstance(image, DecodedImage):
+            raise InputError("register needs the original bytes or a path, not a decoded image")
+        try:
+            data = image if isinstance(image, bytes) else _read(Path(image), self._s.limits)
+            decoded = decode(data, limits=self._s.limits, max_side=self._s.settings.work_size)
+        except DecodeError as exc:
+            raise type(exc)(f"{name}: {exc}") from exc
+        fingerprints = tuple(
+            NewFingerprint(
+                fp.signal,
+                self._s.signals.available[fp.signal].spec_id,
+                fp.region,
+                vector_bytes(fp.fingerprint),
+                fp.fingerprint.quality,
+            )
+            for fp in self._s.signals.fingerprint(decoded.image, dihedral=False)
+        )
+        return NewReference(
+            decoded.sha256, name, decoded.format, decoded.width, decoded.height, data, fingerprints
+        )
+
+    def remove(self, work_id: str) -> int:
+        """Remove a work everywhere; returns how many fingerprints went with it."""
+        with self._s._lock:
+            removed = self._s.catalog.remove_work(work_id)
+            self._s.indexes.catch_up()
+        return removed
+
+    def save(self) -> None:
+        with self._s._lock:
+            self._s.indexes.save()
+
+
+def _name_of(image: ImageInput, position: int) -> str:
+    if isinstance(image, (str, Path)):
+        return os.path.basename(str(image))
+    return f"image-{position + 1}"
+
+
+def _read(path: Path, limits: Limits) -> bytes:
+    """A file's bytes, refusing it unread past the byte cap (decode reports the error)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(limits.max_bytes + 1)
+    except OSError as exc:
+        raise DecodeError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self._start = self._last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round((now - self._last) * 1000, 3)
+        self.laps["total"] = round((now - self._start) * 1000, 3)
+        self._last = now
+

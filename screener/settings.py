@@ -1,0 +1,77 @@
+"""All settings in one object, read from ``SCREENER_*`` environment variables.
+
+Building a `Settings` is cheap: nothing heavy (models, indexes, database connections) is
+made here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SIGNALS = ("phash", "pdq", "sscd", "clip")
+IMAGE_SIGNALS = frozenset(DEFAULT_SIGNALS)
+
+
+class Settings(BaseSettings):
+    """Where state lives, which signals run and how, and the limits on input."""
+
+    model_config = SettingsConfigDict(env_prefix="SCREENER_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("screener-data"), description="where state lives")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in data_dir"
+    )
+    policy_path: Path | None = Field(
+        default=None, description="policy file; default: the policy shipped with the package"
+    )
+
+    signals: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SIGNALS))
+    require_signals: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="signals whose absence is a start-up error"
+    )
+
+    work_size: int = Field(default=512, ge=64, description="long side of the one downscaled copy")
+    regions: bool = Field(default=True, description="also fingerprint a 2x2 grid and centre crop")
+
+    sscd_model: str = "sscd"
+    sscd_weights: Path | None = None
+    sscd_threads: int = Field(default=0, ge=0, description="0: ONNX Runtime decides")
+
+    clip_arch: str = "ViT-B-32"
+    clip_pretrained: str = "laion2b_s34b_b79k"
+    clip_weights: Path | None = None
+    clip_threads: int = Field(default=0, ge=0)
+
+    index_structure: str = Field(default="auto", description="'auto' or a FAISS factory string")
+
+    max_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(default=50_000_000, ge=1)
+
+    @field_validator("signals", "require_signals", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("signals", "require_signals")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in IMAGE_SIGNALS]
+        if unknown:
+            raise ValueError(f"unknown signal(s) {unknown}; known: {sorted(IMAGE_SIGNALS)}")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'catalog.sqlite3').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "indexes"

@@ -1,0 +1,140 @@
+"""The signal set: which fingerprinters run, and fingerprinting one image with its regions.
+
+Decoding happens once and at one small size (``work_size`` on the long side); every
+fingerprinter and every region is fed from that copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+import models
+from models import Fingerprint, Fingerprinter, ModelUnavailable
+from models.hashes import PDQ
+from screener.errors import SignalUnavailable
+from screener.regions import WHOLE, Region, regions
+from screener.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The raw value each signal contributes to a verdict, named as it appears in evidence.
+EVIDENCE_NAME = {
+    "pdq": "pdq_hamming",
+    "phash": "phash_hamming",
+    "sscd": "sscd_cosine",
+    "clip": "clip_cosine",
+}
+
+
+@dataclass(frozen=True)
+class RegionFingerprint:
+    """One fingerprint of one region (or dihedral variant) of an image."""
+
+    signal: str
+    region: str
+    fingerprint: Fingerprint
+
+
+def _options(name: str, settings: Settings) -> dict[str, object]:
+    if name == "sscd":
+        return {
+            "model": settings.sscd_model,
+            "weights": settings.sscd_weights,
+            "threads": settings.sscd_threads,
+        }
+    if name == "clip":
+        return {
+            "arch": settings.clip_arch,
+            "pretrained": settings.clip_pretrained,
+            "weights": settings.clip_weights,
+            "threads": settings.clip_threads,
+        }
+    return {}
+
+
+class SignalSet:
+    """The fingerprinters that could be built from the settings, and those that could not."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        region_min_quality: float,
+        fingerprinters: Iterable[Fingerprinter] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.region_min_quality = region_min_quality
+        self.available: dict[str, Fingerprinter] = {}
+        self.missing: dict[str, str] = {}
+        if fingerprinters is not None:
+            self.available = {f.name: f for f in fingerprinters}
+        else:
+            for name in settings.signals:
+                try:
+                    self.available[name] = models.create(name, **_options(name, settings))
+                except ModelUnavailable as exc:
+                    self.missing[name] = str(exc)
+        required_missing = {n: r for n, r in self.missing.items() if n in settings.require_signals}
+        if required_missing:
+            raise SignalUnavailable(
+                "required signal(s) unavailable: "
+                + "; ".join(f"{n}: {r}" for n, r in required_missing.items())
+            )
+        for name, reason in self.missing.items():
+            log.warning("signal %s is NOT in use: %s", name, reason)
+        if not self.available:
+            raise SignalUnavailable("no signal can run: " + "; ".join(self.missing.values()))
+        self._gate = PDQ()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.available)
+
+    @property
+    def specs(self) -> dict[str, str]:
+        return {name: f.spec_id for name, f in self.available.items()}
+
+    def _crops(self, image: Image.Image) -> list[tuple[Region, Image.Image]]:
+        """The whole image and every informative region (PDQ quality as the measure)."""
+        crops = [(region, image.crop(region.box(*image.size))) for region in regions(
+            self.settings.regions
+        )]
+        whole, rest = crops[0], crops[1:]
+        if not rest:
+            return [whole]
+        qualities = [f.quality or 0.0 for f in self._gate.fingerprint([c for _, c in rest])]
+        return [whole] + [
+            crop for crop, q in zip(rest, qualities, strict=True) if q >= self.region_min_quality
+        ]
+
+    def fingerprint(self, image: Image.Image, *, dihedral: bool) -> list[RegionFingerprint]:
+        """Fingerprint the whole image and its regions with every available signal.
+
+        With ``dihedral``, fingerprinters that can also hash the 8 rotations and flips of
+        the whole image cheaply do so (query side: a flipped copy still matches).
+        """
+        crops = self._crops(image)
+        out: list[RegionFingerprint] = []
+        for name, fingerprinter in self.available.items():
+            results = fingerprinter.fingerprint([crop for _, crop in crops])
+            out += [
+                RegionFingerprint(name, region.name, fp)
+                for (region, _), fp in zip(crops, results, strict=True)
+            ]
+            if dihedral and isinstance(fingerprinter, models.DihedralFingerprinter):
+                variants = fingerprinter.fingerprint_dihedral(image)
+                out += [
+                    RegionFingerprint(name, f"{WHOLE}/d{i}", fp)
+                    for i, fp in enumerate(variants)
+                    if i > 0
+                ]
+        return out
+
+
+def vector_bytes(fingerprint: Fingerprint) -> bytes:
+    """The stored form of a fingerprint's vector."""
+    return np.ascontiguousarray(fingerprint.vector).tobytes()

@@ -1,0 +1,66 @@
+"""What a check returns: the decision and the evidence behind it. Plain frozen data."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RegionPair:
+    """Which part of the query matched which part of which reference image."""
+
+    query: str
+    reference_id: int
+    reference: str
+
+
+@dataclass(frozen=True)
+class Match:
+    work_id: str
+    title: str
+    owner: str
+    fused_score: float
+    decision: str
+    thresholds: dict[str, float]
+    signals: dict[str, float | None]
+    contributions: dict[str, float]
+    regions: dict[str, RegionPair]
+
+    @property
+    def best_region(self) -> RegionPair | None:
+        """The region pair of the strongest contributing image signal."""
+        ranked = sorted(
+            (c, s) for s, c in self.contributions.items() if s in self.regions and c > 0
+        )
+        return self.regions[ranked[-1][1]] if ranked else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: str
+    fused_score: float
+    top_work_id: str | None
+    matches: tuple[Match, ...]
+    near_misses: tuple[Match, ...]
+    thresholds: dict[str, float]
+    policy_version: str
+    index_version: str
+    models: dict[str, str]
+    signals_used: tuple[str, ...]
+    signals_missing: dict[str, str]
+    input: dict[str, Any]
+    prompt: dict[str, Any] | None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def top_match(self) -> Match | None:
+        return self.matches[0] if self.matches else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("matches", "near_misses"):
+            for raw, match in zip(data[key], getattr(self, key), strict=True):
+                best = match.best_region
+                raw["best_region"] = None if best is None else asdict(best)
+        return data
