@@ -1,7 +1,10 @@
 """Two ways of keeping our int64 ids inside a faiss structure.
 
-``IdMapStore`` is for structures that can delete (Flat, IVF, binary Flat): they sit in an
-``IndexIDMap2`` so that faiss's labels *are* our ids and ``remove_ids`` really frees rows.
+``IdStore`` is for structures that can delete, where faiss's labels *are* our ids and
+``remove_ids`` really frees rows: Flat and binary Flat inside an ``IndexIDMap2``, and IVF
+bare, since IVF stores ids in its lists itself. (IVF must not go inside an ``IndexIDMap2``:
+its ``remove_ids`` compacts the id map as if the inner index shifted its rows down, which
+IVF does not, and every later answer is mislabelled.)
 
 ``TombstoneStore`` is for structures that cannot delete (HNSW, binary multi-index hashing).
 Their faiss labels are row positions 0..n-1 and a ``LabelMap`` maps positions to ids and
@@ -36,8 +39,21 @@ def deserialize(data: npt.NDArray[np.uint8], binary: bool) -> Any:
     return faiss.deserialize_index_binary(buf) if binary else faiss.deserialize_index(buf)
 
 
-class IdMapStore:
-    """A faiss ``IndexIDMap2`` (dense or binary) whose labels are the caller's ids."""
+def _ivf_ids(ivf: Any) -> IdArray:
+    """Every id stored in an IVF's inverted lists."""
+    lists = ivf.invlists
+    chunks = [np.empty(0, np.int64)]
+    for list_no in range(ivf.nlist):
+        size = lists.list_size(list_no)
+        if size:
+            ptr = lists.get_ids(list_no)
+            chunks.append(faiss.rev_swig_ptr(ptr, size).astype(np.int64))
+            lists.release_ids(list_no, ptr)
+    return np.concatenate(chunks)
+
+
+class IdStore:
+    """A faiss index (an ``IndexIDMap2``, binary or dense, or an IVF) labelled by our ids."""
 
     def __init__(self, index: Any, binary: bool) -> None:
         self.index = index
@@ -46,8 +62,13 @@ class IdMapStore:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
+    def _unsorted_ids(self) -> IdArray:
+        if hasattr(self.index, "id_map"):
+            return np.asarray(faiss.vector_to_array(self.index.id_map), dtype=np.int64)
+        return _ivf_ids(self.index)
+
     def ids(self) -> IdArray:
-        return np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
+        return np.sort(self._unsorted_ids())
 
     def remove(self, ids: IdArray) -> int:
         if len(ids) == 0 or self.index.ntotal == 0:
@@ -58,7 +79,10 @@ class IdMapStore:
         """Add, replacing ids already present (IDMap2 itself would keep both rows)."""
         if len(ids) == 0:
             return
-        self.remove(ids)
+        # IDMap2 rebuilds its whole reverse map on every remove_ids, even a no-op one, so
+        # only call it when an id is really present (the id map is a cheap copy to check).
+        if not hasattr(self.index, "id_map") or np.isin(self._unsorted_ids(), ids).any():
+            self.remove(ids)
         self.index.add_with_ids(vectors, ids)
 
     def knn(self, queries: npt.NDArray[Any], k: int, params: Any = None) -> list[Row]:

@@ -50,7 +50,7 @@ from index._results import (
     select,
     to_neighbours,
 )
-from index._stores import IdMapStore, LabelMap, TombstoneStore, deserialize
+from index._stores import IdStore, LabelMap, TombstoneStore, deserialize
 from index._validate import (
     as_ids,
     as_vectors,
@@ -98,7 +98,7 @@ class FaissBinaryIndex:
             "compact_min", 1024 if compact_min is None else compact_min
         )
         self._nhash = 0
-        self._store: IdMapStore | TombstoneStore
+        self._store: IdStore | TombstoneStore
         match = _BMIH.fullmatch(structure)
         if structure == "BFlat":
             given = [
@@ -113,7 +113,7 @@ class FaissBinaryIndex:
             if given:
                 raise ValueError(f"parameters {given} do not apply to 'BFlat'")
             flat = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(spec.dim))
-            self._store = IdMapStore(flat, binary=True)
+            self._store = IdStore(flat, binary=True)
         elif match:
             self._nhash = int(match.group(1))
             bits = spec.dim // self._nhash if self._nhash else 0
@@ -290,7 +290,7 @@ class FaissBinaryIndex:
         if index._nhash == 0:
             if not isinstance(raw, faiss.IndexBinaryIDMap2):
                 raise IndexCorrupt(f"saved index is a {type(raw).__name__}, not IndexBinaryIDMap2")
-            index._store = IdMapStore(raw, binary=True)
+            index._store = IdStore(raw, binary=True)
             return index
         if not isinstance(raw, faiss.IndexBinaryMultiHash) or raw.nhash != index._nhash:
             raise IndexCorrupt(f"saved index is a {type(raw).__name__}, not {structure!r}")

@@ -13,7 +13,7 @@ Structures are faiss index-factory strings, always built with ``METRIC_INNER_PRO
     ``compact_min``). ``ef_search`` (default 64) can be changed at any time;
     ``ef_construction`` (default 80) applies to rows added afterwards.
 ``"IVF<n>,<codec>"`` (e.g. ``"IVF16,Flat"``, ``"IVF64,PQ8"``)
-    Approximate inverted lists inside an ``IndexIDMap2``; ``remove`` is native and
+    Approximate inverted lists that hold our ids themselves; ``remove`` is native and
     ``nprobe`` (default 8) can be changed at any time. IVF must be trained, and k-means on
     a handful of vectors gives useless lists, so the index starts as an exact Flat
     *buffer*. The add that brings it to ``train_min`` vectors trains the IVF on everything
@@ -46,7 +46,7 @@ from index._results import (
     select,
     to_neighbours,
 )
-from index._stores import IdMapStore, LabelMap, TombstoneStore, deserialize
+from index._stores import IdStore, LabelMap, TombstoneStore, deserialize
 from index._validate import (
     as_ids,
     as_vectors,
@@ -130,11 +130,11 @@ class FaissDenseIndex:
         self._nprobe = positive_int("nprobe", 8 if nprobe is None else nprobe)
         self._trained = self._family != "ivf"
         self._train_min = 0
-        self._store: IdMapStore | TombstoneStore
+        self._store: IdStore | TombstoneStore
         if self._family == "hnsw":
             self._store = self._new_tombstone_store(self._new_hnsw(), LabelMap())
         else:
-            self._store = IdMapStore(faiss.IndexIDMap2(faiss.IndexFlatIP(spec.dim)), binary=False)
+            self._store = IdStore(faiss.IndexIDMap2(faiss.IndexFlatIP(spec.dim)), binary=False)
         if self._family == "ivf":
             self._train_min = self._check_ivf(train_min)
 
@@ -287,13 +287,13 @@ class FaissDenseIndex:
     def _train(self) -> None:
         """Train the IVF on every buffered vector and move them all into it."""
         buffer = self._store
-        assert isinstance(buffer, IdMapStore)
+        assert isinstance(buffer, IdStore)
         ids = faiss.vector_to_array(buffer.index.id_map).astype(np.int64)
         vectors = buffer.index.index.reconstruct_n(0, len(buffer))
-        ivf = faiss.IndexIDMap2(self._new_ivf())
+        ivf = self._new_ivf()
         ivf.train(vectors)
         ivf.add_with_ids(vectors, ids)
-        self._store = IdMapStore(ivf, binary=False)
+        self._store = IdStore(ivf, binary=False)
         self._trained = True
 
     def _search_params(self) -> Any:
@@ -354,14 +354,12 @@ class FaissDenseIndex:
             except (KeyError, ValueError) as e:
                 raise IndexCorrupt(f"HNSW labels are missing or inconsistent: {e}") from e
             return index
-        if not isinstance(raw, faiss.IndexIDMap2):
-            raise IndexCorrupt(f"saved index is a {type(raw).__name__}, not IndexIDMap2")
-        inner = faiss.downcast_index(raw.index)
-        is_ivf = isinstance(inner, faiss.IndexIVF)
-        if not (is_ivf or isinstance(inner, faiss.IndexFlat)) or (
-            is_ivf and index._family == "flat"
-        ):
-            raise IndexCorrupt(f"saved index wraps a {type(inner).__name__}, not {structure!r}")
+        is_ivf = index._family == "ivf" and isinstance(raw, faiss.IndexIVF)
+        flat = isinstance(raw, faiss.IndexIDMap2) and isinstance(
+            faiss.downcast_index(raw.index), faiss.IndexFlat
+        )
+        if not (is_ivf or flat):
+            raise IndexCorrupt(f"saved index is a {type(raw).__name__}, not {structure!r}")
         index._trained = index._family == "flat" or is_ivf
-        index._store = IdMapStore(raw, binary=False)
+        index._store = IdStore(raw, binary=False)
         return index

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from screener.catalog import StoredFingerprint
-from screener.signals import EVIDENCE_NAME, RegionFingerprint
+from screener.signals import EVIDENCE_NAME, REGION_EVIDENCE_NAME, RegionFingerprint, is_whole
 from screener.verdict import RegionPair
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)
@@ -47,6 +47,16 @@ def lower_is_closer(signal: str) -> bool:
     return EVIDENCE_NAME[signal].endswith("_hamming")
 
 
+def evidence_name(signal: str, query_region: str, reference_region: str) -> str | None:
+    """The evidence a pair of parts gives, or None for region against region."""
+    query_whole, ref_whole = is_whole(query_region), is_whole(reference_region)
+    if query_whole and ref_whole:
+        return EVIDENCE_NAME[signal]
+    if query_whole or ref_whole:
+        return REGION_EVIDENCE_NAME[signal]
+    return None
+
+
 def query_matrix(
     signal: str, fingerprints: Sequence[RegionFingerprint], binary: bool
 ) -> tuple[list[str], npt.NDArray[np.uint8] | npt.NDArray[np.float32]]:
@@ -62,8 +72,14 @@ def score_exact(
     query: Sequence[RegionFingerprint],
     stored: Iterable[StoredFingerprint],
     min_quality: float | None,
-) -> dict[str, Best]:
-    """Each work's best value of one signal over every (query part, reference part) pair."""
+) -> dict[str, dict[str, Best]]:
+    """Each work's best value of one signal, by evidence name.
+
+    Whole against whole gives the signal's main evidence; a region of the query against a
+    whole reference, or the whole query against a region of a reference, gives its region
+    evidence. Region against region is not compared: it explains no copy that the other
+    two miss, and it pairs unrelated backgrounds.
+    """
     refs = [s for s in stored if min_quality is None or (s.quality or 0.0) >= min_quality]
     if not refs or not query:
         return {}
@@ -76,20 +92,31 @@ def score_exact(
         r32 = np.frombuffer(b"".join(s.vector for s in refs), dtype=np.float32)
         values = (q.astype(np.float32) @ r32.reshape(len(refs), -1).T).astype(np.float64)
         sign = 1.0
-    best: dict[str, Best] = {}
+    query_whole = np.array([is_whole(r) for r in regions])
+    best: dict[str, dict[str, Best]] = {}
     for column, ref in enumerate(refs):
-        row = int(np.argmax(sign * values[:, column]))
-        value = float(values[row, column])
-        current = best.get(ref.work_id)
-        if current is None or sign * value > sign * current.value:
-            best[ref.work_id] = Best(value, RegionPair(regions[row], ref.reference_id, ref.region))
+        ref_whole = is_whole(ref.region)
+        for name, rows in (
+            (EVIDENCE_NAME[signal], query_whole if ref_whole else np.zeros_like(query_whole)),
+            (REGION_EVIDENCE_NAME[signal], ~query_whole if ref_whole else query_whole),
+        ):
+            if not rows.any():
+                continue
+            scores = np.where(rows, sign * values[:, column], -np.inf)
+            row = int(np.argmax(scores))
+            value = float(values[row, column])
+            current = best.setdefault(name, {}).get(ref.work_id)
+            if current is None or sign * value > sign * current.value:
+                best[name][ref.work_id] = Best(
+                    value, RegionPair(regions[row], ref.reference_id, ref.region)
+                )
     return best
 
 
-def merge(per_signal: Mapping[str, Mapping[str, Best]]) -> dict[str, Candidate]:
-    """Per-signal bests keyed by work, regrouped as one candidate per work."""
+def merge(per_evidence: Mapping[str, Mapping[str, Best]]) -> dict[str, Candidate]:
+    """Bests keyed by evidence name then work, regrouped as one candidate per work."""
     candidates: dict[str, Candidate] = {}
-    for signal, by_work in per_signal.items():
+    for name, by_work in per_evidence.items():
         for work_id, best in by_work.items():
-            candidates.setdefault(work_id, Candidate(work_id)).best[EVIDENCE_NAME[signal]] = best
+            candidates.setdefault(work_id, Candidate(work_id)).best[name] = best
     return candidates

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,8 +183,9 @@ _RASTER_SIGNATURES: Final[tuple[tuple[bytes, _Sniffed], ...]] = (
     (b"BPG\xfb", _Sniffed(None, "BPG")),
     (b"\x59\xa6\x6a\x95", _Sniffed("SUN", "Sun raster")),
     (b"%PDF", _Sniffed(None, "PDF")),
-    (b"%!PS", _Sniffed("EPS", "PostScript")),
-    (b"\xc5\xd0\xd3\xc6", _Sniffed("EPS", "EPS (PostScript)")),
+    # Never handed to Pillow, even if allowed: its EPS reader runs Ghostscript.
+    (b"%!PS", _Sniffed(None, "PostScript")),
+    (b"\xc5\xd0\xd3\xc6", _Sniffed(None, "EPS (PostScript)")),
     (b"PK\x03\x04", _Sniffed(None, "a ZIP archive")),
     (b"\x1f\x8b", _Sniffed(None, "gzip-compressed data (SVGZ?)")),
     (b"7z\xbc\xaf\x27\x1c", _Sniffed(None, "a 7-Zip archive")),
@@ -364,9 +366,13 @@ def decode(
     except DecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own bomb check fired (beyond twice its MAX_IMAGE_PIXELS, or a warning
+        # turned into an error by the caller's filters) before ours could.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "too many pixels"
         raise ImageTooLarge(
-            f"The {sniffed.label} image declares too many pixels to decode safely "
-            "(a possible decompression bomb)."
+            f"The {sniffed.label} image declares {declared}, more than the "
+            f"{limits.max_pixels / 1e6:g}-megapixel limit (a possible decompression bomb)."
         ) from exc
     except MemoryError as exc:
         raise ImageTooLarge(
@@ -454,14 +460,21 @@ def _decode_pixels(
             # least this size; the resize below does the rest with a good filter.
             scale = max_side / max(width, height)
             im.draft("RGB", (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
+        # Recent Pillow TIFF readers apply the Orientation tag themselves while loading,
+        # removes the tag and reports the upright size from the header: note it first.
+        stored = _tiff_orientation(im) if fmt == "TIFF" else 1
         im.load()
         orientation = _orientation(im)
         working = _working_image(im)
 
-    transpose = _TRANSPOSES.get(orientation)
+    if stored != 1 and orientation == 1:  # already applied by the loader
+        orientation, to_apply = stored, 1
+    else:
+        to_apply = orientation
+    transpose = _TRANSPOSES.get(to_apply)
     if transpose is not None:
         working = working.transpose(transpose)
-    if orientation >= 5:
+    if to_apply >= 5:
         width, height = height, width
     if max_side is not None and max(working.size) > max_side:
         working = working.resize(
@@ -637,9 +650,20 @@ def _float_rows(rows: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
 def _orientation(im: Image.Image) -> int:
     """The EXIF orientation, 1..8; 1 when absent, out of range or the EXIF is unreadable."""
     try:
-        value = im.getexif().get(_ORIENTATION_TAG)
+        return _valid_orientation(im.getexif().get(_ORIENTATION_TAG))
     except Exception:  # a corrupt EXIF block must never stop the decode
         return 1
+
+
+def _tiff_orientation(im: Image.Image) -> int:
+    """The TIFF Orientation tag as read from the header, before any pixel is loaded."""
+    try:
+        return _valid_orientation(getattr(im, "tag_v2", {}).get(_ORIENTATION_TAG))
+    except Exception:  # an unreadable tag is no orientation
+        return 1
+
+
+def _valid_orientation(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 8:
         return value
     return 1

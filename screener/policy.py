@@ -20,7 +20,16 @@ from pydantic import TypeAdapter, ValidationError
 
 from screener.errors import PolicyError
 
-IMAGE_EVIDENCE = ("pdq_hamming", "phash_hamming", "sscd_cosine", "clip_cosine")
+IMAGE_EVIDENCE = (
+    "pdq_hamming",
+    "phash_hamming",
+    "sscd_cosine",
+    "clip_cosine",
+    "pdq_region_hamming",
+    "phash_region_hamming",
+    "sscd_region_cosine",
+    "clip_region_cosine",
+)
 PROMPT_EVIDENCE = ("prompt_keyword", "prompt_clip_cosine")
 EVIDENCE = IMAGE_EVIDENCE + PROMPT_EVIDENCE
 

@@ -21,14 +21,28 @@ from typing import Any
 from models import Fingerprinter
 from screener import fusion
 from screener import policy as policy_mod
-from screener.candidates import Best, Candidate, lower_is_closer, merge, query_matrix, score_exact
+from screener.candidates import (
+    Best,
+    Candidate,
+    evidence_name,
+    lower_is_closer,
+    merge,
+    query_matrix,
+    score_exact,
+)
 from screener.catalog import Catalog, NewFingerprint, NewReference, Work
 from screener.decode import DecodedImage, Limits, decode, decode_file
 from screener.errors import DecodeError, InputError
 from screener.indexes import IndexSet
 from screener.policy import Bands, Decision, Policy
 from screener.prompt import keyword_matches
-from screener.signals import EVIDENCE_NAME, RegionFingerprint, SignalSet, vector_bytes
+from screener.signals import (
+    EVIDENCE_NAME,
+    REGION_EVIDENCE_NAME,
+    RegionFingerprint,
+    SignalSet,
+    vector_bytes,
+)
 from screener.settings import Settings
 from screener.verdict import Match, RegionPair, Verdict
 
@@ -36,6 +50,12 @@ ImageInput = Path | str | bytes | DecodedImage
 
 _WORK_ID = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,200}$")
 _SEVERITY = {Decision.ALLOW: 0, Decision.REVIEW: 1, Decision.BLOCK: 2}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    verdict: Verdict
+    candidates: tuple[Match, ...]  # every work compared, most severe and closest first
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,16 @@ class Screener:
 
     def check(self, image: ImageInput, prompt: str | None = None) -> Verdict:
         """Screen one image (a path, bytes or an already decoded image)."""
+        return self.analyse(image, prompt).verdict
+
+    def analyse(
+        self, image: ImageInput, prompt: str | None = None, include_works: Sequence[str] = ()
+    ) -> Analysis:
+        """A check that also returns every scored candidate, not just the reported ones.
+
+        ``include_works`` are compared exactly even when no index proposed them: the
+        accuracy benchmark uses it to measure each signal against the true work.
+        """
         clock = _Clock()
         decoded = self.decode(image)
         clock.lap("decode")
@@ -122,10 +152,11 @@ class Screener:
         prompt_info, prompt_works = self._prompt(prompt)
         clock.lap("search")
         work_ids = self._shortlist(proposed, prompt_works)
+        work_ids += [w for w in include_works if w not in work_ids]
         candidates = self._score(by_signal, work_ids)
         matches = self._matches(candidates, prompt_works, prompt)
         clock.lap("score")
-        return self._verdict(decoded, matches, prompt_info, clock)
+        return Analysis(self._verdict(decoded, matches, prompt_info, clock), tuple(matches))
 
     def _usable(self, query: list[RegionFingerprint]) -> dict[str, list[RegionFingerprint]]:
         """Query fingerprints grouped by signal, low-quality PDQ hashes left out."""
@@ -160,11 +191,12 @@ class Screener:
         proposed: dict[str, dict[str, Best]] = {}
         for signal, signal_hits in hits.items():
             sign = -1.0 if lower_is_closer(signal) else 1.0
-            best = proposed.setdefault(signal, {})
             for fid, value, region in signal_hits:
                 ref = owners.get(fid)
-                if ref is None:  # removed since the index was searched
+                name = None if ref is None else evidence_name(signal, region, ref.region)
+                if ref is None or name is None:  # removed since searched, or region pair
                     continue
+                best = proposed.setdefault(name, {})
                 current = best.get(ref.work_id)
                 if current is None or sign * value > sign * current.value:
                     best[ref.work_id] = Best(value, RegionPair(region, ref.reference_id, ref.region))
@@ -202,7 +234,7 @@ class Screener:
             )
             binary = self.signals.available[signal].kind == "binary"
             floor = self.policy.matching.pdq_min_quality if signal == "pdq" else None
-            exact[signal] = score_exact(signal, binary, fps, stored, floor)
+            exact.update(score_exact(signal, binary, fps, stored, floor))
         candidates = merge(exact)
         for work_id in work_ids:
             candidates.setdefault(work_id, Candidate(work_id))
@@ -221,7 +253,9 @@ class Screener:
             if work is None:
                 continue
             values: dict[str, float | None] = {
-                EVIDENCE_NAME[s]: None for s in self.signals.available
+                name: None
+                for s in self.signals.available
+                for name in (EVIDENCE_NAME[s], REGION_EVIDENCE_NAME[s])
             }
             values.update(candidate.values())
             if prompt:

@@ -29,6 +29,14 @@ EVIDENCE_NAME = {
     "sscd": "sscd_cosine",
     "clip": "clip_cosine",
 }
+# The same signal where one side is a region (a crop of the work, or the work inside a
+# larger picture): weaker evidence than whole against whole, so calibrated on its own.
+REGION_EVIDENCE_NAME = {signal: name.replace("_", "_region_", 1) for signal, name in EVIDENCE_NAME.items()}
+
+
+def is_whole(region: str) -> bool:
+    """The whole image, or one of its dihedral variants."""
+    return region == WHOLE or region.startswith(f"{WHOLE}/")
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,17 @@ one work) and real PDQ codes in families a few bit flips apart. These generators
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
 from index import IdArray
 
 
-def unit_rows(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+def unit_rows(x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
+    out: npt.NDArray[np.float32] = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 def clustered_vectors(

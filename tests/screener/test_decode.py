@@ -28,8 +28,12 @@ from screener.errors import (
     UnsupportedFormat,
 )
 
-# Pillow warns (UserWarning) about the damaged EXIF and TIFF structures these tests feed it.
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.*")
+# Pillow warns about the damaged EXIF and TIFF structures, and the huge sizes (before our own
+# check refuses them), that these tests feed it.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning:PIL.*"),
+    pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning"),
+]
 
 # PDQ distance of each misc-images/modes file to original.jpg, as measured (Pillow 13,
 # alpha over white): 0 for I, L, LA, LAB, RGB, RGBA; 2 for 1, CMYK, F, HSV, P, PA, YCbCr.
@@ -328,7 +332,7 @@ def test_peer_jpeg_with_exif_rotation(peers_dir: Path) -> None:
         ("truncated.jpg", CorruptImage, "truncated"),
         ("empty.png", EmptyImage, "empty"),
         ("text.png", UnsupportedFormat, "text"),
-        ("bomb-30000x30000.png", ImageTooLarge, "pixels"),
+        ("bomb-30000x30000.png", ImageTooLarge, "900.0 megapixels"),
     ],
 )
 def test_bad_files_give_typed_errors(
@@ -425,12 +429,25 @@ def test_pixel_limit_message_gives_the_size(load_calls: list[str]) -> None:
     assert decode(small, limits=Limits(max_pixels=400)).image.size == (20, 20)
 
 
+@pytest.mark.filterwarnings("error")
+def test_warnings_as_errors_change_nothing() -> None:
+    # 108 megapixels: Pillow warns (DecompressionBombWarning) before our own check refuses.
+    assert isinstance(raises_decode_error(png_declaring(12_000, 9_000)), ImageTooLarge)
+    corrupt_exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00"
+    decoded = decode(encode(small_rgb(), "JPEG", exif=corrupt_exif))
+    assert decoded.orientation == 1
+
+
 def test_format_outside_the_limits_is_refused() -> None:
     limits = Limits(formats=frozenset({"JPEG"}))
     error = raises_decode_error(encode(small_rgb(), "PNG"), limits=limits)
     assert isinstance(error, UnsupportedFormat)
     assert "PNG" in str(error)
     assert "(JPEG)" in str(error)
+    # PostScript is never handed to Pillow (its reader runs Ghostscript), even if listed.
+    eps_allowed = Limits(formats=frozenset({"EPS"}))
+    eps = raises_decode_error(b"%!PS-Adobe-3.0 EPSF-3.0\n", limits=eps_allowed)
+    assert isinstance(eps, UnsupportedFormat)
 
 
 # --------------------------------------------------------------------------- sniffing
@@ -453,6 +470,7 @@ def test_format_outside_the_limits_is_refused() -> None:
         (b"PK\x03\x04" + b"\x00" * 40, "ZIP"),
         (b"\x00\x00\x00\x18ftypheic" + b"\x00" * 40, "HEIC"),
         (b"P6\n2 2\n255\n" + b"\x00" * 12, "PPM"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n", "PostScript"),
     ],
 )
 def test_non_images_are_named(data: bytes, words: str) -> None:
@@ -529,6 +547,33 @@ def test_gif_with_many_frames_gives_the_first() -> None:
     # Later frames are never read: cut the file in the middle of them and it still decodes.
     cut = decode(data[: len(data) // 2] + b"\x00\xff\xfe")
     assert np.array_equal(pixels(cut.image), pixels(decoded.image))
+
+
+def mpo(colours: list[tuple[int, int, int]]) -> bytes:
+    frames = [Image.new("RGB", (30, 20), colour) for colour in colours]
+    return encode(frames[0], "MPO", save_all=True, append_images=frames[1:])
+
+
+def test_mpo_gives_its_first_picture() -> None:
+    data = mpo([(255, 0, 0), (0, 255, 0)])
+    decoded = decode(data)
+    assert decoded.format == "MPO"
+    assert np.abs(pixels(decoded.image)[5, 5] - [255, 0, 0]).max() <= 2
+    reduced = decode(data, max_side=10)
+    assert reduced.image.size == (10, 7)
+    assert np.abs(pixels(reduced.image)[3, 3] - [255, 0, 0]).max() <= 2
+    without_mpo = Limits(formats=frozenset({"JPEG", "PNG"}))
+    error = raises_decode_error(data, limits=without_mpo)
+    assert isinstance(error, UnsupportedFormat)
+    assert "MPO" in str(error)
+
+
+def test_cmyk_jpeg_in_draft_mode() -> None:
+    data = encode(Image.new("RGB", (400, 300), (0, 128, 255)).convert("CMYK"), "JPEG")
+    decoded = decode(data, max_side=50)
+    assert decoded.source_mode == "CMYK"
+    assert decoded.image.size == (50, 38)
+    assert np.abs(pixels(decoded.image)[10, 10] - [0, 128, 255]).max() <= 3
 
 
 def test_bmp_and_webp_roundtrip() -> None:
@@ -783,6 +828,26 @@ def test_every_exif_orientation(orientation: int) -> None:
     assert (reduced.width, reduced.height) == upright.size
     expected = upright.resize(reduced.image.size, Image.Resampling.LANCZOS)
     assert float(np.abs(pixels(expected) - pixels(reduced.image)).mean()) < 12
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "TIFF", "TIFF-LZW"])
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_orientation_in_other_formats(fmt: str, orientation: int) -> None:
+    picture = small_rgb(40, 20)
+    if fmt.startswith("TIFF"):
+        compression = "tiff_lzw" if fmt.endswith("LZW") else None
+        data = encode(picture, "TIFF", tiffinfo={0x0112: orientation}, compression=compression)
+    else:
+        data = encode(picture, fmt, exif=jpeg_exif(orientation), lossless=True)
+    decoded = decode(data)
+    assert decoded.orientation == orientation
+    expected = picture.transpose(
+        {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_270}.get(
+            orientation, Image.Transpose.ROTATE_90
+        )
+    )
+    assert (decoded.width, decoded.height) == expected.size
+    assert np.array_equal(pixels(decoded.image), pixels(expected))  # applied exactly once
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Operator benchmarks: accuracy and threshold tuning, lookup speed, throughput."""

@@ -1,0 +1,40 @@
+"""Fixtures shared by the screener tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from screener import Screener, Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PEERS_DIR = REPO_ROOT.parent / "shared" / "data" / "peers"
+
+
+@pytest.fixture(scope="session")
+def peers_dir() -> Path:
+    """The peer test images (used in place, read-only); skips when they are not there."""
+    if not PEERS_DIR.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the peer test images at {PEERS_DIR}")
+        pytest.skip(f"peer test images not found at {PEERS_DIR} (../shared/data/peers)")
+    return PEERS_DIR
+
+
+@pytest.fixture(scope="session")
+def peer_screener(
+    peers_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Screener]:
+    """A screener with the peer protocol's two works registered, default offline settings."""
+    data_dir = tmp_path_factory.mktemp("peers-screener")
+    with Screener(Settings(data_dir=data_dir)) as screener:
+        screener.registry.register(
+            "bridge", [peers_dir / "threatexchange-pdq/bridge-mods/aaa-orig.jpg"], title="Bridge"
+        )
+        screener.registry.register(
+            "ukbench00120", [peers_dir / "imagededup/mixed_images/ukbench00120.jpg"]
+        )
+        yield screener

@@ -1,0 +1,142 @@
+"""Fusion and policy are pure: property tests over their whole input space."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from screener import fusion
+from screener import policy as policy_mod
+from screener.errors import PolicyError
+from screener.policy import Bands, Decision, Policy
+
+DEFAULT = policy_mod.load()
+IMAGE = policy_mod.IMAGE_EVIDENCE
+
+# Raw values in the ranges each signal produces.
+RANGES = {
+    "pdq_hamming": (0.0, 256.0),
+    "phash_hamming": (0.0, 64.0),
+    "sscd_cosine": (-1.0, 1.0),
+    "clip_cosine": (-1.0, 1.0),
+    "prompt_keyword": (0.0, 1.0),
+    "prompt_clip_cosine": (-1.0, 1.0),
+}
+
+
+def _value(name: str) -> st.SearchStrategy[float | None]:
+    lo, hi = RANGES[name]
+    return st.one_of(st.none(), st.floats(lo, hi, allow_nan=False))
+
+
+values_strategy = st.fixed_dictionaries({name: _value(name) for name in RANGES})
+
+
+@given(values_strategy)
+def test_fused_score_is_a_probability(values: dict[str, float | None]) -> None:
+    score = fusion.fuse(values, DEFAULT)
+    assert 0.0 <= score <= 1.0
+
+
+@given(values_strategy, st.sampled_from(sorted(RANGES)), st.floats(0.0, 1.0))
+def test_more_similarity_never_lowers_the_score(
+    values: dict[str, float | None], name: str, step: float
+) -> None:
+    lo, hi = RANGES[name]
+    current = values[name]
+    closer_is_lower = name.endswith("_hamming")
+    start = current if current is not None else (hi if closer_is_lower else lo)
+    moved = start - step * (start - lo) if closer_is_lower else start + step * (hi - start)
+    better = dict(values, **{name: moved})
+    assert fusion.fuse(better, DEFAULT) >= fusion.fuse(values, DEFAULT) - 1e-12
+
+
+@given(values_strategy)
+def test_a_missing_signal_gives_no_evidence(values: dict[str, float | None]) -> None:
+    for name, calibration in DEFAULT.signals.items():
+        if values.get(name) is None:
+            assert fusion.evidence(values.get(name), calibration) == 0.0
+
+
+def test_prompt_alone_never_reaches_review() -> None:
+    prompt_only = {"prompt_keyword": 1.0, "prompt_clip_cosine": 1.0}
+    score = fusion.fuse(prompt_only, DEFAULT)
+    assert policy_mod.decide(score, DEFAULT.bands) is Decision.ALLOW
+
+
+def test_policy_refuses_prompt_weights_that_decide_alone() -> None:
+    document = DEFAULT.to_dict()
+    document["signals"]["prompt_keyword"]["weight"] = 50.0
+    with pytest.raises(PolicyError, match="prompt evidence alone"):
+        policy_mod.parse(document)
+
+
+@given(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1))
+def test_decide_respects_bands(score: float, a: float, b: float) -> None:
+    bands = Bands(review=min(a, b), block=max(a, b))
+    decision = policy_mod.decide(score, bands)
+    if score >= bands.block:
+        assert decision is Decision.BLOCK
+    elif score >= bands.review:
+        assert decision is Decision.REVIEW
+    else:
+        assert decision is Decision.ALLOW
+
+
+@settings(max_examples=50)
+@given(st.floats(-20, 20), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_round_trip_through_yaml(bias: float, review: float, block: float) -> None:
+    lo, hi = sorted((review, block))
+    document = DEFAULT.to_dict()
+    document["bias"] = min(bias, -3.0)
+    document["bands"] = {"review": max(lo, 0.5), "block": max(hi, 0.5)}
+    policy = policy_mod.parse(document)
+    assert policy_mod.loads(policy_mod.dumps(policy)) == policy
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"bands": {"review": 0.9, "block": 0.5}}, "review <= block"),
+        ({"bands": {"review": -1, "block": 0.5}}, "review <= block"),
+        ({"signals": {"pdq_hamming": {"lo": 1, "hi": 1, "weight": 1}}}, "differ"),
+        ({"signals": {"sscd_cosine": {"lo": 0, "hi": 1, "weight": -1}}}, "weight"),
+        ({"signals": {"mystery": {"lo": 0, "hi": 1, "weight": 1}}}, "unknown signal"),
+        ({"signals": {"prompt_keyword": {"lo": 0, "hi": 1, "weight": 0.1}}}, "image signal"),
+        ({"version": ""}, "version"),
+        ({"bias": "high"}, "bias"),
+    ],
+)
+def test_invalid_policies_are_refused_with_reasons(patch: dict[str, object], message: str) -> None:
+    document = DEFAULT.to_dict() | patch
+    with pytest.raises(PolicyError, match=message):
+        policy_mod.parse(document)
+
+
+@pytest.mark.parametrize("text", ["", "[1, 2]", "{", "version: [", "bands: 3"])
+def test_malformed_policy_text_is_refused(text: str) -> None:
+    with pytest.raises(PolicyError):
+        policy_mod.loads(text)
+
+
+def test_missing_policy_file_is_a_policy_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot read"):
+        policy_mod.load(tmp_path / "absent.yaml")
+
+
+def test_every_image_signal_has_a_calibration() -> None:
+    assert set(IMAGE) <= set(DEFAULT.signals)
+    assert isinstance(DEFAULT, Policy)
+    assert math.isfinite(DEFAULT.bias)
+
+
+def test_work_overrides_take_precedence() -> None:
+    document = DEFAULT.to_dict()
+    document["work_overrides"] = {"logo": {"review": 0.6, "block": 0.7}}
+    policy = policy_mod.parse(document)
+    assert policy.bands_for("logo") == Bands(0.6, 0.7)
+    assert policy.bands_for("other") == policy.bands
