@@ -75,8 +75,9 @@ def _flip(image: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 def _rotate_small(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     angle = float(rng.uniform(4, 15)) * (1 if rng.random() < 0.5 else -1)
-    return flat(image).rotate(angle, resample=Image.Resampling.BICUBIC, expand=True,
-                              fillcolor=WHITE)
+    return flat(image).rotate(
+        angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=WHITE
+    )
 
 
 def _rotate_90(image: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -101,7 +102,7 @@ def _crop_offset(image: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 def _pad(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    w, h = image.size
+    w, _h = image.size
     pad = [int(rng.integers(w // 10, w // 2)) for _ in range(4)]
     colour = tuple(int(c) for c in rng.integers(0, 256, 3))
     return ImageOps.expand(flat(image), border=tuple(pad), fill=colour)
@@ -125,8 +126,9 @@ def _perspective(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     src = [(0, 0), (w, 0), (w, h), (0, h)]
     dst = [(x + float(rng.uniform(-j, j)) * w, y + float(rng.uniform(-j, j)) * h) for x, y in src]
     coeffs = _perspective_coeffs(dst, src)
-    return flat(image).transform((w, h), Image.Transform.PERSPECTIVE, coeffs,
-                                 Image.Resampling.BICUBIC, fillcolor=WHITE)
+    return flat(image).transform(
+        (w, h), Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BICUBIC, fillcolor=WHITE
+    )
 
 
 def _perspective_coeffs(

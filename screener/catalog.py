@@ -83,7 +83,7 @@ class ReferenceRow(Base):
 
 class FingerprintRow(Base):
     __tablename__ = "fingerprints"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy reads it
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     reference_id: Mapped[int] = mapped_column(
         ForeignKey("references.id", ondelete="CASCADE"), index=True
@@ -97,7 +97,7 @@ class FingerprintRow(Base):
 
 class IndexLogRow(Base):
     __tablename__ = "index_log"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy reads it
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     signal: Mapped[str] = mapped_column(String(32), index=True)
     spec_id: Mapped[str] = mapped_column(String(200))
@@ -229,9 +229,7 @@ class Catalog:
             elif create_only:
                 raise Conflict(f"work {work_id!r} already exists")
             known = set(
-                session.scalars(
-                    select(ReferenceRow.sha256).where(ReferenceRow.work_id == work_id)
-                )
+                session.scalars(select(ReferenceRow.sha256).where(ReferenceRow.work_id == work_id))
             )
             for ref in references:
                 if ref.sha256 in known:
@@ -291,14 +289,18 @@ class Catalog:
             if ref is None or ref.work_id != work_id:
                 raise NotFound(f"work {work_id!r} has no reference {reference_id}")
             removed = self._log_removal(session, FingerprintRow.reference_id == reference_id)
-            session.execute(delete(FingerprintRow).where(FingerprintRow.reference_id == reference_id))
+            session.execute(
+                delete(FingerprintRow).where(FingerprintRow.reference_id == reference_id)
+            )
             session.delete(ref)
         return removed
 
     @staticmethod
     def _log_removal(session: Session, condition: Any) -> int:
         rows = session.execute(
-            select(FingerprintRow.id, FingerprintRow.signal, FingerprintRow.spec_id).where(condition)
+            select(FingerprintRow.id, FingerprintRow.signal, FingerprintRow.spec_id).where(
+                condition
+            )
         ).all()
         session.add_all(
             IndexLogRow(signal=signal, spec_id=spec, fingerprint_id=fid, op="remove")
@@ -348,7 +350,9 @@ class Catalog:
     def references(self, work_id: str) -> list[Reference]:
         with Session(self.engine) as session:
             rows = session.scalars(
-                select(ReferenceRow).where(ReferenceRow.work_id == work_id).order_by(ReferenceRow.id)
+                select(ReferenceRow)
+                .where(ReferenceRow.work_id == work_id)
+                .order_by(ReferenceRow.id)
             )
             return [
                 Reference(r.id, r.work_id, r.sha256, r.source_name, r.format, r.width, r.height)

@@ -16,7 +16,14 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from screener import policy as policy_mod
@@ -24,8 +31,11 @@ from screener.errors import ConfigurationError, InputError, ScreenerError
 from screener.screening import Screener
 from screener.settings import Settings
 
-app = typer.Typer(help="Screen generated images against registered protected works.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Screen generated images against registered protected works.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 works_app = typer.Typer(help="Register, list and remove protected works.", no_args_is_help=True)
 index_app = typer.Typer(help="Rebuild and verify the vector indexes.", no_args_is_help=True)
 policy_app = typer.Typer(help="Show and validate policy files.", no_args_is_help=True)
@@ -40,8 +50,12 @@ T = TypeVar("T")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", envvar="SCREENER_DATA_DIR", help="where state lives",
-                 show_default="screener-data"),
+    typer.Option(
+        "--data-dir",
+        envvar="SCREENER_DATA_DIR",
+        help="where state lives",
+        show_default="screener-data",
+    ),
 ]
 
 
@@ -63,8 +77,10 @@ def _open(data_dir: Path | None) -> Iterator[Screener]:
     settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
     screener = _guard(lambda: Screener(settings))
     for name, reason in screener.signals.missing.items():
-        err.print(f"[bold yellow]warning:[/] signal [bold]{name}[/] is not in use: {reason}",
-                  highlight=False)
+        err.print(
+            f"[bold yellow]warning:[/] signal [bold]{name}[/] is not in use: {reason}",
+            highlight=False,
+        )
     try:
         yield screener
     finally:
@@ -73,8 +89,13 @@ def _open(data_dir: Path | None) -> Iterator[Screener]:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=err, transient=False, disable=not err.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
     )
 
 
@@ -93,8 +114,10 @@ def _images_in(paths: Sequence[Path]) -> list[Path]:
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.ERROR,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 # works ------------------------------------------------------------------------------------------
@@ -130,7 +153,8 @@ def works_import(
                     result = screener.registry.register(sub.name, good, owner=owner)
                     progress.console.print(
                         f"{sub.name}: {len(result.added_references)} reference(s) added, "
-                        f"{result.skipped} already registered", highlight=False,
+                        f"{result.skipped} already registered",
+                        highlight=False,
                     )
                 except ScreenerError as exc:
                     failures += 1
@@ -154,11 +178,16 @@ def works_add(
     """Register a work (or add references to it) from image files."""
     files = _images_in(images)
     with _open(data_dir) as screener:
-        result = _guard(lambda: screener.registry.register(
-            work_id, files, title=title, owner=owner, aliases=alias or []))
-    out.print(f"{result.work.id}: {len(result.added_references)} reference(s) added, "
-              f"{result.skipped} already registered ({result.work.reference_count} in all)",
-              highlight=False)
+        result = _guard(
+            lambda: screener.registry.register(
+                work_id, files, title=title, owner=owner, aliases=alias or []
+            )
+        )
+    out.print(
+        f"{result.work.id}: {len(result.added_references)} reference(s) added, "
+        f"{result.skipped} already registered ({result.work.reference_count} in all)",
+        highlight=False,
+    )
 
 
 @works_app.command("list")
@@ -171,9 +200,18 @@ def works_list(
         works = screener.catalog.list_works()
     if as_json:
         for w in works:
-            print(json.dumps({"id": w.id, "title": w.title, "owner": w.owner,
-                              "aliases": list(w.aliases), "references": w.reference_count},
-                             ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "id": w.id,
+                        "title": w.title,
+                        "owner": w.owner,
+                        "aliases": list(w.aliases),
+                        "references": w.reference_count,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         return
     if not works:
         out.print("no works registered yet: try `screener works import DIR`")
@@ -204,9 +242,7 @@ def _row(path: Path, verdict: Any) -> dict[str, Any]:
         "fused_score": verdict.fused_score,
         "top_work_id": verdict.top_work_id,
         "signals": dict(best.signals) if best else {},
-        "best_region": (
-            None if top is None or top.best_region is None else vars(top.best_region)
-        ),
+        "best_region": (None if top is None or top.best_region is None else vars(top.best_region)),
         "verdict": verdict.to_dict(),
     }
 
@@ -232,8 +268,13 @@ def check(
             except ScreenerError as exc:
                 failures += 1
                 if as_json:
-                    print(json.dumps({"path": str(path), "error": str(exc),
-                                      "error_code": exc.code}, ensure_ascii=False), flush=True)
+                    print(
+                        json.dumps(
+                            {"path": str(path), "error": str(exc), "error_code": exc.code},
+                            ensure_ascii=False,
+                        ),
+                        flush=True,
+                    )
                 else:
                     table.add_row(str(path), f"[red]error[/]: {exc}", "", "", "", "", "")
                 progress.advance(task)
@@ -243,9 +284,15 @@ def check(
                 print(json.dumps(row, ensure_ascii=False), flush=True)
             else:
                 s = row["signals"]
-                table.add_row(str(path), verdict.decision, f"{verdict.fused_score:.3f}",
-                              verdict.top_work_id or "-", _fmt(s.get("pdq_hamming")),
-                              _fmt(s.get("phash_hamming")), _fmt(s.get("sscd_cosine")))
+                table.add_row(
+                    str(path),
+                    verdict.decision,
+                    f"{verdict.fused_score:.3f}",
+                    verdict.top_work_id or "-",
+                    _fmt(s.get("pdq_hamming")),
+                    _fmt(s.get("phash_hamming")),
+                    _fmt(s.get("sscd_cosine")),
+                )
             progress.advance(task)
     if not as_json:
         out.print(table)
@@ -267,9 +314,15 @@ def index_rebuild(data_dir: DataDir = None) -> None:
     """Rebuild every index from the catalog."""
     with _open(data_dir) as screener, _progress() as progress:
         for signal in screener.indexes.specs:
-            total = len(screener.catalog.fingerprint_ids(signal, screener.indexes.specs[signal].spec_id))
+            total = len(
+                screener.catalog.fingerprint_ids(signal, screener.indexes.specs[signal].spec_id)
+            )
             task = progress.add_task(f"rebuilding {signal}", total=total)
-            size = screener.indexes.rebuild(signal, lambda n, t=task: progress.advance(t, n))
+
+            def advance(n: int, t: TaskID = task) -> None:
+                progress.advance(t, n)
+
+            size = screener.indexes.rebuild(signal, advance)
             progress.console.print(f"{signal}: {size} vectors", highlight=False)
 
 
@@ -280,8 +333,15 @@ def index_verify(data_dir: DataDir = None) -> None:
         reports = screener.indexes.verify()
     table = Table("signal", "structure", "index", "catalog", "missing", "extra", "log mark")
     for r in reports:
-        table.add_row(r.signal, r.kind, str(r.count), str(r.catalog_count), str(r.missing),
-                      str(r.extra), str(r.high_water))
+        table.add_row(
+            r.signal,
+            r.kind,
+            str(r.count),
+            str(r.catalog_count),
+            str(r.missing),
+            str(r.extra),
+            str(r.high_water),
+        )
     out.print(table)
     if not all(r.ok for r in reports):
         err.print("[bold red]indexes disagree with the catalog[/]: run `screener index rebuild`")
@@ -307,7 +367,21 @@ def policy_validate(path: Path) -> None:
     out.print(f"{path}: valid policy, version {policy.version}", highlight=False)
 
 
+def _plugins() -> None:
+    """Sub-commands from packages above this one, found by entry point (``screener.commands``)."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="screener.commands"):
+        try:
+            plugin = entry.load()
+        except ImportError as exc:
+            err.print(f"[yellow]warning:[/] `screener {entry.name}` unavailable: {exc}")
+            continue
+        app.add_typer(plugin, name=entry.name)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    _plugins()
     try:
         app(args=list(argv) if argv is not None else None, prog_name="screener")
     except KeyboardInterrupt:
@@ -329,14 +403,22 @@ def demo(
         rows = demo_mod.run(screener, seed=seed, on_row=lambda _r: progress.advance(task))
         used = ", ".join(screener.signals.names)
     for r in rows:
-        table.add_row(r.query, r.expected or "-", r.decision, f"{r.fused_score:.3f}",
-                      r.top_work_id or "-", "[green]yes[/]" if r.correct else "[red]NO[/]")
+        table.add_row(
+            r.query,
+            r.expected or "-",
+            r.decision,
+            f"{r.fused_score:.3f}",
+            r.top_work_id or "-",
+            "[green]yes[/]" if r.correct else "[red]NO[/]",
+        )
     out.print(table)
     copies = [r for r in rows if r.expected]
     others = [r for r in rows if not r.expected]
     out.print(f"signals used: {used}", highlight=False)
-    out.print(f"copies caught with the right work: {sum(r.correct for r in copies)}/{len(copies)}; "
-              f"unrelated images allowed: {sum(r.correct for r in others)}/{len(others)}",
-              highlight=False)
+    out.print(
+        f"copies caught with the right work: {sum(r.correct for r in copies)}/{len(copies)}; "
+        f"unrelated images allowed: {sum(r.correct for r in others)}/{len(others)}",
+        highlight=False,
+    )
     if not all(r.correct for r in rows):
         raise typer.Exit(1)

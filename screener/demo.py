@@ -65,16 +65,26 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def run(screener: Screener, works: int = 6, unrelated: int = 8, seed: int = 0,
-        on_row: Callable[[DemoRow], None] | None = None) -> list[DemoRow]:
+def run(
+    screener: Screener,
+    works: int = 6,
+    unrelated: int = 8,
+    seed: int = 0,
+    on_row: Callable[[DemoRow], None] | None = None,
+) -> list[DemoRow]:
     """Register ``works`` generated works, then check edits of them and unrelated images."""
     originals: dict[str, Image.Image] = {}
     for i in range(works):
         image = samples.drawing(seed * 1000 + i) if i % 2 == 0 else samples.scene(seed * 1000 + i)
         work_id = f"demo-work-{i + 1}"
         originals[work_id] = image
-        screener.registry.register(work_id, [_png(image)], title=f"Demo work {i + 1}",
-                                   owner="demo", names=[f"{work_id}.png"])
+        screener.registry.register(
+            work_id,
+            [_png(image)],
+            title=f"Demo work {i + 1}",
+            owner="demo",
+            names=[f"{work_id}.png"],
+        )
     screener.registry.save()
     rows: list[DemoRow] = []
     queries: list[tuple[str, str | None, Image.Image]] = [
@@ -83,8 +93,13 @@ def run(screener: Screener, works: int = 6, unrelated: int = 8, seed: int = 0,
         for edit, fn in EDITS.items()
     ]
     queries += [
-        (f"unrelated-{j + 1}", None,
-         samples.drawing(seed * 1000 + 500 + j) if j % 2 == 0 else samples.scene(seed * 1000 + 500 + j))
+        (
+            f"unrelated-{j + 1}",
+            None,
+            samples.drawing(seed * 1000 + 500 + j)
+            if j % 2 == 0
+            else samples.scene(seed * 1000 + 500 + j),
+        )
         for j in range(unrelated)
     ]
     for name, expected, image in queries:

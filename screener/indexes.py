@@ -167,8 +167,14 @@ class IndexSet:
             want = set(self.catalog.fingerprint_ids(name, spec.spec_id))
             reports.append(
                 IndexReport(
-                    name, spec.spec_id, idx.kind, len(idx), len(want),
-                    len(want - have), len(have - want), self.marks[name],
+                    name,
+                    spec.spec_id,
+                    idx.kind,
+                    len(idx),
+                    len(want),
+                    len(want - have),
+                    len(have - want),
+                    self.marks[name],
                 )
             )
         return reports

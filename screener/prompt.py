@@ -20,6 +20,7 @@ def _pattern(keyword: str) -> re.Pattern[str] | None:
     key = normalise(keyword)
     if len(key) < 2:
         return None  # one character matches too much to be evidence
+
     # Word boundaries only where the keyword starts or ends with a word character of a
     # spaced script; CJK text has no spaces, so a plain substring is the right test there.
     def edge(ch: str) -> str:

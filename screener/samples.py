@@ -42,20 +42,25 @@ def _shapes(draw: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, h: int,
             draw.line(points, fill=fill, width=width + 2)
 
 
-def drawing(seed: int, size: tuple[int, int] = (384, 384), transparent: bool = False) -> Image.Image:
+def drawing(
+    seed: int, size: tuple[int, int] = (384, 384), transparent: bool = False
+) -> Image.Image:
     """A flat drawing: shapes on a plain (or transparent) background. RGB, or RGBA."""
     rng = np.random.default_rng([seed, 1])
     w, h = size
     background: tuple[int, int, int, int] = (
-        (0, 0, 0, 0) if transparent else (*((255, 255, 255) if rng.random() < 0.6 else _colour(rng)), 255)
+        (0, 0, 0, 0)
+        if transparent
+        else (*((255, 255, 255) if rng.random() < 0.6 else _colour(rng)), 255)
     )
     image = Image.new("RGBA", size, background)
     draw = ImageDraw.Draw(image)
     # A figure in the middle, as in character art, then details around it.
     cx, cy = w // 2, h // 2
     rx, ry = int(w * rng.uniform(0.2, 0.35)), int(h * rng.uniform(0.25, 0.4))
-    draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=_colour(rng), outline=(0, 0, 0),
-                 width=3)
+    draw.ellipse(
+        (cx - rx, cy - ry, cx + rx, cy + ry), fill=_colour(rng), outline=(0, 0, 0), width=3
+    )
     _shapes(draw, rng, w, h, int(rng.integers(6, 14)))
     return image if transparent else image.convert("RGB")
 
@@ -65,10 +70,13 @@ def _noise(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     for octave in range(1, 6):
         cells = 2**octave
         small = rng.random((cells + 1, cells + 1, 3))
-        layer = Image.fromarray((small * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
+        layer = Image.fromarray((small * 255).astype(np.uint8)).resize(
+            (w, h), Image.Resampling.BICUBIC
+        )
         field += np.asarray(layer, dtype=np.float64) / (1.6**octave)
     field -= field.min()
-    return field / max(field.max(), 1e-9)
+    scaled: np.ndarray = field / max(field.max(), 1e-9)
+    return scaled
 
 
 def scene(seed: int, size: tuple[int, int] = (512, 384)) -> Image.Image:

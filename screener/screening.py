@@ -36,6 +36,7 @@ from screener.errors import DecodeError, InputError
 from screener.indexes import IndexSet
 from screener.policy import Bands, Decision, Policy
 from screener.prompt import keyword_matches
+from screener.settings import Settings
 from screener.signals import (
     EVIDENCE_NAME,
     REGION_EVIDENCE_NAME,
@@ -43,7 +44,6 @@ from screener.signals import (
     SignalSet,
     vector_bytes,
 )
-from screener.settings import Settings
 from screener.verdict import Match, RegionPair, Verdict
 
 ImageInput = Path | str | bytes | DecodedImage
@@ -84,7 +84,9 @@ class Screener:
             self.settings, self.policy.matching.region_min_quality, fingerprinters
         )
         self.indexes = IndexSet(
-            self.catalog, self.signals.available, self.settings.index_dir,
+            self.catalog,
+            self.signals.available,
+            self.settings.index_dir,
             self.settings.index_structure,
         )
         self._lock = threading.RLock()
@@ -199,7 +201,9 @@ class Screener:
                 best = proposed.setdefault(name, {})
                 current = best.get(ref.work_id)
                 if current is None or sign * value > sign * current.value:
-                    best[ref.work_id] = Best(value, RegionPair(region, ref.reference_id, ref.region))
+                    best[ref.work_id] = Best(
+                        value, RegionPair(region, ref.reference_id, ref.region)
+                    )
         return proposed
 
     def _prompt(self, prompt: str | None) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
@@ -215,7 +219,8 @@ class Screener:
         limit = 4 * self.policy.matching.max_matches
         preliminary = merge(proposed)
         ranked = sorted(
-            preliminary, key=lambda w: fusion.fuse(preliminary[w].values(), self.policy),
+            preliminary,
+            key=lambda w: fusion.fuse(preliminary[w].values(), self.policy),
             reverse=True,
         )
         shortlist = ranked[:limit]
@@ -277,9 +282,7 @@ class Screener:
                     regions={name: best.pair for name, best in candidate.best.items()},
                 )
             )
-        matches.sort(
-            key=lambda m: (_SEVERITY[Decision(m.decision)], m.fused_score), reverse=True
-        )
+        matches.sort(key=lambda m: (_SEVERITY[Decision(m.decision)], m.fused_score), reverse=True)
         return matches
 
     def _works(self, candidates: dict[str, Candidate]) -> list[Work]:
@@ -440,4 +443,3 @@ class _Clock:
         self.laps[name] = round((now - self._last) * 1000, 3)
         self.laps["total"] = round((now - self._start) * 1000, 3)
         self._last = now
-

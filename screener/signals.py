@@ -31,7 +31,9 @@ EVIDENCE_NAME = {
 }
 # The same signal where one side is a region (a crop of the work, or the work inside a
 # larger picture): weaker evidence than whole against whole, so calibrated on its own.
-REGION_EVIDENCE_NAME = {signal: name.replace("_", "_region_", 1) for signal, name in EVIDENCE_NAME.items()}
+REGION_EVIDENCE_NAME = {
+    signal: name.replace("_", "_region_", 1) for signal, name in EVIDENCE_NAME.items()
+}
 
 
 def is_whole(region: str) -> bool:
@@ -108,9 +110,10 @@ class SignalSet:
 
     def _crops(self, image: Image.Image) -> list[tuple[Region, Image.Image]]:
         """The whole image and every informative region (PDQ quality as the measure)."""
-        crops = [(region, image.crop(region.box(*image.size))) for region in regions(
-            self.settings.regions
-        )]
+        crops = [
+            (region, image.crop(region.box(*image.size)))
+            for region in regions(self.settings.regions)
+        ]
         whole, rest = crops[0], crops[1:]
         if not rest:
             return [whole]

@@ -25,9 +25,7 @@ def peers_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def peer_screener(
-    peers_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Screener]:
+def peer_screener(peers_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Screener]:
     """A screener with the peer protocol's two works registered, default offline settings."""
     data_dir = tmp_path_factory.mktemp("peers-screener")
     with Screener(Settings(data_dir=data_dir)) as screener:

@@ -18,8 +18,12 @@ pytestmark = pytest.mark.slow
 def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SCREENER_DATA_DIR": str(data_dir), "SCREENER_SIGNALS": "phash,pdq,sscd"}
     return subprocess.run(
-        [sys.executable, "-m", "screener", *args], capture_output=True, text=True, env=env,
-        timeout=300, check=False,
+        [sys.executable, "-m", "screener", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
 
 
@@ -43,24 +47,41 @@ def test_import_check_list_remove_verify(tmp_path: Path, works_dir: Path, peers_
     assert listed.returncode == 0, listed.stderr
     works = {w["id"]: w for w in map(json.loads, listed.stdout.splitlines())}
     assert set(works) == {"work-0", "work-1", "work-2"}
-    assert works["work-1"]["references"] == 2 and works["work-2"]["owner"] == "acme"
+    assert works["work-1"]["references"] == 2
+    assert works["work-2"]["owner"] == "acme"
 
     query = tmp_path / "query.jpg"
     samples.scene(1).resize((300, 225)).save(query, quality=70)
     unrelated = tmp_path / "unrelated.png"
     samples.scene(77).save(unrelated)
-    checked = run(tmp_path, "check", "--json", str(query), str(unrelated),
-                  str(peers_dir / "bad/corrupt.jpg"), str(peers_dir / "bad/drawing.svg"))
+    checked = run(
+        tmp_path,
+        "check",
+        "--json",
+        str(query),
+        str(unrelated),
+        str(peers_dir / "bad/corrupt.jpg"),
+        str(peers_dir / "bad/drawing.svg"),
+    )
     assert checked.returncode == 1  # two unreadable files
     lines = [json.loads(line) for line in checked.stdout.splitlines()]
     assert [Path(line["path"]).name for line in lines] == [
-        "query.jpg", "unrelated.png", "corrupt.jpg", "drawing.svg"]
+        "query.jpg",
+        "unrelated.png",
+        "corrupt.jpg",
+        "drawing.svg",
+    ]
     copy, other, corrupt, svg = lines
-    assert copy["decision"] == "block" and copy["top_work_id"] == "work-1"
-    assert copy["signals"]["sscd_cosine"] > 0.5 and copy["best_region"] is not None
-    assert other["decision"] == "allow" and other["top_work_id"] is None
-    assert corrupt["error_code"] == "corrupt_image" and "error" in corrupt
-    assert svg["error_code"] == "unsupported_format" and "SVG" in svg["error"]
+    assert copy["decision"] == "block"
+    assert copy["top_work_id"] == "work-1"
+    assert copy["signals"]["sscd_cosine"] > 0.5
+    assert copy["best_region"] is not None
+    assert other["decision"] == "allow"
+    assert other["top_work_id"] is None
+    assert corrupt["error_code"] == "corrupt_image"
+    assert "error" in corrupt
+    assert svg["error_code"] == "unsupported_format"
+    assert "SVG" in svg["error"]
 
     assert run(tmp_path, "index", "verify").returncode == 0
     assert run(tmp_path, "works", "remove", "work-1").returncode == 0
@@ -73,12 +94,15 @@ def test_import_check_list_remove_verify(tmp_path: Path, works_dir: Path, peers_
 
 def test_errors_are_clear_and_exit_non_zero(tmp_path: Path) -> None:
     missing = run(tmp_path, "works", "import", str(tmp_path / "nope"))
-    assert missing.returncode == 2 and "is not a folder" in missing.stderr
+    assert missing.returncode == 2
+    assert "is not a folder" in missing.stderr
     assert "Traceback" not in missing.stderr
     unknown = run(tmp_path, "works", "remove", "ghost")
-    assert unknown.returncode == 2 and "no work 'ghost'" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "no work 'ghost'" in unknown.stderr
     nothing = run(tmp_path, "check", str(tmp_path))
-    assert nothing.returncode == 2 and "no image files" in nothing.stderr
+    assert nothing.returncode == 2
+    assert "no image files" in nothing.stderr
 
 
 def test_a_bad_policy_file_stops_start_up_with_its_reason(tmp_path: Path) -> None:
@@ -86,19 +110,28 @@ def test_a_bad_policy_file_stops_start_up_with_its_reason(tmp_path: Path) -> Non
     bad.write_text("version: x\nbias: 0\nsignals: {}\nbands: {review: 0.9, block: 0.1}\n")
     env_run = subprocess.run(
         [sys.executable, "-m", "screener", "policy", "validate", str(bad)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    assert env_run.returncode == 2 and "not a valid policy" in env_run.stderr
+    assert env_run.returncode == 2
+    assert "not a valid policy" in env_run.stderr
 
 
 def test_required_signal_missing_is_a_start_up_error(tmp_path: Path) -> None:
     env = {**os.environ, "SCREENER_DATA_DIR": str(tmp_path), "SCREENER_REQUIRE_SIGNALS": "clip"}
-    result = subprocess.run([sys.executable, "-m", "screener", "works", "list"],
-                            capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "screener", "works", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     try:
         import open_clip  # noqa: F401
     except Exception:
-        assert result.returncode == 3 and "required signal" in result.stderr
+        assert result.returncode == 3
+        assert "required signal" in result.stderr
     else:  # pragma: no cover - only where CLIP can be imported and loaded
         assert result.returncode in {0, 3}
 

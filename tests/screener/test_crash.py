@@ -33,7 +33,9 @@ with Screener(Settings(data_dir=data_dir, signals=signals)) as s:
 def _run_and_kill(data_dir: Path, signals: str, start: int, delay: float) -> set[str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(data_dir), signals, str(start)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stdout is not None
     acked: set[str] = set()
@@ -48,7 +50,9 @@ def _run_and_kill(data_dir: Path, signals: str, start: int, delay: float) -> set
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     os.set_blocking(proc.stdout.fileno(), True)
-    acked |= {line.split()[1] for line in proc.stdout.read().splitlines() if line.startswith("ACK ")}
+    acked |= {
+        line.split()[1] for line in proc.stdout.read().splitlines() if line.startswith("ACK ")
+    }
     return acked
 
 

@@ -28,13 +28,16 @@ def screener(tmp_path: Path) -> Iterator[Screener]:
 
 def test_register_check_remove(screener: Screener) -> None:
     art = samples.scene(7)
-    result = screener.registry.register("scene-7", [png(art)], title="Scene", owner="acme",
-                                        aliases=["Seven"])
-    assert result.work.reference_count == 1 and result.work.owner == "acme"
+    result = screener.registry.register(
+        "scene-7", [png(art)], title="Scene", owner="acme", aliases=["Seven"]
+    )
+    assert result.work.reference_count == 1
+    assert result.work.owner == "acme"
     assert screener.check(png(art)).top_work_id == "scene-7"
     assert screener.registry.remove("scene-7") > 0
     verdict = screener.check(png(art))
-    assert verdict.decision == "allow" and verdict.top_work_id is None
+    assert verdict.decision == "allow"
+    assert verdict.top_work_id is None
     assert all(r.ok for r in screener.indexes.verify())
 
 
@@ -42,7 +45,8 @@ def test_registering_the_same_image_twice_is_idempotent(screener: Screener) -> N
     data = png(samples.scene(1))
     screener.registry.register("w", [data])
     again = screener.registry.register("w", [data])
-    assert again.added_references == () and again.skipped == 1
+    assert again.added_references == ()
+    assert again.skipped == 1
     assert again.work.reference_count == 1
 
 
@@ -123,8 +127,9 @@ def test_deleting_the_index_folder_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_prompt_keywords_appear_in_evidence_but_never_decide_alone(screener: Screener) -> None:
-    screener.registry.register("ultraman", [png(samples.scene(4))], title="Ultraman",
-                               aliases=["奥特曼"])
+    screener.registry.register(
+        "ultraman", [png(samples.scene(4))], title="Ultraman", aliases=["奥特曼"]
+    )
     unrelated = screener.check(png(samples.drawing(99)), prompt="画一个奥特曼")
     assert unrelated.prompt is not None
     assert unrelated.prompt["keyword_matches"] == {"ultraman": ["奥特曼"]}

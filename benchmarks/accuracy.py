@@ -1,0 +1,334 @@
+"""Accuracy and threshold tuning: every signal alone and fused, per category.
+
+Runs the real pipeline on a suite, scores each query against its true work (positives)
+or against the best of all works (negatives), fits the fusion on one half of the source
+images and reports on the other half, and writes the fitted policy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import minimize
+
+from benchmarks.suite import Suite
+from screener import fusion
+from screener import policy as policy_mod
+from screener.policy import IMAGE_EVIDENCE, PROMPT_EVIDENCE, Bands, Calibration, Policy
+from screener.screening import Screener
+
+FUSED = "fused"
+FPRS = (0.01, 0.001)
+
+
+@dataclass(frozen=True)
+class Record:
+    query_id: str
+    category: str
+    group: str
+    truth: str | None
+    values: dict[str, float | None]
+    fused: float
+    top_work: str | None
+    decision: str
+    seconds: float
+    candidates: tuple[tuple[str, dict[str, float | None]], ...] = ()
+
+
+def evaluate(
+    screener: Screener, suite: Suite, progress: Callable[[int], None] | None = None
+) -> list[Record]:
+    """Register the suite's works and screen every query."""
+    for work_id, paths in suite.works.items():
+        screener.registry.register(work_id, paths, title=work_id, owner="benchmark")
+    screener.registry.save()
+    records = []
+    for query in suite.queries:
+        include = [query.work_id] if query.work_id else []
+        analysis = screener.analyse(query.path, include_works=include)
+        candidates = analysis.candidates
+        top = max(candidates, key=lambda m: m.fused_score, default=None)
+        if query.work_id is not None:
+            own = next(m for m in candidates if m.work_id == query.work_id)
+            values, fused = dict(own.signals), own.fused_score
+        else:
+            values = _best_values(candidates)
+            fused = top.fused_score if top else 0.0
+        records.append(
+            Record(
+                query.id,
+                query.category,
+                query.group,
+                query.work_id,
+                values,
+                fused,
+                top.work_id if top else None,
+                analysis.verdict.decision,
+                analysis.verdict.timings_ms["total"] / 1000.0,
+                tuple((m.work_id, dict(m.signals)) for m in candidates),
+            )
+        )
+        if progress:
+            progress(1)
+    return records
+
+
+def rescore(records: Sequence[Record], policy: Policy) -> list[Record]:
+    """The records as another policy would have scored them (same candidates)."""
+    out = []
+    for record in records:
+        fused = {work: fusion.fuse(values, policy) for work, values in record.candidates}
+        top = max(fused, key=lambda w: fused[w], default=None)
+        if record.truth is not None:
+            score = fused.get(record.truth, 0.0)
+        else:
+            score = fused[top] if top is not None else 0.0
+        decision = policy_mod.decide(score, policy.bands_for(record.truth)).value
+        out.append(replace(record, fused=score, top_work=top, decision=decision))
+    return out
+
+
+def _best_values(candidates: Sequence[Any]) -> dict[str, float | None]:
+    best: dict[str, float | None] = {}
+    for match in candidates:
+        for name, value in match.signals.items():
+            if value is None:
+                best.setdefault(name, None)
+                continue
+            current = best.get(name)
+            closer = (
+                value < current
+                if _is_distance(name) and current is not None
+                else (current is None or value > current)
+            )
+            if current is None or closer:
+                best[name] = value
+    return best
+
+
+def _is_distance(name: str) -> bool:
+    return name.endswith("_hamming")
+
+
+def _oriented_values(
+    values: Sequence[dict[str, float | None]], name: str
+) -> npt.NDArray[np.float64]:
+    raw = [v.get(name) for v in values]
+    return np.array(
+        [-np.inf if x is None else (-x if _is_distance(name) else x) for x in raw], dtype=np.float64
+    )
+
+
+def oriented(records: Sequence[Record], name: str) -> npt.NDArray[np.float64]:
+    """Scores where higher means closer; a missing value is the lowest possible."""
+    if name == FUSED:
+        return np.array([r.fused for r in records], dtype=np.float64)
+    out = np.full(len(records), -np.inf)
+    for i, record in enumerate(records):
+        value = record.values.get(name)
+        if value is not None:
+            out[i] = -value if _is_distance(name) else value
+    return out
+
+
+def threshold_at(negatives: npt.NDArray[np.float64], fpr: float) -> float:
+    """The lowest threshold that lets at most ``fpr`` of the negatives reach it."""
+    if negatives.size == 0:
+        return -math.inf
+    ranked = np.sort(negatives)[::-1]
+    allowed = math.floor(fpr * ranked.size)
+    if allowed >= ranked.size:
+        return -math.inf
+    return float(np.nextafter(ranked[allowed], np.inf))
+
+
+def roc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> dict[str, list[float]]:
+    thresholds = np.unique(np.concatenate([pos, neg]))[::-1]
+    tpr = [float((pos >= t).mean()) for t in thresholds] if pos.size else []
+    fpr = [float((neg >= t).mean()) for t in thresholds] if neg.size else []
+    return {"fpr": [0.0, *fpr], "tpr": [0.0, *tpr]}
+
+
+def auc(curve: dict[str, list[float]]) -> float:
+    return float(np.trapezoid(curve["tpr"], curve["fpr"])) if curve["fpr"] else float("nan")
+
+
+def metrics(records: Sequence[Record], names: Sequence[str]) -> dict[str, Any]:
+    """Recall at fixed false-positive rates per score, overall and per category."""
+    positives = [r for r in records if r.truth is not None]
+    negatives = [r for r in records if r.truth is None]
+    categories = sorted({r.category for r in records})
+    report: dict[str, Any] = {"counts": {"positives": len(positives), "negatives": len(negatives)}}
+    scores: dict[str, Any] = {}
+    for name in names:
+        pos, neg = oriented(positives, name), oriented(negatives, name)
+        if not np.isfinite(pos).any():
+            continue
+        curve = roc(pos, neg)
+        entry: dict[str, Any] = {"auc": auc(curve), "roc": _thin(curve), "at_fpr": {}}
+        for target in FPRS:
+            t = threshold_at(neg, target)
+            per_category = {}
+            for category in categories:
+                cat_pos = oriented([r for r in positives if r.category == category], name)
+                cat_neg = oriented([r for r in negatives if r.category == category], name)
+                per_category[category] = {
+                    "recall": float((cat_pos >= t).mean()) if cat_pos.size else None,
+                    "fpr": float((cat_neg >= t).mean()) if cat_neg.size else None,
+                }
+            entry["at_fpr"][str(target)] = {
+                "threshold": _raw_threshold(name, t),
+                "recall": float((pos >= t).mean()) if pos.size else None,
+                "fpr": float((neg >= t).mean()) if neg.size else None,
+                "per_category": per_category,
+            }
+        scores[name] = entry
+    report["scores"] = scores
+    identified = [r for r in positives if r.top_work == r.truth]
+    report["top1_accuracy"] = len(identified) / len(positives) if positives else None
+    report["top1_by_category"] = {
+        c: _share([r.top_work == r.truth for r in positives if r.category == c]) for c in categories
+    }
+    seconds = np.array([r.seconds for r in records])
+    report["seconds_per_image"] = {
+        "mean": float(seconds.mean()) if seconds.size else None,
+        "p50": float(np.percentile(seconds, 50)) if seconds.size else None,
+        "p99": float(np.percentile(seconds, 99)) if seconds.size else None,
+    }
+    return report
+
+
+def _share(flags: list[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
+
+
+def _raw_threshold(name: str, t: float) -> float | None:
+    if not math.isfinite(t):
+        return None
+    return -t if _is_distance(name) else t
+
+
+def _thin(curve: dict[str, list[float]], points: int = 400) -> dict[str, list[float]]:
+    n = len(curve["fpr"])
+    if n <= points:
+        return curve
+    keep = np.unique(np.linspace(0, n - 1, points).astype(int))
+    return {k: [v[i] for i in keep] for k, v in curve.items()}
+
+
+# fitting -----------------------------------------------------------------------------------------
+
+
+def _calibration_range(
+    pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]
+) -> tuple[float, float] | None:
+    """Oriented (lo, hi): evidence starts at the negatives' median, saturates at the positives'."""
+    pos, neg = pos[np.isfinite(pos)], neg[np.isfinite(neg)]
+    if pos.size < 5 or neg.size < 5:
+        return None
+    lo, hi = float(np.median(neg)), float(np.median(pos))
+    return (lo, hi) if hi > lo else None
+
+
+def fit(
+    records: Sequence[Record],
+    template: Policy,
+    target_fpr: float = 0.001,
+    review_fpr: float = 0.01,
+    l2: float = 1e-3,
+) -> Policy:
+    """Fit calibrations, fusion weights and bands on benchmark records."""
+    negatives = [r for r in records if r.truth is None]
+    # Every (query, candidate work) pair is one example: the true work's pair is a copy,
+    # every other candidate's pair is not, since a verdict takes the most severe candidate.
+    pairs = [(values, work == r.truth) for r in records for work, values in r.candidates]
+    pos_values = [v for v, is_copy in pairs if is_copy]
+    neg_values = [v for v, is_copy in pairs if not is_copy]
+    if not pos_values or not neg_values or not negatives:
+        raise ValueError("fitting needs both copies and unrelated images")
+    signals: dict[str, Calibration] = {}
+    for name in IMAGE_EVIDENCE:
+        bounds = _calibration_range(
+            _oriented_values(pos_values, name), _oriented_values(neg_values, name)
+        )
+        if bounds is None:
+            if name in template.signals:
+                signals[name] = template.signals[name]
+            continue
+        lo, hi = bounds
+        if _is_distance(name):
+            lo, hi = -lo, -hi
+        signals[name] = Calibration(lo=round(lo, 4), hi=round(hi, 4), weight=1.0)
+    names = list(signals)
+    draft = replace(template, signals={**signals, **_prompt_part(template)})
+    features = np.array(
+        [[fusion.evidence(v.get(n), draft.signals[n]) for n in names] for v, _ in pairs]
+    )
+    labels = np.array([1.0 if is_copy else 0.0 for _, is_copy in pairs])
+    weights = np.where(labels == 1, 0.5 / labels.sum(), 0.5 / (1 - labels).sum())
+
+    def loss(theta: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        z = features @ theta[1:] + theta[0]
+        p = 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+        value = -np.sum(
+            weights * (labels * np.log(p + 1e-12) + (1 - labels) * np.log(1 - p + 1e-12))
+        )
+        grad_z = weights * (p - labels)
+        grad = np.concatenate([[grad_z.sum()], features.T @ grad_z])
+        value += l2 * float(theta[1:] @ theta[1:])
+        grad[1:] += 2 * l2 * theta[1:]
+        return float(value), grad
+
+    start = np.concatenate([[-5.0], np.full(len(names), 2.0)])
+    bounds_ = [(-40.0, 40.0)] + [(0.0, 40.0)] * len(names)
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds_)
+    bias, fitted = float(result.x[0]), result.x[1:]
+    signals = {
+        n: Calibration(signals[n].lo, signals[n].hi, round(float(w), 4))
+        for n, w in zip(names, fitted, strict=True)
+    }
+    draft = replace(template, bias=round(bias, 4), signals={**signals, **_prompt_part(template)})
+    fused = np.array([r.fused for r in rescore(negatives, draft)])
+    block = _band(threshold_at(fused, target_fpr))
+    review = min(_band(threshold_at(fused, review_fpr)), block)
+    prompt = _prompt_part(template, bias=draft.bias, review=review)
+    body = replace(draft, signals={**signals, **prompt}, bands=Bands(review=review, block=block))
+    digest = hashlib.sha256(policy_mod.dumps(body).encode()).hexdigest()[:8]
+    version = f"fit-{dt.date.today().isoformat()}-{digest}"
+    return policy_mod.parse({**body.to_dict(), "version": version}, "the fitted policy")
+
+
+def _band(threshold: float) -> float:
+    """A band from a threshold, rounded up so that it never lets more through."""
+    return min(1.0, math.ceil(max(threshold, 1e-6) * 1e6) / 1e6)
+
+
+def _prompt_part(
+    template: Policy, bias: float | None = None, review: float | None = None
+) -> dict[str, Calibration]:
+    """The template's prompt calibrations, scaled down if they could reach review alone."""
+    part = {n: c for n, c in template.signals.items() if n in PROMPT_EVIDENCE}
+    if bias is None or review is None or not part:
+        return part
+    total = sum(c.weight for c in part.values())
+    budget = math.log(review / 2 / (1 - review / 2)) - bias  # logit(review / 2) - bias
+    if total <= budget:
+        return part
+    scale = max(budget, 0.0) / total
+    return {n: Calibration(c.lo, c.hi, round(c.weight * scale, 4)) for n, c in part.items()}
+
+
+def split(records: Sequence[Record], seed: int) -> tuple[list[Record], list[Record]]:
+    """Fit and hold-out halves, keeping every source image's queries together."""
+
+    def half(group: str) -> int:
+        return hashlib.sha256(f"{seed}:{group}".encode()).digest()[0] & 1
+
+    return [r for r in records if half(r.group) == 0], [r for r in records if half(r.group) == 1]

@@ -1,0 +1,102 @@
+"""``screener bench ...``: the benchmarks as commands.
+
+The screener's CLI finds this app through the ``screener.commands`` entry point group, so
+the screener package never imports the benchmarks (they sit above it).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Operator benchmarks: accuracy, lookup speed, throughput.", no_args_is_help=True
+)
+out = Console()
+err = Console(stderr=True)
+
+
+@app.command()
+def accuracy(
+    images: Annotated[
+        Path | None, typer.Option(help="any image folder: build a seeded suite from it")
+    ] = None,
+    works_dir: Annotated[
+        Path | None, typer.Option("--works", help="one subfolder per work")
+    ] = None,
+    queries_dir: Annotated[
+        Path | None, typer.Option("--queries", help="query images named by id")
+    ] = None,
+    truth: Annotated[Path | None, typer.Option(help="CSV: query_id,work_id[,category]")] = None,
+    works: Annotated[int, typer.Option(help="works drawn from --images")] = 60,
+    distractors: Annotated[
+        int, typer.Option(help="never-registered images drawn from --images")
+    ] = 120,
+    categories: Annotated[
+        str | None, typer.Option(help="comma-separated transforms (default: all)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="draws the suite and the fit/hold-out split")] = 0,
+    target_fpr: Annotated[
+        float, typer.Option(help="false-positive rate of the block band")
+    ] = 0.001,
+    review_fpr: Annotated[
+        float, typer.Option(help="false-positive rate of the review band")
+    ] = 0.01,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="where JSON, plots and the policy go")
+    ] = Path("benchmarks/results/accuracy"),
+    write_policy: Annotated[
+        Path | None, typer.Option(help="also write the fitted policy here")
+    ] = None,
+    regions: Annotated[
+        bool, typer.Option(help="fingerprint regions (multi-region matching)")
+    ] = True,
+) -> None:
+    """Accuracy of every signal and of the fused score; fits and writes a policy."""
+    from benchmarks import accuracy_run
+
+    if (images is None) == (works_dir is None):
+        err.print("[red]error:[/] give either --images DIR, or --works, --queries and --truth")
+        raise typer.Exit(2)
+    if works_dir is not None and (queries_dir is None or truth is None):
+        err.print("[red]error:[/] --works needs --queries and --truth")
+        raise typer.Exit(2)
+    started = time.perf_counter()
+    try:
+        report = accuracy_run.run(
+            images=images,
+            works_dir=works_dir,
+            queries_dir=queries_dir,
+            truth=truth,
+            works=works,
+            distractors=distractors,
+            categories=categories.split(",") if categories else None,
+            seed=seed,
+            target_fpr=target_fpr,
+            review_fpr=review_fpr,
+            out_dir=out_dir,
+            write_policy=write_policy,
+            regions=regions,
+            command=" ".join(sys.argv),
+        )
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    accuracy_run.print_summary(report, out)
+    out.print(f"wrote {out_dir} in {time.perf_counter() - started:.0f} s", highlight=False)
+
+
+def _register_optional() -> None:
+    try:
+        from benchmarks import lookup
+    except ImportError:  # pragma: no cover - the module is part of the package
+        return
+    app.command("lookup")(lookup.command)
+
+
+_register_optional()

@@ -1,0 +1,1 @@
+"""The HTTP service (FastAPI): routes, auth, schemas, error mapping. No domain logic."""

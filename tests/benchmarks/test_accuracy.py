@@ -1,0 +1,119 @@
+"""The accuracy benchmark on a tiny suite, and its pure parts on their own."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import accuracy, accuracy_run, suite
+from benchmarks.transforms import TRANSFORMS
+from screener import policy as policy_mod
+from screener import samples
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("images")
+    for i in range(12):
+        art = samples.drawing(i, transparent=i % 3 == 0) if i % 2 == 0 else samples.scene(i)
+        art.save(folder / f"img{i:02d}.png")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+def test_every_transform_returns_an_rgb_image(name: str) -> None:
+    work = samples.drawing(3, transparent=True)
+    out = TRANSFORMS[name](work, np.random.default_rng(0))
+    assert out.mode == "RGB"
+    assert min(out.size) >= 16
+    again = TRANSFORMS[name](work, np.random.default_rng(0))
+    assert np.array_equal(np.asarray(out), np.asarray(again)), "transforms must be seeded"
+
+
+def test_threshold_at_lets_through_at_most_the_rate() -> None:
+    negatives = np.arange(1000, dtype=np.float64)
+    t = accuracy.threshold_at(negatives, 0.01)
+    assert (negatives >= t).mean() <= 0.01
+    assert (negatives >= np.nextafter(t, -math.inf) - 1).mean() > 0.01
+    assert accuracy.threshold_at(np.array([]), 0.01) == -math.inf
+
+
+def _record(truth: str | None, sscd: float, group: str) -> accuracy.Record:
+    values: dict[str, float | None] = {"sscd_cosine": sscd, "pdq_hamming": None}
+    return accuracy.Record(
+        f"{group}-x", "jpeg", group, truth, values, 0.0, None, "allow", 0.01,
+        (("w", values),),
+    )
+
+
+def test_fit_separates_synthetic_scores_and_bands_hold_the_rate() -> None:
+    rng = np.random.default_rng(1)
+    records = [_record("w", float(rng.uniform(0.6, 1.0)), f"p{i}") for i in range(200)]
+    records += [_record(None, float(rng.uniform(-0.2, 0.5)), f"n{i}") for i in range(2000)]
+    fitted = accuracy.fit(records, policy_mod.load(), target_fpr=0.001, review_fpr=0.01)
+    assert fitted.signals["sscd_cosine"].weight > 0
+    negatives = accuracy.rescore([r for r in records if r.truth is None], fitted)
+    assert np.mean([r.decision == "block" for r in negatives]) <= 0.001
+    assert np.mean([r.decision != "allow" for r in negatives]) <= 0.01
+    positives = accuracy.rescore([r for r in records if r.truth], fitted)
+    assert np.mean([r.decision == "block" for r in positives]) > 0.9
+    assert policy_mod.loads(policy_mod.dumps(fitted)) == fitted
+
+
+def test_split_keeps_groups_together() -> None:
+    records = [_record(None, 0.1, f"g{i % 10}") for i in range(100)]
+    first, second = accuracy.split(records, seed=0)
+    assert {r.group for r in first}.isdisjoint({r.group for r in second})
+    assert len(first) + len(second) == 100
+
+
+def test_suite_build_skips_near_duplicates(image_folder: Path, tmp_path: Path) -> None:
+    dup = image_folder.parent / "with-dup"
+    dup.mkdir()
+    base = samples.scene(1)
+    base.save(dup / "a.png")
+    base.resize((300, 225)).save(dup / "b.png")  # the same picture, smaller
+    samples.scene(2).save(dup / "c.png")
+    built = suite.build(dup, tmp_path / "s", works=1, distractors=1, seed=0, categories=["jpeg"])
+    assert len(built.works) == 1
+    with pytest.raises(ValueError, match="distinct usable images"):
+        suite.build(dup, tmp_path / "t", works=2, distractors=1, seed=0, categories=["jpeg"])
+
+
+def test_suite_load_reports_bad_truth_rows(image_folder: Path, tmp_path: Path) -> None:
+    built_dir = tmp_path / "s"
+    suite.build(image_folder, built_dir, works=2, distractors=2, seed=0, categories=["blur"])
+    truth = built_dir / "truth.csv"
+    loaded = suite.load(built_dir / "works", built_dir / "queries", truth)
+    assert len(loaded.queries) == 2 * 1 + 2 * 2  # distractors also appear untouched
+    truth.write_text("query_id,work_id\nnope,\n")
+    with pytest.raises(ValueError, match="no query file named 'nope'"):
+        suite.load(built_dir / "works", built_dir / "queries", truth)
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_end_to_end(image_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    policy_file = tmp_path / "policy.yaml"
+    report = accuracy_run.run(
+        images=image_folder, works_dir=None, queries_dir=None, truth=None, works=4,
+        distractors=6, categories=["jpeg", "crop_centre", "composite"], seed=3,
+        target_fpr=0.01, review_fpr=0.05, out_dir=out, write_policy=policy_file,
+    )
+    saved = json.loads((out / "accuracy.json").read_text())
+    assert saved["config"]["queries"] == 4 * 3 + 6 * 4
+    assert "fused" in saved["held_out"]["scores"]
+    assert "sscd_cosine" in saved["held_out"]["scores"]
+    assert set(saved["goals"]) >= {"copy_level_recall_at_target", "fused_vs_best_single"}
+    for plot in ("roc.png", "recall_by_category.png"):
+        with Image.open(out / plot) as image:
+            assert image.width > 300
+    policy = policy_mod.load(policy_file)
+    assert policy.version.startswith("fit-")
+    assert report["fitted_policy"]["version"] == policy.version
