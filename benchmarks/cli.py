@@ -97,6 +97,9 @@ def _register_optional() -> None:
     except ImportError:  # pragma: no cover - the module is part of the package
         return
     app.command("lookup")(lookup.command)
+    from benchmarks import throughput
+
+    app.command("throughput")(throughput.command)
 
 
 _register_optional()

@@ -12,6 +12,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot, set up for files (no display)."""
+    return plt
+
+
 def roc(scores: Mapping[str, Any], path: Path, title: str) -> None:
     """ROC curves of every score, false-positive rate on a log axis."""
     fig, ax = plt.subplots(figsize=(7, 5), dpi=90)

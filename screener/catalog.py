@@ -407,6 +407,25 @@ class Catalog:
             found += self._fingerprints(FingerprintRow.id.in_(id_list[start : start + 900]))
         return found
 
+    def owners(self, ids: Iterable[int]) -> dict[int, tuple[str, int, str]]:
+        """(work id, reference id, region) of each fingerprint id still in the catalog."""
+        id_list = sorted(set(ids))
+        found: dict[int, tuple[str, int, str]] = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(id_list), 900):  # keep under SQLite's variable limit
+                rows = session.execute(
+                    select(
+                        FingerprintRow.id,
+                        ReferenceRow.work_id,
+                        FingerprintRow.reference_id,
+                        FingerprintRow.region,
+                    )
+                    .join(ReferenceRow, FingerprintRow.reference_id == ReferenceRow.id)
+                    .where(FingerprintRow.id.in_(id_list[start : start + 900]))
+                ).all()
+                found.update({int(f): (w, int(r), g) for f, w, r, g in rows})
+        return found
+
     def fingerprints_of_works(
         self, work_ids: Iterable[str], signal: str, spec_id: str
     ) -> list[StoredFingerprint]:

@@ -259,7 +259,8 @@ def check(
     if not files:
         _fail(InputError("no image files found in the given paths"))
     failures = 0
-    table = Table("path", "decision", "score", "work", "pdq", "phash", "sscd")
+    table = Table("decision", "score", "work", "pdq", "phash", "sscd", "path")
+    table.columns[-1].overflow = "fold"
     with _open(data_dir) as screener, _progress() as progress:
         task = progress.add_task("checking", total=len(files))
         for path in files:
@@ -276,7 +277,7 @@ def check(
                         flush=True,
                     )
                 else:
-                    table.add_row(str(path), f"[red]error[/]: {exc}", "", "", "", "", "")
+                    table.add_row("[red]error[/]", "", "", "", "", "", f"{path}: {exc}")
                 progress.advance(task)
                 continue
             row = _row(path, verdict)
@@ -285,13 +286,13 @@ def check(
             else:
                 s = row["signals"]
                 table.add_row(
-                    str(path),
                     verdict.decision,
                     f"{verdict.fused_score:.3f}",
                     verdict.top_work_id or "-",
                     _fmt(s.get("pdq_hamming")),
                     _fmt(s.get("phash_hamming")),
                     _fmt(s.get("sscd_cosine")),
+                    str(path),
                 )
             progress.advance(task)
     if not as_json:
@@ -374,7 +375,7 @@ def _plugins() -> None:
     for entry in entry_points(group="screener.commands"):
         try:
             plugin = entry.load()
-        except ImportError as exc:
+        except Exception as exc:  # a broken plugin must not take the core commands down
             err.print(f"[yellow]warning:[/] `screener {entry.name}` unavailable: {exc}")
             continue
         app.add_typer(plugin, name=entry.name)

@@ -57,6 +57,12 @@ class Conflict(InputError):
     code = "conflict"
 
 
+class LabelError(InputError):
+    """An AI-content label is invalid: a bad field given to write, or a malformed one read."""
+
+    code = "label_error"
+
+
 class PolicyError(InputError):
     """A policy file is missing, malformed or inconsistent."""
 
@@ -79,3 +85,18 @@ class IndexInconsistent(ScreenerError):
     """An index disagrees with the catalog in a way catch-up could not repair."""
 
     code = "index_inconsistent"
+
+
+class AuthError(ScreenerError):
+    """No credentials, or credentials that are malformed, unknown or revoked (maps to 401).
+
+    The message never says which, so a caller learns nothing about the keys that exist.
+    """
+
+    code = "unauthorized"
+
+
+class Forbidden(ScreenerError):
+    """Valid credentials that may not do this (maps to 403)."""
+
+    code = "forbidden"

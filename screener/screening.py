@@ -18,6 +18,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
+import index as vindex
 from models import Fingerprinter
 from screener import fusion
 from screener import policy as policy_mod
@@ -42,6 +45,7 @@ from screener.signals import (
     REGION_EVIDENCE_NAME,
     RegionFingerprint,
     SignalSet,
+    is_whole,
     vector_bytes,
 )
 from screener.verdict import Match, RegionPair, Verdict
@@ -83,6 +87,7 @@ class Screener:
         self.signals = SignalSet(
             self.settings, self.policy.matching.region_min_quality, fingerprinters
         )
+        vindex.set_threads(self.settings.index_threads)
         self.indexes = IndexSet(
             self.catalog,
             self.signals.available,
@@ -156,6 +161,8 @@ class Screener:
         work_ids = self._shortlist(proposed, prompt_works)
         work_ids += [w for w in include_works if w not in work_ids]
         candidates = self._score(by_signal, work_ids)
+        if prompt:
+            self._prompt_similarity(prompt, candidates)
         matches = self._matches(candidates, prompt_works, prompt)
         clock.lap("score")
         return Analysis(self._verdict(decoded, matches, prompt_info, clock), tuple(matches))
@@ -186,24 +193,22 @@ class Screener:
                     for q, (ids, scores) in enumerate(zip(found.ids, found.scores, strict=True))
                     for i, s in zip(ids, scores, strict=True)
                 ]
-        owners = {
-            f.id: f
-            for f in self.catalog.fingerprints_by_id(i for h in hits.values() for i, _, _ in h)
-        }
+        owners = self.catalog.owners(i for h in hits.values() for i, _, _ in h)
         proposed: dict[str, dict[str, Best]] = {}
         for signal, signal_hits in hits.items():
             sign = -1.0 if lower_is_closer(signal) else 1.0
             for fid, value, region in signal_hits:
-                ref = owners.get(fid)
-                name = None if ref is None else evidence_name(signal, region, ref.region)
-                if ref is None or name is None:  # removed since searched, or region pair
+                owner = owners.get(fid)
+                if owner is None:  # removed since the index was searched
+                    continue
+                work_id, reference_id, ref_region = owner
+                name = evidence_name(signal, region, ref_region)
+                if name is None:  # region against region: not evidence
                     continue
                 best = proposed.setdefault(name, {})
-                current = best.get(ref.work_id)
+                current = best.get(work_id)
                 if current is None or sign * value > sign * current.value:
-                    best[ref.work_id] = Best(
-                        value, RegionPair(region, ref.reference_id, ref.region)
-                    )
+                    best[work_id] = Best(value, RegionPair(region, reference_id, ref_region))
         return proposed
 
     def _prompt(self, prompt: str | None) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
@@ -244,6 +249,24 @@ class Screener:
         for work_id in work_ids:
             candidates.setdefault(work_id, Candidate(work_id))
         return candidates
+
+    def _prompt_similarity(self, prompt: str, candidates: dict[str, Candidate]) -> None:
+        """CLIP text-to-image similarity of the prompt to each candidate's references."""
+        clip = self.signals.available.get("clip")
+        embed = getattr(clip, "embed_text", None)
+        if clip is None or embed is None or not candidates:
+            return
+        text = np.asarray(embed([prompt]), dtype=np.float32)
+        stored = self.catalog.fingerprints_of_works(candidates, "clip", clip.spec_id)
+        for ref in stored:
+            if not is_whole(ref.region):
+                continue
+            value = float(text[0] @ np.frombuffer(ref.vector, dtype=np.float32))
+            best = candidates[ref.work_id].best.get("prompt_clip_cosine")
+            if best is None or value > best.value:
+                candidates[ref.work_id].best["prompt_clip_cosine"] = Best(
+                    value, RegionPair("prompt", ref.reference_id, ref.region)
+                )
 
     def _matches(
         self,

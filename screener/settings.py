@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     clip_threads: int = Field(default=0, ge=0)
 
     index_structure: str = Field(default="auto", description="'auto' or a FAISS factory string")
+    index_threads: int = Field(
+        default=1, ge=0, description="FAISS threads per search (0: one per core)"
+    )
 
     max_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     max_pixels: int = Field(default=50_000_000, ge=1)

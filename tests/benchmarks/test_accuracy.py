@@ -47,7 +47,15 @@ def test_threshold_at_lets_through_at_most_the_rate() -> None:
 def _record(truth: str | None, sscd: float, group: str) -> accuracy.Record:
     values: dict[str, float | None] = {"sscd_cosine": sscd, "pdq_hamming": None}
     return accuracy.Record(
-        f"{group}-x", "jpeg", group, truth, values, 0.0, None, "allow", 0.01,
+        f"{group}-x",
+        "jpeg",
+        group,
+        truth,
+        values,
+        0.0,
+        None,
+        "allow",
+        0.01,
         (("w", values),),
     )
 
@@ -102,9 +110,18 @@ def test_the_benchmark_runs_end_to_end(image_folder: Path, tmp_path: Path) -> No
     out = tmp_path / "out"
     policy_file = tmp_path / "policy.yaml"
     report = accuracy_run.run(
-        images=image_folder, works_dir=None, queries_dir=None, truth=None, works=4,
-        distractors=6, categories=["jpeg", "crop_centre", "composite"], seed=3,
-        target_fpr=0.01, review_fpr=0.05, out_dir=out, write_policy=policy_file,
+        images=image_folder,
+        works_dir=None,
+        queries_dir=None,
+        truth=None,
+        works=4,
+        distractors=6,
+        categories=["jpeg", "crop_centre", "composite"],
+        seed=3,
+        target_fpr=0.01,
+        review_fpr=0.05,
+        out_dir=out,
+        write_policy=policy_file,
     )
     saved = json.loads((out / "accuracy.json").read_text())
     assert saved["config"]["queries"] == 4 * 3 + 6 * 4

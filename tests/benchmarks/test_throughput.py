@@ -1,0 +1,34 @@
+"""The throughput benchmark at a tiny size: it runs, and its report holds what it claims."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from benchmarks import throughput
+
+pytestmark = pytest.mark.slow
+
+
+def test_throughput_reports_rates_shares_and_targets(tmp_path: Path) -> None:
+    report = throughput.run(
+        images=4, batch=2, checks_count=4, works=2, pad=500, structure="auto", seed=1, out=tmp_path
+    )
+    saved = json.loads((tmp_path / "throughput.json").read_text())
+    assert saved["config"]["pad_references"] == 500
+    for name in ("phash", "pdq", "sscd"):
+        entry = saved["fingerprinting"][name]
+        assert entry["images_per_s_batch_1"] > 0
+        assert entry["images_per_s_batch_2"] > 0
+    for setting in ("regions_on", "regions_off"):
+        shares = saved["checks"][setting]["stage_share"]
+        assert set(shares) == {"decode", "fingerprint", "search", "score"}
+        assert 0.9 <= sum(shares.values()) <= 1.0001
+        # every index was padded past the registered fingerprints
+        assert all(size >= 500 for size in saved["checks"][setting]["index_sizes"].values())
+    assert "lookup_at_most_10pct_of_check" in report["targets"]
+    with Image.open(tmp_path / "throughput.png") as plot:
+        assert plot.width > 400
