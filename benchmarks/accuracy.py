@@ -227,14 +227,23 @@ def _thin(curve: dict[str, list[float]], points: int = 400) -> dict[str, list[fl
 
 
 def _calibration_range(
-    pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]
+    pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64], tail: float, step: float
 ) -> tuple[float, float] | None:
-    """Oriented (lo, hi): evidence starts at the negatives' median, saturates at the positives'."""
+    """Oriented (lo, hi) from the non-copies' tail.
+
+    Evidence starts where only ``tail`` of the non-copy pairs remain and is full a little
+    beyond the closest non-copy ever seen: full evidence from one signal means "closer than
+    anything unrelated", which is worth a block on its own.
+    """
     pos, neg = pos[np.isfinite(pos)], neg[np.isfinite(neg)]
-    if pos.size < 5 or neg.size < 5:
+    if pos.size < 5 or neg.size < 20:
         return None
-    lo, hi = float(np.median(neg)), float(np.median(pos))
-    return (lo, hi) if hi > lo else None
+    lo = float(np.quantile(neg, 1.0 - tail))
+    top = float(neg.max())
+    hi = top + max(0.25 * (top - lo), step)  # ``step``: the signal's resolution
+    if not np.any(pos > lo):
+        return None  # this signal never separates a copy
+    return lo, hi
 
 
 def fit(
@@ -242,9 +251,19 @@ def fit(
     template: Policy,
     target_fpr: float = 0.001,
     review_fpr: float = 0.01,
+    tail: float = 0.01,
+    bias: float = -6.0,
+    alone: float = 0.95,
     l2: float = 1e-3,
 ) -> Policy:
-    """Fit calibrations, fusion weights and bands on benchmark records."""
+    """Fit calibrations, fusion weights and bands on benchmark records.
+
+    Every signal is calibrated on the non-copies' tail (see `_calibration_range`); its
+    weight is at least what lets full evidence alone reach the fused score ``alone``, and
+    a logistic fit raises weights where signals agreeing on copies earn it. The bands are
+    the fused scores that let ``target_fpr`` (block) and ``review_fpr`` (review) of the
+    unrelated images through.
+    """
     negatives = [r for r in records if r.truth is None]
     # Every (query, candidate work) pair is one example: the true work's pair is a copy,
     # every other candidate's pair is not, since a verdict takes the most severe candidate.
@@ -256,16 +275,19 @@ def fit(
     signals: dict[str, Calibration] = {}
     for name in IMAGE_EVIDENCE:
         bounds = _calibration_range(
-            _oriented_values(pos_values, name), _oriented_values(neg_values, name)
+            _oriented_values(pos_values, name),
+            _oriented_values(neg_values, name),
+            tail,
+            step=1.0 if _is_distance(name) else 0.01,
         )
         if bounds is None:
-            if name in template.signals:
-                signals[name] = template.signals[name]
             continue
         lo, hi = bounds
         if _is_distance(name):
             lo, hi = -lo, -hi
         signals[name] = Calibration(lo=round(lo, 4), hi=round(hi, 4), weight=1.0)
+    if not signals:
+        raise ValueError("no signal separates copies from unrelated images in these records")
     names = list(signals)
     draft = replace(template, signals={**signals, **_prompt_part(template)})
     features = np.array(
@@ -274,27 +296,28 @@ def fit(
     labels = np.array([1.0 if is_copy else 0.0 for _, is_copy in pairs])
     weights = np.where(labels == 1, 0.5 / labels.sum(), 0.5 / (1 - labels).sum())
 
-    def loss(theta: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
-        z = features @ theta[1:] + theta[0]
+    def loss(w: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        z = features @ w + bias
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
         value = -np.sum(
             weights * (labels * np.log(p + 1e-12) + (1 - labels) * np.log(1 - p + 1e-12))
         )
-        grad_z = weights * (p - labels)
-        grad = np.concatenate([[grad_z.sum()], features.T @ grad_z])
-        value += l2 * float(theta[1:] @ theta[1:])
-        grad[1:] += 2 * l2 * theta[1:]
-        return float(value), grad
+        grad = features.T @ (weights * (p - labels)) + 2 * l2 * w
+        return float(value + l2 * float(w @ w)), grad
 
-    start = np.concatenate([[-5.0], np.full(len(names), 2.0)])
-    bounds_ = [(-40.0, 40.0)] + [(0.0, 40.0)] * len(names)
-    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds_)
-    bias, fitted = float(result.x[0]), result.x[1:]
+    floor = math.log(alone / (1 - alone)) - bias
+    result = minimize(
+        loss,
+        np.full(len(names), floor),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(floor, 40.0)] * len(names),
+    )
     signals = {
         n: Calibration(signals[n].lo, signals[n].hi, round(float(w), 4))
-        for n, w in zip(names, fitted, strict=True)
+        for n, w in zip(names, result.x, strict=True)
     }
-    draft = replace(template, bias=round(bias, 4), signals={**signals, **_prompt_part(template)})
+    draft = replace(template, bias=bias, signals={**signals, **_prompt_part(template)})
     fused = np.array([r.fused for r in rescore(negatives, draft)])
     block = _band(threshold_at(fused, target_fpr))
     review = min(_band(threshold_at(fused, review_fpr)), block)

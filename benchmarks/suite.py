@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import models
 from benchmarks.transforms import TRANSFORMS
-from models.hashes import PDQ
+from models import Fingerprinter
+from models.hashes import PDQ, PHash
 from screener.candidates import hamming
 from screener.decode import DecodedImage, Limits, decode_file
 from screener.errors import DecodeError
@@ -59,12 +61,26 @@ def _sources(folder: Path) -> list[Path]:
 
 
 def _distinct(
-    paths: Sequence[Path], wanted: int, max_side: int, min_bits: int
+    paths: Sequence[Path], wanted: int, max_side: int, min_bits: int, max_cosine: float
 ) -> list[tuple[Path, Image.Image]]:
-    """The first ``wanted`` images (in the given order) no two of which are near-duplicates."""
-    pdq = PDQ()
+    """The first ``wanted`` images (in the given order) no two of which look derived.
+
+    Icon themes and sprite sheets reuse artwork: the same folder under other badges, a
+    clock inside a calendar. Such pairs are copies in every sense that matters here, so a
+    "distractor" made from one would be a mislabelled copy. An image is skipped when its
+    PDQ is within ``min_bits``, its pHash within 12 bits, or its SSCD cosine above
+    ``max_cosine`` of one already chosen.
+    """
+    pdq, phash = PDQ(), PHash()
+    sscd: Fingerprinter | None
+    try:
+        sscd = models.create("sscd")
+    except models.ModelUnavailable:
+        sscd = None
     chosen: list[tuple[Path, Image.Image]] = []
     hashes: list[np.ndarray] = []
+    phashes: list[np.ndarray] = []
+    embeddings: list[np.ndarray] = []
     for path in paths:
         try:
             image = _rgba(decode_file(path, limits=Limits(), max_side=max_side), max_side)
@@ -80,7 +96,16 @@ def _distinct(
         bits = fp.vector[None, :]
         if hashes and int(hamming(bits, np.stack(hashes)).min()) <= min_bits:
             continue
+        short = phash.fingerprint([flat])[0].vector
+        if phashes and int(hamming(short[None, :], np.stack(phashes)).min()) <= 12:
+            continue
+        if sscd is not None:
+            embedding = sscd.fingerprint([flat])[0].vector
+            if embeddings and float((np.stack(embeddings) @ embedding).max()) > max_cosine:
+                continue
+            embeddings.append(embedding)
         hashes.append(fp.vector)
+        phashes.append(short)
         chosen.append((path, image))
         if len(chosen) == wanted:
             break
@@ -96,7 +121,8 @@ def build(
     seed: int,
     categories: Sequence[str] | None = None,
     max_side: int = 384,
-    min_bits: int = 48,
+    min_bits: int = 64,
+    max_cosine: float = 0.6,
     progress: Callable[[int], None] | None = None,
 ) -> Suite:
     """Write a suite under ``out`` (works/, queries/, truth.csv) and return it."""
@@ -107,7 +133,7 @@ def build(
     rng = np.random.default_rng(seed)
     paths = _sources(source)
     order = [paths[i] for i in rng.permutation(len(paths))]
-    picked = _distinct(order, works + distractors, max_side, min_bits)
+    picked = _distinct(order, works + distractors, max_side, min_bits, max_cosine)
     if len(picked) < works + distractors:
         raise ValueError(
             f"{source} has only {len(picked)} distinct usable images; "

@@ -198,6 +198,15 @@ TRANSFORMS: dict[str, Transform] = {
     "collage": _collage,
 }
 
-# Categories whose copies keep the whole work visible (the "copy-level edits" of the goal);
-# crops, composites and collages show only part of it or a small part of the picture.
-COPY_LEVEL = frozenset(TRANSFORMS) - {"crop_centre", "crop_offset", "composite", "collage"}
+# Edits that keep the whole work in view, in place: the "copy-level edits" of the goal.
+# Crops, padding, small rotations, perspective, composites and collages move or cut the
+# work; they are the partial and geometric copies that local features are for.
+COPY_LEVEL = frozenset(TRANSFORMS) - {
+    "crop_centre",
+    "crop_offset",
+    "pad",
+    "rotate_small",
+    "perspective",
+    "composite",
+    "collage",
+}
