@@ -343,7 +343,7 @@ class Config:
     nprobe: tuple[int, ...] = (1, 4, 16, 64, 128)
     ef_construction: int = 80
     #: nlist = factor * sqrt(N). 2, not the textbook 4: k-means costs ~nlist^2 here (the
-    #: training set grows with nlist), and 4 * sqrt(1M) lists took too long on 2 cores.
+    #: training set grows with nlist); 4 * sqrt(1M) lists would take ~7-8 min per index here.
     ivf_lists_factor: float = 2.0
     ivf_train_per_list: int = 39
     batch: int = 256
@@ -646,17 +646,22 @@ def _bench_dense_structure(
     if family == "ivf" and n < params["train_min"]:
         return {**result, "status": "skipped", "reason": "fewer references than lists"}
     _log(f"dense N={n:,}: building {structure} {params or ''}")
+    # Added in chunks, as a registry grows (and to report progress). This matters for HNSW:
+    # faiss builds a somewhat worse graph from many adds than from one (see the README).
+    chunk = max(10_000, n // 20)
     built = _build(
         create(spec, structure, **params),
         data.refs,
         label=structure,
         first=first,
-        chunk=max(10_000, n // 20),
+        chunk=chunk,
         max_s=cfg.max_build_s,
     )
     result["build"] = {
         "seconds": built.seconds,
         "train_seconds": built.train_seconds,
+        "first_add": first or chunk,
+        "add_chunk": chunk,
         "rows": built.rows,
         "complete": built.complete,
     }
@@ -742,15 +747,21 @@ def _bench_binary_structure(
         params = {"max_flips": RADIUS // int(structure.removeprefix("BMIH"))}
     result: dict[str, Any] = {"structure": structure, "params": params}
     _log(f"binary N={n:,}: building {structure} {params or ''}")
+    chunk = max(10_000, n // 10)
     built = _build(
         create(spec, structure, **params),
         data.refs,
         label=structure,
         first=0,
-        chunk=max(10_000, n // 10),
+        chunk=chunk,
         max_s=cfg.max_build_s,
     )
-    result["build"] = {"seconds": built.seconds, "rows": built.rows, "complete": built.complete}
+    result["build"] = {
+        "seconds": built.seconds,
+        "add_chunk": chunk,
+        "rows": built.rows,
+        "complete": built.complete,
+    }
     if not built.complete or built.index is None:
         result["status"] = "build_timeout"
         return result
@@ -1230,6 +1241,7 @@ def plot(payload: dict[str, Any], out: Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     sizes = payload["sizes"]
     ns = sorted(sizes, key=int)
@@ -1250,7 +1262,10 @@ def plot(payload: dict[str, Any], out: Path) -> list[str]:
                     xs.append(int(n))
                     ys.append(s["latency"]["p99_ms"])
                     if s["param"]:
-                        label = f"{template} ({s['param']}={s['value']} at max N)"
+                        label = f"{template} ({s['param']}={s['value']} at max N"
+                        if _near_recall(s) < RECALL_TARGET:
+                            label += f", recall@1 only {_near_recall(s):.3f}"
+                        label += ")"
             if xs:
                 ax.plot(xs, ys, marker="o", label=label.replace("{nlist}", "<2√N>"))
         ax.axhline(LATENCY_BUDGET_MS, color="grey", linestyle="--", linewidth=1)
@@ -1258,11 +1273,16 @@ def plot(payload: dict[str, Any], out: Path) -> list[str]:
         ax.set_yscale("log")
         ax.set_xlabel("references N")
         ax.set_ylabel("single-query p99 latency (ms)")
+        ax.yaxis.set_minor_formatter(NullFormatter())
         title = "dense 512-d IP, k=10" if kind == "dense" else f"binary 256-bit, radius {RADIUS}"
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("Lookup p99 latency vs N (cheapest setting with recall@1 >= 0.99)", fontsize=10)
+    fig.suptitle(
+        "Single-query p99 latency vs N (faiss on 1 thread); each approximate structure at its"
+        " cheapest setting reaching recall@1 >= 0.99 on near-duplicates, else its best",
+        fontsize=9,
+    )
     fig.tight_layout()
     latency_png = out / "lookup_latency.png"
     fig.savefig(latency_png, dpi=90)
@@ -1291,6 +1311,7 @@ def plot(payload: dict[str, Any], out: Path) -> list[str]:
                     )
         ax.axhline(RECALL_TARGET, color="grey", linestyle="--", linewidth=1)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("single-query p50 latency (ms)")
         ax.set_ylabel("recall@1")
         ax.set_title(f"dense N={int(n):,}")

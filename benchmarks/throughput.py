@@ -23,9 +23,11 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+import index as vindex
 import models
 from benchmarks.common import machine, percentile_ms, write_json
 from screener import samples
+from screener.indexes import decode_vectors
 from screener.screening import Screener
 from screener.settings import Settings
 
@@ -72,17 +74,28 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _pad(screener: Screener, references: int, seed: int) -> dict[str, int]:
-    """Fill every index with synthetic references the catalog does not know.
+def _pad(screener: Screener, references: int, seed: int, structure: str) -> dict[str, int]:
+    """Rebuild every index at registry scale, with synthetic references the catalog lacks.
 
-    Searches then run at registry scale; hits on these ids find no owner in the catalog
-    and drop out, exactly as a removed reference would.
+    Each index is made as the screener would make it for that many references (the
+    structure ``auto`` picks by size), holding the registered fingerprints plus the padding.
+    Hits on padding ids find no owner in the catalog and drop out, as a removed reference's.
     """
     rng = np.random.default_rng(seed)
     padded = {}
     base = 1 << 40  # far above any catalog id
-    for signal, idx in screener.indexes.indexes.items():
+    for signal, old in list(screener.indexes.indexes.items()):
         spec = screener.indexes.specs[signal]
+        idx = vindex.create(spec, structure, expected_size=references + len(old))
+        stored = [
+            f for batch in screener.catalog.iter_fingerprints(signal, spec.spec_id) for f in batch
+        ]
+        if stored:
+            idx.add(
+                np.asarray([i for i, _ in stored], dtype=np.int64),
+                decode_vectors(spec, [v for _, v in stored]),
+            )
+        screener.indexes.indexes[signal] = idx
         for start in range(0, references, 50_000):
             n = min(50_000, references - start)
             ids = np.arange(base + start, base + start + n, dtype=np.int64)
@@ -107,7 +120,7 @@ def checks(
             originals = _images(works, seed + 1)
             for i, image in enumerate(originals):
                 screener.registry.register(f"w{i}", [_png(image)])
-            sizes = _pad(screener, pad, seed) if pad else screener.indexes.sizes()
+            sizes = _pad(screener, pad, seed, structure) if pad else screener.indexes.sizes()
             queries = [
                 _png(originals[i % works].resize((400, 300)))
                 if i % 2 == 0

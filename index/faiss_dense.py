@@ -14,7 +14,7 @@ Structures are faiss index-factory strings, always built with ``METRIC_INNER_PRO
     ``ef_construction`` (default 80) applies to rows added afterwards.
 ``"IVF<n>,<codec>"`` (e.g. ``"IVF16,Flat"``, ``"IVF64,PQ8"``)
     Approximate inverted lists that hold our ids themselves; ``remove`` is native and
-    ``nprobe`` (default 8) can be changed at any time. IVF must be trained, and k-means on
+    ``nprobe`` (default 16) can be changed at any time. IVF must be trained, and k-means on
     a handful of vectors gives useless lists, so the index starts as an exact Flat
     *buffer*. The add that brings it to ``train_min`` vectors trains the IVF on everything
     buffered and moves those vectors in (so a first batch that is large enough is trained
@@ -127,7 +127,8 @@ class FaissDenseIndex:
         self._compact_min = non_negative_int(
             "compact_min", 1024 if compact_min is None else compact_min
         )
-        self._nprobe = positive_int("nprobe", 8 if nprobe is None else nprobe)
+        # 16: the cheapest setting with recall@1 1.0 on near-duplicates at 1M (lookup bench).
+        self._nprobe = positive_int("nprobe", 16 if nprobe is None else nprobe)
         self._trained = self._family != "ivf"
         self._train_min = 0
         self._store: IdStore | TombstoneStore

@@ -44,7 +44,7 @@ app.add_typer(index_app, name="index")
 app.add_typer(policy_app, name="policy")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages stay whole lines for scripts
 T = TypeVar("T")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}

@@ -41,9 +41,10 @@ def test_reexports_the_protocol_names() -> None:
     [
         ("ip", 0, "Flat"),
         ("ip", 50_000, "Flat"),
-        ("ip", 50_001, "HNSW32"),
+        ("ip", 50_001, "IVF447,Flat"),
+        ("ip", 10**6, "IVF2000,Flat"),
         ("hamming", 50_000, "BFlat"),
-        ("hamming", 10**7, "BMIH16"),
+        ("hamming", 10**7, "BFlat"),
     ],
 )
 def test_choose_structure_defaults(metric: str, size: int, expected: str) -> None:
@@ -51,7 +52,8 @@ def test_choose_structure_defaults(metric: str, size: int, expected: str) -> Non
 
 
 def test_choose_structure_keywords_move_the_threshold() -> None:
-    assert choose_structure("ip", 1000, approx_above=999) == "HNSW32"
+    assert choose_structure("ip", 1000, approx_above=999) == "IVF63,Flat"
+    assert choose_structure("ip", 1000, approx_above=999, dense_approx="HNSW32") == "HNSW32"
     assert choose_structure("ip", 1000, approx_above=999, dense_approx="IVF64,Flat") == (
         "IVF64,Flat"
     )
@@ -63,11 +65,9 @@ def test_choose_structure_keywords_move_the_threshold() -> None:
 def test_create_auto() -> None:
     assert isinstance(create(DENSE), FaissDenseIndex)
     assert create(DENSE).kind == "faiss:Flat"
-    assert create(DENSE, expected_size=10**6).kind == "faiss:HNSW32"
+    assert create(DENSE, expected_size=10**6).kind == "faiss:IVF2000,Flat"
     assert create(PDQ).kind == "faiss:BFlat"
-    assert create(PDQ, expected_size=10**6).kind == "faiss:BMIH16"
-    # the multi-hash keeps 16-bit substrings on shorter codes
-    assert create(IndexSpec("phash", 64, "hamming"), expected_size=10**6).kind == "faiss:BMIH4"
+    assert create(PDQ, expected_size=10**6).kind == "faiss:BFlat"
 
 
 def test_create_named_structures() -> None:
