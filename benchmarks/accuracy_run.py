@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -106,7 +108,9 @@ def run(
     }
     report["goals"] = goals(report["held_out"], target_fpr)
     write_json(out_dir / "accuracy.json", report)
-    write_json(out_dir / "records.json", {"records": [asdict(r) for r in records]})
+    # Every query's raw values against every candidate: refit or re-plot without re-running.
+    with gzip.open(out_dir / "records.json.gz", "wt", encoding="utf-8") as handle:
+        json.dump({"records": [asdict(r) for r in records]}, handle)
     (out_dir / "policy.yaml").write_text(policy_mod.dumps(fitted))
     if write_policy is not None:
         write_policy.write_text(policy_mod.dumps(fitted))
