@@ -100,6 +100,9 @@ def _register_optional() -> None:
     from benchmarks import throughput
 
     app.command("throughput")(throughput.command)
+    from benchmarks import peers
+
+    app.command("peers")(peers.command)
 
 
 _register_optional()

@@ -32,3 +32,16 @@ def test_throughput_reports_rates_shares_and_targets(tmp_path: Path) -> None:
     assert "lookup_at_most_10pct_of_check" in report["targets"]
     with Image.open(tmp_path / "throughput.png") as plot:
         assert plot.width > 400
+
+
+def test_peer_protocol_report(peers_dir: Path, tmp_path: Path) -> None:
+    from benchmarks import peers
+
+    report = peers.run(peers_dir, tmp_path)
+    saved = json.loads((tmp_path / "peers.json").read_text())
+    caught, total = map(int, saved["copies_caught"].split("/"))
+    assert total == 25
+    assert caught == total
+    allowed, unrelated = map(int, saved["unrelated_allowed"].split("/"))
+    assert allowed == unrelated >= 20
+    assert sorted(Path(e).suffix for e in report["errors"]) == [".pbm", ".pgm"]
