@@ -49,8 +49,11 @@ def run(
     write_policy: Path | None,
     regions: bool = True,
     command: str = "",
+    records_file: Path | None = None,
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
+    if records_file is not None:
+        return refit(records_file, target_fpr, review_fpr, seed, out_dir, write_policy, command)
     with tempfile.TemporaryDirectory(prefix="screener-accuracy-") as scratch, _progress() as bar:
         if images is not None:
             task = bar.add_task("building suite", total=works + distractors)
@@ -75,6 +78,75 @@ def run(
             records = accuracy.evaluate(screener, the_suite, lambda n: bar.advance(task, n))
             signals_used = list(screener.signals.names)
             models = dict(screener.signals.specs)
+    config = {
+        "source": str(images)
+        if images
+        else {"works": str(works_dir), "queries": str(queries_dir), "truth": str(truth)},
+        "works": len(the_suite.works),
+        "queries": len(the_suite.queries),
+        "seed": seed,
+        "target_fpr": target_fpr,
+        "review_fpr": review_fpr,
+        "regions": regions,
+        "signals": signals_used,
+        "models": models,
+        "copy_level_categories": sorted(COPY_LEVEL),
+    }
+    with gzip.open(out_dir / "records.json.gz", "wt", encoding="utf-8") as handle:
+        json.dump({"config": config, "records": [asdict(r) for r in records]}, handle)
+    return _report(
+        records, template, config, target_fpr, review_fpr, seed, out_dir, write_policy, command
+    )
+
+
+def refit(
+    records_file: Path,
+    target_fpr: float,
+    review_fpr: float,
+    seed: int,
+    out_dir: Path,
+    write_policy: Path | None,
+    command: str,
+) -> dict[str, Any]:
+    """Fit and report again from saved records (no screening): minutes become seconds."""
+    with gzip.open(records_file, "rt", encoding="utf-8") as handle:
+        saved = json.load(handle)
+    records = [
+        accuracy.Record(**{**r, "candidates": tuple((w, v) for w, v in r["candidates"])})
+        for r in saved["records"]
+    ]
+    config = {
+        **saved.get("config", {}),
+        "records": str(records_file),
+        "target_fpr": target_fpr,
+        "review_fpr": review_fpr,
+        "seed": seed,
+    }
+    return _report(
+        records,
+        policy_mod.load(Settings().policy_path),
+        config,
+        target_fpr,
+        review_fpr,
+        seed,
+        out_dir,
+        write_policy,
+        command,
+    )
+
+
+def _report(
+    records: list[accuracy.Record],
+    template: policy_mod.Policy,
+    config: dict[str, Any],
+    target_fpr: float,
+    review_fpr: float,
+    seed: int,
+    out_dir: Path,
+    write_policy: Path | None,
+    command: str,
+) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
     fit_half, held_out = accuracy.split(records, seed)
     fitted = accuracy.fit(fit_half, template, target_fpr=target_fpr, review_fpr=review_fpr)
     names = [n for n in IMAGE_EVIDENCE if any(r.values.get(n) is not None for r in records)]
@@ -83,20 +155,7 @@ def run(
         "benchmark": "accuracy",
         "command": command,
         "machine": machine(),
-        "config": {
-            "source": str(images)
-            if images
-            else {"works": str(works_dir), "queries": str(queries_dir), "truth": str(truth)},
-            "works": len(the_suite.works),
-            "queries": len(the_suite.queries),
-            "seed": seed,
-            "target_fpr": target_fpr,
-            "review_fpr": review_fpr,
-            "regions": regions,
-            "signals": signals_used,
-            "models": models,
-            "copy_level_categories": sorted(COPY_LEVEL),
-        },
+        "config": config,
         "baseline_policy": template.version,
         "fitted_policy": fitted.to_dict(),
         # The honest numbers: the fitted policy on source images it was not fitted on.
@@ -108,9 +167,6 @@ def run(
     }
     report["goals"] = goals(report["held_out"], target_fpr)
     write_json(out_dir / "accuracy.json", report)
-    # Every query's raw values against every candidate: refit or re-plot without re-running.
-    with gzip.open(out_dir / "records.json.gz", "wt", encoding="utf-8") as handle:
-        json.dump({"records": [asdict(r) for r in records]}, handle)
     (out_dir / "policy.yaml").write_text(policy_mod.dumps(fitted))
     if write_policy is not None:
         write_policy.write_text(policy_mod.dumps(fitted))

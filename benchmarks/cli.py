@@ -56,11 +56,14 @@ def accuracy(
     regions: Annotated[
         bool, typer.Option(help="fingerprint regions (multi-region matching)")
     ] = True,
+    records: Annotated[
+        Path | None, typer.Option(help="refit and report from a saved records.json.gz")
+    ] = None,
 ) -> None:
     """Accuracy of every signal and of the fused score; fits and writes a policy."""
     from benchmarks import accuracy_run
 
-    if (images is None) == (works_dir is None):
+    if records is None and (images is None) == (works_dir is None):
         err.print("[red]error:[/] give either --images DIR, or --works, --queries and --truth")
         raise typer.Exit(2)
     if works_dir is not None and (queries_dir is None or truth is None):
@@ -83,6 +86,7 @@ def accuracy(
             write_policy=write_policy,
             regions=regions,
             command=" ".join(sys.argv),
+            records_file=records,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")

@@ -119,9 +119,7 @@ class FaissIndex(ABC):
     # -- what a subclass supplies -------------------------------------------------------
 
     @abstractmethod
-    def _candidates(
-        self, q: npt.NDArray[Any], k: int | None, radius: float | None
-    ) -> list[Row]:
+    def _candidates(self, q: npt.NDArray[Any], k: int | None, radius: float | None) -> list[Row]:
         """Per query, candidate (id, score) rows that ``select`` cuts to the answer.
 
         Only called with at least one query and one stored vector.
@@ -169,10 +167,13 @@ class FaissIndex(ABC):
             raise IndexCorrupt(f"{what} labels are missing or inconsistent: {e}") from e
 
     @classmethod
-    def from_arrays(
+    def _from_arrays(
         cls, spec: IndexSpec, structure: str, params: dict[str, Any], arrays: Arrays
     ) -> Self:
-        """Rebuild from a saved payload; ``IndexCorrupt`` if it does not fit the structure."""
+        """What each subclass's ``from_arrays`` does: rebuild from a saved payload.
+
+        ``IndexCorrupt`` if the payload does not fit the structure.
+        """
         index = cls(spec, structure, **params)
         try:
             raw = deserialize(arrays["faiss"], binary=index._binary)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from index.base import IndexCorrupt, IndexSpec, Manifest
+from index.base import IndexCorrupt, IndexSpec, Manifest, VectorIndex
 
 FORMAT_VERSION = 1
 
@@ -106,6 +106,21 @@ def write_index(
     write_atomic(path, data)
     write_atomic(manifest_path(path), json.dumps(_to_json(manifest), indent=2).encode())
     return manifest
+
+
+def save_index(
+    index: VectorIndex, path: Path, high_water: int, *, arrays: Arrays, extra: dict[str, Any]
+) -> Manifest:
+    """:func:`write_index` for ``index``: its spec, kind and count go in the manifest."""
+    return write_index(
+        path,
+        spec=index.spec,
+        kind=index.kind,
+        count=len(index),
+        high_water=high_water,
+        arrays=arrays,
+        extra=extra,
+    )
 
 
 def _to_json(m: Manifest) -> dict[str, Any]:

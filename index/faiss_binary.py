@@ -32,14 +32,14 @@ from __future__ import annotations
 import math
 import re
 import threading
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
+from index._common import FaissIndex
 from index._faiss import faiss
-from index._persist import Arrays, write_index
+from index._persist import Arrays
 from index._results import (
     Row,
     empty_row,
@@ -47,19 +47,10 @@ from index._results import (
     knn_resolving_ties,
     rows_from_knn,
     rows_from_range,
-    select,
-    to_neighbours,
 )
-from index._stores import IdStore, LabelMap, TombstoneStore, deserialize
-from index._validate import (
-    as_ids,
-    as_vectors,
-    check_add,
-    check_query,
-    check_spec,
-    non_negative_int,
-)
-from index.base import IdArray, IndexCorrupt, IndexSpec, Manifest, Neighbours
+from index._stores import IdStore, LabelMap, TombstoneStore
+from index._validate import non_negative_int
+from index.base import IdArray, IndexCorrupt, IndexSpec, Metric
 
 _BMIH = re.compile(r"BMIH(\d+)")
 
@@ -69,13 +60,10 @@ def exact_flips(radius: float, nhash: int) -> int:
     return math.floor(radius) // nhash
 
 
-def _stored_codes(index: Any, rows: IdArray) -> npt.NDArray[np.uint8]:
-    codes = faiss.vector_to_array(index.storage.xb).reshape(index.ntotal, index.code_size)
-    return np.ascontiguousarray(codes[rows])
-
-
-class FaissBinaryIndex:
+class FaissBinaryIndex(FaissIndex):
     """A faiss "BFlat" or "BMIH<nhash>" index answering the ``VectorIndex`` protocol."""
+
+    _METRIC: ClassVar[Metric] = "hamming"
 
     def __init__(
         self,
@@ -86,11 +74,7 @@ class FaissBinaryIndex:
         k_flips: int | None = None,
         compact_min: int | None = None,
     ) -> None:
-        check_spec(spec)
-        if spec.metric != "hamming":
-            raise ValueError(f"FaissBinaryIndex serves metric 'hamming', spec says {spec.metric!r}")
-        self._spec = spec
-        self._structure = structure
+        super().__init__(spec, structure)
         self._lock = threading.Lock()
         self._max_flips = non_negative_int("max_flips", 2 if max_flips is None else max_flips)
         self._k_flips = non_negative_int("k_flips", 1 if k_flips is None else k_flips)
@@ -98,7 +82,6 @@ class FaissBinaryIndex:
             "compact_min", 1024 if compact_min is None else compact_min
         )
         self._nhash = 0
-        self._store: IdStore | TombstoneStore
         match = _BMIH.fullmatch(structure)
         if structure == "BFlat":
             given = [
@@ -122,85 +105,41 @@ class FaissBinaryIndex:
                     f"{structure!r} on {spec.dim} bits gives {bits}-bit substrings; "
                     "choose nhash so that dim // nhash is between 1 and 64"
                 )
-            self._store = self._new_tombstone_store(self._new_mih(), LabelMap())
+            self._store = self._new_tombstone_store(self._fresh(), LabelMap())
         else:
             raise ValueError(
                 f"unsupported binary structure {structure!r}: use 'BFlat' or 'BMIH<nhash>'"
             )
 
-    def _new_mih(self) -> Any:
+    # -- construction -------------------------------------------------------------------
+
+    def _fresh(self) -> Any:
         return faiss.IndexBinaryMultiHash(
             self._spec.dim, self._nhash, self._spec.dim // self._nhash
         )
 
-    def _new_tombstone_store(self, index: Any, labels: LabelMap) -> TombstoneStore:
-        return TombstoneStore(
-            index,
-            labels,
-            binary=True,
-            fresh=self._new_mih,
-            rows_of=_stored_codes,
-            compact_min=self._compact_min,
-        )
+    @staticmethod
+    def _rows_of(index: Any, rows: IdArray) -> npt.NDArray[np.uint8]:
+        codes = faiss.vector_to_array(index.storage.xb).reshape(index.ntotal, index.code_size)
+        return np.ascontiguousarray(codes[rows])
 
-    # -- protocol -----------------------------------------------------------------------
+    # -- search -------------------------------------------------------------------------
 
-    @property
-    def spec(self) -> IndexSpec:
-        return self._spec
-
-    @property
-    def kind(self) -> str:
-        return f"faiss:{self._structure}"
-
-    def __len__(self) -> int:
-        return len(self._store)
-
-    def ids(self) -> IdArray:
-        return self._store.ids()
-
-    def add(self, ids: IdArray, vectors: npt.NDArray[Any]) -> None:
-        id_arr, vec = check_add(ids, vectors, self._spec)
-        self._store.add(id_arr, vec)
-
-    def remove(self, ids: IdArray) -> int:
-        return self._store.remove(as_ids(ids))
-
-    def search(
-        self, queries: npt.NDArray[Any], k: int | None = None, radius: float | None = None
-    ) -> Neighbours:
-        k, radius = check_query(k, radius)
-        q = as_vectors(queries, self._spec, "queries")
-        if len(self) == 0 or len(q) == 0 or (radius is not None and radius < 0):
-            return to_neighbours([empty_row() for _ in q])
+    def _candidates(self, q: npt.NDArray[Any], k: int | None, radius: float | None) -> list[Row]:
+        if radius is not None and radius < 0:
+            return [empty_row() for _ in q]  # no distance is negative
         store = self._store
         if isinstance(store, TombstoneStore):
-            rows = self._mih_search(store, q, k, radius)
-        elif k is None:
+            return self._mih_search(store, q, k, radius)
+        if k is None:
             assert radius is not None
-            rows = store.range(q, hamming_faiss_radius(radius))
-        else:
-            rows = knn_resolving_ties(
-                store.knn,
-                lambda one, s: store.range(one, hamming_faiss_radius(s)),
-                q,
-                k,
-                higher_better=False,
-            )
-        return to_neighbours(
-            [select(i, s, k=k, radius=radius, higher_better=False) for i, s in rows]
-        )
-
-    def save(self, path: Path, high_water: int) -> Manifest:
-        extra = {"structure": self._structure, "params": self.params, "tombstones": self.tombstones}
-        return write_index(
-            path,
-            spec=self._spec,
-            kind=self.kind,
-            count=len(self),
-            high_water=high_water,
-            arrays=self._store.payload(),
-            extra=extra,
+            return store.range(q, hamming_faiss_radius(radius))
+        return knn_resolving_ties(
+            store.knn,
+            lambda one, s: store.range(one, hamming_faiss_radius(s)),
+            q,
+            k,
+            higher_better=False,
         )
 
     # -- tuning and state ---------------------------------------------------------------
@@ -215,16 +154,6 @@ class FaissBinaryIndex:
             "k_flips": self._k_flips,
             "max_flips": self._max_flips,
         }
-
-    @property
-    def tombstones(self) -> int:
-        """Removed rows still inside a multi-hash (always 0 for BFlat)."""
-        return self._store.tombstones if isinstance(self._store, TombstoneStore) else 0
-
-    def compact(self) -> None:
-        """Rebuild a multi-hash without its tombstones now (no-op for BFlat)."""
-        if isinstance(self._store, TombstoneStore):
-            self._store.compact()
 
     # -- multi-index hashing ------------------------------------------------------------
 
@@ -275,29 +204,21 @@ class FaissBinaryIndex:
             return within(q, radius)
         return knn_resolving_ties(knn, within, q, k, higher_better=False)
 
+    # -- restore ------------------------------------------------------------------------
+
     @classmethod
     def from_arrays(
         cls, spec: IndexSpec, structure: str, params: dict[str, Any], arrays: Arrays
     ) -> FaissBinaryIndex:
         """Rebuild from a saved payload; ``IndexCorrupt`` if it does not fit the structure."""
-        index = cls(spec, structure, **params)
-        try:
-            raw = deserialize(arrays["faiss"], binary=True)
-        except (KeyError, RuntimeError) as e:
-            raise IndexCorrupt(f"cannot deserialise {structure!r} index: {e}") from e
-        if raw.d != spec.dim:
-            raise IndexCorrupt(f"saved faiss index (d={raw.d}) does not fit {spec}")
-        if index._nhash == 0:
+        return cls._from_arrays(spec, structure, params, arrays)
+
+    def _restore(self, raw: Any, arrays: Arrays) -> None:
+        if self._nhash == 0:
             if not isinstance(raw, faiss.IndexBinaryIDMap2):
                 raise IndexCorrupt(f"saved index is a {type(raw).__name__}, not IndexBinaryIDMap2")
-            index._store = IdStore(raw, binary=True)
-            return index
-        if not isinstance(raw, faiss.IndexBinaryMultiHash) or raw.nhash != index._nhash:
-            raise IndexCorrupt(f"saved index is a {type(raw).__name__}, not {structure!r}")
-        try:
-            index._store = index._new_tombstone_store(
-                raw, LabelMap(arrays["label_ids"], arrays["live"])
-            )
-        except (KeyError, ValueError) as e:
-            raise IndexCorrupt(f"multi-hash labels are missing or inconsistent: {e}") from e
-        return index
+            self._store = IdStore(raw, binary=True)
+            return
+        if not isinstance(raw, faiss.IndexBinaryMultiHash) or raw.nhash != self._nhash:
+            raise IndexCorrupt(f"saved index is a {type(raw).__name__}, not {self._structure!r}")
+        self._restore_tombstones(raw, arrays, "multi-hash")

@@ -28,35 +28,24 @@ None of these is safe to mutate from several threads at once.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
+from index._common import FaissIndex
 from index._faiss import faiss
-from index._persist import Arrays, write_index
+from index._persist import Arrays
 from index._results import (
     Row,
-    empty_row,
     ip_faiss_radius,
     knn_resolving_ties,
     rows_from_knn,
     rows_from_range,
-    select,
-    to_neighbours,
 )
-from index._stores import IdStore, LabelMap, TombstoneStore, deserialize
-from index._validate import (
-    as_ids,
-    as_vectors,
-    check_add,
-    check_query,
-    check_spec,
-    non_negative_int,
-    positive_int,
-)
-from index.base import IdArray, IndexCorrupt, IndexSpec, Manifest, Neighbours
+from index._stores import IdStore, LabelMap, TombstoneStore
+from index._validate import non_negative_int, positive_int
+from index.base import IdArray, IndexCorrupt, IndexSpec, Metric
 
 _HNSW = re.compile(r"HNSW(\d+)(,Flat)?")
 _IVF = re.compile(r"IVF\d+.*")
@@ -85,8 +74,10 @@ def dense_family(structure: str) -> str:
     )
 
 
-class FaissDenseIndex:
+class FaissDenseIndex(FaissIndex):
     """A faiss "Flat", "HNSW<M>" or "IVF<n>,..." index answering the ``VectorIndex`` protocol."""
+
+    _METRIC: ClassVar[Metric] = "ip"
 
     def __init__(
         self,
@@ -99,11 +90,7 @@ class FaissDenseIndex:
         nprobe: int | None = None,
         train_min: int | None = None,
     ) -> None:
-        check_spec(spec)
-        if spec.metric != "ip":
-            raise ValueError(f"FaissDenseIndex serves metric 'ip', spec says {spec.metric!r}")
-        self._spec = spec
-        self._structure = structure
+        super().__init__(spec, structure)
         self._family = dense_family(structure)
         given = {
             name
@@ -131,9 +118,8 @@ class FaissDenseIndex:
         self._nprobe = positive_int("nprobe", 16 if nprobe is None else nprobe)
         self._trained = self._family != "ivf"
         self._train_min = 0
-        self._store: IdStore | TombstoneStore
         if self._family == "hnsw":
-            self._store = self._new_tombstone_store(self._new_hnsw(), LabelMap())
+            self._store = self._new_tombstone_store(self._fresh(), LabelMap())
         else:
             self._store = IdStore(faiss.IndexIDMap2(faiss.IndexFlatIP(spec.dim)), binary=False)
         if self._family == "ivf":
@@ -165,74 +151,27 @@ class FaissDenseIndex:
             raise ValueError(f"train_min must be >= {needed} for {self._structure!r}, got {value}")
         return value
 
-    def _new_hnsw(self) -> Any:
+    def _fresh(self) -> Any:
         index = faiss.index_factory(self._spec.dim, self._structure, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = self._ef_construction
         return index
 
-    def _new_tombstone_store(self, index: Any, labels: LabelMap) -> TombstoneStore:
-        return TombstoneStore(
-            index,
-            labels,
-            binary=False,
-            fresh=self._new_hnsw,
-            rows_of=lambda idx, rows: idx.reconstruct_batch(rows),
-            compact_min=self._compact_min,
-        )
+    @staticmethod
+    def _rows_of(index: Any, rows: IdArray) -> npt.NDArray[Any]:
+        return np.asarray(index.reconstruct_batch(rows))
 
     # -- protocol -----------------------------------------------------------------------
 
-    @property
-    def spec(self) -> IndexSpec:
-        return self._spec
-
-    @property
-    def kind(self) -> str:
-        return f"faiss:{self._structure}"
-
-    def __len__(self) -> int:
-        return len(self._store)
-
-    def ids(self) -> IdArray:
-        return self._store.ids()
-
     def add(self, ids: IdArray, vectors: npt.NDArray[Any]) -> None:
-        id_arr, vec = check_add(ids, vectors, self._spec)
-        self._store.add(id_arr, vec)
+        super().add(ids, vectors)
         if not self._trained and len(self._store) >= self._train_min:
             self._train()
 
-    def remove(self, ids: IdArray) -> int:
-        return self._store.remove(as_ids(ids))
+    def _candidates(self, q: npt.NDArray[Any], k: int | None, radius: float | None) -> list[Row]:
+        return self._within(q, radius) if k is None else self._knn(q, k)
 
-    def search(
-        self, queries: npt.NDArray[Any], k: int | None = None, radius: float | None = None
-    ) -> Neighbours:
-        k, radius = check_query(k, radius)
-        q = as_vectors(queries, self._spec, "queries")
-        if len(self) == 0 or len(q) == 0:
-            return to_neighbours([empty_row() for _ in q])
-        rows = self._within(q, radius) if k is None else self._knn(q, k)
-        return to_neighbours(
-            [select(i, s, k=k, radius=radius, higher_better=True) for i, s in rows]
-        )
-
-    def save(self, path: Path, high_water: int) -> Manifest:
-        extra = {
-            "structure": self._structure,
-            "params": self.params,
-            "trained": self._trained,
-            "tombstones": self.tombstones,
-        }
-        return write_index(
-            path,
-            spec=self._spec,
-            kind=self.kind,
-            count=len(self),
-            high_water=high_water,
-            arrays=self._store.payload(),
-            extra=extra,
-        )
+    def _saved_state(self) -> dict[str, Any]:
+        return {"trained": self._trained}
 
     # -- tuning and state ---------------------------------------------------------------
 
@@ -254,9 +193,7 @@ class FaissDenseIndex:
 
     @ef_search.setter
     def ef_search(self, value: int) -> None:
-        if self._family != "hnsw":
-            raise ValueError(f"ef_search applies to HNSW, not {self._structure!r}")
-        self._ef_search = positive_int("ef_search", value)
+        self._ef_search = self._retuned("ef_search", "hnsw", value)
 
     @property
     def nprobe(self) -> int:
@@ -264,24 +201,18 @@ class FaissDenseIndex:
 
     @nprobe.setter
     def nprobe(self, value: int) -> None:
-        if self._family != "ivf":
-            raise ValueError(f"nprobe applies to IVF, not {self._structure!r}")
-        self._nprobe = positive_int("nprobe", value)
+        self._nprobe = self._retuned("nprobe", "ivf", value)
+
+    def _retuned(self, name: str, family: str, value: int) -> int:
+        """``value`` checked for the parameter ``name``, which only ``family`` structures take."""
+        if self._family != family:
+            raise ValueError(f"{name} applies to {family.upper()}, not {self._structure!r}")
+        return positive_int(name, value)
 
     @property
     def is_trained(self) -> bool:
         """False while an IVF index still holds its vectors in the exact Flat buffer."""
         return self._trained
-
-    @property
-    def tombstones(self) -> int:
-        """Removed rows still inside an HNSW graph (always 0 for Flat and IVF)."""
-        return self._store.tombstones if isinstance(self._store, TombstoneStore) else 0
-
-    def compact(self) -> None:
-        """Rebuild an HNSW graph without its tombstones now (no-op for Flat and IVF)."""
-        if isinstance(self._store, TombstoneStore):
-            self._store.compact()
 
     # -- internals ----------------------------------------------------------------------
 
@@ -334,33 +265,29 @@ class FaissDenseIndex:
             return store.labels.translate(rows_from_range(lims, distances, labels))
         return store.range(q, r, params)
 
+    # -- restore ------------------------------------------------------------------------
+
     @classmethod
     def from_arrays(
         cls, spec: IndexSpec, structure: str, params: dict[str, Any], arrays: Arrays
     ) -> FaissDenseIndex:
         """Rebuild from a saved payload; ``IndexCorrupt`` if it does not fit the structure."""
-        index = cls(spec, structure, **params)
-        try:
-            raw = deserialize(arrays["faiss"], binary=False)
-        except (KeyError, RuntimeError) as e:
-            raise IndexCorrupt(f"cannot deserialise {structure!r} index: {e}") from e
-        if raw.d != spec.dim or raw.metric_type != faiss.METRIC_INNER_PRODUCT:
-            raise IndexCorrupt(f"saved faiss index (d={raw.d}) does not fit {spec}")
-        if index._family == "hnsw":
+        return cls._from_arrays(spec, structure, params, arrays)
+
+    def _fits(self, raw: Any) -> bool:
+        return super()._fits(raw) and bool(raw.metric_type == faiss.METRIC_INNER_PRODUCT)
+
+    def _restore(self, raw: Any, arrays: Arrays) -> None:
+        if self._family == "hnsw":
             if not isinstance(raw, faiss.IndexHNSW):
                 raise IndexCorrupt(f"saved index is a {type(raw).__name__}, not HNSW")
-            try:
-                labels = LabelMap(arrays["label_ids"], arrays["live"])
-                index._store = index._new_tombstone_store(raw, labels)
-            except (KeyError, ValueError) as e:
-                raise IndexCorrupt(f"HNSW labels are missing or inconsistent: {e}") from e
-            return index
-        is_ivf = index._family == "ivf" and isinstance(raw, faiss.IndexIVF)
+            self._restore_tombstones(raw, arrays, "HNSW")
+            return
+        is_ivf = self._family == "ivf" and isinstance(raw, faiss.IndexIVF)
         flat = isinstance(raw, faiss.IndexIDMap2) and isinstance(
             faiss.downcast_index(raw.index), faiss.IndexFlat
         )
         if not (is_ivf or flat):
-            raise IndexCorrupt(f"saved index is a {type(raw).__name__}, not {structure!r}")
-        index._trained = index._family == "flat" or is_ivf
-        index._store = IdStore(raw, binary=False)
-        return index
+            raise IndexCorrupt(f"saved index is a {type(raw).__name__}, not {self._structure!r}")
+        self._trained = self._family == "flat" or is_ivf
+        self._store = IdStore(raw, binary=False)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from index._persist import Arrays, write_index
+from index._persist import Arrays, save_index
 from index._results import Row, empty_row, select, to_neighbours
 from index._validate import as_ids, as_vectors, check_add, check_query, check_spec, row_width
 from index.base import IdArray, IndexCorrupt, IndexSpec, Manifest, Neighbours
@@ -79,15 +79,7 @@ class NumpyIndex:
 
     def save(self, path: Path, high_water: int) -> Manifest:
         arrays: Arrays = {"ids": self._ids, "vectors": self._vectors}
-        return write_index(
-            path,
-            spec=self._spec,
-            kind=self.kind,
-            count=len(self),
-            high_water=high_water,
-            arrays=arrays,
-            extra={},
-        )
+        return save_index(self, path, high_water, arrays=arrays, extra={})
 
     @classmethod
     def from_arrays(cls, spec: IndexSpec, arrays: Arrays) -> NumpyIndex:

@@ -22,7 +22,7 @@ def png(image: Image.Image) -> bytes:
 
 @pytest.fixture
 def screener(tmp_path: Path) -> Iterator[Screener]:
-    with Screener(Settings(data_dir=tmp_path, signals=["phash", "pdq"])) as s:
+    with Screener(Settings(data_dir=tmp_path)) as s:
         yield s
 
 
@@ -82,7 +82,7 @@ def test_removing_an_unknown_work_is_not_found(screener: Screener) -> None:
 
 
 def test_indexes_survive_restart_and_catch_up_from_the_log(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, signals=["phash", "pdq"])
+    settings = Settings(data_dir=tmp_path)
     with Screener(settings) as first:
         first.registry.register("a", [png(samples.scene(1))])
     # A second process registers while this one's index files are stale.
@@ -96,7 +96,7 @@ def test_indexes_survive_restart_and_catch_up_from_the_log(tmp_path: Path) -> No
 
 
 def test_a_running_screener_sees_registrations_from_another(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, signals=["phash", "pdq"])
+    settings = Settings(data_dir=tmp_path)
     with Screener(settings) as reader, Screener(settings) as writer:
         writer.registry.register("late", [png(samples.scene(9))])
         assert reader.check(png(samples.scene(9))).top_work_id == "late"
@@ -105,7 +105,7 @@ def test_a_running_screener_sees_registrations_from_another(tmp_path: Path) -> N
 
 
 def test_corrupt_index_file_is_rebuilt_from_the_catalog(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, signals=["phash", "pdq"])
+    settings = Settings(data_dir=tmp_path)
     with Screener(settings) as s:
         s.registry.register("a", [png(samples.scene(1))])
     for path in (tmp_path / "indexes").glob("*.index"):
@@ -116,7 +116,7 @@ def test_corrupt_index_file_is_rebuilt_from_the_catalog(tmp_path: Path) -> None:
 
 
 def test_deleting_the_index_folder_loses_nothing(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, signals=["phash", "pdq"])
+    settings = Settings(data_dir=tmp_path)
     with Screener(settings) as s:
         s.registry.register("a", [png(samples.scene(1))])
     for path in (tmp_path / "indexes").iterdir():
@@ -141,7 +141,7 @@ def test_prompt_keywords_appear_in_evidence_but_never_decide_alone(screener: Scr
 
 
 def test_per_work_thresholds_change_the_decision(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, signals=["phash", "pdq"])
+    settings = Settings(data_dir=tmp_path)
     query = png(samples.scene(5).resize((200, 150)))
     with Screener(settings) as s:
         s.registry.register("strict", [png(samples.scene(5))])
