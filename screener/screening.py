@@ -185,13 +185,22 @@ class Screener:
             for signal, fps in by_signal.items():
                 binary = self.signals.available[signal].kind == "binary"
                 regions, matrix = query_matrix(signal, fps, binary)
+                radius = matching.radius.get(signal)
+                # With a radius, one range search and our own cut to the closest hits:
+                # asking the index for exactly k makes it break ties at the k-th distance,
+                # which for integer Hamming distances nearly always costs a second search.
                 found = self.indexes.search(
-                    signal, matrix, k=matching.neighbours, radius=matching.radius.get(signal)
+                    signal,
+                    matrix,
+                    k=None if radius is not None else matching.neighbours,
+                    radius=radius,
                 )
                 hits[signal] = [
                     (int(i), float(s), regions[q])
                     for q, (ids, scores) in enumerate(zip(found.ids, found.scores, strict=True))
-                    for i, s in zip(ids, scores, strict=True)
+                    for i, s in zip(
+                        ids[: matching.neighbours], scores[: matching.neighbours], strict=True
+                    )
                 ]
         owners = self.catalog.owners(i for h in hits.values() for i, _, _ in h)
         proposed: dict[str, dict[str, Best]] = {}
