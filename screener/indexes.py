@@ -154,7 +154,7 @@ class IndexSet:
         self._dirty.clear()
 
     def search(
-        self, signal: str, vectors: npt.NDArray[Any], k: int, radius: float | None = None
+        self, signal: str, vectors: npt.NDArray[Any], k: int | None, radius: float | None = None
     ) -> Neighbours:
         return self.indexes[signal].search(vectors, k=k, radius=radius)
 
