@@ -8,16 +8,11 @@ import pytest
 
 from screener import Screener
 from screener.errors import DecodeError, UnsupportedFormat
+from tests.conftest import PEERS_DIR
 
 pytestmark = pytest.mark.sscd
 
-BRIDGE_MODS = sorted(
-    p.name
-    for p in (
-        Path(__file__).resolve().parents[2].parent
-        / "shared/data/peers/threatexchange-pdq/bridge-mods"
-    ).glob("*.jpg")
-)
+BRIDGE_MODS = sorted(p.name for p in (PEERS_DIR / "threatexchange-pdq/bridge-mods").glob("*.jpg"))
 DIHEDRAL = [
     "bridge-1-original.jpg",
     "bridge-2-rotate-90.jpg",
