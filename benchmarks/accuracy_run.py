@@ -11,26 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from benchmarks import accuracy, plots, suite
 from benchmarks.common import machine, write_json
 from benchmarks.transforms import COPY_LEVEL
 from screener import policy as policy_mod
+from screener.cli import progress_bar
 from screener.policy import IMAGE_EVIDENCE
 from screener.screening import Screener
 from screener.settings import Settings
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    )
 
 
 def run(
@@ -54,7 +44,10 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     if records_file is not None:
         return refit(records_file, target_fpr, review_fpr, seed, out_dir, write_policy, command)
-    with tempfile.TemporaryDirectory(prefix="screener-accuracy-") as scratch, _progress() as bar:
+    with (
+        tempfile.TemporaryDirectory(prefix="screener-accuracy-") as scratch,
+        progress_bar(Console(stderr=True)) as bar,
+    ):
         if images is not None:
             task = bar.add_task("building suite", total=works + distractors)
             the_suite = suite.build(

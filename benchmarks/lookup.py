@@ -967,17 +967,14 @@ def _targets(sizes: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
 
+    def unmeasured(name: str, note: str) -> None:
+        targets.append(
+            {"name": name, "size": int(size), "result": "FAIL", "measured": None, "note": note}
+        )
+
     approx = best_approximate(dense, "Flat")
     if approx is None:
-        targets.append(
-            {
-                "name": "dense approximate lookup",
-                "size": int(size),
-                "result": "FAIL",
-                "measured": None,
-                "note": "no approximate dense structure was measured",
-            }
-        )
+        unmeasured("dense approximate lookup", "no approximate dense structure was measured")
     else:
         name, s = approx
         speed = s.get("vs_baseline", {}).get("speedup_p50", float("nan"))
@@ -1010,15 +1007,7 @@ def _targets(sizes: dict[str, Any]) -> list[dict[str, Any]]:
         )
     bapprox = best_approximate(binary, "BFlat")
     if bapprox is None:
-        targets.append(
-            {
-                "name": "binary multi-hash lookup",
-                "size": int(size),
-                "result": "FAIL",
-                "measured": None,
-                "note": "no multi-hash structure was measured",
-            }
-        )
+        unmeasured("binary multi-hash lookup", "no multi-hash structure was measured")
     else:
         name, s = bapprox
         target(

@@ -87,15 +87,20 @@ def _open(data_dir: Path | None) -> Iterator[Screener]:
         screener.close()
 
 
-def _progress() -> Progress:
+def progress_bar(console: Console | None = None) -> Progress:
+    """The progress bar the commands show: description, bar, n/m, time left.
+
+    It writes to ``console`` (stderr by default) and stays off when that is not a terminal.
+    """
+    console = err if console is None else console
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err,
+        console=console,
         transient=False,
-        disable=not err.is_terminal,
+        disable=not console.is_terminal,
     )
 
 
@@ -136,7 +141,7 @@ def works_import(
     if not subfolders:
         _fail(InputError(f"{folder} has no subfolders: put each work's images in its own folder"))
     failures = 0
-    with _open(data_dir) as screener, _progress() as progress:
+    with _open(data_dir) as screener, progress_bar() as progress:
         task = progress.add_task("registering works", total=len(subfolders))
         for sub in subfolders:
             images = _images_in([sub])
@@ -261,7 +266,7 @@ def check(
     failures = 0
     table = Table("decision", "score", "work", "pdq", "phash", "sscd", "path")
     table.columns[-1].overflow = "fold"
-    with _open(data_dir) as screener, _progress() as progress:
+    with _open(data_dir) as screener, progress_bar() as progress:
         task = progress.add_task("checking", total=len(files))
         for path in files:
             try:
@@ -313,7 +318,7 @@ def _fmt(value: float | None) -> str:
 @index_app.command("rebuild")
 def index_rebuild(data_dir: DataDir = None) -> None:
     """Rebuild every index from the catalog."""
-    with _open(data_dir) as screener, _progress() as progress:
+    with _open(data_dir) as screener, progress_bar() as progress:
         for signal in screener.indexes.specs:
             total = len(
                 screener.catalog.fingerprint_ids(signal, screener.indexes.specs[signal].spec_id)
@@ -399,7 +404,7 @@ def demo(
     from screener import demo as demo_mod
 
     table = Table("query", "expected", "decision", "score", "top work", "ok")
-    with _open(data_dir) as screener, _progress() as progress:
+    with _open(data_dir) as screener, progress_bar() as progress:
         task = progress.add_task("screening", total=None)
         rows = demo_mod.run(screener, seed=seed, on_row=lambda _r: progress.advance(task))
         used = ", ".join(screener.signals.names)

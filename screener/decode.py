@@ -62,6 +62,7 @@ __all__ = [
     "decode_file",
     "sniff_format",
     "to_rgb",
+    "upright_transpose",
 ]
 
 DEFAULT_FORMATS: Final = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
@@ -471,7 +472,7 @@ def _decode_pixels(
         orientation, to_apply = stored, 1
     else:
         to_apply = orientation
-    transpose = _TRANSPOSES.get(to_apply)
+    transpose = upright_transpose(to_apply)
     if transpose is not None:
         working = working.transpose(transpose)
     if to_apply >= 5:
@@ -661,6 +662,11 @@ def _tiff_orientation(im: Image.Image) -> int:
         return _valid_orientation(getattr(im, "tag_v2", {}).get(_ORIENTATION_TAG))
     except Exception:  # an unreadable tag is no orientation
         return 1
+
+
+def upright_transpose(orientation: object) -> Image.Transpose | None:
+    """The transpose that makes an image with this EXIF orientation upright (None: none)."""
+    return _TRANSPOSES.get(orientation) if isinstance(orientation, int) else None
 
 
 def _valid_orientation(value: object) -> int:

@@ -147,6 +147,13 @@ class KeyStore:
         if self.audit is not None:
             self.audit.lock(session)  # first, so the key change and its record serialise
 
+    def _record(
+        self, session: Session, actor: str, action: str, key_id: str, payload: dict[str, object]
+    ) -> None:
+        """Audit a key change inside its transaction (nothing without an audit log)."""
+        if self.audit is not None:
+            self.audit.append_in(session, actor, action, key_id, payload)
+
     def create(
         self, role: Role | str, owner: str, description: str = "", *, actor: str = "cli"
     ) -> tuple[ApiKey, str]:
@@ -174,19 +181,13 @@ class KeyStore:
             session.add(row)
             session.flush()
             key = _key(row)
-            if self.audit is not None:
-                self.audit.append_in(
-                    session,
-                    actor,
-                    "key.create",
-                    key_id,
-                    {
-                        "key_id": key_id,
-                        "owner": owner,
-                        "role": role.value,
-                        "description": description,
-                    },
-                )
+            self._record(
+                session,
+                actor,
+                "key.create",
+                key_id,
+                {"key_id": key_id, "owner": owner, "role": role.value, "description": description},
+            )
         return key, f"{KEY_PREFIX}{key_id}_{secret}"
 
     def authenticate(self, key_string: object) -> ApiKey:
@@ -225,14 +226,13 @@ class KeyStore:
             row.revoked_at = _now()
             session.flush()
             key = _key(row)
-            if self.audit is not None:
-                self.audit.append_in(
-                    session,
-                    actor,
-                    "key.revoke",
-                    key_id,
-                    {"key_id": key_id, "owner": row.owner, "role": row.role},
-                )
+            self._record(
+                session,
+                actor,
+                "key.revoke",
+                key_id,
+                {"key_id": key_id, "owner": row.owner, "role": row.role},
+            )
         return key
 
     def get(self, key_id: str) -> ApiKey:

@@ -84,7 +84,7 @@ from xml.sax.saxutils import quoteattr
 
 from PIL import Image, ImageDraw, ImageFont, JpegImagePlugin, PngImagePlugin
 
-from screener.decode import Limits, decode, sniff_format, to_rgb
+from screener.decode import Limits, decode, sniff_format, to_rgb, upright_transpose
 from screener.errors import LabelError
 
 __all__ = [
@@ -127,15 +127,6 @@ _OURS_KEYS: Final = frozenset({"ProducedAt", "Extra"})
 
 _MEDIA_TYPES: Final = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _PNG_MODES: Final = frozenset({"1", "L", "LA", "P", "RGB", "RGBA"})
-_TRANSPOSES: Final[dict[int, Image.Transpose]] = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 # Fonts with CJK glyphs at their usual places (Debian/Ubuntu, Fedora, Arch, macOS, Windows).
 _CJK_FONT_PATHS: Final = (
@@ -388,7 +379,7 @@ def apply(
     box: tuple[int, int, int, int] | None = None
     if visible:
         orientation = exif.get(_ORIENTATION)
-        transpose = _TRANSPOSES.get(orientation) if isinstance(orientation, int) else None
+        transpose = upright_transpose(orientation)
         if transpose is not None:
             image = image.transpose(transpose)
             exif[_ORIENTATION] = 1
