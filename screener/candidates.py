@@ -94,16 +94,11 @@ def score_exact(
         r32 = np.frombuffer(b"".join(s.vector for s in refs), dtype=np.float32)
         values = (q.astype(np.float32) @ r32.reshape(len(refs), -1).T).astype(np.float64)
         sign = 1.0
-    query_whole = np.array([is_whole(r) for r in regions])
     best: dict[str, dict[str, Best]] = {}
     for column, ref in enumerate(refs):
-        ref_whole = is_whole(ref.region)
-        for name, rows in (
-            (EVIDENCE_NAME[signal], query_whole if ref_whole else np.zeros_like(query_whole)),
-            (REGION_EVIDENCE_NAME[signal], ~query_whole if ref_whole else query_whole),
-        ):
-            if not rows.any():
-                continue
+        pair_names = [evidence_name(signal, region, ref.region) for region in regions]
+        for name in {n for n in pair_names if n is not None}:
+            rows = np.array([n == name for n in pair_names])
             scores = np.where(rows, sign * values[:, column], -np.inf)
             row = int(np.argmax(scores))
             value = float(values[row, column])
