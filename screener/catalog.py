@@ -267,7 +267,7 @@ class Catalog:
                     for f in fp_rows
                 )
             session.flush()
-            work = self._work(session, row)
+            work = self._query_works(session, WorkRow.id == row.id)[0]
         return work, added
 
     def remove_work(self, work_id: str) -> int:
@@ -309,33 +309,59 @@ class Catalog:
         return len(rows)
 
     @staticmethod
-    def _work(session: Session, row: WorkRow) -> Work:
-        count = session.scalar(
-            select(func.count()).select_from(ReferenceRow).where(ReferenceRow.work_id == row.id)
+    def _query_works(
+        session: Session,
+        condition: Any = None,
+        order: bool = False,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[Work]:
+        """Works with their reference counts, in one query (no count per work)."""
+        counts = (
+            select(ReferenceRow.work_id, func.count().label("n"))
+            .group_by(ReferenceRow.work_id)
+            .subquery()
         )
-        return Work(
-            id=row.id,
-            title=row.title,
-            owner=row.owner,
-            aliases=tuple(row.aliases or ()),
-            thresholds=dict(row.thresholds) if row.thresholds else None,
-            reference_count=int(count or 0),
-            created_at=row.created_at,
-        )
+        query = select(WorkRow, counts.c.n).outerjoin(counts, counts.c.work_id == WorkRow.id)
+        if condition is not None:
+            query = query.where(condition)
+        if order:
+            query = query.order_by(WorkRow.id)
+        query = query.offset(offset) if offset else query
+        query = query.limit(limit) if limit is not None else query
+        return [
+            Work(
+                id=row.id,
+                title=row.title,
+                owner=row.owner,
+                aliases=tuple(row.aliases or ()),
+                thresholds=dict(row.thresholds) if row.thresholds else None,
+                reference_count=int(n or 0),
+                created_at=row.created_at,
+            )
+            for row, n in session.execute(query).all()
+        ]
 
     def get_work(self, work_id: str) -> Work:
         with Session(self.engine) as session:
-            row = session.get(WorkRow, work_id)
-            if row is None:
-                raise NotFound(f"no work {work_id!r}")
-            return self._work(session, row)
+            found = self._query_works(session, WorkRow.id == work_id)
+        if not found:
+            raise NotFound(f"no work {work_id!r}")
+        return found[0]
+
+    def works(self, work_ids: Iterable[str]) -> dict[str, Work]:
+        """The works among ``work_ids`` that exist, by id."""
+        ids = list(dict.fromkeys(work_ids))
+        with Session(self.engine) as session:
+            return {
+                w.id: w
+                for start in range(0, len(ids), 900)  # keep under SQLite's variable limit
+                for w in self._query_works(session, WorkRow.id.in_(ids[start : start + 900]))
+            }
 
     def list_works(self, offset: int = 0, limit: int | None = None) -> list[Work]:
         with Session(self.engine) as session:
-            query = select(WorkRow).order_by(WorkRow.id).offset(offset)
-            if limit is not None:
-                query = query.limit(limit)
-            return [self._work(session, row) for row in session.scalars(query)]
+            return self._query_works(session, order=True, offset=offset, limit=limit)
 
     def count_works(self) -> int:
         with Session(self.engine) as session:

@@ -284,7 +284,7 @@ class Screener:
         prompt: str | None,
     ) -> list[Match]:
         matches = []
-        works = {w.id: w for w in self._works(candidates)}
+        works = self.catalog.works(candidates)  # one removed since proposed is absent
         for work_id, candidate in candidates.items():
             work = works.get(work_id)
             if work is None:
@@ -316,15 +316,6 @@ class Screener:
             )
         matches.sort(key=lambda m: (_SEVERITY[Decision(m.decision)], m.fused_score), reverse=True)
         return matches
-
-    def _works(self, candidates: dict[str, Candidate]) -> list[Work]:
-        works = []
-        for work_id in candidates:
-            try:
-                works.append(self.catalog.get_work(work_id))
-            except InputError:  # removed since it was proposed
-                continue
-        return works
 
     def _bands(self, work: Work) -> Bands:
         if work.thresholds:
