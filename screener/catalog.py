@@ -9,7 +9,7 @@ elsewhere), so a replayed id always means the same vector.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,16 @@ class WorkRow(Base):
     references: Mapped[list[ReferenceRow]] = relationship(
         back_populates="work", cascade="all, delete-orphan", passive_deletes=True
     )
+
+
+class LicenseeRow(Base):
+    """A platform owner allowed to publish a work: its matches are reported, not blocked."""
+
+    __tablename__ = "licensees"
+    work_id: Mapped[str] = mapped_column(
+        ForeignKey("works.id", ondelete="CASCADE"), primary_key=True
+    )
+    licensee: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
 
 
 class BlobRow(Base):
@@ -111,6 +121,15 @@ class MetaRow(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+# Called last inside a write's transaction (the audit record of the change goes there, so
+# the change and its record commit or roll back together).
+RegisterHook = Callable[[Session, "Work", list[int]], None]
+RemoveHook = Callable[[Session, int], None]
+UpdateHook = Callable[[Session, "Work"], None]
+
+_UNSET: Any = object()
+
+
 @dataclass(frozen=True)
 class NewFingerprint:
     signal: str
@@ -140,6 +159,7 @@ class Work:
     thresholds: dict[str, float] | None
     reference_count: int
     created_at: dt.datetime
+    licensees: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -213,6 +233,8 @@ class Catalog:
         aliases: Sequence[str],
         references: Sequence[NewReference],
         create_only: bool = False,
+        must_exist: bool = False,
+        hook: RegisterHook | None = None,
     ) -> tuple[Work, list[int]]:
         """Create the work (or extend it) and add references, all in one transaction.
 
@@ -222,6 +244,8 @@ class Catalog:
         added: list[int] = []
         with Session(self.engine) as session, session.begin():
             row = session.get(WorkRow, work_id)
+            if row is None and must_exist:
+                raise NotFound(f"no work {work_id!r}")
             if row is None:
                 row = WorkRow(id=work_id, title=title, owner=owner, aliases=list(aliases))
                 session.add(row)
@@ -268,9 +292,44 @@ class Catalog:
                 )
             session.flush()
             work = self._query_works(session, WorkRow.id == row.id)[0]
+            if hook is not None:
+                hook(session, work, added)
         return work, added
 
-    def remove_work(self, work_id: str) -> int:
+    def update_work(
+        self,
+        work_id: str,
+        *,
+        title: str | None = None,
+        aliases: Sequence[str] | None = None,
+        thresholds: dict[str, float] | None = _UNSET,
+        licensees: Sequence[str] | None = None,
+        hook: UpdateHook | None = None,
+    ) -> Work:
+        """Change a work's metadata; arguments left out stay as they are
+        (``thresholds=None`` clears the work's own thresholds)."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(WorkRow, work_id)
+            if row is None:
+                raise NotFound(f"no work {work_id!r}")
+            if title is not None:
+                row.title = title
+            if aliases is not None:
+                row.aliases = list(aliases)
+            if thresholds is not _UNSET:
+                row.thresholds = dict(thresholds) if thresholds else None
+            if licensees is not None:
+                session.execute(delete(LicenseeRow).where(LicenseeRow.work_id == work_id))
+                session.add_all(
+                    LicenseeRow(work_id=work_id, licensee=name) for name in dict.fromkeys(licensees)
+                )
+            session.flush()
+            work = self._query_works(session, WorkRow.id == work_id)[0]
+            if hook is not None:
+                hook(session, work)
+        return work
+
+    def remove_work(self, work_id: str, hook: RemoveHook | None = None) -> int:
         """Delete a work with its references and fingerprints; returns fingerprints removed."""
         with Session(self.engine) as session, session.begin():
             row = session.get(WorkRow, work_id)
@@ -280,10 +339,15 @@ class Catalog:
             removed = self._log_removal(session, FingerprintRow.reference_id.in_(ref_ids))
             session.execute(delete(FingerprintRow).where(FingerprintRow.reference_id.in_(ref_ids)))
             session.execute(delete(ReferenceRow).where(ReferenceRow.work_id == work_id))
+            session.execute(delete(LicenseeRow).where(LicenseeRow.work_id == work_id))
             session.delete(row)
+            if hook is not None:
+                hook(session, removed)
         return removed
 
-    def remove_reference(self, work_id: str, reference_id: int) -> int:
+    def remove_reference(
+        self, work_id: str, reference_id: int, hook: RemoveHook | None = None
+    ) -> int:
         with Session(self.engine) as session, session.begin():
             ref = session.get(ReferenceRow, reference_id)
             if ref is None or ref.work_id != work_id:
@@ -293,6 +357,8 @@ class Catalog:
                 delete(FingerprintRow).where(FingerprintRow.reference_id == reference_id)
             )
             session.delete(ref)
+            if hook is not None:
+                hook(session, removed)
         return removed
 
     @staticmethod
@@ -329,6 +395,16 @@ class Catalog:
             query = query.order_by(WorkRow.id)
         query = query.offset(offset) if offset else query
         query = query.limit(limit) if limit is not None else query
+        rows = session.execute(query).all()
+        licensees: dict[str, list[str]] = {}
+        ids = [row.id for row, _ in rows]
+        for start in range(0, len(ids), 900):  # keep under SQLite's variable limit
+            for work_id, name in session.execute(
+                select(LicenseeRow.work_id, LicenseeRow.licensee)
+                .where(LicenseeRow.work_id.in_(ids[start : start + 900]))
+                .order_by(LicenseeRow.licensee)
+            ):
+                licensees.setdefault(work_id, []).append(name)
         return [
             Work(
                 id=row.id,
@@ -338,8 +414,9 @@ class Catalog:
                 thresholds=dict(row.thresholds) if row.thresholds else None,
                 reference_count=int(n or 0),
                 created_at=row.created_at,
+                licensees=tuple(licensees.get(row.id, ())),
             )
-            for row, n in session.execute(query).all()
+            for row, n in rows
         ]
 
     def get_work(self, work_id: str) -> Work:
@@ -359,13 +436,19 @@ class Catalog:
                 for w in self._query_works(session, WorkRow.id.in_(ids[start : start + 900]))
             }
 
-    def list_works(self, offset: int = 0, limit: int | None = None) -> list[Work]:
+    def list_works(
+        self, offset: int = 0, limit: int | None = None, owner: str | None = None
+    ) -> list[Work]:
+        condition = None if owner is None else WorkRow.owner == owner
         with Session(self.engine) as session:
-            return self._query_works(session, order=True, offset=offset, limit=limit)
+            return self._query_works(session, condition, order=True, offset=offset, limit=limit)
 
-    def count_works(self) -> int:
+    def count_works(self, owner: str | None = None) -> int:
+        query = select(func.count()).select_from(WorkRow)
+        if owner is not None:
+            query = query.where(WorkRow.owner == owner)
         with Session(self.engine) as session:
-            return int(session.scalar(select(func.count()).select_from(WorkRow)) or 0)
+            return int(session.scalar(query) or 0)
 
     def keywords(self) -> dict[str, tuple[str, ...]]:
         """Each work's title and aliases, for prompt screening."""

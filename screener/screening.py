@@ -33,7 +33,14 @@ from screener.candidates import (
     query_matrix,
     score_exact,
 )
-from screener.catalog import Catalog, NewFingerprint, NewReference, Work
+from screener.catalog import (
+    Catalog,
+    NewFingerprint,
+    NewReference,
+    RegisterHook,
+    RemoveHook,
+    Work,
+)
 from screener.decode import DecodedImage, Limits, decode, decode_file
 from screener.errors import DecodeError, InputError
 from screener.indexes import IndexSet
@@ -57,9 +64,20 @@ _SEVERITY = {Decision.ALLOW: 0, Decision.REVIEW: 1, Decision.BLOCK: 2}
 
 
 @dataclass(frozen=True)
+class CheckItem:
+    """One image to check, with what the caller said about it."""
+
+    image: ImageInput
+    prompt: str | None = None
+    platform: str | None = None  # the caller's owner name, for licences
+    include_works: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Analysis:
     verdict: Verdict
     candidates: tuple[Match, ...]  # every work compared, most severe and closest first
+    query: tuple[RegionFingerprint, ...] = ()  # the check's own fingerprints
 
 
 @dataclass(frozen=True)
@@ -136,36 +154,91 @@ class Screener:
                 return self.indexes.catch_up()
         return 0
 
-    def check(self, image: ImageInput, prompt: str | None = None) -> Verdict:
-        """Screen one image (a path, bytes or an already decoded image)."""
-        return self.analyse(image, prompt).verdict
+    def check(
+        self, image: ImageInput, prompt: str | None = None, *, platform: str | None = None
+    ) -> Verdict:
+        """Screen one image (a path, bytes or an already decoded image).
+
+        ``platform`` is the caller's owner name: works that list it as a licensee are
+        reported but do not make the verdict review or block.
+        """
+        return self.analyse(image, prompt, platform=platform).verdict
 
     def analyse(
-        self, image: ImageInput, prompt: str | None = None, include_works: Sequence[str] = ()
+        self,
+        image: ImageInput,
+        prompt: str | None = None,
+        include_works: Sequence[str] = (),
+        *,
+        platform: str | None = None,
     ) -> Analysis:
         """A check that also returns every scored candidate, not just the reported ones.
 
         ``include_works`` are compared exactly even when no index proposed them: the
         accuracy benchmark uses it to measure each signal against the true work.
         """
-        clock = _Clock()
-        decoded = self.decode(image)
-        clock.lap("decode")
-        query = self.signals.fingerprint(decoded.image, dihedral=True)
-        clock.lap("fingerprint")
+        result = self.analyse_many([CheckItem(image, prompt, platform, tuple(include_works))])[0]
+        if isinstance(result, InputError):
+            raise result
+        return result
+
+    def analyse_many(self, items: Sequence[CheckItem]) -> list[Analysis | InputError]:
+        """Check several images with one model call per signal for all of them.
+
+        Each item succeeds or fails on its own: a bad image's place in the result holds
+        its :class:`InputError`, and the others are checked as usual.
+        """
+        results: list[Analysis | InputError | None] = [None] * len(items)
+        decoded: dict[int, DecodedImage] = {}
+        decode_ms: dict[int, float] = {}
+        for position, item in enumerate(items):
+            clock = _Clock()
+            try:
+                decoded[position] = self.decode(item.image)
+            except InputError as exc:
+                results[position] = exc
+            clock.lap("decode")
+            decode_ms[position] = clock.laps["decode"]
+        shared = _Clock()
+        queries = self.signals.fingerprint_many([decoded[p].image for p in decoded], dihedral=True)
+        shared.lap("fingerprint")
         self.refresh()
+        for (position, image), query in zip(decoded.items(), queries, strict=True):
+            clock = _Clock()
+            clock.laps.update(decode=decode_ms[position], fingerprint=shared.laps["fingerprint"])
+            results[position] = self._analyse(image, query, items[position], clock)
+            clock.laps["total"] = round(
+                decode_ms[position] + shared.laps["fingerprint"] + clock.since_start(), 3
+            )
+        return [r for r in results if r is not None]
+
+    def _analyse(
+        self, decoded: DecodedImage, query: list[RegionFingerprint], item: CheckItem, clock: _Clock
+    ) -> Analysis:
         by_signal = self._usable(query)
         proposed = self._propose(by_signal)
-        prompt_info, prompt_works = self._prompt(prompt)
+        prompt_info, prompt_works = self._prompt(item.prompt)
         clock.lap("search")
         work_ids = self._shortlist(proposed, prompt_works)
-        work_ids += [w for w in include_works if w not in work_ids]
+        work_ids += [w for w in item.include_works if w not in work_ids]
         candidates = self._score(by_signal, work_ids)
-        if prompt:
-            self._prompt_similarity(prompt, candidates)
-        matches = self._matches(candidates, prompt_works, prompt)
+        if item.prompt:
+            self._prompt_similarity(item.prompt, candidates)
+        matches = self._matches(candidates, prompt_works, item.prompt, item.platform)
         clock.lap("score")
-        return Analysis(self._verdict(decoded, matches, prompt_info, clock), tuple(matches))
+        verdict = self._verdict(decoded, matches, prompt_info, clock)
+        return Analysis(verdict, tuple(matches), tuple(query))
+
+    def rescore(
+        self,
+        query: Sequence[RegionFingerprint],
+        work_ids: Sequence[str],
+        platform: str | None = None,
+    ) -> list[Match]:
+        """Score stored query fingerprints (of an earlier check) against ``work_ids`` now:
+        the re-screening of released outputs after a notice."""
+        candidates = self._score(self._usable(list(query)), list(work_ids))
+        return self._matches(candidates, {}, None, platform)
 
     def _usable(self, query: list[RegionFingerprint]) -> dict[str, list[RegionFingerprint]]:
         """Query fingerprints grouped by signal, low-quality PDQ hashes left out."""
@@ -282,6 +355,7 @@ class Screener:
         candidates: dict[str, Candidate],
         prompt_works: dict[str, list[str]],
         prompt: str | None,
+        platform: str | None = None,
     ) -> list[Match]:
         matches = []
         works = self.catalog.works(candidates)  # one removed since proposed is absent
@@ -312,6 +386,7 @@ class Screener:
                         k: round(v, 6) for k, v in fusion.contributions(values, self.policy).items()
                     },
                     regions={name: best.pair for name, best in candidate.best.items()},
+                    licensed=platform is not None and platform in work.licensees,
                 )
             )
         matches.sort(key=lambda m: (_SEVERITY[Decision(m.decision)], m.fused_score), reverse=True)
@@ -334,7 +409,8 @@ class Screener:
         clock: _Clock,
     ) -> Verdict:
         limit = self.policy.matching.max_matches
-        flagged = [m for m in matches if m.decision != Decision.ALLOW.value]
+        licensed = [m for m in matches if m.licensed and m.decision != Decision.ALLOW.value]
+        flagged = [m for m in matches if not m.licensed and m.decision != Decision.ALLOW.value]
         others = [m for m in matches if m.decision == Decision.ALLOW.value]
         top = flagged[0] if flagged else None
         best_score = max((m.fused_score for m in matches), default=0.0)
@@ -359,6 +435,7 @@ class Screener:
             },
             prompt=prompt_info,
             timings_ms=clock.laps,
+            licensed=tuple(licensed[:limit]),
         )
 
 
@@ -378,6 +455,8 @@ class Registry:
         aliases: Sequence[str] = (),
         names: Sequence[str] | None = None,
         create_only: bool = False,
+        must_exist: bool = False,
+        hook: RegisterHook | None = None,
     ) -> Registered:
         """Register a work (or add references to an existing one) from its images.
 
@@ -403,6 +482,8 @@ class Registry:
                 aliases=list(aliases),
                 references=references,
                 create_only=create_only,
+                must_exist=must_exist,
+                hook=hook,
             )
             self._s.indexes.catch_up()
         return Registered(work, tuple(added), len(references) - len(added))
@@ -429,10 +510,19 @@ class Registry:
             decoded.sha256, name, decoded.format, decoded.width, decoded.height, data, fingerprints
         )
 
-    def remove(self, work_id: str) -> int:
+    def remove(self, work_id: str, hook: RemoveHook | None = None) -> int:
         """Remove a work everywhere; returns how many fingerprints went with it."""
         with self._s._lock:
-            removed = self._s.catalog.remove_work(work_id)
+            removed = self._s.catalog.remove_work(work_id, hook)
+            self._s.indexes.catch_up()
+        return removed
+
+    def remove_reference(
+        self, work_id: str, reference_id: int, hook: RemoveHook | None = None
+    ) -> int:
+        """Remove one reference image of a work; returns how many fingerprints went."""
+        with self._s._lock:
+            removed = self._s.catalog.remove_reference(work_id, reference_id, hook)
             self._s.indexes.catch_up()
         return removed
 
@@ -460,6 +550,9 @@ class _Clock:
     def __init__(self) -> None:
         self._start = self._last = time.perf_counter()
         self.laps: dict[str, float] = {}
+
+    def since_start(self) -> float:
+        return (time.perf_counter() - self._start) * 1000
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()

@@ -7,7 +7,7 @@ fingerprinter and every region is fed from that copy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,21 +128,30 @@ class SignalSet:
         With ``dihedral``, fingerprinters that can also hash the 8 rotations and flips of
         the whole image cheaply do so (query side: a flipped copy still matches).
         """
-        crops = self._crops(image)
-        out: list[RegionFingerprint] = []
+        return self.fingerprint_many([image], dihedral=dihedral)[0]
+
+    def fingerprint_many(
+        self, images: Sequence[Image.Image], *, dihedral: bool
+    ) -> list[list[RegionFingerprint]]:
+        """:meth:`fingerprint` for several images, with one model call per signal for all
+        their regions (the service's micro-batches)."""
+        crops = [self._crops(image) for image in images]
+        flat = [crop for per_image in crops for _, crop in per_image]
+        out: list[list[RegionFingerprint]] = [[] for _ in images]
         for name, fingerprinter in self.available.items():
-            results = fingerprinter.fingerprint([crop for _, crop in crops])
-            out += [
-                RegionFingerprint(name, region.name, fp)
-                for (region, _), fp in zip(crops, results, strict=True)
-            ]
-            if dihedral and isinstance(fingerprinter, models.DihedralFingerprinter):
-                variants = fingerprinter.fingerprint_dihedral(image)
-                out += [
-                    RegionFingerprint(name, f"{WHOLE}/d{i}", fp)
-                    for i, fp in enumerate(variants)
-                    if i > 0
+            results = iter(fingerprinter.fingerprint(flat) if flat else [])
+            for position, per_image in enumerate(crops):
+                out[position] += [
+                    RegionFingerprint(name, region.name, next(results)) for region, _ in per_image
                 ]
+            if dihedral and isinstance(fingerprinter, models.DihedralFingerprinter):
+                for position, image in enumerate(images):
+                    variants = fingerprinter.fingerprint_dihedral(image)
+                    out[position] += [
+                        RegionFingerprint(name, f"{WHOLE}/d{i}", fp)
+                        for i, fp in enumerate(variants)
+                        if i > 0
+                    ]
         return out
 
 

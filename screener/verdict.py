@@ -26,6 +26,8 @@ class Match:
     signals: dict[str, float | None]
     contributions: dict[str, float]
     regions: dict[str, RegionPair]
+    # The caller is a licensee of this work: reported, never blocked or sent to review.
+    licensed: bool = False
 
     @property
     def best_region(self) -> RegionPair | None:
@@ -52,6 +54,8 @@ class Verdict:
     input: dict[str, Any]
     prompt: dict[str, Any] | None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # Works the caller is licensed to publish that would otherwise have been flagged.
+    licensed: tuple[Match, ...] = ()
 
     @property
     def top_match(self) -> Match | None:
@@ -59,7 +63,7 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("matches", "near_misses"):
+        for key in ("matches", "near_misses", "licensed"):
             for raw, match in zip(data[key], getattr(self, key), strict=True):
                 best = match.best_region
                 raw["best_region"] = None if best is None else asdict(best)
