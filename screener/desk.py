@@ -1,0 +1,894 @@
+"""The desk: every duty a caller of the service may ask for, who may ask, and the audit
+record each leaves.
+
+The HTTP service is a thin skin over this class: it authenticates a key, then calls
+one method here. Every rule about roles and owners lives here, so it is tested without
+HTTP, and a caller who may not see an object gets the same :class:`NotFound` as for an
+object that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from models import Fingerprint
+from screener import labels as labels_mod
+from screener.audit import AuditLog, AuditRecord, VerifyReport, ensure_tables, format_at
+from screener.cases import (
+    CHECK_TABLES,
+    CheckFingerprintRow,
+    CheckMatchRow,
+    CheckRecord,
+    CheckRow,
+    Notice,
+    NoticeRow,
+    check_record,
+    new_id,
+    notice,
+    now,
+)
+from screener.catalog import BlobRow, Reference, Work
+from screener.errors import Conflict, Forbidden, InputError, NotFound
+from screener.keys import ApiKey, KeyStore, Role, can_manage_work, can_read_work, require_role
+from screener.policy import Bands, Decision
+from screener.risk import risk_prompt
+from screener.screening import Analysis, CheckItem, Registered, Screener
+from screener.signals import RegionFingerprint
+from screener.verdict import Verdict
+
+MAX_PAGE = 500
+MAX_TEXT = 2000
+MAX_NAMED_CHECKS = 100
+_RESCREEN_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An image as the caller sent it."""
+
+    data: bytes
+    name: str
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    check_id: str
+    verdict: Verdict
+    risk_prompt: dict[str, str] | None
+    audit_seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check_id": self.check_id,
+            "decision": self.verdict.decision,
+            "fused_score": self.verdict.fused_score,
+            "risk_prompt": self.risk_prompt,
+            "audit_seq": self.audit_seq,
+            "verdict": self.verdict.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class WorkView:
+    work: Work
+    references: tuple[Reference, ...] = field(default_factory=tuple)
+
+
+def _text(name: str, value: str | None, limit: int = MAX_TEXT) -> str | None:
+    if value is None:
+        return None
+    if len(value) > limit:
+        raise InputError(f"{name} is longer than {limit} characters")
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+        raise InputError(f"{name} contains control characters")
+    return value
+
+
+def _page(offset: int, limit: int) -> None:
+    if offset < 0:
+        raise InputError("offset must not be negative")
+    if not 1 <= limit <= MAX_PAGE:
+        raise InputError(f"limit must be between 1 and {MAX_PAGE}")
+
+
+class Desk:
+    """Checks, works, notices, review, audit, keys and labels, each behind its role."""
+
+    def __init__(self, screener: Screener) -> None:
+        self.screener = screener
+        self.engine = screener.catalog.engine
+        self.audit = AuditLog(self.engine)
+        self.keys = KeyStore(self.engine, self.audit)
+        ensure_tables(self.engine, CHECK_TABLES)
+
+    # auth ---------------------------------------------------------------------------------
+
+    def authenticate(self, key_string: object) -> ApiKey:
+        return self.keys.authenticate(key_string)
+
+    def _work_for(self, key: ApiKey, work_id: str, *, manage: bool = False) -> Work:
+        require_role(key, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
+        found = self.screener.catalog.works([work_id]).get(work_id)
+        allowed = found is not None and (
+            can_manage_work(key, found.owner) if manage else can_read_work(key, found.owner)
+        )
+        if found is None or not allowed:
+            raise NotFound(f"no work {work_id!r}")
+        return found
+
+    # checks -------------------------------------------------------------------------------
+
+    @staticmethod
+    def authorise_check(key: ApiKey) -> None:
+        require_role(key, Role.PLATFORM, Role.OPERATOR)
+
+    def screen(self, items: Sequence[CheckItem]) -> list[Analysis | InputError]:
+        """The CPU part of checks (decode, fingerprint, search, fuse): batchable, no state."""
+        return self.screener.analyse_many(items)
+
+    def check(
+        self,
+        key: ApiKey,
+        uploads: Sequence[Upload],
+        prompt: str | None = None,
+        user_ref: str | None = None,
+    ) -> list[CheckOutcome | InputError]:
+        """Screen and record each upload (one failing does not stop the others)."""
+        self.authorise_check(key)
+        analyses = self.screen([CheckItem(u.data, prompt, key.owner) for u in uploads])
+        return [
+            a if isinstance(a, InputError) else self.record_check(key, u, a, prompt, user_ref)
+            for u, a in zip(uploads, analyses, strict=True)
+        ]
+
+    def record_check(
+        self,
+        key: ApiKey,
+        upload: Upload,
+        analysis: Analysis,
+        prompt: str | None,
+        user_ref: str | None,
+    ) -> CheckOutcome:
+        """Store a check with its audit record in one transaction."""
+        prompt = _text("prompt", prompt)
+        user_ref = _text("user_ref", user_ref, 200)
+        verdict = analysis.verdict
+        check_id = new_id("chk")
+        sha256 = str(verdict.input["sha256"])
+        keep_image = verdict.decision != Decision.ALLOW.value
+        with Session(self.engine) as session, session.begin():
+            self.audit.lock(session)
+            if keep_image and session.get(BlobRow, sha256) is None:
+                session.add(BlobRow(sha256=sha256, data=upload.data))
+            row = CheckRow(
+                id=check_id,
+                created_at=now(),
+                platform=key.owner,
+                key_id=key.id,
+                user_ref=user_ref,
+                prompt=prompt,
+                input_sha256=sha256,
+                decision=verdict.decision,
+                fused_score=verdict.fused_score,
+                top_work_id=verdict.top_work_id,
+                verdict=verdict.to_dict(),
+                image_sha256=sha256 if keep_image else None,
+                review_status="pending" if verdict.decision == Decision.REVIEW.value else None,
+            )
+            session.add(row)
+            session.flush()
+            session.add_all(
+                CheckMatchRow(
+                    check_id=check_id,
+                    work_id=m.work_id,
+                    owner=m.owner,
+                    decision=m.decision,
+                    fused_score=m.fused_score,
+                    licensed=m.licensed,
+                )
+                for m in verdict.matches + verdict.licensed
+            )
+            if verdict.decision == Decision.ALLOW.value:
+                session.add_all(
+                    CheckFingerprintRow(
+                        check_id=check_id,
+                        signal=fp.signal,
+                        spec_id=self.screener.signals.available[fp.signal].spec_id,
+                        region=fp.region,
+                        vector=np.ascontiguousarray(fp.fingerprint.vector).tobytes(),
+                        quality=fp.fingerprint.quality,
+                    )
+                    for fp in analysis.query
+                )
+            record = self.audit.append_in(
+                session,
+                key.id,
+                "check",
+                check_id,
+                {
+                    "platform": key.owner,
+                    "user_ref": user_ref,
+                    "input_sha256": sha256,
+                    "decision": verdict.decision,
+                    "fused_score": verdict.fused_score,
+                    "top_work_id": verdict.top_work_id,
+                    "matched_works": [m.work_id for m in verdict.matches],
+                    "policy_version": verdict.policy_version,
+                    "index_version": verdict.index_version,
+                    "models": verdict.models,
+                },
+            )
+            row.audit_seq = record.seq
+        return CheckOutcome(check_id, verdict, risk_prompt(verdict), record.seq)
+
+    def _check_row(self, session: Session, key: ApiKey, check_id: str) -> CheckRow:
+        """The check if ``key`` may read it (the platform that made it, operators, and the
+        owners of works it matched); else :class:`NotFound`."""
+        row = session.get(CheckRow, check_id)
+        if row is not None:
+            if key.role in (Role.OPERATOR, Role.ADMIN):
+                return row
+            if key.role == Role.PLATFORM and row.platform == key.owner:
+                return row
+            if key.role == Role.RIGHTS_HOLDER and self._matched_owner(session, check_id, key):
+                return row
+        raise NotFound(f"no check {check_id!r}")
+
+    @staticmethod
+    def _matched_owner(session: Session, check_id: str, key: ApiKey) -> bool:
+        found = session.scalar(
+            select(func.count())
+            .select_from(CheckMatchRow)
+            .where(CheckMatchRow.check_id == check_id, CheckMatchRow.owner == key.owner)
+        )
+        return bool(found)
+
+    @staticmethod
+    def _redact(record: CheckRecord, key: ApiKey) -> CheckRecord:
+        """A rights holder sees a check only as far as it concerns its own works."""
+        if key.role != Role.RIGHTS_HOLDER:
+            return record
+        verdict = dict(record.verdict)
+        for part in ("matches", "near_misses", "licensed"):
+            verdict[part] = [m for m in verdict.get(part, []) if m.get("owner") == key.owner]
+        verdict["prompt"] = None
+        return CheckRecord(
+            **{
+                **record.__dict__,
+                "verdict": verdict,
+                "prompt": None,
+                "user_ref": None,
+                "platform": "",
+            }
+        )
+
+    def get_check(self, key: ApiKey, check_id: str) -> CheckRecord:
+        with Session(self.engine) as session:
+            return self._redact(check_record(self._check_row(session, key, check_id)), key)
+
+    def list_checks(
+        self,
+        key: ApiKey,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        decision: str | None = None,
+        rescreened: bool | None = None,
+    ) -> tuple[list[CheckRecord], int]:
+        """Newest first: a platform's own checks, a rights holder's matches, or all."""
+        _page(offset, limit)
+        query = select(CheckRow)
+        if key.role == Role.PLATFORM:
+            query = query.where(CheckRow.platform == key.owner)
+        elif key.role == Role.RIGHTS_HOLDER:
+            mine = select(CheckMatchRow.check_id).where(CheckMatchRow.owner == key.owner)
+            query = query.where(CheckRow.id.in_(mine))
+        if decision is not None:
+            if decision not in {d.value for d in Decision}:
+                raise InputError(f"decision must be one of {[d.value for d in Decision]}")
+            query = query.where(CheckRow.decision == decision)
+        if rescreened is not None:
+            column = CheckRow.rescreen
+            query = query.where(column.is_not(None) if rescreened else column.is_(None))
+        with Session(self.engine) as session:
+            total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+            rows = session.scalars(
+                query.order_by(CheckRow.created_at.desc(), CheckRow.id).offset(offset).limit(limit)
+            )
+            return [self._redact(check_record(r), key) for r in rows], total
+
+    def evidence(self, key: ApiKey, check_id: str) -> dict[str, Any]:
+        """Everything needed to show what was decided, on what basis, and that the record
+        has not changed since: the audit record with its place in the hash chain."""
+        with Session(self.engine) as session:
+            record = self._redact(check_record(self._check_row(session, key, check_id)), key)
+        chain: dict[str, Any] | None = None
+        if record.audit_seq is not None:
+            entry = self.audit.get(record.audit_seq)
+            head = self.audit.head()
+            chain = {
+                "seq": entry.seq,
+                "at": format_at(entry.at),
+                "hash": entry.hash,
+                "prev_hash": entry.prev_hash,
+                "payload": entry.payload,
+                "head_seq": head.seq,
+                "head_hash": head.hash,
+            }
+        verdict = record.verdict
+        return {
+            "check_id": record.id,
+            "input": verdict.get("input"),
+            "decision": record.decision,
+            "fused_score": record.fused_score,
+            "top_work_id": record.top_work_id,
+            "matches": verdict.get("matches", []),
+            "licensed": verdict.get("licensed", []),
+            "thresholds": verdict.get("thresholds"),
+            "versions": {
+                "policy": verdict.get("policy_version"),
+                "index": verdict.get("index_version"),
+                "models": verdict.get("models"),
+                "signals_missing": verdict.get("signals_missing"),
+            },
+            "timestamps": {
+                "checked_at": record.created_at,
+                "audited_at": chain["at"] if chain else None,
+            },
+            "review": record.review,
+            "rescreen": record.rescreen,
+            "chain": chain,
+        }
+
+    # works --------------------------------------------------------------------------------
+
+    def _audited(self, key: ApiKey, action: str, subject: str, payload: dict[str, Any]) -> Any:
+        def hook(session: Session, *args: Any) -> None:
+            extra: dict[str, Any] = {}
+            if args and isinstance(args[0], Work):
+                extra["work_owner"] = args[0].owner
+                if len(args) > 1:
+                    extra["references_added"] = list(args[1])
+            elif args:
+                extra["fingerprints_removed"] = args[0]
+            self.audit.append_in(session, key.id, action, subject, {**payload, **extra})
+
+        return hook
+
+    def create_work(
+        self,
+        key: ApiKey,
+        work_id: str,
+        uploads: Sequence[Upload],
+        *,
+        title: str | None = None,
+        aliases: Sequence[str] = (),
+        owner: str | None = None,
+    ) -> Registered:
+        require_role(key, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
+        if key.role == Role.RIGHTS_HOLDER and owner not in (None, key.owner):
+            raise Forbidden(f"key {key.id} registers works for {key.owner!r} only")
+        owner = owner or key.owner
+        _text("title", title, 500)
+        for alias in aliases:
+            _text("alias", alias, 200)
+        if len(aliases) > 100:
+            raise InputError("at most 100 aliases")
+        return self.screener.registry.register(
+            work_id,
+            [u.data for u in uploads],
+            names=[u.name for u in uploads],
+            title=title,
+            owner=owner,
+            aliases=aliases,
+            create_only=True,
+            hook=self._audited(key, "work.create", work_id, {"title": title or work_id}),
+        )
+
+    def add_references(self, key: ApiKey, work_id: str, uploads: Sequence[Upload]) -> Registered:
+        work = self._work_for(key, work_id, manage=True)
+        return self.screener.registry.register(
+            work_id,
+            [u.data for u in uploads],
+            names=[u.name for u in uploads],
+            owner=work.owner,
+            must_exist=True,
+            hook=self._audited(key, "work.add_references", work_id, {}),
+        )
+
+    def get_work(self, key: ApiKey, work_id: str) -> WorkView:
+        work = self._work_for(key, work_id)
+        return WorkView(work, tuple(self.screener.catalog.references(work_id)))
+
+    def list_works(self, key: ApiKey, offset: int = 0, limit: int = 50) -> tuple[list[Work], int]:
+        require_role(key, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
+        _page(offset, limit)
+        owner = key.owner if key.role == Role.RIGHTS_HOLDER else None
+        catalog = self.screener.catalog
+        return catalog.list_works(offset, limit, owner=owner), catalog.count_works(owner)
+
+    def delete_work(self, key: ApiKey, work_id: str) -> int:
+        self._work_for(key, work_id, manage=True)
+        return self.screener.registry.remove(
+            work_id, self._audited(key, "work.delete", work_id, {})
+        )
+
+    def remove_reference(self, key: ApiKey, work_id: str, reference_id: int) -> int:
+        self._work_for(key, work_id, manage=True)
+        return self.screener.registry.remove_reference(
+            work_id,
+            reference_id,
+            self._audited(key, "work.remove_reference", work_id, {"reference_id": reference_id}),
+        )
+
+    def set_licensees(self, key: ApiKey, work_id: str, licensees: Sequence[str]) -> Work:
+        """The platform owners allowed to publish the work (replaces the list)."""
+        self._work_for(key, work_id, manage=True)
+        if len(licensees) > 1000:
+            raise InputError("at most 1000 licensees")
+        for name in licensees:
+            if not name or _text("licensee", name, 200) is None:
+                raise InputError("a licensee must be a non-empty owner name")
+        return self.screener.catalog.update_work(
+            work_id,
+            licensees=licensees,
+            hook=self._audited(
+                key, "work.licensees", work_id, {"licensees": list(dict.fromkeys(licensees))}
+            ),
+        )
+
+    def set_thresholds(
+        self, key: ApiKey, work_id: str, thresholds: dict[str, float] | None
+    ) -> Work:
+        """A work's own review/block bands (operators only: bands are policy), or None to
+        return to the policy's."""
+        require_role(key, Role.OPERATOR, Role.ADMIN)
+        work = self._work_for(key, work_id, manage=True)
+        if thresholds is not None:
+            base = self.screener.policy.bands_for(work_id)
+            Bands(
+                review=thresholds.get("review", base.review),
+                block=thresholds.get("block", base.block),
+            )  # validates
+        return self.screener.catalog.update_work(
+            work.id,
+            thresholds=thresholds,
+            hook=self._audited(key, "work.thresholds", work_id, {"thresholds": thresholds}),
+        )
+
+    # notices ------------------------------------------------------------------------------
+
+    def file_notice(
+        self,
+        key: ApiKey,
+        work_id: str,
+        *,
+        uploads: Sequence[Upload] = (),
+        check_ids: Sequence[str] = (),
+        title: str | None = None,
+        description: str = "",
+    ) -> Notice:
+        """Record a rights holder's notice, then take the measures at once: the images join
+        the work's references and every allowed output is re-screened against the work."""
+        require_role(key, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
+        description = _text("description", description) or ""
+        if len(check_ids) > MAX_NAMED_CHECKS:
+            raise InputError(f"a notice names at most {MAX_NAMED_CHECKS} checks")
+        for check_id in check_ids:
+            _text("check id", check_id, 40)
+        existing = self.screener.catalog.works([work_id]).get(work_id)
+        if existing is not None and not can_manage_work(key, existing.owner):
+            raise NotFound(f"no work {work_id!r}")
+        if existing is None and not uploads:
+            raise InputError(
+                f"work {work_id!r} is not registered: a notice for a new work needs its "
+                "reference images"
+            )
+        for upload in uploads:  # refuse bad images before anything is recorded
+            self.screener.decode(upload.data)
+        owner = existing.owner if existing is not None else key.owner
+        notice_id = new_id("ntc")
+        with Session(self.engine) as session, session.begin():
+            self.audit.lock(session)
+            at = now()
+            session.add(
+                NoticeRow(
+                    id=notice_id,
+                    created_at=at,
+                    updated_at=at,
+                    owner=owner,
+                    filed_by=key.id,
+                    work_id=work_id,
+                    new_work=existing is None,
+                    description=description,
+                    check_ids=list(dict.fromkeys(check_ids)),
+                    status="received",
+                    history=[{"status": "received", "at": at.isoformat(), "by": key.id}],
+                )
+            )
+            session.flush()
+            self.audit.append_in(
+                session,
+                key.id,
+                "notice.file",
+                notice_id,
+                {"work_id": work_id, "owner": owner, "check_ids": list(check_ids)},
+            )
+        return self._take_measures(key, notice_id, uploads, title, owner, existing is None)
+
+    def _take_measures(
+        self,
+        key: ApiKey,
+        notice_id: str,
+        uploads: Sequence[Upload],
+        title: str | None,
+        owner: str,
+        new_work: bool,
+    ) -> Notice:
+        with Session(self.engine) as session:
+            row = session.get(NoticeRow, notice_id)
+            assert row is not None
+            work_id, named = row.work_id, list(row.check_ids)
+        added: list[int] = []
+        skipped = 0
+        if uploads:
+            registered = self.screener.registry.register(
+                work_id,
+                [u.data for u in uploads],
+                names=[u.name for u in uploads],
+                title=title,
+                owner=owner,
+                create_only=new_work,
+                must_exist=not new_work,
+                hook=self._audited(key, "notice.references", work_id, {"notice_id": notice_id}),
+            )
+            added, skipped = list(registered.added_references), registered.skipped
+        affected = self.rescreen(work_id, notice_id)
+        named_status = self._named_checks(named, affected)
+        at = now()
+        measures = {
+            "at": at.isoformat(),
+            "references_added": added,
+            "references_already_registered": skipped,
+            "rescreened_checks": affected["rescreened"],
+            "affected_check_ids": [a["check_id"] for a in affected["affected"]],
+            "affected": affected["affected"],
+            "named_checks": named_status,
+        }
+        with Session(self.engine) as session, session.begin():
+            self.audit.lock(session)
+            row = session.get(NoticeRow, notice_id)
+            assert row is not None
+            row.status = "measures_taken"
+            row.updated_at = at
+            row.measures = measures
+            row.history = [
+                *row.history,
+                {"status": "measures_taken", "at": at.isoformat(), "by": "service"},
+            ]
+            self.audit.append_in(
+                session,
+                key.id,
+                "notice.measures_taken",
+                notice_id,
+                {k: v for k, v in measures.items() if k != "affected"},
+            )
+            session.flush()
+            return notice(row)
+
+    def _named_checks(self, named: list[str], affected: dict[str, Any]) -> dict[str, str]:
+        """What became of each output the notice named."""
+        hit = {a["check_id"] for a in affected["affected"]}
+        status: dict[str, str] = {}
+        with Session(self.engine) as session:
+            for check_id in named:
+                row = session.get(CheckRow, check_id)
+                if row is None:
+                    status[check_id] = "unknown"
+                elif check_id in hit:
+                    status[check_id] = "matches_now"
+                elif row.decision != Decision.ALLOW.value:
+                    status[check_id] = f"already_{row.decision}"
+                elif row.rescreen is not None:
+                    status[check_id] = "matched_earlier_notice"
+                else:
+                    status[check_id] = "no_match"
+        return status
+
+    def rescreen(self, work_id: str, notice_id: str) -> dict[str, Any]:
+        """Re-score every allowed, not yet re-screened output against ``work_id`` with the
+        current references; mark and list those that now match."""
+        affected: list[dict[str, Any]] = []
+        count = 0
+        for batch in self._allowed_checks():
+            for check_id, platform, query in batch:
+                count += 1
+                matches = self.screener.rescore(query, [work_id], platform)
+                top = matches[0] if matches else None
+                if top is None or top.licensed or top.decision == Decision.ALLOW.value:
+                    continue
+                affected.append(
+                    {
+                        "check_id": check_id,
+                        "platform": platform,
+                        "decision": top.decision,
+                        "fused_score": top.fused_score,
+                    }
+                )
+        if affected:
+            at = now().isoformat()
+            with Session(self.engine) as session, session.begin():
+                for item in affected:
+                    session.execute(
+                        update(CheckRow)
+                        .where(CheckRow.id == item["check_id"])
+                        .values(
+                            rescreen={
+                                "notice_id": notice_id,
+                                "work_id": work_id,
+                                "decision": item["decision"],
+                                "fused_score": item["fused_score"],
+                                "at": at,
+                            }
+                        )
+                    )
+        return {"rescreened": count, "affected": affected}
+
+    def _allowed_checks(
+        self,
+    ) -> Iterator[list[tuple[str, str, list[RegionFingerprint]]]]:
+        """Allowed checks with their stored fingerprints, a batch at a time."""
+        specs = self.screener.signals.specs
+        kinds = {n: f.kind for n, f in self.screener.signals.available.items()}
+        after = ""
+        while True:
+            with Session(self.engine) as session:
+                rows = session.execute(
+                    select(CheckRow.id, CheckRow.platform)
+                    .where(
+                        CheckRow.decision == Decision.ALLOW.value,
+                        CheckRow.rescreen.is_(None),
+                        CheckRow.id > after,
+                    )
+                    .order_by(CheckRow.id)
+                    .limit(_RESCREEN_BATCH)
+                ).all()
+                if not rows:
+                    return
+                after = rows[-1][0]
+                queries: dict[str, list[RegionFingerprint]] = {r[0]: [] for r in rows}
+                for fp in session.scalars(
+                    select(CheckFingerprintRow).where(CheckFingerprintRow.check_id.in_(queries))
+                ):
+                    if specs.get(fp.signal) != fp.spec_id:  # made by another model version
+                        continue
+                    dtype = np.uint8 if kinds[fp.signal] == "binary" else np.float32
+                    vector = np.frombuffer(fp.vector, dtype=dtype)
+                    queries[fp.check_id].append(
+                        RegionFingerprint(fp.signal, fp.region, Fingerprint(vector, fp.quality))
+                    )
+            yield [(cid, platform, queries[cid]) for cid, platform in rows if queries[cid]]
+
+    def _notice_row(self, session: Session, key: ApiKey, notice_id: str) -> NoticeRow:
+        row = session.get(NoticeRow, notice_id)
+        if row is None or not (
+            key.role in (Role.OPERATOR, Role.ADMIN)
+            or (key.role == Role.RIGHTS_HOLDER and row.owner == key.owner)
+        ):
+            raise NotFound(f"no notice {notice_id!r}")
+        return row
+
+    def get_notice(self, key: ApiKey, notice_id: str) -> Notice:
+        with Session(self.engine) as session:
+            return notice(self._notice_row(session, key, notice_id))
+
+    def list_notices(
+        self, key: ApiKey, *, offset: int = 0, limit: int = 50, status: str | None = None
+    ) -> tuple[list[Notice], int]:
+        require_role(key, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
+        _page(offset, limit)
+        query = select(NoticeRow)
+        if key.role == Role.RIGHTS_HOLDER:
+            query = query.where(NoticeRow.owner == key.owner)
+        if status is not None:
+            query = query.where(NoticeRow.status == status)
+        with Session(self.engine) as session:
+            total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+            rows = session.scalars(
+                query.order_by(NoticeRow.created_at.desc(), NoticeRow.id)
+                .offset(offset)
+                .limit(limit)
+            )
+            return [notice(r) for r in rows], total
+
+    def reject_notice(self, key: ApiKey, notice_id: str, reason: str) -> Notice:
+        """An operator rejects a notice: the references it added are removed again."""
+        require_role(key, Role.OPERATOR, Role.ADMIN)
+        reason = _text("reason", reason) or ""
+        if not reason.strip():
+            raise InputError("rejecting a notice needs a reason")
+        with Session(self.engine) as session:
+            row = self._notice_row(session, key, notice_id)
+            if row.status == "rejected":
+                raise Conflict(f"notice {notice_id} is already rejected")
+            work_id = row.work_id
+            added = list((row.measures or {}).get("references_added", []))
+        removed = 0
+        for reference_id in added:
+            try:
+                removed += self.screener.registry.remove_reference(
+                    work_id,
+                    reference_id,
+                    self._audited(
+                        key,
+                        "notice.references_removed",
+                        work_id,
+                        {"notice_id": notice_id, "reference_id": reference_id},
+                    ),
+                )
+            except NotFound:  # removed since by its owner
+                continue
+        at = now()
+        with Session(self.engine) as session, session.begin():
+            self.audit.lock(session)
+            row = self._notice_row(session, key, notice_id)
+            row.status = "rejected"
+            row.reason = reason
+            row.updated_at = at
+            row.history = [
+                *row.history,
+                {"status": "rejected", "at": at.isoformat(), "by": key.id, "reason": reason},
+            ]
+            self.audit.append_in(
+                session,
+                key.id,
+                "notice.reject",
+                notice_id,
+                {"reason": reason, "references_removed": added, "fingerprints_removed": removed},
+            )
+            session.flush()
+            return notice(row)
+
+    # review -------------------------------------------------------------------------------
+
+    def review_queue(
+        self, key: ApiKey, *, offset: int = 0, limit: int = 50, status: str = "pending"
+    ) -> tuple[list[CheckRecord], int]:
+        """Checks decided ``review``, oldest first (``status``: pending, confirmed,
+        rejected; the rejected ones are the false positives for threshold tuning)."""
+        require_role(key, Role.OPERATOR, Role.ADMIN)
+        _page(offset, limit)
+        if status not in ("pending", "confirmed", "rejected"):
+            raise InputError("status must be pending, confirmed or rejected")
+        query = select(CheckRow).where(CheckRow.review_status == status)
+        with Session(self.engine) as session:
+            total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+            rows = session.scalars(
+                query.order_by(CheckRow.created_at, CheckRow.id).offset(offset).limit(limit)
+            )
+            return [check_record(r) for r in rows], total
+
+    def _pending(self, session: Session, check_id: str) -> CheckRow:
+        row = session.get(CheckRow, check_id)
+        if row is None or row.review_status is None:
+            raise NotFound(f"no check {check_id!r} in the review queue")
+        if row.review_status != "pending":
+            raise Conflict(f"check {check_id} was already {row.review_status}")
+        return row
+
+    def confirm_review(
+        self, key: ApiKey, check_id: str, work_id: str | None = None, note: str = ""
+    ) -> CheckRecord:
+        """A reviewer confirms a copy: the output joins the work's references, so the next
+        output like it is caught without review."""
+        require_role(key, Role.OPERATOR, Role.ADMIN)
+        note = _text("note", note) or ""
+        with Session(self.engine) as session:
+            row = self._pending(session, check_id)
+            target = work_id or row.top_work_id
+            image_sha256 = row.image_sha256
+        if target is None or image_sha256 is None:
+            raise InputError(f"check {check_id}: name the work it copies")
+        self.screener.catalog.get_work(target)
+        data = self.screener.catalog.blob(image_sha256)
+
+        def hook(session: Session, work: Work, added: list[int]) -> None:
+            self.audit.lock(session)
+            row = self._pending(session, check_id)
+            row.review_status = "confirmed"
+            row.review = {
+                "by": key.id,
+                "at": now().isoformat(),
+                "work_id": target,
+                "note": note,
+                "references_added": added,
+            }
+            self.audit.append_in(
+                session,
+                key.id,
+                "review.confirm",
+                check_id,
+                {"work_id": work.id, "note": note, "references_added": added},
+            )
+
+        self.screener.registry.register(
+            target, [data], names=[f"review-{check_id}"], must_exist=True, hook=hook
+        )
+        return self.get_check(key, check_id)
+
+    def reject_review(self, key: ApiKey, check_id: str, note: str = "") -> CheckRecord:
+        """A reviewer rejects: recorded as a false positive, with its evidence, for tuning."""
+        require_role(key, Role.OPERATOR, Role.ADMIN)
+        note = _text("note", note) or ""
+        with Session(self.engine) as session, session.begin():
+            self.audit.lock(session)
+            row = self._pending(session, check_id)
+            row.review_status = "rejected"
+            row.review = {"by": key.id, "at": now().isoformat(), "note": note}
+            self.audit.append_in(
+                session,
+                key.id,
+                "review.reject",
+                check_id,
+                {"note": note, "top_work_id": row.top_work_id, "fused_score": row.fused_score},
+            )
+            session.flush()
+            return check_record(row)
+
+    # audit, policy, keys ------------------------------------------------------------------
+
+    def audit_records(self, key: ApiKey, after: int = 0, limit: int = 100) -> list[AuditRecord]:
+        require_role(key, Role.OPERATOR, Role.ADMIN)
+        return self.audit.records(after, limit)
+
+    def audit_verify(self, key: ApiKey) -> VerifyReport:
+        require_role(key, Role.OPERATOR, Role.ADMIN)
+        return self.audit.verify()
+
+    def policy(self, key: ApiKey) -> dict[str, Any]:
+        require_role(key, Role.OPERATOR, Role.ADMIN)
+        return self.screener.policy.to_dict()
+
+    def create_key(
+        self, key: ApiKey, role: str, owner: str, description: str = ""
+    ) -> tuple[ApiKey, str]:
+        require_role(key, Role.ADMIN)
+        return self.keys.create(role, owner, description, actor=key.id)
+
+    def list_keys(self, key: ApiKey, owner: str | None = None) -> list[ApiKey]:
+        require_role(key, Role.ADMIN)
+        return self.keys.list(owner)
+
+    def revoke_key(self, key: ApiKey, key_id: str) -> ApiKey:
+        require_role(key, Role.ADMIN)
+        return self.keys.revoke(key_id, actor=key.id)
+
+    # labels -------------------------------------------------------------------------------
+
+    def label(
+        self,
+        key: ApiKey,
+        data: bytes,
+        label: labels_mod.Label,
+        *,
+        visible: bool = False,
+        visible_text: str | None = None,
+    ) -> labels_mod.Labelled:
+        require_role(key, Role.PLATFORM, Role.OPERATOR, Role.ADMIN)
+        return labels_mod.apply(
+            data,
+            label,
+            visible=visible or visible_text is not None,
+            visible_text=visible_text,
+            limits=self.screener.limits,
+        )
+
+    def read_label(self, key: ApiKey, data: bytes) -> labels_mod.Label | None:
+        require_role(key, Role.PLATFORM, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
+        return labels_mod.read(data, limits=self.screener.limits)

@@ -1,0 +1,35 @@
+"""Risk prompts: what a platform shows its user when an output is held or refused.
+
+Plain words, in Chinese and English, naming the work and what happens next; no scores,
+which mean nothing to an end user.
+"""
+
+from __future__ import annotations
+
+from screener.policy import Decision
+from screener.verdict import Verdict
+
+_TEXT = {
+    Decision.BLOCK: {
+        "zh": "该图像与受保护作品《{title}》（权利人：{owner}）高度近似，可能侵犯他人著作权，"
+        "不能发布。请修改提示词或重新生成。",
+        "en": "This image closely resembles the protected work \u201c{title}\u201d (rights "
+        "holder: {owner}) and may infringe its copyright, so it cannot be published. Please "
+        "change the prompt or generate again.",
+    },
+    Decision.REVIEW: {
+        "zh": "该图像与受保护作品《{title}》（权利人：{owner}）存在相似之处，发布前需经人工审核。",
+        "en": "This image resembles the protected work \u201c{title}\u201d (rights holder: "
+        "{owner}). It will be reviewed by a person before it can be published.",
+    },
+}
+
+
+def risk_prompt(verdict: Verdict) -> dict[str, str] | None:
+    """The prompt for a review or block verdict (None for allow)."""
+    top = verdict.top_match
+    if top is None or verdict.decision == Decision.ALLOW.value:
+        return None
+    texts = _TEXT[Decision(verdict.decision)]
+    owner = top.owner or "unknown"
+    return {lang: text.format(title=top.title, owner=owner) for lang, text in texts.items()}
