@@ -1,0 +1,100 @@
+"""Pre-publication checks, their records and their evidence packs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from screener.desk import CheckOutcome
+from screener.errors import InputError
+from screener.screening import CheckItem
+from service.errors import ServiceError, status_of
+from service.routes.common import AUTH_ERRORS, Key, Limit, Offset, TheRuntime, errors, read_uploads
+from service.schemas import CheckOut, CheckPage, CheckResponse, CheckResult, ErrorDetail
+
+router = APIRouter(prefix="/v1", tags=["checks"])
+
+
+@router.post(
+    "/check",
+    response_model=CheckResponse,
+    responses=errors(*AUTH_ERRORS, 413, 415, 422),
+    summary="Screen generated images before release",
+)
+async def check(
+    key: Key,
+    rt: TheRuntime,
+    images: Annotated[list[UploadFile], File(description="one or more images")],
+    prompt: Annotated[str | None, Form(max_length=2000)] = None,
+    user_ref: Annotated[
+        str | None, Form(max_length=200, description="your opaque user or session reference")
+    ] = None,
+) -> Any:
+    """Each image gets the verdict (decision, fused score, matches with per-signal values,
+    thresholds, versions), a `check_id`, and for review or block a risk prompt for the end
+    user. One bad image gets an error in its place; if every image is bad, the request
+    fails with the first image's error."""
+    desk = rt.desk
+    desk.authorise_check(key)
+    uploads = await run_in_threadpool(read_uploads, images, rt.settings.max_images)
+    if not uploads:
+        raise ServiceError(422, "invalid_request", "send at least one image")
+    analyses = await rt.screen([CheckItem(u.data, prompt, key.owner) for u in uploads])
+    results: list[CheckResult] = []
+    failures: list[InputError] = []
+    for position, (upload, analysis) in enumerate(zip(uploads, analyses, strict=True)):
+        if isinstance(analysis, InputError):
+            failures.append(analysis)
+            results.append(
+                CheckResult(
+                    index=position,
+                    filename=upload.name,
+                    error=ErrorDetail(code=analysis.code, message=str(analysis)),
+                )
+            )
+            continue
+        outcome: CheckOutcome = await run_in_threadpool(
+            desk.record_check, key, upload, analysis, prompt, user_ref
+        )
+        rt.metrics.verdicts.labels(outcome.verdict.decision).inc()
+        results.append(CheckResult(index=position, filename=upload.name, **outcome.to_dict()))
+    if len(failures) == len(uploads):
+        first = failures[0]
+        status = status_of(first)
+        raise ServiceError(status, first.code, f"{uploads[0].name}: {first}")
+    return CheckResponse(results=results)
+
+
+@router.get("/checks", response_model=CheckPage, responses=errors(*AUTH_ERRORS, 422))
+def list_checks(
+    key: Key,
+    rt: TheRuntime,
+    offset: Offset = 0,
+    limit: Limit = 50,
+    decision: Annotated[str | None, Query(pattern="^(allow|review|block)$")] = None,
+    rescreened: bool | None = None,
+) -> Any:
+    """A platform's own checks; a rights holder's matches; every check for operators.
+    `rescreened=true` lists released outputs a notice has since found to match."""
+    items, total = rt.desk.list_checks(
+        key, offset=offset, limit=limit, decision=decision, rescreened=rescreened
+    )
+    return CheckPage(items=[CheckOut.of(i) for i in items], total=total, offset=offset, limit=limit)
+
+
+@router.get("/checks/{check_id}", response_model=CheckOut, responses=errors(*AUTH_ERRORS, 404))
+def get_check(key: Key, rt: TheRuntime, check_id: str) -> Any:
+    return CheckOut.of(rt.desk.get_check(key, check_id))
+
+
+@router.get(
+    "/checks/{check_id}/evidence",
+    response_model=dict[str, Any],
+    responses=errors(*AUTH_ERRORS, 404),
+)
+def evidence(key: Key, rt: TheRuntime, check_id: str) -> Any:
+    """Input sha256, verdict, matches, thresholds, versions, timestamps, and the check's
+    audit record with its position in the hash chain and the chain's current head."""
+    return rt.desk.evidence(key, check_id)

@@ -1,0 +1,49 @@
+"""What several routers share: the key and desk dependencies, uploads, error responses."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, UploadFile
+
+from screener.desk import Desk, Upload
+from screener.keys import ApiKey
+from service.auth import current_key, desk, runtime
+from service.errors import ServiceError
+from service.runtime import Runtime
+from service.schemas import ErrorBody
+
+Key = Annotated[ApiKey, Depends(current_key)]
+TheDesk = Annotated[Desk, Depends(desk)]
+TheRuntime = Annotated[Runtime, Depends(runtime)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+_ERRORS: dict[int, str] = {
+    401: "no key, or a wrong or revoked one",
+    403: "the key's role may not do this",
+    404: "no such object (or not one this key may see)",
+    409: "conflicts with the current state",
+    413: "too large: request body, image bytes or pixels, or too many images",
+    415: "not a supported image format",
+    422: "invalid request or image",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorBody, "description": _ERRORS[s]} for s in statuses}
+
+
+AUTH_ERRORS = (401, 403)
+
+
+def read_uploads(files: list[UploadFile], limit: int, what: str = "images") -> list[Upload]:
+    if len(files) > limit:
+        raise ServiceError(
+            413, "too_many_images", f"{len(files)} {what} sent; at most {limit} per request"
+        )
+    uploads = []
+    for position, item in enumerate(files):
+        data = item.file.read()
+        uploads.append(Upload(data, (item.filename or f"image-{position + 1}")[:200]))
+    return uploads

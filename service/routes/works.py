@@ -1,0 +1,111 @@
+"""The registry of protected works: rights holders manage their own, operators all."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from service.routes.common import AUTH_ERRORS, Key, Limit, Offset, TheRuntime, errors, read_uploads
+from service.schemas import Licensees, Removed, Thresholds, WorkOut, WorkPage
+
+router = APIRouter(prefix="/v1/works", tags=["works"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=WorkOut,
+    responses=errors(*AUTH_ERRORS, 409, 413, 415, 422),
+)
+def create_work(
+    key: Key,
+    rt: TheRuntime,
+    work_id: Annotated[str, Form(min_length=1, max_length=200)],
+    images: Annotated[list[UploadFile], File(description="reference images")],
+    title: Annotated[str | None, Form(max_length=500)] = None,
+    aliases: Annotated[
+        list[str] | None, Form(description="other names and keywords, for prompt screening")
+    ] = None,
+    owner: Annotated[
+        str | None, Form(max_length=200, description="operators only: whose work it is")
+    ] = None,
+) -> Any:
+    """Register a work with its reference images (all are checked before any is stored)."""
+    uploads = read_uploads(images, rt.settings.max_images)
+    done = rt.desk.create_work(
+        key, work_id, uploads, title=title, aliases=aliases or [], owner=owner
+    )
+    return WorkOut.of(
+        done.work,
+        references_added=list(done.added_references),
+        references_already_registered=done.skipped,
+    )
+
+
+@router.get("", response_model=WorkPage, responses=errors(*AUTH_ERRORS, 422))
+def list_works(key: Key, rt: TheRuntime, offset: Offset = 0, limit: Limit = 50) -> Any:
+    works, total = rt.desk.list_works(key, offset, limit)
+    return WorkPage(items=[WorkOut.of(w) for w in works], total=total, offset=offset, limit=limit)
+
+
+@router.get("/{work_id}", response_model=WorkOut, responses=errors(*AUTH_ERRORS, 404))
+def get_work(key: Key, rt: TheRuntime, work_id: str) -> Any:
+    view = rt.desk.get_work(key, work_id)
+    return WorkOut.of(view.work, list(view.references))
+
+
+@router.delete("/{work_id}", response_model=Removed, responses=errors(*AUTH_ERRORS, 404))
+def delete_work(key: Key, rt: TheRuntime, work_id: str) -> Any:
+    return Removed(fingerprints_removed=rt.desk.delete_work(key, work_id))
+
+
+@router.post(
+    "/{work_id}/references",
+    response_model=WorkOut,
+    responses=errors(*AUTH_ERRORS, 404, 413, 415, 422),
+)
+def add_references(
+    key: Key,
+    rt: TheRuntime,
+    work_id: str,
+    images: Annotated[list[UploadFile], File(description="more reference images")],
+) -> Any:
+    done = rt.desk.add_references(key, work_id, read_uploads(images, rt.settings.max_images))
+    return WorkOut.of(
+        done.work,
+        references_added=list(done.added_references),
+        references_already_registered=done.skipped,
+    )
+
+
+@router.delete(
+    "/{work_id}/references/{reference_id}",
+    response_model=Removed,
+    responses=errors(*AUTH_ERRORS, 404),
+)
+def remove_reference(key: Key, rt: TheRuntime, work_id: str, reference_id: int) -> Any:
+    return Removed(fingerprints_removed=rt.desk.remove_reference(key, work_id, reference_id))
+
+
+@router.put(
+    "/{work_id}/licensees", response_model=WorkOut, responses=errors(*AUTH_ERRORS, 404, 422)
+)
+def set_licensees(key: Key, rt: TheRuntime, work_id: str, body: Licensees) -> Any:
+    """Platform owners licensed to publish the work: their matches are reported, not
+    blocked. Replaces the list."""
+    return WorkOut.of(rt.desk.set_licensees(key, work_id, body.licensees))
+
+
+@router.put(
+    "/{work_id}/thresholds", response_model=WorkOut, responses=errors(*AUTH_ERRORS, 404, 422)
+)
+def set_thresholds(key: Key, rt: TheRuntime, work_id: str, body: Thresholds) -> Any:
+    """The work's own review/block bands on the fused score (operators)."""
+    given = {k: v for k, v in body.model_dump().items() if v is not None}
+    return WorkOut.of(rt.desk.set_thresholds(key, work_id, given or None))
+
+
+@router.delete("/{work_id}/thresholds", response_model=WorkOut, responses=errors(*AUTH_ERRORS, 404))
+def clear_thresholds(key: Key, rt: TheRuntime, work_id: str) -> Any:
+    return WorkOut.of(rt.desk.set_thresholds(key, work_id, None))

@@ -1,0 +1,237 @@
+"""Request and response bodies, as the OpenAPI schema shows them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from screener.cases import CheckRecord, Notice
+from screener.catalog import Reference, Work
+from screener.keys import ApiKey
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+    request_id: str | None = None
+
+
+class CheckResult(BaseModel):
+    """One image's result: a verdict, or the error that stopped it (the others go on)."""
+
+    index: int
+    filename: str
+    check_id: str | None = None
+    decision: str | None = Field(default=None, description="allow, review or block")
+    fused_score: float | None = None
+    risk_prompt: dict[str, str] | None = Field(
+        default=None, description="text to show the end user (zh, en) for review and block"
+    )
+    audit_seq: int | None = None
+    verdict: dict[str, Any] | None = Field(
+        default=None, description="decision, matches with per-signal values, thresholds, versions"
+    )
+    error: ErrorDetail | None = None
+
+
+class CheckResponse(BaseModel):
+    results: list[CheckResult]
+
+
+class CheckOut(BaseModel):
+    check_id: str
+    created_at: str
+    platform: str
+    user_ref: str | None
+    decision: str
+    fused_score: float
+    top_work_id: str | None
+    verdict: dict[str, Any]
+    audit_seq: int | None
+    review_status: str | None
+    review: dict[str, Any] | None
+    rescreen: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, record: CheckRecord) -> CheckOut:
+        return cls(**record.to_dict())
+
+
+class CheckPage(BaseModel):
+    items: list[CheckOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class ReferenceOut(BaseModel):
+    id: int
+    sha256: str
+    source_name: str
+    format: str
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, ref: Reference) -> ReferenceOut:
+        return cls(
+            id=ref.id,
+            sha256=ref.sha256,
+            source_name=ref.source_name,
+            format=ref.format,
+            width=ref.width,
+            height=ref.height,
+        )
+
+
+class WorkOut(BaseModel):
+    work_id: str
+    title: str
+    owner: str
+    aliases: list[str]
+    thresholds: dict[str, float] | None
+    licensees: list[str]
+    reference_count: int
+    created_at: str
+    references: list[ReferenceOut] | None = None
+    references_added: list[int] | None = None
+    references_already_registered: int | None = None
+
+    @classmethod
+    def of(cls, work: Work, references: list[Reference] | None = None, **extra: Any) -> WorkOut:
+        return cls(
+            work_id=work.id,
+            title=work.title,
+            owner=work.owner,
+            aliases=list(work.aliases),
+            thresholds=work.thresholds,
+            licensees=list(work.licensees),
+            reference_count=work.reference_count,
+            created_at=work.created_at.isoformat(),
+            references=None if references is None else [ReferenceOut.of(r) for r in references],
+            **extra,
+        )
+
+
+class WorkPage(BaseModel):
+    items: list[WorkOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class Removed(BaseModel):
+    removed: bool = True
+    fingerprints_removed: int
+
+
+class Licensees(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    licensees: list[str] = Field(max_length=1000, description="platform owner names")
+
+
+class Thresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    review: float | None = Field(default=None, gt=0, lt=1)
+    block: float | None = Field(default=None, gt=0, le=1)
+
+
+class NoticeOut(BaseModel):
+    notice_id: str
+    created_at: str
+    updated_at: str
+    owner: str
+    work_id: str
+    new_work: bool
+    description: str
+    check_ids: list[str]
+    status: str = Field(description="received, measures_taken or rejected")
+    history: list[dict[str, Any]]
+    measures: dict[str, Any] | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, item: Notice) -> NoticeOut:
+        return cls(**item.to_dict())
+
+
+class NoticePage(BaseModel):
+    items: list[NoticeOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class Reason(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ReviewDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    work_id: str | None = Field(default=None, max_length=200, description="default: the top match")
+    note: str = Field(default="", max_length=2000)
+
+
+class AuditRecordOut(BaseModel):
+    seq: int
+    at: str
+    actor: str
+    action: str
+    subject: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    count: int
+    broken_at: int | None
+    reason: str | None
+    head_seq: int
+    head_hash: str
+
+
+class NewKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: str = Field(description="platform, rights_holder, operator or admin")
+    owner: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=1000)
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    owner: str
+    role: str
+    created_at: str
+    revoked_at: str | None
+    description: str
+    key: str | None = Field(default=None, description="the full key: shown once, at creation")
+
+    @classmethod
+    def of(cls, key: ApiKey, secret: str | None = None) -> KeyOut:
+        return cls(
+            key_id=key.id,
+            owner=key.owner,
+            role=key.role.value,
+            created_at=key.created_at.isoformat(),
+            revoked_at=None if key.revoked_at is None else key.revoked_at.isoformat(),
+            description=key.description,
+            key=secret,
+        )
+
+
+class LabelOut(BaseModel):
+    labelled: bool
+    label: dict[str, Any] | None
+
+
+class Health(BaseModel):
+    status: str
+    detail: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,23 @@
+"""The service's settings: the screener's, plus the limits and knobs of the HTTP front."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from screener.settings import Settings
+
+
+class ServiceSettings(Settings):
+    """Read from ``SCREENER_*`` environment variables, like the screener's own."""
+
+    max_request_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="largest request body accepted"
+    )
+    max_images: int = Field(default=8, ge=1, description="most images in one request")
+    batching: bool = Field(default=True, description="micro-batch concurrent checks")
+    batch_max: int = Field(default=8, ge=1, description="most images in one model call")
+    batch_wait_ms: float = Field(
+        default=5.0, ge=0, description="how long a check waits for others to join its batch"
+    )
+    log_json: bool = Field(default=True, description="one JSON object per log line")
+    log_level: str = Field(default="INFO")
