@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from screener import Screener, Settings
+from tests.postgres import PostgresServer, PostgresUnavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PEERS_DIR = REPO_ROOT.parent / "shared" / "data" / "peers"
@@ -36,3 +38,30 @@ def peer_screener(peers_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             "ukbench00120", [peers_dir / "imagededup/mixed_images/ukbench00120.jpg"]
         )
         yield screener
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on loopback for the session (tests/postgres.py).
+
+    Skips when the server binaries or psycopg are missing; in CI their absence fails.
+    """
+    try:
+        if importlib.util.find_spec("psycopg") is None:
+            raise PostgresUnavailable("psycopg is not installed (pip install -e '.[postgres]')")
+        server = PostgresServer()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs PostgreSQL: {exc}")
+        pytest.skip(str(exc))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """The SQLAlchemy URL of a fresh, empty database on the session's server."""
+    return postgres.create_database()
