@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import secrets
 import subprocess
 import sys
 import threading
@@ -24,8 +22,6 @@ from screener.catalog import Catalog, MetaRow, make_engine
 from screener.errors import InputError, NotFound, ScreenerError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# e.g. postgresql+psycopg://user@/db?host=/run/postgresql (needs a PostgreSQL driver installed)
-POSTGRES_URL = os.environ.get("SCREENER_TEST_POSTGRES_URL")
 
 
 @pytest.fixture
@@ -382,14 +378,9 @@ def test_processes_never_fork_the_chain(log: AuditLog, tmp_path: Path) -> None:
     assert log.verify().ok
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="SCREENER_TEST_POSTGRES_URL is not set")
-def test_postgres_appends_serialise_and_verify() -> None:
-    assert POSTGRES_URL is not None
-    schema = f"audit_test_{secrets.token_hex(4)}"
-    admin = make_engine(POSTGRES_URL)
-    sql(admin, f"CREATE SCHEMA {schema}")
-    joiner = "&" if "?" in POSTGRES_URL else "?"
-    engine = make_engine(f"{POSTGRES_URL}{joiner}options=-csearch_path%3D{schema}")
+def test_postgres_appends_serialise_and_verify(postgres_url: str) -> None:
+    """On a real PostgreSQL server (the ``postgres`` fixture): concurrent appends stay one chain."""
+    engine = make_engine(postgres_url)
     try:
         log = AuditLog(engine)
         threads = [
@@ -412,8 +403,6 @@ def test_postgres_appends_serialise_and_verify() -> None:
         assert "truncated" in report.reason
     finally:
         engine.dispose()
-        sql(admin, f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
 
 
 # properties --------------------------------------------------------------------------------
