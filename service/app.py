@@ -53,8 +53,8 @@ def create_app(settings: ServiceSettings | None = None, *, configure_logs: bool 
     app.state.runtime = runtime
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)  # inside the request id
     app.middleware("http")(middleware(metrics))
-    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     for module in (checks, works, notices, review, admin, labels, health):
         app.include_router(module.router)
     return app

@@ -8,6 +8,8 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.observe import request_id
+
 
 class _TooLarge(HTTPException):
     """Raised from ``receive``: an HTTPException, so the body parser passes it through."""
@@ -64,7 +66,10 @@ class BodyLimit:
 
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-    payload: dict[str, Any] = {"error": {"code": code, "message": message}, "request_id": None}
+    payload: dict[str, Any] = {
+        "error": {"code": code, "message": message},
+        "request_id": request_id.get(),
+    }
     data = json.dumps(payload).encode()
     await send(
         {
