@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["operations"])
 def audit_records(
     key: Key,
     rt: TheRuntime,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     """Records with seq > `after`, oldest first (page on with the last seq)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Path, UploadFile
 
 from service.routes.common import AUTH_ERRORS, Key, Limit, Offset, TheRuntime, errors, read_uploads
 from service.schemas import Licensees, Removed, Thresholds, WorkOut, WorkPage
@@ -84,7 +84,9 @@ def add_references(
     response_model=Removed,
     responses=errors(*AUTH_ERRORS, 404),
 )
-def remove_reference(key: Key, rt: TheRuntime, work_id: str, reference_id: int) -> Any:
+def remove_reference(
+    key: Key, rt: TheRuntime, work_id: str, reference_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
+) -> Any:
     return Removed(fingerprints_removed=rt.desk.remove_reference(key, work_id, reference_id))
 
 
