@@ -333,6 +333,25 @@ class AuditLog:
             digest,
         )
 
+    def hook(
+        self, actor: str, action: str, subject: str, payload: Mapping[str, Any]
+    ) -> Callable[..., None]:
+        """A catalog write hook (see ``screener.catalog``) that appends the record of the
+        change inside the change's own transaction, with what the write reports (the work's
+        owner and the references added, or the fingerprints removed)."""
+
+        def append(session: Session, *reported: Any) -> None:
+            extra: dict[str, Any] = {}
+            if reported and hasattr(reported[0], "owner"):
+                extra["work_owner"] = reported[0].owner
+                if len(reported) > 1:
+                    extra["references_added"] = list(reported[1])
+            elif reported:
+                extra["fingerprints_removed"] = reported[0]
+            self.append_in(session, actor, action, subject, {**payload, **extra})
+
+        return append
+
     @staticmethod
     def _tip(session: Session) -> tuple[int, str]:
         """The head (creating the genesis head on an empty log); call under the lock."""

@@ -25,9 +25,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from sqlalchemy.engine import Engine
 
 from screener import policy as policy_mod
+from screener.audit import Anchor, AuditLog
+from screener.catalog import make_engine
 from screener.errors import ConfigurationError, InputError, ScreenerError
+from screener.keys import KeyStore, Role
 from screener.screening import Screener
 from screener.settings import Settings
 
@@ -42,6 +46,11 @@ policy_app = typer.Typer(help="Show and validate policy files.", no_args_is_help
 app.add_typer(works_app, name="works")
 app.add_typer(index_app, name="index")
 app.add_typer(policy_app, name="policy")
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+CLI_ACTOR = "cli"
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages stay whole lines for scripts
@@ -85,6 +94,22 @@ def _open(data_dir: Path | None) -> Iterator[Screener]:
         yield screener
     finally:
         screener.close()
+
+
+def _audit(screener: Screener) -> AuditLog:
+    return AuditLog(screener.catalog.engine)
+
+
+@contextmanager
+def _engine(data_dir: Path | None) -> Iterator[Engine]:
+    """The catalog database alone (no models, no indexes): for keys and the audit log."""
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def progress_bar(console: Console | None = None) -> Progress:
@@ -155,7 +180,12 @@ def works_import(
                     err.print(f"[red]skipped[/] {image}: {exc}", highlight=False)
             if good:
                 try:
-                    result = screener.registry.register(sub.name, good, owner=owner)
+                    result = screener.registry.register(
+                        sub.name,
+                        good,
+                        owner=owner,
+                        hook=_audit(screener).hook(CLI_ACTOR, "work.register", sub.name, {}),
+                    )
                     progress.console.print(
                         f"{sub.name}: {len(result.added_references)} reference(s) added, "
                         f"{result.skipped} already registered",
@@ -185,7 +215,12 @@ def works_add(
     with _open(data_dir) as screener:
         result = _guard(
             lambda: screener.registry.register(
-                work_id, files, title=title, owner=owner, aliases=alias or []
+                work_id,
+                files,
+                title=title,
+                owner=owner,
+                aliases=alias or [],
+                hook=_audit(screener).hook(CLI_ACTOR, "work.register", work_id, {}),
             )
         )
     out.print(
@@ -231,7 +266,11 @@ def works_list(
 def works_remove(work_id: str, data_dir: DataDir = None) -> None:
     """Remove a work and all its references."""
     with _open(data_dir) as screener:
-        removed = _guard(lambda: screener.registry.remove(work_id))
+        removed = _guard(
+            lambda: screener.registry.remove(
+                work_id, _audit(screener).hook(CLI_ACTOR, "work.delete", work_id, {})
+            )
+        )
     out.print(f"removed {work_id} ({removed} fingerprints)", highlight=False)
 
 
@@ -371,6 +410,125 @@ def policy_validate(path: Path) -> None:
     """Validate a policy file."""
     policy = _guard(lambda: policy_mod.load(path))
     out.print(f"{path}: valid policy, version {policy.version}", highlight=False)
+
+
+# keys and audit --------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[Role, typer.Option(help="what the key may do")],
+    owner: Annotated[str, typer.Option(help="the platform or rights holder it acts for")],
+    description: Annotated[str, typer.Option(help="a note for yourself")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Create a key and print it once: only a hash of it is stored."""
+    with _engine(data_dir) as engine:
+        store = KeyStore(engine, AuditLog(engine))
+        key, secret = _guard(lambda: store.create(role, owner, description, actor=CLI_ACTOR))
+    err.print(
+        f"key {key.id} ({key.role.value} for {key.owner!r}); store it now, it is not shown again:",
+        highlight=False,
+    )
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(
+    owner: Annotated[str | None, typer.Option(help="only this owner's keys")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """List keys (never their secrets)."""
+    with _engine(data_dir) as engine:
+        keys = KeyStore(engine).list(owner)
+    table = Table("id", "role", "owner", "created", "revoked", "description")
+    for k in keys:
+        table.add_row(
+            k.id,
+            k.role.value,
+            k.owner,
+            k.created_at.isoformat(timespec="seconds"),
+            k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "-",
+            k.description,
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
+    """Revoke a key at once."""
+    with _engine(data_dir) as engine:
+        store = KeyStore(engine, AuditLog(engine))
+        key = _guard(lambda: store.revoke(key_id, actor=CLI_ACTOR))
+    out.print(f"revoked {key.id} ({key.role.value} for {key.owner!r})", highlight=False)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            help="SEQ:HASH noted earlier (e.g. from `audit head`): also detects a "
+            "log rewritten consistently since"
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Walk the hash chain; exit 1 and name the first bad record if any was edited,
+    deleted, inserted or reordered."""
+    parsed: Anchor | None = None
+    if anchor is not None:
+        seq, _, digest = anchor.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            _fail(InputError("--anchor must be SEQ:HASH (the hash is 64 hex characters)"))
+        parsed = Anchor(int(seq), digest)
+    with _engine(data_dir) as engine:
+        report = _guard(lambda: AuditLog(engine).verify(parsed))
+    if not report.ok:
+        err.print(
+            f"[bold red]audit log broken[/] at record {report.broken_at}: {report.reason} "
+            f"({report.count} records verified before it)",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    out.print(
+        f"audit log intact: {report.count} records, head {report.head_seq}:{report.head_hash}",
+        highlight=False,
+    )
+
+
+@audit_app.command("head")
+def audit_head(data_dir: DataDir = None) -> None:
+    """Print SEQ:HASH of the newest record: keep it elsewhere to anchor later verifies."""
+    with _engine(data_dir) as engine:
+        head = AuditLog(engine).head()
+    print(f"{head.seq}:{head.hash}")
+
+
+@audit_app.command("tail")
+def audit_tail(
+    count: Annotated[int, typer.Option(min=1, max=1000)] = 20, data_dir: DataDir = None
+) -> None:
+    """The newest records, one JSON object per line."""
+    with _engine(data_dir) as engine:
+        log = AuditLog(engine)
+        after = max(0, log.head().seq - count)
+        records = log.records(after, count)
+    for r in records:
+        print(
+            json.dumps(
+                {
+                    "seq": r.seq,
+                    "at": r.at.isoformat(),
+                    "actor": r.actor,
+                    "action": r.action,
+                    "subject": r.subject,
+                    "payload": r.payload,
+                    "hash": r.hash,
+                },
+                ensure_ascii=False,
+            )
+        )
 
 
 def _plugins() -> None:

@@ -9,7 +9,7 @@ object that does not exist.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -348,18 +348,10 @@ class Desk:
 
     # works --------------------------------------------------------------------------------
 
-    def _audited(self, key: ApiKey, action: str, subject: str, payload: dict[str, Any]) -> Any:
-        def hook(session: Session, *args: Any) -> None:
-            extra: dict[str, Any] = {}
-            if args and isinstance(args[0], Work):
-                extra["work_owner"] = args[0].owner
-                if len(args) > 1:
-                    extra["references_added"] = list(args[1])
-            elif args:
-                extra["fingerprints_removed"] = args[0]
-            self.audit.append_in(session, key.id, action, subject, {**payload, **extra})
-
-        return hook
+    def _audited(
+        self, key: ApiKey, action: str, subject: str, payload: dict[str, Any]
+    ) -> Callable[..., None]:
+        return self.audit.hook(key.id, action, subject, payload)
 
     def create_work(
         self,
