@@ -57,17 +57,21 @@ class Service:
         return {"Authorization": f"Bearer {self.keys[who]}"}
 
     def register(self, who: str, work_id: str, *images: bytes, **form: Any) -> httpx.Response:
-        return self.client.post(
+        response: httpx.Response = self.client.post(
             "/v1/works",
             headers=self.h(who),
             data={"work_id": work_id, **form},
             files=files(*images),
         )
+        return response
 
     def check(
         self, who: str, *images: bytes | tuple[str, bytes, str], **form: Any
     ) -> httpx.Response:
-        return self.client.post("/v1/check", headers=self.h(who), data=form, files=files(*images))
+        response: httpx.Response = self.client.post(
+            "/v1/check", headers=self.h(who), data=form, files=files(*images)
+        )
+        return response
 
 
 @contextmanager
