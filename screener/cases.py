@@ -104,6 +104,10 @@ class NoticeRow(Base):
     new_work: Mapped[bool] = mapped_column(Boolean)
     description: Mapped[str] = mapped_column(Text)
     check_ids: Mapped[list[str]] = mapped_column(JSON)
+    # The notice's images (blobs, stored with the notice) as [sha256, file name] pairs: the
+    # measures can be taken again from them after a crash.
+    images: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    title: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     measures: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

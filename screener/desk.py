@@ -482,13 +482,19 @@ class Desk:
                 f"work {work_id!r} is not registered: a notice for a new work needs its "
                 "reference images"
             )
+        stored = []
         for upload in uploads:  # refuse bad images before anything is recorded
-            self.screener.decode(upload.data)
+            decoded = self.screener.decode(upload.data)
+            stored.append((decoded.sha256, upload))
         owner = existing.owner if existing is not None else key.owner
         notice_id = new_id("ntc")
         with Session(self.engine) as session, session.begin():
             self.audit.lock(session)
             at = now()
+            for sha256, upload in stored:
+                if session.get(BlobRow, sha256) is None:
+                    session.add(BlobRow(sha256=sha256, data=upload.data))
+                    session.flush()
             session.add(
                 NoticeRow(
                     id=notice_id,
@@ -500,6 +506,8 @@ class Desk:
                     new_work=existing is None,
                     description=description,
                     check_ids=list(dict.fromkeys(check_ids)),
+                    images=[[sha256, upload.name] for sha256, upload in stored],
+                    title=title,
                     status="received",
                     history=[{"status": "received", "at": at.isoformat(), "by": key.id}],
                 )
@@ -510,35 +518,43 @@ class Desk:
                 key.id,
                 "notice.file",
                 notice_id,
-                {"work_id": work_id, "owner": owner, "check_ids": list(check_ids)},
+                {
+                    "work_id": work_id,
+                    "owner": owner,
+                    "check_ids": list(check_ids),
+                    "images": [sha256 for sha256, _ in stored],
+                },
             )
-        return self._take_measures(key, notice_id, uploads, title, owner, existing is None)
+        return self._take_measures(key.id, notice_id)
 
-    def _take_measures(
-        self,
-        key: ApiKey,
-        notice_id: str,
-        uploads: Sequence[Upload],
-        title: str | None,
-        owner: str,
-        new_work: bool,
-    ) -> Notice:
+    def resume_notices(self) -> list[Notice]:
+        """Take the measures of notices recorded but not acted on (a crash in between)."""
+        with Session(self.engine) as session:
+            waiting = list(
+                session.scalars(select(NoticeRow.id).where(NoticeRow.status == "received"))
+            )
+        return [self._take_measures("service", notice_id) for notice_id in waiting]
+
+    def _take_measures(self, actor: str, notice_id: str) -> Notice:
         with Session(self.engine) as session:
             row = session.get(NoticeRow, notice_id)
             assert row is not None
-            work_id, named = row.work_id, list(row.check_ids)
+            work_id, named, title = row.work_id, list(row.check_ids), row.title
+            images = [(sha256, name) for sha256, name in row.images or []]
+            owner = row.owner
+        catalog = self.screener.catalog
+        exists = work_id in catalog.works([work_id])
         added: list[int] = []
         skipped = 0
-        if uploads:
+        if images:
             registered = self.screener.registry.register(
                 work_id,
-                [u.data for u in uploads],
-                names=[u.name for u in uploads],
+                [catalog.blob(sha256) for sha256, _ in images],
+                names=[name for _, name in images],
                 title=title,
                 owner=owner,
-                create_only=new_work,
-                must_exist=not new_work,
-                hook=self._audited(key, "notice.references", work_id, {"notice_id": notice_id}),
+                must_exist=exists,
+                hook=self.audit.hook(actor, "notice.references", work_id, {"notice_id": notice_id}),
             )
             added, skipped = list(registered.added_references), registered.skipped
         affected = self.rescreen(work_id, notice_id)
@@ -566,7 +582,7 @@ class Desk:
             ]
             self.audit.append_in(
                 session,
-                key.id,
+                actor,
                 "notice.measures_taken",
                 notice_id,
                 {k: v for k, v in measures.items() if k != "affected"},

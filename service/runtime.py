@@ -40,6 +40,9 @@ class Runtime:
         try:
             screener = Screener(self.settings)
             desk = Desk(screener)
+            resumed = desk.resume_notices()  # recorded before a crash, not yet acted on
+            if resumed:
+                log.warning("took the measures of %d notice(s) left waiting", len(resumed))
             if self.settings.batching:
                 self._batcher = MicroBatcher(
                     self._screen_batch,
