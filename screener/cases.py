@@ -20,13 +20,12 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
-    LargeBinary,
     String,
     Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from screener.catalog import Base
+from screener.catalog import Base, VectorColumns
 
 CHECK_TABLES = ("checks", "check_matches", "check_fingerprints", "notices")
 
@@ -82,15 +81,10 @@ class CheckMatchRow(Base):
     licensed: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class CheckFingerprintRow(Base):
+class CheckFingerprintRow(VectorColumns, Base):
     __tablename__ = "check_fingerprints"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     check_id: Mapped[str] = mapped_column(ForeignKey("checks.id", ondelete="CASCADE"), index=True)
-    signal: Mapped[str] = mapped_column(String(32))
-    spec_id: Mapped[str] = mapped_column(String(200))
-    region: Mapped[str] = mapped_column(String(32))
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
-    quality: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class NoticeRow(Base):

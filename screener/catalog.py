@@ -91,18 +91,23 @@ class ReferenceRow(Base):
     work: Mapped[WorkRow] = relationship(back_populates="references")
 
 
-class FingerprintRow(Base):
+class VectorColumns:
+    """One fingerprint as stored: which signal and model made it, of which region."""
+
+    signal: Mapped[str] = mapped_column(String(32), index=True)
+    spec_id: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str] = mapped_column(String(32))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    quality: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class FingerprintRow(VectorColumns, Base):
     __tablename__ = "fingerprints"
     __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy reads it
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     reference_id: Mapped[int] = mapped_column(
         ForeignKey("references.id", ondelete="CASCADE"), index=True
     )
-    signal: Mapped[str] = mapped_column(String(32), index=True)
-    spec_id: Mapped[str] = mapped_column(String(200))
-    region: Mapped[str] = mapped_column(String(32))
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
-    quality: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class IndexLogRow(Base):
