@@ -107,6 +107,9 @@ def _register_optional() -> None:
     from benchmarks import peers
 
     app.command("peers")(peers.command)
+    from benchmarks import http_load
+
+    app.command("http")(http_load.command)
 
 
 _register_optional()
