@@ -49,10 +49,13 @@ from screener.prompt import keyword_matches
 from screener.settings import Settings
 from screener.signals import (
     EVIDENCE_NAME,
+    EXTRA_BACKGROUNDS,
     REGION_EVIDENCE_NAME,
     RegionFingerprint,
     SignalSet,
+    background_variant,
     is_whole,
+    over_background,
     vector_bytes,
 )
 from screener.verdict import Match, RegionPair, Verdict
@@ -496,15 +499,27 @@ class Registry:
             decoded = decode(data, limits=self._s.limits, max_side=self._s.settings.work_size)
         except DecodeError as exc:
             raise type(exc)(f"{name}: {exc}") from exc
+        signals = self._s.signals
+        found = [(fp, fp.region) for fp in signals.fingerprint(decoded.image, dihedral=False)]
+        if decoded.is_transparent and decoded.alpha is not None:
+            # Not only over white: the content must match whatever it is later shown on.
+            images = [
+                over_background(decoded.image, decoded.alpha, colour)
+                for colour in EXTRA_BACKGROUNDS.values()
+            ]
+            for background, variant in zip(
+                EXTRA_BACKGROUNDS, signals.fingerprint_many(images, dihedral=False), strict=True
+            ):
+                found += [(fp, background_variant(fp.region, background)) for fp in variant]
         fingerprints = tuple(
             NewFingerprint(
                 fp.signal,
-                self._s.signals.available[fp.signal].spec_id,
-                fp.region,
+                signals.available[fp.signal].spec_id,
+                region,
                 vector_bytes(fp.fingerprint),
                 fp.fingerprint.quality,
             )
-            for fp in self._s.signals.fingerprint(decoded.image, dihedral=False)
+            for fp, region in found
         )
         return NewReference(
             decoded.sha256, name, decoded.format, decoded.width, decoded.height, data, fingerprints

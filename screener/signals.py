@@ -155,6 +155,28 @@ class SignalSet:
         return out
 
 
+# Backgrounds a transparent reference is also fingerprinted over (it is decoded over
+# white): a character cut out of a transparent PNG reappears on any background.
+EXTRA_BACKGROUNDS = {"black": (0, 0, 0), "grey": (128, 128, 128)}
+
+
+def over_background(
+    image: Image.Image, alpha: Image.Image, background: tuple[int, int, int]
+) -> Image.Image:
+    """``image`` (composited over white with ``alpha``) composited over ``background``
+    instead: the straight colours are recovered first, so anti-aliased edges stay right."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    a = np.asarray(alpha.resize(image.size), dtype=np.float32)[..., None] / 255.0
+    straight = np.where(a > 0, (rgb - (1.0 - a) * 255.0) / np.maximum(a, 1e-6), 0.0)
+    out = a * straight + (1.0 - a) * np.asarray(background, dtype=np.float32)
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "RGB")
+
+
+def background_variant(region: str, background: str) -> str:
+    """The stored region name of a fingerprint taken over another background."""
+    return f"{region}/bg-{background}"
+
+
 def vector_bytes(fingerprint: Fingerprint) -> bytes:
     """The stored form of a fingerprint's vector."""
     return np.ascontiguousarray(fingerprint.vector).tobytes()
