@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 import index as vindex
 from models import Fingerprinter
@@ -74,6 +75,15 @@ class CheckItem:
     prompt: str | None = None
     platform: str | None = None  # the caller's owner name, for licences
     include_works: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A decoded image waiting for its fingerprints."""
+
+    item: CheckItem
+    decoded: DecodedImage
+    decode_ms: float
 
 
 @dataclass(frozen=True)
@@ -189,31 +199,46 @@ class Screener:
         """Check several images with one model call per signal for all of them.
 
         Each item succeeds or fails on its own: a bad image's place in the result holds
-        its :class:`InputError`, and the others are checked as usual.
+        its :class:`InputError`, and the others are checked as usual. The three steps are
+        also public (:meth:`prepare`, :meth:`fingerprint_many`, :meth:`conclude`) so that
+        the service can batch the model calls alone across requests.
         """
-        results: list[Analysis | InputError | None] = [None] * len(items)
-        decoded: dict[int, DecodedImage] = {}
-        decode_ms: dict[int, float] = {}
-        for position, item in enumerate(items):
-            clock = _Clock()
-            try:
-                decoded[position] = self.decode(item.image)
-            except InputError as exc:
-                results[position] = exc
-            clock.lap("decode")
-            decode_ms[position] = clock.laps["decode"]
-        shared = _Clock()
-        queries = self.signals.fingerprint_many([decoded[p].image for p in decoded], dihedral=True)
-        shared.lap("fingerprint")
+        prepared = [self.prepare(item) for item in items]
+        good = [p for p in prepared if isinstance(p, Prepared)]
+        start = time.perf_counter()
+        queries = self.fingerprint_many([p.decoded.image for p in good])
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        found = dict(zip((id(p) for p in good), queries, strict=True))
+        return [
+            p if isinstance(p, InputError) else self.conclude(p, found[id(p)], elapsed_ms)
+            for p in prepared
+        ]
+
+    def prepare(self, item: CheckItem) -> Prepared | InputError:
+        """Step 1 of a check: decode (the error, not raised, for a bad image)."""
+        clock = _Clock()
+        try:
+            decoded = self.decode(item.image)
+        except InputError as exc:
+            return exc
+        clock.lap("decode")
+        return Prepared(item, decoded, clock.laps["decode"])
+
+    def fingerprint_many(self, images: Sequence[Image.Image]) -> list[list[RegionFingerprint]]:
+        """Step 2: the query fingerprints of several decoded images, one model call per
+        signal for all of them."""
+        return self.signals.fingerprint_many(images, dihedral=True)
+
+    def conclude(
+        self, prepared: Prepared, query: list[RegionFingerprint], fingerprint_ms: float
+    ) -> Analysis:
+        """Step 3: search, score, fuse and decide."""
         self.refresh()
-        for (position, image), query in zip(decoded.items(), queries, strict=True):
-            clock = _Clock()
-            clock.laps.update(decode=decode_ms[position], fingerprint=shared.laps["fingerprint"])
-            results[position] = self._analyse(image, query, items[position], clock)
-            clock.laps["total"] = round(
-                decode_ms[position] + shared.laps["fingerprint"] + clock.since_start(), 3
-            )
-        return [r for r in results if r is not None]
+        clock = _Clock()
+        clock.laps.update(decode=prepared.decode_ms, fingerprint=round(fingerprint_ms, 3))
+        analysis = self._analyse(prepared.decoded, query, prepared.item, clock)
+        clock.laps["total"] = round(prepared.decode_ms + fingerprint_ms + clock.since_start(), 3)
+        return analysis
 
     def _analyse(
         self, decoded: DecodedImage, query: list[RegionFingerprint], item: CheckItem, clock: _Clock

@@ -59,6 +59,14 @@ class MicroBatcher(Generic[T, R]):
         self._thread.join(timeout=30)
 
     def _take(self) -> list[_Job[T, R]] | None:
+        """The next batch; jobs whose caller went away are dropped, and the rest marked
+        running so that a late cancel can no longer race with setting their result."""
+        jobs = self._gather()
+        if jobs is None:
+            return None
+        return [job for job in jobs if job.future.set_running_or_notify_cancel()]
+
+    def _gather(self) -> list[_Job[T, R]] | None:
         first = self._queue.get()
         if first is None:
             return None
@@ -82,16 +90,16 @@ class MicroBatcher(Generic[T, R]):
 
     def _run(self) -> None:
         while (jobs := self._take()) is not None:
+            if not jobs:
+                continue
             started = time.perf_counter()
             try:
                 results = self._fn([j.item for j in jobs])
             except BaseException as exc:  # hand every failure to its waiting request
                 for job in jobs:
-                    if not job.future.cancelled():
-                        job.future.set_exception(exc)
+                    job.future.set_exception(exc)
                 continue
             for job, result in zip(jobs, results, strict=True):
-                if not job.future.cancelled():  # the caller went away meanwhile
-                    job.future.set_result(result)
+                job.future.set_result(result)
             if self._on_batch is not None:
                 self._on_batch(len(jobs), time.perf_counter() - started)

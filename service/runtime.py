@@ -9,11 +9,13 @@ import threading
 import time
 from collections.abc import Sequence
 
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from screener.desk import Desk
 from screener.errors import InputError
-from screener.screening import Analysis, CheckItem, Screener
+from screener.screening import Analysis, CheckItem, Prepared, Screener
+from screener.signals import RegionFingerprint
 from service.batching import MicroBatcher
 from service.errors import ServiceError
 from service.observe import Metrics
@@ -22,6 +24,7 @@ from service.settings import ServiceSettings
 log = logging.getLogger("service")
 
 Result = Analysis | InputError
+Fingerprinted = tuple[list[RegionFingerprint], float]  # a query's fingerprints, batch ms
 
 
 class Runtime:
@@ -29,7 +32,7 @@ class Runtime:
         self.settings = settings
         self.metrics = metrics
         self._desk: Desk | None = None
-        self._batcher: MicroBatcher[CheckItem, Result] | None = None
+        self._batcher: MicroBatcher[Image.Image, Fingerprinted] | None = None
         self.failure: str | None = None
         self._loaded = threading.Event()
 
@@ -45,7 +48,7 @@ class Runtime:
                 log.warning("took the measures of %d notice(s) left waiting", len(resumed))
             if self.settings.batching:
                 self._batcher = MicroBatcher(
-                    self._screen_batch,
+                    self._fingerprint_batch,
                     max_batch=self.settings.batch_max,
                     max_wait=self.settings.batch_wait_ms / 1000,
                     on_batch=self.metrics.batch,
@@ -100,21 +103,38 @@ class Runtime:
 
     # screening ------------------------------------------------------------------------------
 
-    def _screen_batch(self, items: Sequence[CheckItem]) -> list[Result]:
-        return self.desk.screen(items)
+    def _fingerprint_batch(self, images: Sequence[Image.Image]) -> list[Fingerprinted]:
+        """The batched step: one model call per signal for every image waiting."""
+        start = time.perf_counter()
+        queries = self.desk.screener.fingerprint_many(images)
+        elapsed = time.perf_counter() - start
+        return [(query, elapsed * 1000) for query in queries]
 
     async def screen(self, items: Sequence[CheckItem]) -> list[Result]:
-        """Screen images off the event loop, in micro-batches when batching is on."""
-        desk = self.desk
-        if self._batcher is not None:
-            return await self._batcher.submit_many(items)
-        return await run_in_threadpool(self._timed, desk, items)
+        """Screen images off the event loop. Decoding and scoring run in the thread pool,
+        request by request; with batching on, the fingerprinting (the model calls) of
+        concurrent requests is gathered into shared calls."""
+        screener = self.desk.screener
+        prepared = await run_in_threadpool(lambda: [screener.prepare(i) for i in items])
+        good = [p for p in prepared if isinstance(p, Prepared)]
+        images = [p.decoded.image for p in good]
+        if not images:
+            fingerprinted: list[Fingerprinted] = []
+        elif self._batcher is not None:
+            fingerprinted = await self._batcher.submit_many(images)
+        else:
+            start = time.perf_counter()
+            fingerprinted = await run_in_threadpool(self._fingerprint_batch, images)
+            self.metrics.batch(len(images), time.perf_counter() - start)
+        found = {id(p): f for p, f in zip(good, fingerprinted, strict=True)}
 
-    def _timed(self, desk: Desk, items: Sequence[CheckItem]) -> list[Result]:
-        start = time.perf_counter()
-        results = desk.screen(items)
-        self.metrics.batch(len(items), time.perf_counter() - start)
-        return results
+        def conclude() -> list[Result]:
+            return [
+                p if isinstance(p, InputError) else screener.conclude(p, *found[id(p)])
+                for p in prepared
+            ]
+
+        return await run_in_threadpool(conclude)
 
     def refresh_gauges(self) -> None:
         if self._desk is None:

@@ -54,3 +54,28 @@ def test_a_failing_batch_fails_each_of_its_requests_and_the_batcher_goes_on() ->
         asyncio.run(main())
     finally:
         batcher.close()
+
+
+def test_a_caller_that_goes_away_does_not_stop_the_batcher() -> None:
+    gate = threading.Event()
+
+    def slow(items: Sequence[int]) -> list[int]:
+        gate.wait(5)
+        return list(items)
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(slow, max_batch=8, max_wait=0.01)
+
+    async def main() -> None:
+        first = asyncio.create_task(batcher.submit(1))  # holds the worker at the gate
+        await asyncio.sleep(0.05)
+        gone = asyncio.create_task(batcher.submit(2))
+        await asyncio.sleep(0.05)
+        gone.cancel()  # its client disconnected while it waited
+        gate.set()
+        assert await first == 1
+        assert await asyncio.wait_for(batcher.submit(3), 5) == 3
+
+    try:
+        asyncio.run(main())
+    finally:
+        batcher.close()
