@@ -14,7 +14,9 @@ class ServiceSettings(Settings):
         default=64 * 1024 * 1024, ge=1024, description="largest request body accepted"
     )
     max_images: int = Field(default=8, ge=1, description="most images in one request")
-    batching: bool = Field(default=True, description="micro-batch concurrent checks")
+    # Off by default: on the 2-core machine it never raised throughput (benchmarks/results/
+    # http); turn it on where one model call for several images is cheaper (a GPU).
+    batching: bool = Field(default=False, description="micro-batch concurrent checks")
     batch_max: int = Field(default=8, ge=1, description="most images in one model call")
     batch_wait_ms: float = Field(
         default=5.0, ge=0, description="how long a check waits for others to join its batch"

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
+from screener.samples import scene
 from service.batching import MicroBatcher
+from tests.service.conftest import encode, running_service
 
 
 def test_concurrent_items_share_batches_and_results_return_in_place() -> None:
@@ -79,3 +83,37 @@ def test_a_caller_that_goes_away_does_not_stop_the_batcher() -> None:
         asyncio.run(main())
     finally:
         batcher.close()
+
+
+@pytest.mark.slow
+def test_service_with_batching_gives_each_request_its_own_verdict(tmp_path: Path) -> None:
+    works = {seed: scene(seed) for seed in (1, 2)}
+    with running_service(
+        tmp_path, batching=True, batch_wait_ms=200, signals=["phash", "pdq", "sscd"]
+    ) as service:
+        for seed, image in works.items():
+            assert service.register("holder", f"w{seed}", encode(image)).status_code == 201
+        queries = [
+            (encode(works[1], "JPEG", quality=80), "w1"),
+            (encode(scene(7), "JPEG"), None),
+            (encode(works[2], "JPEG", quality=80), "w2"),
+            (encode(scene(8), "JPEG"), None),
+        ]
+        with ThreadPoolExecutor(len(queries)) as pool:
+            responses = list(pool.map(lambda q: service.check("platform", q[0]), queries))
+        for (_, expected), response in zip(queries, responses, strict=True):
+            result = response.json()["results"][0]
+            assert result["verdict"]["top_work_id"] == expected
+            assert result["decision"] == ("block" if expected else "allow")
+        metrics = service.client.get("/metrics").text
+        count = _metric(metrics, "screener_batch_images_count")
+        total = _metric(metrics, "screener_batch_images_sum")
+        assert total == len(queries)  # every check screened once; registrations are not
+        assert count < total  # at least one call served more than one request
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
