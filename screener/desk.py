@@ -34,11 +34,11 @@ from screener.cases import (
     now,
 )
 from screener.catalog import BlobRow, Reference, Work
-from screener.errors import Conflict, Forbidden, InputError, NotFound
+from screener.errors import Conflict, Forbidden, InputError, NotFound, is_plain_id, quote
 from screener.keys import ApiKey, KeyStore, Role, can_manage_work, can_read_work, require_role
 from screener.policy import Bands, Decision
 from screener.risk import risk_prompt
-from screener.screening import Analysis, CheckItem, Registered, Screener
+from screener.screening import Analysis, CheckItem, Registered, Screener, check_work_id
 from screener.signals import RegionFingerprint
 from screener.verdict import Verdict
 
@@ -114,12 +114,14 @@ class Desk:
 
     def _work_for(self, key: ApiKey, work_id: str, *, manage: bool = False) -> Work:
         require_role(key, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
-        found = self.screener.catalog.works([work_id]).get(work_id)
+        found = (
+            self.screener.catalog.works([work_id]).get(work_id) if is_plain_id(work_id) else None
+        )
         allowed = found is not None and (
             can_manage_work(key, found.owner) if manage else can_read_work(key, found.owner)
         )
         if found is None or not allowed:
-            raise NotFound(f"no work {work_id!r}")
+            raise NotFound(f"no work {quote(work_id)}")
         return found
 
     # checks -------------------------------------------------------------------------------
@@ -230,7 +232,7 @@ class Desk:
     def _check_row(self, session: Session, key: ApiKey, check_id: str) -> CheckRow:
         """The check if ``key`` may read it (the platform that made it, operators, and the
         owners of works it matched); else :class:`NotFound`."""
-        row = session.get(CheckRow, check_id)
+        row = session.get(CheckRow, check_id) if is_plain_id(check_id, 40) else None
         if row is not None:
             if key.role in (Role.OPERATOR, Role.ADMIN):
                 return row
@@ -238,7 +240,7 @@ class Desk:
                 return row
             if key.role == Role.RIGHTS_HOLDER and self._matched_owner(session, check_id, key):
                 return row
-        raise NotFound(f"no check {check_id!r}")
+        raise NotFound(f"no check {quote(check_id)}")
 
     @staticmethod
     def _matched_owner(session: Session, check_id: str, key: ApiKey) -> bool:
@@ -366,6 +368,8 @@ class Desk:
         require_role(key, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
         if key.role == Role.RIGHTS_HOLDER and owner not in (None, key.owner):
             raise Forbidden(f"key {key.id} registers works for {key.owner!r} only")
+        if owner is not None and not is_plain_id(owner):
+            raise InputError("owner must be 1-200 characters, without control characters")
         owner = owner or key.owner
         _text("title", title, 500)
         for alias in aliases:
@@ -474,12 +478,13 @@ class Desk:
             raise InputError(f"a notice names at most {MAX_NAMED_CHECKS} checks")
         for check_id in check_ids:
             _text("check id", check_id, 40)
+        check_work_id(work_id)
         existing = self.screener.catalog.works([work_id]).get(work_id)
         if existing is not None and not can_manage_work(key, existing.owner):
-            raise NotFound(f"no work {work_id!r}")
+            raise NotFound(f"no work {quote(work_id)}")
         if existing is None and not uploads:
             raise InputError(
-                f"work {work_id!r} is not registered: a notice for a new work needs its "
+                f"work {quote(work_id)} is not registered: a notice for a new work needs its "
                 "reference images"
             )
         stored = []
@@ -684,12 +689,12 @@ class Desk:
             yield [(cid, platform, queries[cid]) for cid, platform in rows if queries[cid]]
 
     def _notice_row(self, session: Session, key: ApiKey, notice_id: str) -> NoticeRow:
-        row = session.get(NoticeRow, notice_id)
+        row = session.get(NoticeRow, notice_id) if is_plain_id(notice_id, 40) else None
         if row is None or not (
             key.role in (Role.OPERATOR, Role.ADMIN)
             or (key.role == Role.RIGHTS_HOLDER and row.owner == key.owner)
         ):
-            raise NotFound(f"no notice {notice_id!r}")
+            raise NotFound(f"no notice {quote(notice_id)}")
         return row
 
     def get_notice(self, key: ApiKey, notice_id: str) -> Notice:
@@ -783,9 +788,9 @@ class Desk:
             return [check_record(r) for r in rows], total
 
     def _pending(self, session: Session, check_id: str) -> CheckRow:
-        row = session.get(CheckRow, check_id)
+        row = session.get(CheckRow, check_id) if is_plain_id(check_id, 40) else None
         if row is None or row.review_status is None:
-            raise NotFound(f"no check {check_id!r} in the review queue")
+            raise NotFound(f"no check {quote(check_id)} in the review queue")
         if row.review_status != "pending":
             raise Conflict(f"check {check_id} was already {row.review_status}")
         return row

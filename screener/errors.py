@@ -7,6 +7,23 @@ place; the ``code`` attribute is a stable machine-readable name for clients.
 from __future__ import annotations
 
 
+def quote(value: object, limit: int = 80) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters: error messages never
+    echo a caller's input whole."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 5] + "...'"
+
+
+def is_plain_id(value: object, limit: int = 200) -> bool:
+    """A string that could name a stored object: 1..limit characters, no control ones.
+    Anything else names nothing (and some databases refuse it outright, e.g. NUL)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= limit
+        and not any(ch < " " or ch == "\x7f" for ch in value)
+    )
+
+
 class ScreenerError(Exception):
     """Base class of every error the screener raises on purpose."""
 

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from screener.audit import AuditLog, ensure_tables
 from screener.catalog import Base
-from screener.errors import AuthError, Forbidden, InputError, NotFound
+from screener.errors import AuthError, Forbidden, InputError, NotFound, is_plain_id, quote
 
 KEY_PREFIX = "sk_"
 MAX_OWNER = 200
@@ -132,7 +132,7 @@ def _role(role: object) -> Role:
         return Role(role)
     except ValueError:
         allowed = ", ".join(r.value for r in Role)
-        raise InputError(f"unknown role {role!r}; expected one of {allowed}") from None
+        raise InputError(f"unknown role {quote(role)}; expected one of {allowed}") from None
 
 
 class KeyStore:
@@ -216,11 +216,13 @@ class KeyStore:
 
     def revoke(self, key_id: str, *, actor: str = "cli") -> ApiKey:
         """Revoke a key (idempotent: revoking a revoked key changes and records nothing)."""
+        if not is_plain_id(key_id, 16):
+            raise NotFound(f"no API key {quote(key_id)}")
         with Session(self.engine) as session, session.begin():
             self._begin(session)
             row = session.get(ApiKeyRow, key_id)
             if row is None:
-                raise NotFound(f"no API key {key_id!r}")
+                raise NotFound(f"no API key {quote(key_id)}")
             if row.revoked_at is not None:
                 return _key(row)
             row.revoked_at = _now()
@@ -237,9 +239,9 @@ class KeyStore:
 
     def get(self, key_id: str) -> ApiKey:
         with Session(self.engine) as session:
-            row = session.get(ApiKeyRow, key_id)
+            row = session.get(ApiKeyRow, key_id) if is_plain_id(key_id, 16) else None
             if row is None:
-                raise NotFound(f"no API key {key_id!r}")
+                raise NotFound(f"no API key {quote(key_id)}")
             return _key(row)
 
     def list(
@@ -248,6 +250,8 @@ class KeyStore:
         """Keys (oldest first), of one owner if given; never secrets or hashes."""
         query = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
         if owner is not None:
+            if not is_plain_id(owner, MAX_OWNER):
+                return []  # no key has such an owner (creation refuses one)
             query = query.where(ApiKeyRow.owner == owner)
         if not include_revoked:
             query = query.where(ApiKeyRow.revoked_at.is_(None))
@@ -274,7 +278,7 @@ def check_owner(key: ApiKey, owner: str) -> None:
     """Raise :class:`Forbidden` unless :func:`acts_for`. Checks ownership only: pair it with
     :func:`require_role` (or use :func:`can_read_work`/:func:`can_manage_work` for works)."""
     if not acts_for(key, owner):
-        raise Forbidden(f"key {key.id} may not act for owner {owner!r}")
+        raise Forbidden(f"key {key.id} may not act for owner {quote(owner)}")
 
 
 def can_read_work(key: ApiKey, work_owner: str) -> bool:

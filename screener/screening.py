@@ -43,7 +43,7 @@ from screener.catalog import (
     Work,
 )
 from screener.decode import DecodedImage, Limits, decode, decode_file
-from screener.errors import DecodeError, InputError
+from screener.errors import DecodeError, InputError, quote
 from screener.indexes import IndexSet
 from screener.policy import Bands, Decision, Policy
 from screener.prompt import keyword_matches
@@ -491,13 +491,9 @@ class Registry:
         Every image is decoded and fingerprinted before anything is written: one bad image
         fails the whole call and nothing changes.
         """
-        if not _WORK_ID.match(work_id) or not work_id.strip():
-            raise InputError(
-                f"work id {work_id!r} must be 1-200 characters, without slashes or control "
-                "characters"
-            )
+        check_work_id(work_id)
         if not images:
-            raise InputError(f"work {work_id!r}: at least one reference image is needed")
+            raise InputError(f"work {quote(work_id)}: at least one reference image is needed")
         references = [
             self._reference(image, names[i] if names else _name_of(image, i))
             for i, image in enumerate(images)
@@ -569,6 +565,21 @@ class Registry:
     def save(self) -> None:
         with self._s._lock:
             self._s.indexes.save()
+
+
+def check_work_id(work_id: object) -> str:
+    """A usable work id, or :class:`InputError` saying what one is."""
+    if (
+        not isinstance(work_id, str)
+        or not _WORK_ID.match(work_id)
+        or not work_id.strip()
+        or not work_id.strip(".")  # "." and ".." cannot stand in a URL path
+    ):
+        raise InputError(
+            f"work id {quote(work_id)} must be 1-200 characters, without slashes or control "
+            "characters, and not only dots"
+        )
+    return work_id
 
 
 def _name_of(image: ImageInput, position: int) -> str:
