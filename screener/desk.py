@@ -39,7 +39,7 @@ from screener.keys import ApiKey, KeyStore, Role, can_manage_work, can_read_work
 from screener.policy import Bands, Decision
 from screener.risk import risk_prompt
 from screener.screening import Analysis, CheckItem, Registered, Screener, check_work_id
-from screener.signals import RegionFingerprint
+from screener.signals import RegionFingerprint, vector_bytes
 from screener.verdict import Verdict
 
 MAX_PAGE = 500
@@ -203,7 +203,7 @@ class Desk:
                         signal=fp.signal,
                         spec_id=self.screener.signals.available[fp.signal].spec_id,
                         region=fp.region,
-                        vector=np.ascontiguousarray(fp.fingerprint.vector).tobytes(),
+                        vector=vector_bytes(fp.fingerprint),
                         quality=fp.fingerprint.quality,
                     )
                     for fp in analysis.query
@@ -620,9 +620,9 @@ class Desk:
         affected: list[dict[str, Any]] = []
         count = 0
         for batch in self._allowed_checks():
-            for check_id, platform, query in batch:
+            scored = self.screener.rescore_many([(q, p) for _, p, q in batch], work_id)
+            for (check_id, platform, _), matches in zip(batch, scored, strict=True):
                 count += 1
-                matches = self.screener.rescore(query, [work_id], platform)
                 top = matches[0] if matches else None
                 if top is None or top.licensed or top.decision == Decision.ALLOW.value:
                     continue

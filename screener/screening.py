@@ -40,6 +40,7 @@ from screener.catalog import (
     NewReference,
     RegisterHook,
     RemoveHook,
+    StoredFingerprint,
     Work,
 )
 from screener.decode import DecodedImage, Limits, decode, decode_file
@@ -257,16 +258,27 @@ class Screener:
         verdict = self._verdict(decoded, matches, prompt_info, clock)
         return Analysis(verdict, tuple(matches), tuple(query))
 
-    def rescore(
-        self,
-        query: Sequence[RegionFingerprint],
-        work_ids: Sequence[str],
-        platform: str | None = None,
-    ) -> list[Match]:
-        """Score stored query fingerprints (of an earlier check) against ``work_ids`` now:
-        the re-screening of released outputs after a notice."""
-        candidates = self._score(self._usable(list(query)), list(work_ids))
-        return self._matches(candidates, {}, None, platform)
+    def rescore_many(
+        self, queries: Sequence[tuple[Sequence[RegionFingerprint], str | None]], work_id: str
+    ) -> list[list[Match]]:
+        """Score the stored fingerprints of earlier checks (each with the platform that made
+        it) against one work now: the re-screening of released outputs after a notice.
+        The work and its reference fingerprints are read once for all the queries."""
+        stored = {
+            signal: self.catalog.fingerprints_of_works([work_id], signal, fingerprinter.spec_id)
+            for signal, fingerprinter in self.signals.available.items()
+        }
+        works = self.catalog.works([work_id])
+        return [
+            self._matches(
+                self._score(self._usable(list(query)), [work_id], stored),
+                {},
+                None,
+                platform,
+                works,
+            )
+            for query, platform in queries
+        ]
 
     def _usable(self, query: list[RegionFingerprint]) -> dict[str, list[RegionFingerprint]]:
         """Query fingerprints grouped by signal, low-quality PDQ hashes left out."""
@@ -343,14 +355,23 @@ class Screener:
         return shortlist
 
     def _score(
-        self, by_signal: dict[str, list[RegionFingerprint]], work_ids: Sequence[str]
+        self,
+        by_signal: dict[str, list[RegionFingerprint]],
+        work_ids: Sequence[str],
+        known: dict[str, list[StoredFingerprint]] | None = None,
     ) -> dict[str, Candidate]:
+        """Exact scores of the query against ``work_ids``' references (``known``: those
+        references' fingerprints by signal, already read)."""
         if not work_ids:
             return {}
         exact: dict[str, dict[str, Best]] = {}
         for signal, fps in by_signal.items():
-            stored = self.catalog.fingerprints_of_works(
-                work_ids, signal, self.signals.available[signal].spec_id
+            stored = (
+                known[signal]
+                if known is not None
+                else self.catalog.fingerprints_of_works(
+                    work_ids, signal, self.signals.available[signal].spec_id
+                )
             )
             binary = self.signals.available[signal].kind == "binary"
             floor = self.policy.matching.pdq_min_quality if signal == "pdq" else None
@@ -384,9 +405,11 @@ class Screener:
         prompt_works: dict[str, list[str]],
         prompt: str | None,
         platform: str | None = None,
+        works: dict[str, Work] | None = None,
     ) -> list[Match]:
         matches = []
-        works = self.catalog.works(candidates)  # one removed since proposed is absent
+        if works is None:
+            works = self.catalog.works(candidates)  # one removed since proposed is absent
         for work_id, candidate in candidates.items():
             work = works.get(work_id)
             if work is None:
