@@ -76,7 +76,7 @@ class Metrics:
         )
         self.model_seconds = Histogram(
             "screener_model_seconds",
-            "Time of one batched screening call (decode, fingerprint, search, fuse)",
+            "Time of one fingerprinting call (the model calls) for one or more images",
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
