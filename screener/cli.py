@@ -167,6 +167,7 @@ def works_import(
         _fail(InputError(f"{folder} has no subfolders: put each work's images in its own folder"))
     failures = 0
     with _open(data_dir) as screener, progress_bar() as progress:
+        audit = _audit(screener)  # one log for the whole import
         task = progress.add_task("registering works", total=len(subfolders))
         for sub in subfolders:
             images = _images_in([sub])
@@ -184,7 +185,7 @@ def works_import(
                         sub.name,
                         good,
                         owner=owner,
-                        hook=_audit(screener).hook(CLI_ACTOR, "work.register", sub.name, {}),
+                        hook=audit.hook(CLI_ACTOR, "work.register", sub.name, {}),
                     )
                     progress.console.print(
                         f"{sub.name}: {len(result.added_references)} reference(s) added, "
