@@ -9,6 +9,7 @@ object that does not exist.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from models import Fingerprint
 from screener import labels as labels_mod
+from screener import policies, stats
 from screener.audit import AuditLog, AuditRecord, VerifyReport, ensure_tables, format_at
 from screener.cases import (
     CHECK_TABLES,
@@ -34,9 +36,17 @@ from screener.cases import (
     now,
 )
 from screener.catalog import BlobRow, Reference, Work
-from screener.errors import Conflict, Forbidden, InputError, NotFound, is_plain_id, quote
+from screener.errors import (
+    Conflict,
+    Forbidden,
+    InputError,
+    NotFound,
+    PolicyError,
+    is_plain_id,
+    quote,
+)
 from screener.keys import ApiKey, KeyStore, Role, can_manage_work, can_read_work, require_role
-from screener.policy import Bands, Decision
+from screener.policy import Bands, Decision, Policy
 from screener.risk import risk_prompt
 from screener.screening import Analysis, CheckItem, Registered, Screener, check_work_id
 from screener.signals import RegionFingerprint, vector_bytes
@@ -106,6 +116,7 @@ class Desk:
         self.audit = AuditLog(self.engine)
         self.keys = KeyStore(self.engine, self.audit)
         ensure_tables(self.engine, CHECK_TABLES)
+        self.restore_policy()  # one put into force from the console before a restart
 
     # auth ---------------------------------------------------------------------------------
 
@@ -905,3 +916,189 @@ class Desk:
     def read_label(self, key: ApiKey, data: bytes) -> labels_mod.Label | None:
         require_role(key, Role.PLATFORM, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
         return labels_mod.read(data, limits=self.screener.limits)
+
+    # console: editing works, images, searching checks, dashboard, policy changes -----------
+
+    def update_work(
+        self,
+        key: ApiKey,
+        work_id: str,
+        *,
+        title: str | None = None,
+        aliases: Sequence[str] | None = None,
+    ) -> Work:
+        """Change a work's title and aliases (any script); left-out ones stay."""
+        work = self._work_for(key, work_id, manage=True)
+        if title is not None:
+            title = (_text("title", title, 500) or "").strip()
+            if not title:
+                raise InputError("title must not be empty")
+        cleaned: list[str] | None = None
+        if aliases is not None:
+            cleaned = list(dict.fromkeys(a.strip() for a in aliases if a.strip()))
+            for alias in cleaned:
+                _text("alias", alias, 200)
+            if len(cleaned) > 100:
+                raise InputError("at most 100 aliases")
+        return self.screener.catalog.update_work(
+            work.id,
+            title=title,
+            aliases=cleaned,
+            hook=self._audited(key, "work.update", work_id, {"title": title, "aliases": cleaned}),
+        )
+
+    def check_image(self, key: ApiKey, check_id: str) -> bytes:
+        """The image a review or block kept, for the platform that sent it and operators."""
+        with Session(self.engine) as session:
+            row = self._check_row(session, key, check_id)
+            sha256 = row.image_sha256
+        if key.role == Role.RIGHTS_HOLDER or sha256 is None:
+            raise NotFound(f"no image kept for check {quote(check_id)}")
+        return self.screener.catalog.blob(sha256)
+
+    def reference_image(self, key: ApiKey, work_id: str, reference_id: int) -> bytes:
+        """A reference image's bytes as registered, for whoever may read the work."""
+        self._work_for(key, work_id)
+        for reference in self.screener.catalog.references(work_id):
+            if reference.id == reference_id:
+                return self.screener.catalog.blob(reference.sha256)
+        raise NotFound(f"no reference {reference_id} of work {quote(work_id)}")
+
+    def find_checks(
+        self,
+        key: ApiKey,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        decision: str | None = None,
+        work_id: str | None = None,
+        platform: str | None = None,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
+    ) -> tuple[list[CheckRecord], int]:
+        """Checks newest first, by decision, matched work, platform and UTC date range
+        (both ends included), within what the key may see (as :meth:`list_checks`)."""
+        _page(offset, limit)
+        query = select(CheckRow)
+        if key.role == Role.PLATFORM:
+            if platform not in (None, key.owner):
+                return [], 0
+            query = query.where(CheckRow.platform == key.owner)
+        elif key.role == Role.RIGHTS_HOLDER:
+            mine = select(CheckMatchRow.check_id).where(CheckMatchRow.owner == key.owner)
+            query = query.where(CheckRow.id.in_(mine))
+        else:
+            require_role(key, Role.OPERATOR, Role.ADMIN)
+        if decision is not None:
+            if decision not in {d.value for d in Decision}:
+                raise InputError(f"decision must be one of {[d.value for d in Decision]}")
+            query = query.where(CheckRow.decision == decision)
+        if work_id is not None:
+            if key.role == Role.PLATFORM:
+                raise Forbidden("platforms search their checks without naming works")
+            self._work_for(key, work_id)
+            matched = select(CheckMatchRow.check_id).where(CheckMatchRow.work_id == work_id)
+            query = query.where(CheckRow.id.in_(matched))
+        if platform is not None:
+            _text("platform", platform, 200)
+            query = query.where(CheckRow.platform == platform)
+        if since is not None and until is not None and until < since:
+            raise InputError("the end date is before the start date")
+        if since is not None:
+            query = query.where(
+                CheckRow.created_at >= dt.datetime.combine(since, dt.time(), tzinfo=dt.UTC)
+            )
+        if until is not None:
+            end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+            query = query.where(CheckRow.created_at < end)
+        with Session(self.engine) as session:
+            total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+            rows = session.scalars(
+                query.order_by(CheckRow.created_at.desc(), CheckRow.id).offset(offset).limit(limit)
+            )
+            return [self._redact(check_record(r), key) for r in rows], total
+
+    def dashboard(self, key: ApiKey, days: int = 14) -> dict[str, Any]:
+        """Checks per decision per day, top matched works, review backlog, index sizes,
+        model and policy versions."""
+        require_role(key, Role.OPERATOR, Role.ADMIN)
+        counts = stats.dashboard(self.engine, days)
+        screener = self.screener
+        return {
+            "counts": counts,
+            "index_sizes": screener.indexes.sizes(),
+            "index_version": screener.indexes.version(),
+            "models": dict(screener.signals.specs),
+            "signals_missing": dict(screener.signals.missing),
+            "policy_version": screener.policy.version,
+            "works": screener.catalog.count_works(),
+        }
+
+    def preview_policy(self, key: ApiKey, data: bytes | str) -> Any:
+        """Validate an uploaded policy and compare it with the one in force; nothing
+        changes. Returns a :class:`screener.policies.PolicyPreview`."""
+        require_role(key, Role.OPERATOR, Role.ADMIN)
+        proposed, text = policies.read(data)
+        current = self.screener.policy
+        problem = policies.runtime_problem(current, proposed)
+        if problem is not None:
+            raise PolicyError(f"the uploaded policy cannot be put into force: {problem}")
+        return policies.PolicyPreview(current, proposed, policies.compare(current, proposed), text)
+
+    def replace_policy(self, key: ApiKey, data: bytes | str, based_on: str) -> Policy:
+        """Put a previewed policy into force. ``based_on`` is the version the operator
+        compared it with: if another change came first, this one is refused."""
+        preview = self.preview_policy(key, data)
+        if preview.current.version != based_on:
+            raise Conflict(
+                f"the policy in force changed to {preview.current.version!r} since the "
+                f"comparison with {based_on!r}: upload it again to compare"
+            )
+        ensure_tables(self.engine, policies.POLICY_TABLES)
+        with Session(self.engine) as session, session.begin():
+            self.audit.lock(session)
+            session.add(
+                policies.PolicyVersionRow(
+                    at=now(),
+                    actor=key.id,
+                    version=preview.proposed.version,
+                    replaced_version=based_on,
+                    text=preview.text,
+                )
+            )
+            self.audit.append_in(
+                session,
+                key.id,
+                "policy.replace",
+                preview.proposed.version,
+                {
+                    "replaced": based_on,
+                    "changes": [
+                        {"path": c.path, "before": c.before, "after": c.after}
+                        for c in preview.changes
+                    ],
+                },
+            )
+        self.screener.policy = preview.proposed
+        proposed: Policy = preview.proposed
+        return proposed
+
+    def restore_policy(self) -> Policy | None:
+        """At start: the policy last put into force from the console, if the configured
+        policy is still the one it replaced (else the configured file is newer and wins)."""
+        ensure_tables(self.engine, policies.POLICY_TABLES)
+        with Session(self.engine) as session:
+            latest = session.scalars(
+                select(policies.PolicyVersionRow)
+                .order_by(policies.PolicyVersionRow.seq.desc())
+                .limit(1)
+            ).first()
+            if latest is None:
+                return None
+            stored = latest.text
+            chain = set(session.scalars(select(policies.PolicyVersionRow.replaced_version)))
+        if self.screener.policy.version not in chain:
+            return None
+        restored, _ = policies.read(stored, "the stored policy")
+        self.screener.policy = restored
+        return restored
