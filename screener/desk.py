@@ -1102,3 +1102,9 @@ class Desk:
         restored, _ = policies.read(stored, "the stored policy")
         self.screener.policy = restored
         return restored
+
+    def risk_prompt_of(self, key: ApiKey, check_id: str) -> dict[str, str] | None:
+        """The risk prompt the check's end user was shown (None for allow)."""
+        from screener.replay import verdict_from_dict
+
+        return risk_prompt(verdict_from_dict(self.get_check(key, check_id).verdict))

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import errors
+from service.console import create_console
 from service.limits import BodyLimit
 from service.observe import Metrics, configure_logging, middleware
 from service.routes import admin, checks, health, labels, notices, review, works
@@ -57,6 +58,7 @@ def create_app(settings: ServiceSettings | None = None, *, configure_logs: bool 
     app.middleware("http")(middleware(metrics))
     for module in (checks, works, notices, review, admin, labels, health):
         app.include_router(module.router)
+    app.mount("/console", create_console(runtime))  # the web console: pages, not JSON
     return app
 
 

@@ -1,0 +1,232 @@
+"""Rights holders' pages (operators see every owner's): works, their reference images,
+the checks that matched them, and notices."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+
+from screener.desk import Upload
+from screener.errors import InputError
+from screener.keys import Role
+from service.console.operator import image_response
+from service.console.web import FormViewer, TheViewer, Viewer, redirect, render
+from service.errors import status_of
+
+router = APIRouter()
+
+OWNERS = (Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
+PAGE = 50
+MAX_FILES = 8
+
+
+def uploads(files: list[UploadFile] | None) -> list[Upload]:
+    chosen = [f for f in files or [] if f.filename]
+    if len(chosen) > MAX_FILES:
+        raise InputError(f"{len(chosen)} images chosen; at most {MAX_FILES} at a time")
+    return [Upload(f.file.read(), (f.filename or "image")[:200]) for f in chosen]
+
+
+def lines(text: str) -> list[str]:
+    """Aliases or ids, one a line (commas also separate ids, never aliases' own text)."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+# works ------------------------------------------------------------------------------------
+
+
+def _works_page(request: Request, who: Viewer, status: int = 200, **extra: Any) -> Response:
+    works, total = who.desk.list_works(who.key, 0, 500)
+    return render(
+        request,
+        "works.html",
+        who,
+        status=status,
+        works=works,
+        total=total,
+        form=extra.pop("form", {}),
+        **extra,
+    )
+
+
+@router.get("/works", response_class=HTMLResponse)
+def works(request: Request, who: TheViewer) -> Response:
+    who.require(*OWNERS)
+    return _works_page(request, who)
+
+
+@router.post("/works")
+def create_work(
+    request: Request,
+    who: FormViewer,
+    work_id: Annotated[str, Form(max_length=200)] = "",
+    title: Annotated[str, Form(max_length=500)] = "",
+    aliases: Annotated[str, Form(max_length=20_000)] = "",
+    images: Annotated[list[UploadFile] | None, File()] = None,
+) -> Response:
+    who.require(*OWNERS)
+    form = {"work_id": work_id, "title": title, "aliases": aliases}
+    try:
+        if not work_id.strip():
+            raise InputError("give the work an id (letters, digits, - and _)")
+        files = uploads(images)
+        if not files:
+            raise InputError("add at least one reference image")
+        who.desk.create_work(
+            who.key,
+            work_id.strip(),
+            files,
+            title=title.strip() or None,
+            aliases=lines(aliases),
+        )
+    except InputError as exc:
+        return _works_page(request, who, status_of(exc), form=form, error=str(exc))
+    return redirect(f"/works/{work_id.strip()}", "created")
+
+
+def _work_page(
+    request: Request, who: Viewer, work_id: str, status: int = 200, **extra: Any
+) -> Response:
+    view = who.desk.get_work(who.key, work_id)
+    matches, total = who.desk.find_checks(who.key, work_id=work_id, limit=20)
+    return render(
+        request,
+        "work.html",
+        who,
+        status=status,
+        work=view.work,
+        references=view.references,
+        matches=matches,
+        matches_total=total,
+        form=extra.pop("form", None)
+        or {"title": view.work.title, "aliases": "\n".join(view.work.aliases)},
+        **extra,
+    )
+
+
+@router.get("/works/{work_id}", response_class=HTMLResponse)
+def work(request: Request, who: TheViewer, work_id: str) -> Response:
+    return _work_page(request, who, work_id)
+
+
+@router.post("/works/{work_id}/edit")
+def edit_work(
+    request: Request,
+    who: FormViewer,
+    work_id: str,
+    title: Annotated[str, Form(max_length=500)] = "",
+    aliases: Annotated[str, Form(max_length=20_000)] = "",
+) -> Response:
+    try:
+        who.desk.update_work(who.key, work_id, title=title, aliases=lines(aliases))
+    except InputError as exc:
+        if status_of(exc) == 404:
+            raise
+        form = {"title": title, "aliases": aliases}
+        return _work_page(request, who, work_id, status_of(exc), form=form, error=str(exc))
+    return redirect(f"/works/{work_id}", "updated")
+
+
+@router.post("/works/{work_id}/references")
+def add_references(
+    request: Request,
+    who: FormViewer,
+    work_id: str,
+    images: Annotated[list[UploadFile] | None, File()] = None,
+) -> Response:
+    try:
+        files = uploads(images)
+        if not files:
+            raise InputError("choose or drop at least one image")
+        who.desk.add_references(who.key, work_id, files)
+    except InputError as exc:
+        if status_of(exc) == 404:
+            raise
+        return _work_page(request, who, work_id, status_of(exc), upload_error=str(exc))
+    return redirect(f"/works/{work_id}", "references")
+
+
+@router.post("/works/{work_id}/references/{reference_id}/remove")
+def remove_reference(who: FormViewer, work_id: str, reference_id: int) -> Response:
+    who.desk.remove_reference(who.key, work_id, reference_id)
+    return redirect(f"/works/{work_id}", "removed")
+
+
+@router.post("/works/{work_id}/delete")
+def delete_work(who: FormViewer, work_id: str) -> Response:
+    who.desk.delete_work(who.key, work_id)
+    return redirect("/works", "deleted")
+
+
+@router.get("/works/{work_id}/references/{reference_id}/image")
+def reference_image(who: TheViewer, work_id: str, reference_id: int) -> Response:
+    return image_response(who.desk.reference_image(who.key, work_id, reference_id))
+
+
+# notices ----------------------------------------------------------------------------------
+
+
+def _notices_page(request: Request, who: Viewer, status: int = 200, **extra: Any) -> Response:
+    items, total = who.desk.list_notices(who.key, limit=PAGE)
+    works, _ = who.desk.list_works(who.key, 0, 500)
+    return render(
+        request,
+        "notices.html",
+        who,
+        status=status,
+        notices=items,
+        total=total,
+        works=works,
+        form=extra.pop("form", {}),
+        **extra,
+    )
+
+
+@router.get("/notices", response_class=HTMLResponse)
+def notices(request: Request, who: TheViewer) -> Response:
+    who.require(*OWNERS)
+    return _notices_page(request, who)
+
+
+@router.post("/notices")
+def file_notice(
+    request: Request,
+    who: FormViewer,
+    work_id: Annotated[str, Form(max_length=200)] = "",
+    new_work_id: Annotated[str, Form(max_length=200)] = "",
+    title: Annotated[str, Form(max_length=500)] = "",
+    description: Annotated[str, Form(max_length=2000)] = "",
+    check_ids: Annotated[str, Form(max_length=10_000)] = "",
+    images: Annotated[list[UploadFile] | None, File()] = None,
+) -> Response:
+    who.require(*OWNERS)
+    form = {
+        "work_id": work_id,
+        "new_work_id": new_work_id,
+        "title": title,
+        "description": description,
+        "check_ids": check_ids,
+    }
+    target = new_work_id.strip() or work_id.strip()
+    try:
+        if not target:
+            raise InputError("pick one of your works, or name a new one")
+        ids = [part for line in lines(check_ids) for part in line.replace(",", " ").split()]
+        filed = who.desk.file_notice(
+            who.key,
+            target,
+            uploads=uploads(images),
+            check_ids=ids,
+            title=title.strip() or None,
+            description=description,
+        )
+    except InputError as exc:
+        return _notices_page(request, who, status_of(exc), form=form, error=str(exc))
+    return redirect(f"/notices/{filed.id}", "notice")
+
+
+@router.get("/notices/{notice_id}", response_class=HTMLResponse)
+def notice(request: Request, who: TheViewer, notice_id: str) -> Response:
+    return render(request, "notice.html", who, notice=who.desk.get_notice(who.key, notice_id))

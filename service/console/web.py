@@ -1,0 +1,173 @@
+"""What every console page shares: the session cookie, CSRF tokens, the signed-in key,
+rendering, and errors shown as pages.
+
+The session cookie holds the API key itself (Secure, HttpOnly, SameSite=Strict, path
+/console): the console keeps no state of its own, so it works across workers and restarts,
+and revoking the key signs the session out. A form's CSRF token is an HMAC of the key, so
+it is tied to the session and cannot be made without the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote as url_quote
+
+from fastapi import Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from screener.desk import Desk
+from screener.errors import AuthError, Forbidden
+from screener.keys import ApiKey, Role
+from service.runtime import Runtime
+
+BASE = "/console"
+SESSION_COOKIE = "screener_console"
+LOGIN_COOKIE = "screener_console_login"
+CSRF_FIELD = "csrf_token"
+_CSRF_CONTEXT = b"screener.console.csrf.v1"
+
+HOME = {
+    Role.OPERATOR: "/review",
+    Role.ADMIN: "/review",
+    Role.RIGHTS_HOLDER: "/works",
+    Role.PLATFORM: "/try",
+}
+STAFF = (Role.OPERATOR, Role.ADMIN)
+
+# Messages a redirect may ask the next page to show (?done=...).
+DONE = {
+    "confirmed": "Confirmed: the output joined the work's references.",
+    "rejected": "Rejected: recorded as a false positive.",
+    "created": "Work registered.",
+    "updated": "Saved.",
+    "references": "References added.",
+    "removed": "Reference removed.",
+    "deleted": "Work removed.",
+    "policy": "The new policy is in force.",
+    "notice": "Notice filed; the measures taken are listed below.",
+    "signed_out": "Signed out.",
+}
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.globals["BASE"] = BASE
+templates.env.globals["CSRF_FIELD"] = CSRF_FIELD
+
+
+class SignInNeeded(Exception):
+    """No session, or its key is no longer valid: the page redirects to sign-in."""
+
+    def __init__(self, next_path: str, message: str | None = None) -> None:
+        super().__init__(message or "sign in")
+        self.next_path = next_path
+        self.message = message
+
+
+class CsrfRefused(Exception):
+    """A form came without its token, or with another session's."""
+
+
+def csrf_token(api_key: str) -> str:
+    return hmac.new(api_key.encode(), _CSRF_CONTEXT, hashlib.sha256).hexdigest()
+
+
+def runtime(request: Request) -> Runtime:
+    found: Runtime = request.app.state.runtime
+    return found
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in key, its desk and its form token."""
+
+    key: ApiKey
+    desk: Desk
+    csrf: str
+
+    @property
+    def staff(self) -> bool:
+        return self.key.role in STAFF
+
+    def require(self, *roles: Role) -> None:
+        if self.key.role not in roles:
+            raise Forbidden(f"a {self.key.role.value} key cannot open this page")
+
+
+def viewer(request: Request) -> Viewer:
+    value = request.cookies.get(SESSION_COOKIE)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if not value:
+        raise SignInNeeded(here)
+    desk = runtime(request).desk
+    try:
+        key = desk.authenticate(value)
+    except AuthError:
+        raise SignInNeeded(here, "The key of this session is no longer valid.") from None
+    return Viewer(key, desk, csrf_token(value))
+
+
+def checked_viewer(
+    request: Request, csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = ""
+) -> Viewer:
+    """The viewer of a form post, refused unless the form carries the session's token."""
+    found = viewer(request)
+    if not csrf_token or not hmac.compare_digest(csrf_token, found.csrf):
+        raise CsrfRefused
+    return found
+
+
+TheViewer = Annotated[Viewer, Depends(viewer)]
+FormViewer = Annotated[Viewer, Depends(checked_viewer)]
+
+
+def render(
+    request: Request,
+    template: str,
+    who: Viewer | None = None,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    done = request.query_params.get("done")
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "who": who,
+            "key": None if who is None else who.key,
+            "csrf": None if who is None else who.csrf,
+            "done": DONE.get(done or ""),
+            "path": request.url.path,
+            **context,
+        },
+        status_code=status,
+    )
+    return response
+
+
+def redirect(path: str, done: str | None = None) -> RedirectResponse:
+    target = BASE + path + (f"?done={url_quote(done)}" if done else "")
+    return RedirectResponse(target, status_code=303)
+
+
+def set_session(response: Response, api_key: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        api_key,
+        path=BASE,
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def clear_session(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path=BASE, secure=True, httponly=True, samesite="strict")
+
+
+def login_token() -> str:
+    return secrets.token_urlsafe(24)
