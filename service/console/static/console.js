@@ -47,7 +47,13 @@ function send(form) {
   });
   request.addEventListener("load", () => {
     if (request.status >= 200 && request.status < 300) {
-      window.location.assign(request.responseURL);
+      if (request.responseURL !== new URL(form.action, window.location.href).href) {
+        window.location.assign(request.responseURL); // followed a redirect: load it
+      } else {
+        document.open(); // a page answered the post itself (a comparison): show it
+        document.write(request.responseText);
+        document.close();
+      }
       return;
     }
     if (progress) progress.hidden = true;
