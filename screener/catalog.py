@@ -110,6 +110,24 @@ class FingerprintRow(VectorColumns, Base):
     )
 
 
+class LocalFeatureRow(Base):
+    """The keypoints and descriptors of one reference image (one row per background it
+    was seen over). Not indexed: read for the few candidate works a check verifies."""
+
+    __tablename__ = "local_features"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reference_id: Mapped[int] = mapped_column(
+        ForeignKey("references.id", ondelete="CASCADE"), index=True
+    )
+    spec_id: Mapped[str] = mapped_column(String(200), index=True)
+    variant: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    points: Mapped[bytes] = mapped_column(LargeBinary)
+    descriptors: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class IndexLogRow(Base):
     __tablename__ = "index_log"
     __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy reads it
@@ -145,6 +163,19 @@ class NewFingerprint:
 
 
 @dataclass(frozen=True)
+class NewLocalFeatures:
+    """Local features of a reference, in the pixels of its ``width`` x ``height`` copy."""
+
+    spec_id: str
+    variant: str  # the background it was seen over ("white" for the image as decoded)
+    width: int
+    height: int
+    count: int
+    points: bytes
+    descriptors: bytes
+
+
+@dataclass(frozen=True)
 class NewReference:
     sha256: str
     source_name: str
@@ -153,6 +184,7 @@ class NewReference:
     height: int
     data: bytes
     fingerprints: tuple[NewFingerprint, ...]
+    local: tuple[NewLocalFeatures, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -191,10 +223,37 @@ class StoredFingerprint:
 
 
 @dataclass(frozen=True)
+class StoredLocalFeatures:
+    work_id: str
+    reference_id: int
+    variant: str
+    width: int
+    height: int
+    points: bytes
+    descriptors: bytes
+
+
+@dataclass(frozen=True)
 class LogEntry:
     seq: int
     fingerprint_id: int
     op: str
+
+
+def _local_rows(reference_id: int, local: Iterable[NewLocalFeatures]) -> list[LocalFeatureRow]:
+    return [
+        LocalFeatureRow(
+            reference_id=reference_id,
+            spec_id=f.spec_id,
+            variant=f.variant,
+            width=f.width,
+            height=f.height,
+            count=f.count,
+            points=f.points,
+            descriptors=f.descriptors,
+        )
+        for f in local
+    ]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -290,6 +349,7 @@ class Catalog:
                     for fp in ref.fingerprints
                 ]
                 session.add_all(fp_rows)
+                session.add_all(_local_rows(ref_row.id, ref.local))
                 session.flush()
                 session.add_all(
                     IndexLogRow(signal=f.signal, spec_id=f.spec_id, fingerprint_id=f.id, op="add")
@@ -343,6 +403,9 @@ class Catalog:
             ref_ids = select(ReferenceRow.id).where(ReferenceRow.work_id == work_id)
             removed = self._log_removal(session, FingerprintRow.reference_id.in_(ref_ids))
             session.execute(delete(FingerprintRow).where(FingerprintRow.reference_id.in_(ref_ids)))
+            session.execute(
+                delete(LocalFeatureRow).where(LocalFeatureRow.reference_id.in_(ref_ids))
+            )
             session.execute(delete(ReferenceRow).where(ReferenceRow.work_id == work_id))
             session.execute(delete(LicenseeRow).where(LicenseeRow.work_id == work_id))
             session.delete(row)
@@ -360,6 +423,9 @@ class Catalog:
             removed = self._log_removal(session, FingerprintRow.reference_id == reference_id)
             session.execute(
                 delete(FingerprintRow).where(FingerprintRow.reference_id == reference_id)
+            )
+            session.execute(
+                delete(LocalFeatureRow).where(LocalFeatureRow.reference_id == reference_id)
             )
             session.delete(ref)
             if hook is not None:
@@ -548,6 +614,55 @@ class Catalog:
             & (FingerprintRow.signal == signal)
             & (FingerprintRow.spec_id == spec_id)
         )
+
+    # local features ----------------------------------------------------------------------
+
+    def local_features_of_works(
+        self, work_ids: Iterable[str], spec_id: str
+    ) -> list[StoredLocalFeatures]:
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(LocalFeatureRow, ReferenceRow.work_id)
+                .join(ReferenceRow, LocalFeatureRow.reference_id == ReferenceRow.id)
+                .where(ReferenceRow.work_id.in_(list(work_ids)), LocalFeatureRow.spec_id == spec_id)
+                .order_by(LocalFeatureRow.id)
+            ).all()
+        return [
+            StoredLocalFeatures(
+                work_id, r.reference_id, r.variant, r.width, r.height, r.points, r.descriptors
+            )
+            for r, work_id in rows
+        ]
+
+    def references_without_local(self, spec_id: str) -> list[tuple[int, str]]:
+        """(reference id, image sha256) of references with no local features of
+        ``spec_id``: registered before local features, or under another spec."""
+        with Session(self.engine) as session:
+            has = select(LocalFeatureRow.reference_id).where(LocalFeatureRow.spec_id == spec_id)
+            rows = session.execute(
+                select(ReferenceRow.id, ReferenceRow.sha256)
+                .where(ReferenceRow.id.not_in(has))
+                .order_by(ReferenceRow.id)
+            ).all()
+        return [(int(i), str(h)) for i, h in rows]
+
+    def add_local(self, reference_id: int, local: Sequence[NewLocalFeatures]) -> bool:
+        """Store a reference's local features (a backfill); False when the reference
+        was removed meanwhile or already has them."""
+        with Session(self.engine) as session, session.begin():
+            if session.get(ReferenceRow, reference_id) is None:
+                return False
+            specs = {f.spec_id for f in local}
+            present = session.scalar(
+                select(func.count()).where(
+                    LocalFeatureRow.reference_id == reference_id,
+                    LocalFeatureRow.spec_id.in_(specs),
+                )
+            )
+            if present:
+                return False
+            session.add_all(_local_rows(reference_id, local))
+        return True
 
     def iter_fingerprints(
         self, signal: str, spec_id: str, batch: int = 10_000

@@ -29,6 +29,7 @@ IMAGE_EVIDENCE = (
     "phash_region_hamming",
     "sscd_region_cosine",
     "clip_region_cosine",
+    "local_inliers",
 )
 PROMPT_EVIDENCE = ("prompt_keyword", "prompt_clip_cosine")
 EVIDENCE = IMAGE_EVIDENCE + PROMPT_EVIDENCE
@@ -77,10 +78,14 @@ class Matching:
     neighbours: int = 20
     radius: Mapping[str, float] = field(default_factory=dict)
     max_matches: int = 5
+    # Candidate works (best first by their global signals) verified with local features.
+    verify_top: int = 20
 
     def __post_init__(self) -> None:
         if self.neighbours < 1 or self.max_matches < 1:
             raise ValueError("neighbours and max_matches must be at least 1")
+        if self.verify_top < 0:
+            raise ValueError("verify_top must be at least 0 (0: no local verification)")
 
 
 @dataclass(frozen=True)

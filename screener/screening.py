@@ -8,12 +8,13 @@ its `registry` registers and removes works.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,7 +23,8 @@ import numpy as np
 from PIL import Image
 
 import index as vindex
-from models import Fingerprinter
+from models import Fingerprinter, ModelUnavailable
+from screener import explain as explain_mod
 from screener import fusion
 from screener import policy as policy_mod
 from screener.candidates import (
@@ -44,10 +46,13 @@ from screener.catalog import (
     Work,
 )
 from screener.decode import DecodedImage, Limits, decode, decode_file
-from screener.errors import DecodeError, InputError, quote
+from screener.errors import DecodeError, InputError, NotFound, quote
 from screener.indexes import IndexSet
+from screener.local import OVER_BLACK, PLAIN, LocalMatch, LocalVerifier
+from screener.local import SIGNAL as LOCAL_SIGNAL
 from screener.policy import Bands, Decision, Policy
 from screener.prompt import keyword_matches
+from screener.regions import WHOLE
 from screener.settings import Settings
 from screener.signals import (
     EVIDENCE_NAME,
@@ -63,6 +68,7 @@ from screener.signals import (
 from screener.verdict import Match, RegionPair, Verdict
 
 ImageInput = Path | str | bytes | DecodedImage
+log = logging.getLogger(__name__)
 
 _WORK_ID = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,200}$")
 _SEVERITY = {Decision.ALLOW: 0, Decision.REVIEW: 1, Decision.BLOCK: 2}
@@ -92,6 +98,7 @@ class Analysis:
     verdict: Verdict
     candidates: tuple[Match, ...]  # every work compared, most severe and closest first
     query: tuple[RegionFingerprint, ...] = ()  # the check's own fingerprints
+    local: dict[str, LocalMatch] = field(default_factory=dict)  # verified works
 
 
 @dataclass(frozen=True)
@@ -126,9 +133,18 @@ class Screener:
             self.settings.index_dir,
             self.settings.index_structure,
         )
+        self.local: LocalVerifier | None = None
+        if self.settings.local_features:
+            try:
+                self.local = LocalVerifier(self.settings.local_max_features)
+            except ModelUnavailable as exc:
+                self.signals.missing["local"] = str(exc)
+                log.warning("local-feature verification is NOT in use: %s", exc)
         self._lock = threading.RLock()
         with self._lock:
             self.indexes.open()
+            if self.local is not None:
+                self.local.backfill(self.catalog, self.limits, self.settings.work_size, _over_black)
         self.registry = Registry(self)
 
     @classmethod
@@ -253,10 +269,76 @@ class Screener:
         candidates = self._score(by_signal, work_ids)
         if item.prompt:
             self._prompt_similarity(item.prompt, candidates)
-        matches = self._matches(candidates, prompt_works, item.prompt, item.platform)
         clock.lap("score")
+        local = self._verify(decoded, candidates, item.include_works)
+        clock.lap("verify")
+        matches = self._matches(candidates, prompt_works, item.prompt, item.platform, local=local)
         verdict = self._verdict(decoded, matches, prompt_info, clock)
-        return Analysis(verdict, tuple(matches), tuple(query))
+        return Analysis(verdict, tuple(matches), tuple(query), local)
+
+    def _verify(
+        self, decoded: DecodedImage, candidates: dict[str, Candidate], include: Sequence[str]
+    ) -> dict[str, LocalMatch]:
+        """Local-feature verification of the best candidates (by their global signals)."""
+        top = self.policy.matching.verify_top
+        if self.local is None or not candidates or top == 0:
+            return {}
+        ranked = sorted(
+            candidates,
+            key=lambda w: fusion.fuse(candidates[w].values(), self.policy),
+            reverse=True,
+        )
+        chosen = ranked[:top] + [w for w in include if w in candidates and w not in ranked[:top]]
+        found = self.local.verify_against(decoded, chosen, self.catalog)
+        for work_id, match in found.items():
+            region = WHOLE if match.variant == PLAIN else background_variant(WHOLE, match.variant)
+            candidates[work_id].best[LOCAL_SIGNAL] = Best(
+                float(match.inliers), RegionPair(WHOLE, match.reference_id, region)
+            )
+        return found
+
+    def explain(
+        self, image: ImageInput, work_id: str | None = None, caption: Sequence[str] = ()
+    ) -> explain_mod.Picture:
+        """The evidence picture of a check of ``image``: against ``work_id``, or against
+        the work the check would report first. ``NotFound`` when there is nothing to show.
+        """
+        decoded = self.decode(image)
+        if work_id is not None and work_id not in self.catalog.works([work_id]):
+            raise NotFound(f"no work {quote(work_id)}")
+        analysis = self.analyse(decoded, include_works=[work_id] if work_id else [])
+        verdict = analysis.verdict
+        if work_id is None:
+            shown = (*verdict.matches, *verdict.licensed, *verdict.near_misses)
+            work_id = shown[0].work_id if shown else None
+        match = next((m for m in analysis.candidates if m.work_id == work_id), None)
+        if match is None:
+            raise NotFound("no registered work resembles this image: nothing to explain")
+        local = analysis.local.get(match.work_id)
+        region = match.best_region
+        references = {r.id: r for r in self.catalog.references(match.work_id)}
+        if local is not None:
+            reference_id = local.reference_id
+        elif region is not None:
+            reference_id = region.reference_id
+        else:
+            reference_id = min(references)
+        reference = self.decode(self.catalog.blob(references[reference_id].sha256))
+        shown_reference = reference.image
+        if local is not None and local.variant == OVER_BLACK:
+            shown_reference = _over_black(reference) or reference.image
+        picture = explain_mod.draw(
+            decoded.image,
+            shown_reference,
+            match,
+            local,
+            None if local is not None else region,
+            (decoded.width, decoded.height),
+            caption,
+        )
+        return explain_mod.Picture(
+            explain_mod.to_png(picture), picture.width, picture.height, match.work_id
+        )
 
     def rescore_many(
         self, queries: Sequence[tuple[Sequence[RegionFingerprint], str | None]], work_id: str
@@ -406,6 +488,7 @@ class Screener:
         prompt: str | None,
         platform: str | None = None,
         works: dict[str, Work] | None = None,
+        local: dict[str, LocalMatch] | None = None,
     ) -> list[Match]:
         matches = []
         if works is None:
@@ -419,6 +502,8 @@ class Screener:
                 for s in self.signals.available
                 for name in (EVIDENCE_NAME[s], REGION_EVIDENCE_NAME[s])
             }
+            if self.local is not None:
+                values[LOCAL_SIGNAL] = None
             values.update(candidate.values())
             if prompt:
                 values["prompt_keyword"] = 1.0 if work_id in prompt_works else 0.0
@@ -438,6 +523,7 @@ class Screener:
                     },
                     regions={name: best.pair for name, best in candidate.best.items()},
                     licensed=platform is not None and platform in work.licensees,
+                    local=local[work_id].evidence() if local and work_id in local else None,
                 )
             )
         matches.sort(key=lambda m: (_SEVERITY[Decision(m.decision)], m.fused_score), reverse=True)
@@ -545,6 +631,11 @@ class Registry:
             raise type(exc)(f"{name}: {exc}") from exc
         signals = self._s.signals
         found = [(fp, fp.region) for fp in signals.fingerprint(decoded.image, dihedral=False)]
+        local = (
+            ()
+            if self._s.local is None
+            else self._s.local.reference_features(decoded.image, _over_black(decoded))
+        )
         if decoded.is_transparent and decoded.alpha is not None:
             # Not only over white: the content must match whatever it is later shown on.
             images = [
@@ -566,7 +657,14 @@ class Registry:
             for fp, region in found
         )
         return NewReference(
-            decoded.sha256, name, decoded.format, decoded.width, decoded.height, data, fingerprints
+            decoded.sha256,
+            name,
+            decoded.format,
+            decoded.width,
+            decoded.height,
+            data,
+            fingerprints,
+            local,
         )
 
     def remove(self, work_id: str, hook: RemoveHook | None = None) -> int:
@@ -603,6 +701,13 @@ def check_work_id(work_id: object) -> str:
             "characters, and not only dots"
         )
     return work_id
+
+
+def _over_black(decoded: DecodedImage) -> Image.Image | None:
+    """A transparent image's content over black (None for an opaque image)."""
+    if not decoded.is_transparent or decoded.alpha is None:
+        return None
+    return over_background(decoded.image, decoded.alpha, EXTRA_BACKGROUNDS[OVER_BLACK])
 
 
 def _name_of(image: ImageInput, position: int) -> str:

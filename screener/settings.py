@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     clip_weights: Path | None = None
     clip_threads: int = Field(default=0, ge=0)
 
+    local_features: bool = Field(
+        default=True,
+        description="verify candidates with local features (OpenCV SIFT + RANSAC)",
+    )
+    local_max_features: int = Field(
+        default=600, ge=16, le=5000, description="SIFT keypoints kept per image"
+    )
+
     index_structure: str = Field(default="auto", description="'auto' or a FAISS factory string")
     index_threads: int = Field(
         default=1, ge=0, description="FAISS threads per search (0: one per core)"

@@ -28,6 +28,10 @@ class Match:
     regions: dict[str, RegionPair]
     # The caller is a licensee of this work: reported, never blocked or sent to review.
     licensed: bool = False
+    # Local-feature verification: the reference it verified against, inliers, coverage
+    # and ``quad``, the work's outline inside the query (original pixels, clockwise from
+    # the reference's top left corner). None where no reference verified.
+    local: dict[str, Any] | None = None
 
     @property
     def best_region(self) -> RegionPair | None:

@@ -1,0 +1,173 @@
+"""Local-feature verification of candidate works: the ``local_inliers`` signal and the
+matched region.
+
+Registration stores each reference's keypoints (and, for a transparent reference, those
+of the content over black too: gradients flip at the outline when the background does).
+A check extracts the query's keypoints once and verifies it against the references of
+the few candidate works that the global signals proposed; the best verified reference of
+each work gives the work's ``local_inliers`` value and the quadrilateral where the work
+sits inside the query.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from models.local import LocalFeatures, SiftExtractor, Verification, VerifyParams, verify
+from screener.catalog import Catalog, NewLocalFeatures, StoredLocalFeatures
+from screener.decode import DecodedImage, Limits, decode
+
+log = logging.getLogger(__name__)
+
+SIGNAL = "local_inliers"
+PLAIN = "white"  # the variant of the image as decoded (transparent: over white)
+OVER_BLACK = "black"
+
+
+@dataclass(frozen=True)
+class LocalMatch:
+    """A work's best verified reference, in the query's own pixels (the decoded
+    original, not the downscaled copy the keypoints were found in)."""
+
+    work_id: str
+    reference_id: int
+    variant: str
+    inliers: int
+    matches: int
+    coverage: float
+    quad: tuple[tuple[float, float], ...]
+    # Inlier matches as rows of query x, y (original pixels) and reference x, y (pixels of
+    # the reference's downscaled copy, ``reference_size``).
+    pairs: npt.NDArray[np.float32]
+    reference_size: tuple[int, int]
+
+    def evidence(self) -> dict[str, object]:
+        """The plain-data evidence a verdict carries."""
+        return {
+            "reference_id": self.reference_id,
+            "variant": self.variant,
+            "inliers": self.inliers,
+            "matches": self.matches,
+            "coverage": round(self.coverage, 4),
+            "quad": [[round(x, 1), round(y, 1)] for x, y in self.quad],
+        }
+
+
+def _stored(features: StoredLocalFeatures) -> LocalFeatures:
+    return LocalFeatures.from_bytes(
+        features.points, features.descriptors, features.width, features.height
+    )
+
+
+def to_new(features: LocalFeatures, spec_id: str, variant: str) -> NewLocalFeatures:
+    points, descriptors = features.to_bytes()
+    return NewLocalFeatures(
+        spec_id, variant, features.width, features.height, len(features), points, descriptors
+    )
+
+
+class LocalVerifier:
+    """Extracts and verifies local features; one per screener."""
+
+    def __init__(self, features: int, params: VerifyParams | None = None) -> None:
+        self.extractor = SiftExtractor(features=features)
+        self.params = params or VerifyParams()
+
+    @property
+    def spec_id(self) -> str:
+        return self.extractor.spec_id
+
+    def extract(self, image: Image.Image) -> LocalFeatures:
+        return self.extractor.extract(image)
+
+    def reference_features(
+        self, image: Image.Image, over_black: Image.Image | None
+    ) -> tuple[NewLocalFeatures, ...]:
+        """What registration stores for one reference (``over_black``: the transparent
+        content over black, where there is one)."""
+        found = [to_new(self.extract(image), self.spec_id, PLAIN)]
+        if over_black is not None:
+            found.append(to_new(self.extract(over_black), self.spec_id, OVER_BLACK))
+        return tuple(found)
+
+    def verify_works(
+        self,
+        query: LocalFeatures,
+        stored: Iterable[StoredLocalFeatures],
+        scale: tuple[float, float],
+    ) -> dict[str, LocalMatch]:
+        """Each work's best verified reference; ``scale`` takes the query's keypoint
+        pixels to its original pixels."""
+        best: dict[str, LocalMatch] = {}
+        sx, sy = scale
+        for ref in stored:
+            result: Verification = verify(query, _stored(ref), self.params)
+            if not result.found or result.quad is None:
+                continue
+            current = best.get(ref.work_id)
+            if current is not None and current.inliers >= result.inliers:
+                continue
+            pairs = result.pairs.copy()
+            pairs[:, 0] *= sx
+            pairs[:, 1] *= sy
+            best[ref.work_id] = LocalMatch(
+                ref.work_id,
+                ref.reference_id,
+                ref.variant,
+                result.inliers,
+                result.matches,
+                result.coverage,
+                tuple((x * sx, y * sy) for x, y in result.quad),
+                pairs,
+                (ref.width, ref.height),
+            )
+        return best
+
+    def verify_against(
+        self,
+        decoded: DecodedImage,
+        work_ids: Sequence[str],
+        catalog: Catalog,
+        query: LocalFeatures | None = None,
+    ) -> dict[str, LocalMatch]:
+        """Verify one decoded query against the stored references of ``work_ids``."""
+        if not work_ids:
+            return {}
+        stored = catalog.local_features_of_works(work_ids, self.spec_id)
+        if not stored:
+            return {}
+        features = query if query is not None else self.extract(decoded.image)
+        scale = (
+            decoded.width / max(1, decoded.image.width),
+            decoded.height / max(1, decoded.image.height),
+        )
+        return self.verify_works(features, stored, scale)
+
+    def backfill(
+        self,
+        catalog: Catalog,
+        limits: Limits,
+        work_size: int,
+        over_black: Callable[[DecodedImage], Image.Image | None],
+    ) -> int:
+        """Extract and store the local features of references that have none under the
+        current spec (registered before local features, or under another spec)."""
+        missing = catalog.references_without_local(self.spec_id)
+        if missing:
+            log.info("extracting local features of %d stored reference(s)", len(missing))
+        done = 0
+        for reference_id, sha256 in missing:
+            try:
+                decoded = decode(catalog.blob(sha256), limits=limits, max_side=work_size)
+            except Exception as exc:  # a stored image that no longer decodes: say so
+                log.warning("reference %d: cannot extract local features: %s", reference_id, exc)
+                continue
+            features = self.reference_features(decoded.image, over_black(decoded))
+            done += catalog.add_local(reference_id, features)
+        return done
