@@ -20,6 +20,7 @@ def match_from_dict(data: dict[str, Any]) -> Match:
         contributions=dict(data.get("contributions") or {}),
         regions={k: RegionPair(**v) for k, v in (data.get("regions") or {}).items()},
         licensed=bool(data.get("licensed", False)),
+        local=data.get("local"),
     )
 
 

@@ -56,24 +56,55 @@ def image_response(data: bytes) -> Response:
     )
 
 
-def box(name: object) -> dict[str, float] | None:
-    """A named region as percentages of the picture, for an outline drawn over it."""
-    region = _REGIONS.get(name) if isinstance(name, str) else None
+def box(name: object) -> dict[str, str] | None:
+    """A named region ("grid01", "whole/d3", ...) as an outline over a 100x100 view."""
+    region = _REGIONS.get(name.split("/", 1)[0]) if isinstance(name, str) else None
     if region is None:
         return None
+    x0, y0, x1, y1 = (v * 100 for v in (region.left, region.top, region.right, region.bottom))
     return {
-        "x": region.left * 100,
-        "y": region.top * 100,
-        "w": (region.right - region.left) * 100,
-        "h": (region.bottom - region.top) * 100,
+        "viewbox": "0 0 100 100",
+        "points": f"{x0:.2f},{y0:.2f} {x1:.2f},{y0:.2f} {x1:.2f},{y1:.2f} {x0:.2f},{y1:.2f}",
     }
 
 
+def quad(points: object, size: object) -> dict[str, str] | None:
+    """Local-feature verification's outline of the work inside the query (pixels)."""
+    if not isinstance(points, list) or len(points) < 3 or not isinstance(size, tuple):
+        return None
+    width, height = size
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        return None
+    try:
+        text = " ".join(f"{float(x):.1f},{float(y):.1f}" for x, y in points)
+    except (TypeError, ValueError):
+        return None
+    return {"viewbox": f"0 0 {width} {height}", "points": text}
+
+
 def match_views(verdict: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]:
-    """The matches of a verdict with the regions to outline on both pictures."""
+    """The matches of a verdict with the outlines to draw on both pictures: the verified
+    quad of local features where there is one (the whole reference maps to it), else the
+    best-matching pair of named regions."""
+    given = verdict.get("input") or {}
+    size = (given.get("width"), given.get("height"))
     views = []
     for match in list(verdict.get("matches", []))[:limit]:
         best = match.get("best_region") or {}
+        local = match.get("local") or {}
+        outline = quad(local.get("quad"), size)
+        if outline is not None:
+            views.append(
+                {
+                    **match,
+                    "reference_id": local.get("reference_id"),
+                    "query_box": outline,
+                    "reference_box": box("whole"),
+                    "query_region": f"verified by {local.get('inliers')} local features",
+                    "reference_region": "whole",
+                }
+            )
+            continue
         views.append(
             {
                 **match,
@@ -231,11 +262,7 @@ def check_image(who: TheViewer, check_id: str) -> Response:
 
 @router.get("/checks/{check_id}/evidence.png")
 def evidence_picture(who: TheViewer, check_id: str) -> Response:
-    draw = getattr(who.desk, "evidence_picture", None)
-    if draw is None:
-        raise NotFound("evidence pictures are not available in this version")
-    data: bytes = draw(who.key, check_id)
-    return image_response(data)
+    return image_response(who.desk.evidence_picture(who.key, check_id).png)
 
 
 # policy -----------------------------------------------------------------------------------
