@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from screener import policy as policy_mod
 from screener.errors import InputError, NotFound, PolicyError
 from screener.regions import regions
-from service.console import plots
+from service.console import geometry, plots
 from service.console.web import STAFF, FormViewer, TheViewer, redirect, render
 from service.errors import status_of
 
@@ -68,18 +68,31 @@ def box(name: object) -> dict[str, str] | None:
     }
 
 
-def quad(points: object, size: object) -> dict[str, str] | None:
-    """Local-feature verification's outline of the work inside the query (pixels)."""
-    if not isinstance(points, list) or len(points) < 3 or not isinstance(size, tuple):
+def quad(points: object, size: object) -> tuple[dict[str, str], dict[str, str]] | None:
+    """Local-feature verification's outlines: in the query (pixels) and in the reference
+    (fractions, drawn over a 100x100 view)."""
+    if not isinstance(points, list) or len(points) != 4:
         return None
-    width, height = size
+    width, height = size if isinstance(size, tuple) else (None, None)
     if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
         return None
     try:
-        text = " ".join(f"{float(x):.1f},{float(y):.1f}" for x, y in points)
+        corners = [(float(x), float(y)) for x, y in points]
     except (TypeError, ValueError):
         return None
-    return {"viewbox": f"0 0 {width} {height}", "points": text}
+    in_query, in_reference = geometry.outlines(corners, width, height)
+    if len(in_query) < 3 or len(in_reference) < 3:
+        return None
+    return (
+        {
+            "viewbox": f"0 0 {width} {height}",
+            "points": " ".join(f"{x:.1f},{y:.1f}" for x, y in in_query),
+        },
+        {
+            "viewbox": "0 0 100 100",
+            "points": " ".join(f"{x * 100:.2f},{y * 100:.2f}" for x, y in in_reference),
+        },
+    )
 
 
 def match_views(verdict: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]:
@@ -92,16 +105,16 @@ def match_views(verdict: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]
     for match in list(verdict.get("matches", []))[:limit]:
         best = match.get("best_region") or {}
         local = match.get("local") or {}
-        outline = quad(local.get("quad"), size)
-        if outline is not None:
+        outlines = quad(local.get("quad"), size)
+        if outlines is not None:
             views.append(
                 {
                     **match,
                     "reference_id": local.get("reference_id"),
-                    "query_box": outline,
-                    "reference_box": box("whole"),
+                    "query_box": outlines[0],
+                    "reference_box": outlines[1],
                     "query_region": f"verified by {local.get('inliers')} local features",
-                    "reference_region": "whole",
+                    "reference_region": "the part copied",
                 }
             )
             continue
