@@ -65,10 +65,10 @@ class LocalFeatures:
         cls, points: bytes, descriptors: bytes, width: int, height: int
     ) -> LocalFeatures:
         """The inverse of :meth:`to_bytes`; refuses bytes of the wrong shape."""
+        if len(points) % (4 * POINT_COLUMNS) or len(descriptors) % DESCRIPTOR_BYTES:
+            raise ValueError("stored local features have a size that is not whole rows")
         p = np.frombuffer(points, dtype="<f4")
         d = np.frombuffer(descriptors, dtype=np.uint8)
-        if p.size % POINT_COLUMNS or d.size % DESCRIPTOR_BYTES:
-            raise ValueError("stored local features have a size that is not whole rows")
         n = p.size // POINT_COLUMNS
         if d.size // DESCRIPTOR_BYTES != n:
             raise ValueError(
@@ -113,7 +113,7 @@ class SiftExtractor:
 
     name = "sift"
 
-    def __init__(self, features: int = 600, contrast: float = 0.02) -> None:
+    def __init__(self, features: int = 600, contrast: float = 0.01) -> None:
         self._cv2 = _cv2()
         self.features = features
         self.contrast = contrast

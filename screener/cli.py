@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -87,7 +89,7 @@ def _open(data_dir: Path | None) -> Iterator[Screener]:
     screener = _guard(lambda: Screener(settings))
     for name, reason in screener.signals.missing.items():
         err.print(
-            f"[bold yellow]warning:[/] signal [bold]{name}[/] is not in use: {reason}",
+            f"[bold yellow]warning:[/] signal [bold]{name}[/] is not in use: {escape(reason)}",
             highlight=False,
         )
     try:
@@ -297,14 +299,24 @@ def check(
     paths: Annotated[list[Path], typer.Argument(help="image files or folders")],
     prompt: Annotated[str | None, typer.Option(help="the prompt that produced the image")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    explain: Annotated[
+        Path | None,
+        typer.Option(
+            "--explain",
+            help="write an evidence picture (PNG) of the closest work: this file for one "
+            "image, or <name>-evidence.png in this folder for several",
+            metavar="OUT.png",
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Screen images; an unreadable file is reported and the run continues (exit 1 at the end)."""
     files = _images_in(paths)
     if not files:
         _fail(InputError("no image files found in the given paths"))
+    pictures = _picture_paths(files, explain) if explain is not None else {}
     failures = 0
-    table = Table("decision", "score", "work", "pdq", "phash", "sscd", "path")
+    table = Table("decision", "score", "work", "pdq", "phash", "sscd", "local", "path")
     table.columns[-1].overflow = "fold"
     with _open(data_dir) as screener, progress_bar() as progress:
         task = progress.add_task("checking", total=len(files))
@@ -322,10 +334,12 @@ def check(
                         flush=True,
                     )
                 else:
-                    table.add_row("[red]error[/]", "", "", "", "", "", f"{path}: {exc}")
+                    table.add_row("[red]error[/]", "", "", "", "", "", "", f"{path}: {exc}")
                 progress.advance(task)
                 continue
             row = _row(path, verdict)
+            if path in pictures:
+                row["evidence_picture"] = _write_picture(screener, path, verdict, pictures[path])
             if as_json:
                 print(json.dumps(row, ensure_ascii=False), flush=True)
             else:
@@ -337,6 +351,7 @@ def check(
                     _fmt(s.get("pdq_hamming")),
                     _fmt(s.get("phash_hamming")),
                     _fmt(s.get("sscd_cosine")),
+                    _fmt(s.get("local_inliers")),
                     str(path),
                 )
             progress.advance(task)
@@ -344,6 +359,42 @@ def check(
         out.print(table)
     if failures:
         raise typer.Exit(1)
+
+
+def _picture_paths(files: list[Path], explain: Path) -> dict[Path, Path]:
+    """Where each image's evidence picture goes: ``explain`` itself for one image, a
+    file per image inside the folder ``explain`` for several."""
+    if len(files) == 1 and not explain.is_dir():
+        if explain.suffix.lower() != ".png":
+            _fail(InputError(f"--explain {explain}: the picture is a PNG; name it *.png"))
+        return {files[0]: explain}
+    if explain.exists() and not explain.is_dir():
+        _fail(InputError(f"--explain {explain}: with several images, give a folder"))
+    explain.mkdir(parents=True, exist_ok=True)
+    return {f: explain / f"{f.stem}-evidence.png" for f in files}
+
+
+def _write_picture(screener: Screener, path: Path, verdict: Any, out_path: Path) -> str | None:
+    """Draw and write one evidence picture; None (and a note) when no work resembles it."""
+    shown = (*verdict.matches, *verdict.licensed, *verdict.near_misses)
+    if not shown:
+        err.print(f"{path}: no registered work resembles it; no evidence picture")
+        return None
+    try:
+        picture = screener.explain(path, shown[0].work_id)
+        _atomic_write(out_path, picture.png)
+    except ScreenerError as exc:
+        err.print(f"{path}: no evidence picture: {exc}")
+        return None
+    except OSError as exc:
+        _fail(InputError(f"cannot write {out_path}: {exc.strerror or exc}"))
+    return str(out_path)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    scratch = path.with_name(f".{path.name}.tmp")
+    scratch.write_bytes(data)
+    os.replace(scratch, path)
 
 
 def _fmt(value: float | None) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models import Fingerprint
+from screener import explain as explain_mod
 from screener import labels as labels_mod
 from screener import policies, stats
 from screener.audit import AuditLog, AuditRecord, VerifyReport, ensure_tables, format_at
@@ -31,6 +32,7 @@ from screener.cases import (
     Notice,
     NoticeRow,
     check_record,
+    iso,
     new_id,
     notice,
     now,
@@ -358,6 +360,30 @@ class Desk:
             "rescreen": record.rescreen,
             "chain": chain,
         }
+
+    def evidence_picture(
+        self, key: ApiKey, check_id: str, work_id: str | None = None
+    ) -> explain_mod.Picture:
+        """The check's kept image with the matched region outlined beside the matched
+        reference (``work_id``, default the check's top work). For the platform that made
+        the check and operators, like the kept image itself; allowed checks keep no image,
+        so they have no picture."""
+        with Session(self.engine) as session:
+            row = self._check_row(session, key, check_id)
+            sha256, top, created = row.image_sha256, row.top_work_id, row.created_at
+        if key.role == Role.RIGHTS_HOLDER or sha256 is None:
+            raise NotFound(
+                f"check {quote(check_id)} kept no image (allowed outputs are not kept), "
+                "so it has no evidence picture"
+            )
+        target = work_id if work_id is not None else top
+        if work_id is not None:
+            check_work_id(work_id)
+        return self.screener.explain(
+            self.screener.catalog.blob(sha256),
+            target,
+            caption=[f"check {check_id}  {iso(created)}"],
+        )
 
     # works --------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from screener.desk import CheckOutcome
@@ -98,3 +98,29 @@ def evidence(key: Key, rt: TheRuntime, check_id: str) -> Any:
     """Input sha256, verdict, matches, thresholds, versions, timestamps, and the check's
     audit record with its position in the hash chain and the chain's current head."""
     return rt.desk.evidence(key, check_id)
+
+
+@router.get(
+    "/checks/{check_id}/evidence.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "the evidence picture"},
+        **errors(*AUTH_ERRORS, 404),
+    },
+)
+async def evidence_picture(
+    key: Key,
+    rt: TheRuntime,
+    check_id: str,
+    work_id: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The check's image with the matched region outlined, the matched reference beside
+    it and lines joining the keypoints that verified the match (PNG). For checks that were
+    reviewed or blocked (allowed outputs are not kept); `work_id` picks another matched
+    work than the top one."""
+    picture = await run_in_threadpool(rt.desk.evidence_picture, key, check_id, work_id)
+    return Response(
+        picture.png,
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=300"},
+    )

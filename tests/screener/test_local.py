@@ -1,0 +1,159 @@
+"""Local-feature verification inside checks: stored per reference, evidence with the
+matched region, back-filled for older catalogs, gone with the work, and drawn."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from screener import Screener, Settings
+from screener.cli import app
+from screener.errors import NotFound
+from screener.local import SIGNAL
+from screener.samples import drawing, scene
+
+pytest.importorskip("cv2")
+pytestmark = pytest.mark.slow
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def composite(work: Image.Image, seed: int, at: tuple[int, int], scale: float) -> Image.Image:
+    """The work shrunk and pasted into a new scene twice its size."""
+    small = work.resize((round(work.width * scale), round(work.height * scale)))
+    canvas = scene(seed, size=(work.width * 2, work.height * 2))
+    canvas.paste(small, at)
+    return canvas
+
+
+WORKS = {f"art-{k}": scene(40 + k, size=(384, 288)) for k in range(3)}
+
+
+@pytest.fixture(scope="module")
+def screener(tmp_path_factory: pytest.TempPathFactory) -> Screener:
+    data = tmp_path_factory.mktemp("local")
+    s = Screener(Settings(data_dir=data, signals=["phash", "pdq", "sscd"]))
+    for work_id, art in WORKS.items():
+        s.registry.register(work_id, [png(art)])
+    s.registry.register("char", [png(drawing(3, transparent=True))])
+    return s
+
+
+def test_references_store_local_features_and_removal_takes_them(screener: Screener) -> None:
+    assert screener.local is not None
+    spec = screener.local.spec_id
+    stored = screener.catalog.local_features_of_works([*WORKS, "char"], spec)
+    variants = {(f.work_id, f.variant) for f in stored}
+    assert {(w, "white") for w in WORKS} <= variants
+    assert ("char", "black") in variants  # transparent: also over black
+    assert ("art-0", "black") not in variants
+    screener.registry.register("gone", [png(scene(77))])
+    assert screener.catalog.local_features_of_works(["gone"], spec)
+    screener.registry.remove("gone")
+    assert not screener.catalog.local_features_of_works(["gone"], spec)
+    assert screener.catalog.references_without_local(spec) == []
+
+
+def test_a_composite_is_matched_with_its_region(screener: Screener) -> None:
+    work = WORKS["art-1"]
+    at, scale = (200, 150), 0.8
+    analysis = screener.analyse(png(composite(work, 5, at, scale)))
+    match = next(m for m in analysis.candidates if m.work_id == "art-1")
+    assert match.local is not None
+    assert match.signals[SIGNAL] is not None and match.signals[SIGNAL] >= 20
+    quad = np.array(match.local["quad"])
+    expected = np.array(
+        [
+            [at[0], at[1]],
+            [at[0] + work.width * scale, at[1]],
+            [at[0] + work.width * scale, at[1] + work.height * scale],
+            [at[0], at[1] + work.height * scale],
+        ]
+    )
+    assert np.abs(quad - expected).max() < 10, quad
+    assert analysis.verdict.timings_ms["verify"] > 0
+    data = json.loads(json.dumps(analysis.verdict.to_dict()))  # plain data all the way
+    reported = [m for m in data["matches"] + data["near_misses"] if m["work_id"] == "art-1"]
+    assert reported and reported[0]["local"]["inliers"] == match.local["inliers"]
+
+
+def test_unrelated_scenes_get_no_local_evidence(screener: Screener) -> None:
+    for seed in (300, 301, 302):
+        analysis = screener.analyse(png(scene(seed, size=(512, 384))))
+        assert analysis.verdict.decision == "allow"
+        assert all((m.signals.get(SIGNAL) or 0) < 12 for m in analysis.candidates)
+
+
+def test_older_catalogs_are_backfilled_at_start(tmp_path: Path) -> None:
+    settings = dict(data_dir=tmp_path, signals=["phash", "pdq"])
+    with Screener(Settings(**settings, local_features=False)) as old:
+        assert old.local is None
+        old.registry.register("w", [png(WORKS["art-0"])])
+        assert "local" not in old.signals.missing
+    with Screener(Settings(**settings)) as new:
+        assert new.local is not None
+        assert new.catalog.local_features_of_works(["w"], new.local.spec_id)
+        crop = WORKS["art-0"].crop((0, 0, 250, 288))
+        analysis = new.analyse(png(crop), include_works=["w"])
+        match = next(m for m in analysis.candidates if m.work_id == "w")
+        assert (match.signals.get(SIGNAL) or 0) >= 20
+
+
+def test_evidence_picture_outlines_the_region(screener: Screener, tmp_path: Path) -> None:
+    query = png(composite(WORKS["art-2"], 6, (40, 260), 0.7))
+    picture = screener.explain(query)
+    assert picture.work_id == "art-2"
+    image = Image.open(io.BytesIO(picture.png))
+    assert image.format == "PNG" and image.size == (picture.width, picture.height)
+    assert 600 <= image.width <= 900 and 300 <= image.height <= 600
+    assert len(picture.png) < 1_000_000
+    pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+    red = (pixels[:, 0] > 200) & (pixels[:, 1] < 60) & (pixels[:, 2] < 60)
+    assert red.sum() > 500  # the outline was drawn
+    with pytest.raises(NotFound):
+        screener.explain(query, "no-such-work")
+
+
+def test_cli_check_writes_evidence_pictures(screener: Screener, tmp_path: Path) -> None:
+    data_dir = screener.settings.data_dir
+    screener.registry.save()
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(png(composite(WORKS["art-0"], 8, (100, 60), 0.9)))
+    other = tmp_path / "other.png"
+    other.write_bytes(png(Image.new("RGB", (300, 200), (250, 250, 250))))
+    runner = CliRunner()
+    out = tmp_path / "copy-evidence.png"
+    env = {"SCREENER_SIGNALS": "phash,pdq,sscd"}
+    result = runner.invoke(
+        app,
+        ["check", str(copy), "--explain", str(out), "--json", "--data-dir", str(data_dir)],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    row = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
+    assert row["evidence_picture"] == str(out)
+    assert Image.open(out).format == "PNG"
+    folder = tmp_path / "pictures"
+    result = runner.invoke(
+        app,
+        ["check", str(copy), str(other), "--explain", str(folder), "--data-dir", str(data_dir)],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert (folder / "copy-evidence.png").is_file()
+    bad = runner.invoke(
+        app,
+        ["check", str(copy), "--explain", str(tmp_path / "x.txt"), "--data-dir", str(data_dir)],
+        env=env,
+    )
+    assert bad.exit_code != 0 and "PNG" in bad.output
