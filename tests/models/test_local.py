@@ -17,12 +17,16 @@ def sift() -> SiftExtractor:
     return SiftExtractor(features=600)
 
 
-def _paste(work: Image.Image, canvas: Image.Image, scale: float, angle: float, at: tuple[int, int]):
+def _paste(
+    work: Image.Image, canvas: Image.Image, scale: float, angle: float, at: tuple[int, int]
+) -> tuple[Image.Image, np.ndarray]:
     """``work`` scaled, rotated by ``angle`` degrees (counter-clockwise) and pasted with its
     top-left bounding corner at ``at``; returns the picture and the 3x3 map from work pixels
     to picture pixels."""
-    small = work.resize((round(work.width * scale), round(work.height * scale)), Image.LANCZOS)
-    rotated = small.convert("RGBA").rotate(angle, expand=True, resample=Image.BICUBIC)
+    small = work.resize(
+        (round(work.width * scale), round(work.height * scale)), Image.Resampling.LANCZOS
+    )
+    rotated = small.convert("RGBA").rotate(angle, expand=True, resample=Image.Resampling.BICUBIC)
     out = canvas.copy()
     out.paste(rotated, at, rotated.getchannel("A"))
     # work -> scaled -> rotate about the scaled centre -> shift for expand -> paste offset

@@ -70,7 +70,8 @@ def test_a_composite_is_matched_with_its_region(screener: Screener) -> None:
     analysis = screener.analyse(png(composite(work, 5, at, scale)))
     match = next(m for m in analysis.candidates if m.work_id == "art-1")
     assert match.local is not None
-    assert match.signals[SIGNAL] is not None and match.signals[SIGNAL] >= 20
+    inliers = match.signals[SIGNAL]
+    assert inliers is not None and inliers >= 20
     quad = np.array(match.local["quad"])
     expected = np.array(
         [
@@ -95,12 +96,12 @@ def test_unrelated_scenes_get_no_local_evidence(screener: Screener) -> None:
 
 
 def test_older_catalogs_are_backfilled_at_start(tmp_path: Path) -> None:
-    settings = dict(data_dir=tmp_path, signals=["phash", "pdq"])
-    with Screener(Settings(**settings, local_features=False)) as old:
+    signals = ["phash", "pdq"]
+    with Screener(Settings(data_dir=tmp_path, signals=signals, local_features=False)) as old:
         assert old.local is None
         old.registry.register("w", [png(WORKS["art-0"])])
         assert "local" not in old.signals.missing
-    with Screener(Settings(**settings)) as new:
+    with Screener(Settings(data_dir=tmp_path, signals=signals)) as new:
         assert new.local is not None
         assert new.catalog.local_features_of_works(["w"], new.local.spec_id)
         crop = WORKS["art-0"].crop((0, 0, 250, 288))
