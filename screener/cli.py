@@ -29,6 +29,7 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from screener import background as background_mod
 from screener import policy as policy_mod
 from screener.audit import Anchor, AuditLog
 from screener.catalog import make_engine
@@ -47,6 +48,11 @@ index_app = typer.Typer(help="Rebuild and verify the vector indexes.", no_args_i
 policy_app = typer.Typer(help="Show and validate policy files.", no_args_is_help=True)
 app.add_typer(works_app, name="works")
 app.add_typer(index_app, name="index")
+background_app = typer.Typer(
+    help="The background bank of generic images that normalises SSCD scores.",
+    no_args_is_help=True,
+)
+app.add_typer(background_app, name="background")
 app.add_typer(policy_app, name="policy")
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
@@ -401,6 +407,81 @@ def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.3f}"
+
+
+# background -------------------------------------------------------------------------------------
+
+# A bank image this close (SSCD cosine; the default policy gives full SSCD evidence from
+# 0.7) to a registered reference is a copy of a work, not a generic image: left out.
+REGISTERED_COSINE = 0.7
+
+
+@background_app.command("build")
+def background_build(
+    folders: Annotated[list[Path], typer.Argument(help="folders (or files) of generic images")],
+    limit: Annotated[
+        int, typer.Option(min=1, help="use at most this many images (sorted by path)")
+    ] = 5000,
+    data_dir: DataDir = None,
+) -> None:
+    """Build (or refresh) the background bank from generic images: pictures of the kinds
+    the platform generates, never the registered works (images matching one are left
+    out). The new bank replaces the old one only when complete."""
+    files = _images_in(folders)[:limit]
+    if not files:
+        _fail(InputError("no image files found in the given paths"))
+    with _open(data_dir) as screener:
+        sscd = screener.signals.available.get("sscd")
+        if sscd is None:
+            _fail(ConfigurationError("the background bank normalises SSCD, which is not in use"))
+
+        def is_registered(vector: Any) -> bool:
+            found = screener.indexes.search("sscd", vector[None, :], k=1, radius=None)
+            return bool(len(found.scores[0]) and found.scores[0][0] >= REGISTERED_COSINE)
+
+        with progress_bar() as progress:
+            task = progress.add_task("fingerprinting", total=len(files))
+            report = _guard(
+                lambda: background_mod.build(
+                    files,
+                    sscd,
+                    screener.background_dir,
+                    source=", ".join(str(f) for f in folders),
+                    limits=screener.limits,
+                    work_size=screener.settings.work_size,
+                    is_registered=is_registered,
+                    progress=lambda n: progress.advance(task, n),
+                )
+            )
+        screener.reload_background()
+        version = screener.index_version()
+    for line in report.unreadable:
+        err.print(f"skipped {line}", highlight=False, markup=False)
+    out.print(
+        f"background bank: {report.count} images ({report.registered} left out as copies of "
+        f"registered works, {len(report.unreadable)} unreadable) in {report.folder}; "
+        f"index version now {version}",
+        highlight=False,
+    )
+
+
+@background_app.command("show")
+def background_show(data_dir: DataDir = None) -> None:
+    """Say which background bank is in use."""
+    with _open(data_dir) as screener:
+        bank = screener.background
+        if bank is None:
+            out.print(
+                "no background bank: sscd_norm_cosine is not computed "
+                "(build one with `screener background build DIR`)"
+            )
+            return
+        out.print(
+            f"{bank.count} images, {bank.spec_id}, sha256 {bank.digest[:12]}, built "
+            f"{bank.built_at} from {bank.source}",
+            highlight=False,
+            markup=False,
+        )
 
 
 # index ------------------------------------------------------------------------------------------

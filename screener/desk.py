@@ -1053,7 +1053,7 @@ class Desk:
         return {
             "counts": counts,
             "index_sizes": screener.indexes.sizes(),
-            "index_version": screener.indexes.version(),
+            "index_version": screener.index_version(),
             "models": dict(screener.signals.specs),
             "signals_missing": dict(screener.signals.missing),
             "policy_version": screener.policy.version,

@@ -30,6 +30,7 @@ IMAGE_EVIDENCE = (
     "sscd_region_cosine",
     "clip_region_cosine",
     "local_inliers",
+    "sscd_norm_cosine",
 )
 PROMPT_EVIDENCE = ("prompt_keyword", "prompt_clip_cosine")
 EVIDENCE = IMAGE_EVIDENCE + PROMPT_EVIDENCE
@@ -80,6 +81,8 @@ class Matching:
     max_matches: int = 5
     # Candidate works (best first by their global signals) verified with local features.
     verify_top: int = 20
+    # The background neighbour whose similarity normalises SSCD (``sscd_norm_cosine``).
+    background_k: int = 10
 
     def __post_init__(self) -> None:
         if self.neighbours < 1 or self.max_matches < 1:

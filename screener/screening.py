@@ -24,6 +24,7 @@ from PIL import Image
 
 import index as vindex
 from models import Fingerprinter, ModelUnavailable
+from screener import background as background_mod
 from screener import explain as explain_mod
 from screener import fusion
 from screener import policy as policy_mod
@@ -68,6 +69,7 @@ from screener.signals import (
 from screener.verdict import Match, RegionPair, Verdict
 
 ImageInput = Path | str | bytes | DecodedImage
+NORM_SIGNAL = "sscd_norm_cosine"
 log = logging.getLogger(__name__)
 
 _WORK_ID = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,200}$")
@@ -140,12 +142,32 @@ class Screener:
             except ModelUnavailable as exc:
                 self.signals.missing["local"] = str(exc)
                 log.warning("local-feature verification is NOT in use: %s", exc)
+        self.background: background_mod.Bank | None = None
+        self.reload_background()
         self._lock = threading.RLock()
         with self._lock:
             self.indexes.open()
             if self.local is not None:
                 self.local.backfill(self.catalog, self.limits, self.settings.work_size, _over_black)
         self.registry = Registry(self)
+
+    @property
+    def background_dir(self) -> Path:
+        return self.settings.data_dir / "background"
+
+    def reload_background(self) -> None:
+        """(Re)load the background bank that normalises SSCD, if one was built."""
+        sscd = self.signals.available.get("sscd")
+        self.background = (
+            None if sscd is None else background_mod.load(self.background_dir, sscd.spec_id)
+        )
+
+    def index_version(self) -> str:
+        """The catalog state the indexes reflect, and the background bank in use."""
+        version = self.indexes.version()
+        if self.background is not None:
+            version += f"+bg-{self.background.digest[:12]}"
+        return version
 
     @classmethod
     def open(cls, data_dir: Path | str | None = None, **settings: Any) -> Screener:
@@ -272,7 +294,14 @@ class Screener:
         clock.lap("score")
         local = self._verify(decoded, candidates, item.include_works)
         clock.lap("verify")
-        matches = self._matches(candidates, prompt_works, item.prompt, item.platform, local=local)
+        matches = self._matches(
+            candidates,
+            prompt_works,
+            item.prompt,
+            item.platform,
+            local=local,
+            background=self._background_similarity(by_signal),
+        )
         verdict = self._verdict(decoded, matches, prompt_info, clock)
         return Analysis(verdict, tuple(matches), tuple(query), local)
 
@@ -351,16 +380,31 @@ class Screener:
             for signal, fingerprinter in self.signals.available.items()
         }
         works = self.catalog.works([work_id])
-        return [
-            self._matches(
-                self._score(self._usable(list(query)), [work_id], stored),
-                {},
-                None,
-                platform,
-                works,
+        results = []
+        for query, platform in queries:
+            by_signal = self._usable(list(query))
+            results.append(
+                self._matches(
+                    self._score(by_signal, [work_id], stored),
+                    {},
+                    None,
+                    platform,
+                    works,
+                    background=self._background_similarity(by_signal),
+                )
             )
-            for query, platform in queries
-        ]
+        return results
+
+    def _background_similarity(self, by_signal: dict[str, list[RegionFingerprint]]) -> float | None:
+        """The whole query's SSCD cosine to its k-th nearest background image."""
+        if self.background is None:
+            return None
+        whole = [f for f in by_signal.get("sscd", ()) if f.region == WHOLE]
+        if not whole:
+            return None
+        vector = np.asarray(whole[0].fingerprint.vector, dtype=np.float32)[None, :]
+        k = self.policy.matching.background_k
+        return float(self.background.kth_similarity(vector, k)[0])
 
     def _usable(self, query: list[RegionFingerprint]) -> dict[str, list[RegionFingerprint]]:
         """Query fingerprints grouped by signal, low-quality PDQ hashes left out."""
@@ -489,6 +533,7 @@ class Screener:
         platform: str | None = None,
         works: dict[str, Work] | None = None,
         local: dict[str, LocalMatch] | None = None,
+        background: float | None = None,
     ) -> list[Match]:
         matches = []
         if works is None:
@@ -504,7 +549,12 @@ class Screener:
             }
             if self.local is not None:
                 values[LOCAL_SIGNAL] = None
+            if self.background is not None:
+                values[NORM_SIGNAL] = None
             values.update(candidate.values())
+            raw = values.get(EVIDENCE_NAME["sscd"])
+            if background is not None and raw is not None:
+                values[NORM_SIGNAL] = round(raw - background, 6)
             if prompt:
                 values["prompt_keyword"] = 1.0 if work_id in prompt_works else 0.0
             bands = self._bands(work)
@@ -560,7 +610,7 @@ class Screener:
             near_misses=tuple(others[: min(3, limit)]),
             thresholds={"review": self.policy.bands.review, "block": self.policy.bands.block},
             policy_version=self.policy.version,
-            index_version=self.indexes.version(),
+            index_version=self.index_version(),
             models=self.signals.specs,
             signals_used=tuple(self.signals.names),
             signals_missing=dict(self.signals.missing),

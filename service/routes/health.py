@@ -32,7 +32,7 @@ def readyz(rt: TheRuntime) -> Any:
                 "signals": screener.signals.names,
                 "signals_missing": screener.signals.missing,
                 "policy": screener.policy.version,
-                "index": screener.indexes.version(),
+                "index": screener.index_version(),
                 "batching": rt.settings.batching,
             },
         )

@@ -1,0 +1,107 @@
+"""The background bank: built from generic images (never copies of registered works),
+normalising SSCD in every verdict, named in the index version, refused when damaged."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from screener import Screener, Settings
+from screener.background import MIN_IMAGES, VECTORS
+from screener.cli import app
+from screener.errors import ConfigurationError
+from screener.samples import drawing, scene
+
+pytestmark = [pytest.mark.slow, pytest.mark.sscd]
+ENV = {"SCREENER_SIGNALS": "phash,pdq,sscd"}
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_build_normalises_sscd_and_names_the_bank(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    work = scene(5)
+    with Screener(Settings(data_dir=data, signals=["phash", "pdq", "sscd"])) as screener:
+        screener.registry.register("hero", [png(work)])
+        before = screener.check(png(work))
+        assert "sscd_norm_cosine" not in before.matches[0].signals
+    generic = tmp_path / "generic"
+    generic.mkdir()
+    for k in range(MIN_IMAGES + 4):
+        image = drawing(500 + k) if k % 2 else scene(500 + k)
+        image.save(generic / f"g{k:02d}.png")
+    work.save(generic / "copy-of-hero.png")  # must be left out
+    (generic / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+
+    runner = CliRunner()
+    built = runner.invoke(
+        app, ["background", "build", str(generic), "--data-dir", str(data)], env=ENV
+    )
+    assert built.exit_code == 0, built.output
+    said = " ".join(built.output.split())  # rich wraps long lines
+    assert f"{MIN_IMAGES + 4} images (1 left out" in said
+    assert "broken.png" in built.output
+
+    shown = runner.invoke(app, ["background", "show", "--data-dir", str(data)], env=ENV)
+    assert shown.exit_code == 0 and f"{MIN_IMAGES + 4} images" in " ".join(shown.output.split())
+
+    with Screener(Settings(data_dir=data, signals=["phash", "pdq", "sscd"])) as screener:
+        bank = screener.background
+        assert bank is not None and bank.count == MIN_IMAGES + 4
+        verdict = screener.check(png(work))
+        assert verdict.index_version.endswith(f"+bg-{bank.digest[:12]}")
+        values = verdict.matches[0].signals
+        raw, norm = values["sscd_cosine"], values["sscd_norm_cosine"]
+        assert raw is not None and norm is not None
+        whole = np.asarray(
+            next(
+                f.fingerprint.vector
+                for f in screener.signals.fingerprint(
+                    screener.decode(png(work)).image, dihedral=False
+                )
+                if f.signal == "sscd" and f.region == "whole"
+            ),
+            dtype=np.float32,
+        )
+        kth = np.sort(bank.vectors @ whole)[::-1][screener.policy.matching.background_k - 1]
+        assert abs((raw - norm) - float(kth)) < 1e-3
+
+
+def test_a_damaged_or_tiny_bank_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    generic = tmp_path / "generic"
+    generic.mkdir()
+    for k in range(5):
+        scene(600 + k).save(generic / f"g{k}.png")
+    runner = CliRunner()
+    tiny = runner.invoke(
+        app, ["background", "build", str(generic), "--data-dir", str(data)], env=ENV
+    )
+    assert tiny.exit_code != 0 and f"at least {MIN_IMAGES}" in " ".join(tiny.output.split())
+    assert not (data / "background" / VECTORS).exists()  # nothing half-written
+
+    for k in range(5, MIN_IMAGES + 1):
+        scene(600 + k).save(generic / f"g{k}.png")
+    assert (
+        runner.invoke(
+            app, ["background", "build", str(generic), "--data-dir", str(data)], env=ENV
+        ).exit_code
+        == 0
+    )
+    vectors = data / "background" / VECTORS
+    raw = bytearray(vectors.read_bytes())
+    raw[-7] ^= 0xFF
+    vectors.write_bytes(bytes(raw))
+    with pytest.raises(ConfigurationError, match="damaged"):
+        Screener(Settings(data_dir=data, signals=["phash", "pdq", "sscd"]))
+    shown = runner.invoke(app, ["background", "show", "--data-dir", str(data)], env=ENV)
+    assert shown.exit_code != 0 and "screener background build" in " ".join(shown.output.split())
