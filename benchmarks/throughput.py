@@ -32,7 +32,7 @@ from screener.screening import Screener
 from screener.settings import Settings
 
 DEFAULT_OUT = Path("benchmarks/results/throughput")
-STAGES = ("decode", "fingerprint", "search", "score")
+STAGES = ("decode", "fingerprint", "search", "score", "verify", "verdict")
 
 
 def _images(count: int, seed: int, size: tuple[int, int] = (512, 384)) -> list[Image.Image]:
@@ -111,11 +111,22 @@ def _pad(screener: Screener, references: int, seed: int, structure: str) -> dict
 
 
 def checks(
-    count: int, works: int, seed: int, regions: bool, pad: int, structure: str
+    count: int,
+    works: int,
+    seed: int,
+    regions: bool,
+    pad: int,
+    structure: str,
+    local: bool = True,
 ) -> dict[str, Any]:
     """Time the stages of real checks (copies and unrelated images, half each)."""
     with tempfile.TemporaryDirectory(prefix="screener-throughput-") as scratch:
-        settings = Settings(data_dir=Path(scratch), regions=regions, index_structure=structure)
+        settings = Settings(
+            data_dir=Path(scratch),
+            regions=regions,
+            index_structure=structure,
+            local_features=local,
+        )
         with Screener(settings) as screener:
             originals = _images(works, seed + 1)
             for i, image in enumerate(originals):
@@ -138,6 +149,7 @@ def checks(
     return {
         "checks": count,
         "regions": regions,
+        "local_features": local,
         "index_sizes": sizes,
         "index_kinds": kinds,
         "checks_per_s": round(count / total, 3),
@@ -145,6 +157,21 @@ def checks(
         "p99_ms": round(percentile_ms(laps["total"], 99), 2),
         "stage_share": {s: round(float(np.sum(laps[s])) / total, 4) for s in STAGES},
         "stage_p50_ms": {s: round(percentile_ms(laps[s], 50), 2) for s in STAGES},
+    }
+
+
+def _local_cost(on: dict[str, Any], off: dict[str, Any]) -> dict[str, Any]:
+    """Local verification's share of a check, and the whole check against the global
+    fingerprinting stage alone (the cost target of local features)."""
+    fingerprint = on["stage_share"]["fingerprint"]
+    ratio = round(1.0 / fingerprint, 3) if fingerprint else None
+    return {
+        "verify_share": on["stage_share"]["verify"],
+        "check_over_fingerprinting": ratio,
+        "with_over_without_local_p50": round(on["p50_ms"] / off["p50_ms"], 3)
+        if off["p50_ms"]
+        else None,
+        "pass": ratio is not None and ratio <= 2.0,
     }
 
 
@@ -179,6 +206,7 @@ def run(
     report["checks"] = {
         "regions_on": checks(checks_count, works, seed, True, pad, structure),
         "regions_off": checks(checks_count, works, seed, False, pad, structure),
+        "local_off": checks(checks_count, works, seed, True, pad, structure, local=False),
     }
     on, off = report["checks"]["regions_on"], report["checks"]["regions_off"]
     sscd = report["fingerprinting"].get("sscd", {})
@@ -195,6 +223,7 @@ def run(
             "index_sizes": on["index_sizes"],
         },
         "regions_cost_ratio": round(on["p50_ms"] / off["p50_ms"], 3) if off["p50_ms"] else None,
+        "check_at_most_2x_global_fingerprinting": _local_cost(on, report["checks"]["local_off"]),
     }
     write_json(out / "throughput.json", report)
     _plot(report, out / "throughput.png")
