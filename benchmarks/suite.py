@@ -20,11 +20,15 @@ import models
 from benchmarks.transforms import TRANSFORMS
 from models import Fingerprinter
 from models.hashes import PDQ, PHash
+from models.local import LocalFeatures, SiftExtractor, verify
 from screener.candidates import hamming
 from screener.decode import DecodedImage, Limits, decode_file
 from screener.errors import DecodeError
 
 UNTOUCHED = "untouched"
+# Inliers that make two source images share artwork (chance agreement stays below 10 on
+# unrelated clip art).
+SHARED_INLIERS = 15
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
@@ -69,7 +73,9 @@ def _distinct(
     clock inside a calendar. Such pairs are copies in every sense that matters here, so a
     "distractor" made from one would be a mislabelled copy. An image is skipped when its
     PDQ is within ``min_bits``, its pHash within 12 bits, or its SSCD cosine above
-    ``max_cosine`` of one already chosen.
+    ``max_cosine`` of one already chosen, or when local features verify a part of it
+    inside one already chosen (``SHARED_INLIERS`` or more RANSAC inliers: the same globe
+    on a folder and on a network icon), which whole-image signals cannot see.
     """
     pdq, phash = PDQ(), PHash()
     sscd: Fingerprinter | None
@@ -77,6 +83,11 @@ def _distinct(
         sscd = models.create("sscd")
     except models.ModelUnavailable:
         sscd = None
+    try:
+        sift: SiftExtractor | None = SiftExtractor()
+    except models.ModelUnavailable:
+        sift = None
+    local: list[LocalFeatures] = []
     chosen: list[tuple[Path, Image.Image]] = []
     hashes: list[np.ndarray] = []
     phashes: list[np.ndarray] = []
@@ -103,6 +114,16 @@ def _distinct(
             embedding = sscd.fingerprint([flat])[0].vector
             if embeddings and float((np.stack(embeddings) @ embedding).max()) > max_cosine:
                 continue
+        if sift is not None:
+            features = sift.extract(flat)
+            if any(
+                max(verify(features, other).inliers, verify(other, features).inliers)
+                >= SHARED_INLIERS
+                for other in local
+            ):
+                continue
+            local.append(features)
+        if sscd is not None:
             embeddings.append(embedding)
         hashes.append(fp.vector)
         phashes.append(short)
