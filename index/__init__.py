@@ -28,6 +28,8 @@ from index.base import (
 )
 from index.faiss_binary import FaissBinaryIndex
 from index.faiss_dense import FaissDenseIndex
+from index.milvus import MilvusIndex, MilvusUnavailable
+from index.milvus import restore as _restore_milvus
 from index.numpy_ref import NumpyIndex
 
 __all__ = [
@@ -40,6 +42,8 @@ __all__ = [
     "IndexSpecMismatch",
     "Manifest",
     "Metric",
+    "MilvusIndex",
+    "MilvusUnavailable",
     "Neighbours",
     "NumpyIndex",
     "VectorIndex",
@@ -105,8 +109,16 @@ def create(
     ``"IVF16,Flat"``, ``"BFlat"``, ``"BMIH16"``, ...) or ``"auto"``. ``params`` are the
     structure's tuning keywords (``ef_search``, ``nprobe``, ``train_min``, ``max_flips``...).
     ``"auto"`` picks by ``expected_size`` (see `choose_structure`).
+
+    ``"milvus"`` or ``"milvus:<type>"`` (``FLAT``, ``HNSW``, ``IVF_FLAT``, ``BIN_FLAT``,
+    ``BIN_IVF_FLAT``) is a Milvus collection; ``params`` then also take ``uri`` (required),
+    ``collection`` (attached to when it exists), ``token`` and ``consistency`` (see
+    :class:`MilvusIndex`).
     """
     check_spec(spec)
+    if structure == "milvus" or structure.startswith("milvus:"):
+        milvus_structure = structure.partition(":")[2] or "auto"
+        return MilvusIndex(spec, milvus_structure, expected_size=expected_size, **params)
     if structure == "auto":
         structure = choose_structure(spec.metric, expected_size)
     if structure == "numpy":
@@ -118,8 +130,10 @@ def create(
     return FaissBinaryIndex(spec, structure, **params)
 
 
-def load(path: Path, spec: IndexSpec) -> tuple[VectorIndex, Manifest]:
+def load(path: Path, spec: IndexSpec, **options: Any) -> tuple[VectorIndex, Manifest]:
     """Reopen the index saved at ``path``, which must have been made for ``spec``.
+
+    A Milvus index is reattached to its collection (``options`` may carry its ``token``).
 
     Raises ``IndexSpecMismatch`` if the manifest names another spec, and ``IndexCorrupt``
     if either file is missing, malformed, or the index bytes fail the manifest's checksum.
@@ -132,7 +146,7 @@ def load(path: Path, spec: IndexSpec) -> tuple[VectorIndex, Manifest]:
         )
     arrays = read_index_arrays(path, manifest)
     try:
-        index = _restore(manifest, arrays)
+        index = _restore(manifest, arrays, options)
     except (TypeError, ValueError, RuntimeError, KeyError) as e:
         raise IndexCorrupt(f"index {path} ({manifest.kind}) cannot be restored: {e}") from e
     if len(index) != manifest.count:
@@ -142,8 +156,10 @@ def load(path: Path, spec: IndexSpec) -> tuple[VectorIndex, Manifest]:
     return index, manifest
 
 
-def _restore(manifest: Manifest, arrays: dict[str, Any]) -> VectorIndex:
+def _restore(manifest: Manifest, arrays: dict[str, Any], options: dict[str, Any]) -> VectorIndex:
     spec, kind = manifest.spec, manifest.kind
+    if kind.startswith("milvus:"):
+        return _restore_milvus(manifest, arrays, **options)
     if kind == "numpy":
         return NumpyIndex.from_arrays(spec, arrays)
     if not kind.startswith("faiss:"):

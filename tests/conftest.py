@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from screener import Screener, Settings
+from tests.milvus import MilvusStartError, MilvusTestServer, MilvusUnavailable
 from tests.postgres import PostgresServer, PostgresUnavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +66,29 @@ def postgres() -> Iterator[PostgresServer]:
 def postgres_url(postgres: PostgresServer) -> str:
     """The SQLAlchemy URL of a fresh, empty database on the session's server."""
     return postgres.create_database()
+
+
+@pytest.fixture(scope="session")
+def milvus() -> Iterator[MilvusTestServer]:
+    """A real Milvus standalone server on loopback for the session (tests/milvus.py).
+
+    Skips, saying why, when the ``milvus`` wheel is missing or its server cannot start
+    here; in CI either fails.
+    """
+    try:
+        server = MilvusTestServer()
+        server.start()
+    except (MilvusUnavailable, MilvusStartError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs Milvus: {exc}")
+        pytest.skip(f"Milvus is not available here: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(milvus: MilvusTestServer) -> str:
+    """The URI of the session's Milvus server (collections are named per test)."""
+    return milvus.uri
