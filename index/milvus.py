@@ -150,7 +150,7 @@ def connect(uri: str, token: str | None = None, db_name: str = "default") -> str
         alias = f"screener-{len(_aliases)}-{uuid.uuid4().hex[:8]}"
         pm = _pymilvus()
         try:
-            pm.connections.connect(alias, uri=uri, token=token or "", db_name=db_name, timeout=30)
+            pm.connections.connect(alias, uri=uri, token=token or "", db_name=db_name, timeout=10)
         except Exception as exc:
             raise MilvusUnavailable(f"cannot connect to Milvus at {uri}: {exc}") from exc
         _aliases[key] = alias
@@ -510,8 +510,15 @@ class MilvusIndex:
     # -- maintenance --------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Seal the growing segments so that Milvus builds their index now."""
+        """Seal the growing segments and wait until Milvus has indexed them."""
+        pm = _pymilvus()
         _call("flush", self._collection.flush)
+        _call(
+            "wait_for_index_building_complete",
+            pm.utility.wait_for_index_building_complete,
+            self._name,
+            using=self._alias,
+        )
 
     def clear(self) -> None:
         """Delete every row (the collection, its index and its high-water mark stay)."""

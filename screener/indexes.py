@@ -4,11 +4,24 @@ An index file records the catalog log position it reflects (its high-water mark)
 open, each index is loaded and catches up by replaying the log after that mark; an index
 that is missing, corrupt or made by another spec is rebuilt from the catalog. Indexes are
 caches: deleting the folder loses nothing.
+
+With the Milvus backend (``structure`` is then the ``milvus{...}`` descriptor that
+:class:`screener.settings.Settings` makes) each signal's index is a collection that
+several service instances share. The catalog stays the truth and each instance keeps
+replaying its log, so replay into the shared collection is idempotent: adds are upserts
+by fingerprint id, done only for ids the collection lacks (a ``Strong`` read, which also
+makes every write acknowledged before it visible to this instance's searches), and
+removals delete by id. An upsert that raced a removal committed elsewhere is undone by
+checking the catalog again afterwards. The collection's own high-water mark (kept in
+Milvus, raised by :meth:`IndexSet.save`, never lowered) is where a starting instance
+begins its replay; a count that still disagrees with the catalog after the replay (a
+writer that died between its commit and its upsert) is repaired by comparing ids.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +35,7 @@ import index as vindex
 from index import IndexSpec, Neighbours, VectorIndex
 from models import Fingerprinter
 from screener.catalog import Catalog
+from screener.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +52,34 @@ def decode_vectors(spec: IndexSpec, blobs: list[bytes]) -> npt.NDArray[Any]:
     if spec.metric == "hamming":
         return np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), spec.dim // 8)
     return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), spec.dim)
+
+
+@dataclass(frozen=True)
+class MilvusTarget:
+    """Where the Milvus backend's collections live, read from a ``milvus{...}`` structure."""
+
+    uri: str
+    token: str | None
+    prefix: str
+    consistency: str
+    structure: str
+
+    @classmethod
+    def parse(cls, structure: str) -> MilvusTarget | None:
+        """The target a ``milvus{...}`` descriptor names, or None for any other structure."""
+        if not structure.startswith("milvus{"):
+            return None
+        try:
+            doc = json.loads(structure.removeprefix("milvus"))
+            return cls(
+                str(doc["uri"]),
+                doc.get("token"),
+                str(doc["prefix"]),
+                str(doc["consistency"]),
+                str(doc["structure"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(f"bad milvus index descriptor: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -70,6 +112,7 @@ class IndexSet:
         self.directory = directory
         self.structure = structure
         self.specs = {name: spec_of(f) for name, f in fingerprinters.items()}
+        self.milvus = MilvusTarget.parse(structure)
         self.indexes: dict[str, VectorIndex] = {}
         self.marks: dict[str, int] = {}
         self._dirty: set[str] = set()
@@ -78,14 +121,41 @@ class IndexSet:
         digest = hashlib.sha256(self.specs[signal].spec_id.encode()).hexdigest()[:10]
         return self.directory / f"{signal}-{digest}.index"
 
+    def collection(self, signal: str) -> str:
+        """The Milvus collection of ``signal`` (its spec digest keeps specs apart)."""
+        assert self.milvus is not None
+        digest = hashlib.sha256(self.specs[signal].spec_id.encode()).hexdigest()[:10]
+        return f"{self.milvus.prefix}_{signal}_{digest}"
+
     def _fresh(self, signal: str) -> VectorIndex:
         spec = self.specs[signal]
         expected = len(self.catalog.fingerprint_ids(signal, spec.spec_id))
+        if self.milvus is not None:
+            return self._attach(signal, expected)
         return vindex.create(spec, self.structure, expected_size=expected)
+
+    def _attach(self, signal: str, expected: int) -> vindex.MilvusIndex:
+        """The shared collection of ``signal``, made if it does not exist yet."""
+        target = self.milvus
+        assert target is not None
+        try:
+            return vindex.MilvusIndex(
+                self.specs[signal],
+                target.structure,
+                uri=target.uri,
+                token=target.token,
+                collection=self.collection(signal),
+                consistency=target.consistency,
+                expected_size=expected,
+            )
+        except vindex.IndexError_ as exc:
+            raise ConfigurationError(f"milvus index for {signal}: {exc}") from exc
 
     def open(self) -> int:
         """Load every index and replay the catalog log; returns log entries applied."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        if self.milvus is not None:
+            return self._open_shared()
         applied = 0
         for signal, spec in self.specs.items():
             path = self.path(signal)
@@ -102,6 +172,63 @@ class IndexSet:
             applied += self.catch_up(signal)
         return applied
 
+    def _open_shared(self) -> int:
+        applied = 0
+        for signal, spec in self.specs.items():
+            expected = len(self.catalog.fingerprint_ids(signal, spec.spec_id))
+            index = self._attach(signal, expected)
+            self.indexes[signal], self.marks[signal] = index, index.high_water
+            applied += self.catch_up(signal)
+            if len(index) != len(self.catalog.fingerprint_ids(signal, spec.spec_id)):
+                log.warning("milvus %s disagrees with the catalog; repairing", index.collection)
+                self._reconcile(signal)
+        return applied
+
+    def _reconcile(self, signal: str, progress: Progress | None = None) -> int:
+        """Make a shared index hold exactly the catalog's fingerprints; returns its size.
+
+        The index's ids are read first: writers commit to the catalog before the index,
+        so an id the index has and the catalog lacks was removed, never not yet added.
+        """
+        index, spec = self.indexes[signal], self.specs[signal]
+        have = set(index.ids().tolist())
+        want: set[int] = set()
+        for batch in self.catalog.iter_fingerprints(signal, spec.spec_id):
+            want.update(i for i, _ in batch)
+            new = [(i, v) for i, v in batch if i not in have]
+            if new:
+                index.add(
+                    np.asarray([i for i, _ in new], dtype=np.int64),
+                    decode_vectors(spec, [v for _, v in new]),
+                )
+            if progress:
+                progress(len(batch))
+        extra = have - want
+        if extra:
+            index.remove(np.asarray(sorted(extra), dtype=np.int64))
+        return len(want)
+
+    def _replay_shared(
+        self, name: str, index: vindex.MilvusIndex, gone: list[int], wanted: list[int]
+    ) -> None:
+        """Apply removals and additions to a shared index, idempotently."""
+        if gone:
+            index.remove(np.asarray(gone, dtype=np.int64))
+        stored = self.catalog.fingerprints_by_id(wanted)
+        if not stored:
+            return
+        held = set(index.present(np.asarray([f.id for f in stored], dtype=np.int64)).tolist())
+        new = [f for f in stored if f.id not in held]
+        if not new:
+            return
+        ids = np.asarray([f.id for f in new], dtype=np.int64)
+        index.add(ids, decode_vectors(self.specs[name], [f.vector for f in new]))
+        # A removal committed elsewhere after our read would be undone by that upsert.
+        still = self.catalog.owners(ids.tolist())
+        stale = [int(i) for i in ids if int(i) not in still]
+        if stale:
+            index.remove(np.asarray(stale, dtype=np.int64))
+
     def catch_up(self, signal: str | None = None) -> int:
         """Apply catalog log entries newer than each index's mark."""
         applied = 0
@@ -114,6 +241,14 @@ class IndexSet:
             for entry in entries:  # the last operation on an id wins
                 final[entry.fingerprint_id] = entry.op
             gone = [fid for fid, op in final.items() if op == "remove"]
+            wanted = [fid for fid, op in final.items() if op == "add"]
+            index = self.indexes[name]
+            if isinstance(index, vindex.MilvusIndex):
+                self._replay_shared(name, index, gone, wanted)
+                self.marks[name] = entries[-1].seq
+                self._dirty.add(name)
+                applied += len(entries)
+                continue
             if gone:
                 self.indexes[name].remove(np.asarray(gone, dtype=np.int64))
             wanted = [fid for fid, op in final.items() if op == "add"]
@@ -132,6 +267,16 @@ class IndexSet:
         """Build one index afresh from the catalog; returns its size."""
         spec = self.specs[signal]
         mark = self.catalog.high_water()
+        if self.milvus is not None:
+            # A shared collection is repaired in place: other instances keep searching it.
+            if signal not in self.indexes:
+                self.indexes[signal] = self._fresh(signal)
+            size = self._reconcile(signal, progress)
+            self.marks[signal] = mark
+            self.catch_up(signal)
+            self._dirty.add(signal)
+            self.save()
+            return size
         fresh = self._fresh(signal)
         for batch in self.catalog.iter_fingerprints(signal, spec.spec_id):
             fresh.add(

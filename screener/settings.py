@@ -6,10 +6,11 @@ made here.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SIGNALS = ("phash", "pdq", "sscd", "clip")
@@ -58,6 +59,21 @@ class Settings(BaseSettings):
     index_threads: int = Field(
         default=1, ge=0, description="FAISS threads per search (0: one per core)"
     )
+    index_backend: Literal["faiss", "milvus"] = Field(
+        default="faiss",
+        description="'faiss': index files in data_dir; 'milvus': collections on a Milvus "
+        "server that several instances share",
+    )
+    milvus_uri: str | None = Field(default=None, description="e.g. http://127.0.0.1:19530")
+    milvus_token: str | None = Field(default=None, description="'user:password' or an API key")
+    milvus_collection_prefix: str = Field(
+        default="screener",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description="collections are named <prefix>_<signal>_<spec digest>",
+    )
+    milvus_consistency: Literal["Session", "Bounded", "Strong"] = Field(
+        default="Session", description="consistency level of searches (see docs/deploy.md)"
+    )
 
     max_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     max_pixels: int = Field(default=50_000_000, ge=1)
@@ -76,6 +92,31 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown signal(s) {unknown}; known: {sorted(IMAGE_SIGNALS)}")
         return value
+
+    @model_validator(mode="after")
+    def _milvus_target(self) -> Settings:
+        """With the Milvus backend, ``index_structure`` carries the whole target (a
+        ``milvus`` descriptor that ``screener.indexes`` reads), so that the one value the
+        screener hands its indexes says where and how they live."""
+        if self.index_backend != "milvus" or self.index_structure.startswith("milvus"):
+            return self
+        if not self.milvus_uri:
+            raise ValueError("SCREENER_INDEX_BACKEND=milvus needs SCREENER_MILVUS_URI")
+        milvus_types = ("auto", "FLAT", "HNSW", "IVF_FLAT", "BIN_FLAT", "BIN_IVF_FLAT")
+        if self.index_structure not in milvus_types:
+            raise ValueError(
+                f"index_structure {self.index_structure!r} is not a Milvus structure; "
+                f"use one of {list(milvus_types)}"
+            )
+        target = {
+            "uri": self.milvus_uri,
+            "token": self.milvus_token,
+            "prefix": self.milvus_collection_prefix,
+            "consistency": self.milvus_consistency,
+            "structure": self.index_structure,
+        }
+        self.index_structure = "milvus" + json.dumps(target, sort_keys=True)
+        return self
 
     @property
     def resolved_database_url(self) -> str:
