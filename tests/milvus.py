@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -28,6 +30,21 @@ class MilvusUnavailable(RuntimeError):
 
 class MilvusStartError(RuntimeError):
     """The server was there but did not start (the message holds its log's tail)."""
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """``os.environ`` with ``values`` set while the wheel copies it for the server."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _free_port() -> int:
@@ -88,9 +105,12 @@ class MilvusTestServer:
             server = self._module.MilvusServer(wait_for_started=False)
             server.set_base_dir(str(self._base))
             server.listen_port = _free_port()
+            etcd_port = _free_port()
+            server.config.set("etcd_port", etcd_port)
             self._server = server
             try:
-                server.start()
+                with _environment(ETCD_CONFIG_PATH=str(self._etcd_config(etcd_port))):
+                    server.start()
                 server.wait_started(timeout=START_TIMEOUT_S * 1000)
             except (OSError, RuntimeError, TimeoutError) as exc:
                 # Another process may have taken one of the ports the wheel chose.
@@ -101,6 +121,21 @@ class MilvusTestServer:
                 continue
             self.port = int(server.listen_port)
             return
+
+    def _etcd_config(self, client_port: int) -> Path:
+        """The embedded etcd's own settings: the wheel leaves its peer port at etcd's
+        default 2380, so a second server on the machine (another test run) would fail."""
+        client = f"http://127.0.0.1:{client_port}"
+        peer = f"http://127.0.0.1:{_free_port()}"
+        path = self.base / "embed-etcd.yaml"
+        path.write_text(
+            f"listen-client-urls: {client}\n"
+            f"advertise-client-urls: {client}\n"
+            f"listen-peer-urls: {peer}\n"
+            f"initial-advertise-peer-urls: {peer}\n"
+            f"initial-cluster: default={peer}\n"
+        )
+        return path
 
     def stop(self) -> None:
         """Stop the server (if it runs) and delete its directory. Safe to call at any time."""
