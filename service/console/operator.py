@@ -95,6 +95,10 @@ def quad(points: object, size: object) -> tuple[dict[str, str], dict[str, str]] 
     )
 
 
+def _named(region: object) -> str | None:
+    return f"region {region}" if isinstance(region, str) else None
+
+
 def match_views(verdict: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]:
     """The matches of a verdict with the outlines to draw on both pictures: the verified
     quad of local features where there is one (the whole reference maps to it), else the
@@ -113,8 +117,8 @@ def match_views(verdict: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]
                     "reference_id": local.get("reference_id"),
                     "query_box": outlines[0],
                     "reference_box": outlines[1],
-                    "query_region": f"verified by {local.get('inliers')} local features",
-                    "reference_region": "the part copied",
+                    "query_region": f"outlined: {local.get('inliers')} local features agree",
+                    "reference_region": "outlined: the part copied",
                 }
             )
             continue
@@ -124,8 +128,8 @@ def match_views(verdict: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]
                 "reference_id": best.get("reference_id"),
                 "query_box": box(best.get("query")),
                 "reference_box": box(best.get("reference")),
-                "query_region": best.get("query"),
-                "reference_region": best.get("reference"),
+                "query_region": _named(best.get("query")),
+                "reference_region": _named(best.get("reference")),
             }
         )
     return views
