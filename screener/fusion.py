@@ -1,7 +1,9 @@
 """Fusion: raw per-signal values to one calibrated score in [0, 1]. Pure.
 
 Each raw value becomes evidence in [0, 1] by its policy calibration; the fused score is a
-logistic function of the weighted evidence. Weights are non-negative, so more similarity
+logistic function of the weighted evidence, plus ``max_weight`` times the strongest single
+image evidence (so that one signal closer than anything unrelated can decide alone; the
+prompt never can). Weights are non-negative, so more similarity
 on any signal never lowers the fused score, and a missing signal adds no evidence.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from screener.policy import Calibration, Policy, sigmoid
+from screener.policy import IMAGE_EVIDENCE, Calibration, Policy, sigmoid
 
 
 def evidence(value: float | None, calibration: Calibration) -> float:
@@ -29,6 +31,21 @@ def contributions(values: Mapping[str, float | None], policy: Policy) -> dict[st
     }
 
 
+def strongest(values: Mapping[str, float | None], policy: Policy) -> float:
+    """The largest single evidence among the weighted image signals."""
+    return max(
+        (
+            evidence(values.get(name), calibration)
+            for name, calibration in policy.signals.items()
+            if calibration.weight > 0 and name in IMAGE_EVIDENCE
+        ),
+        default=0.0,
+    )
+
+
 def fuse(values: Mapping[str, float | None], policy: Policy) -> float:
     """The fused score for one candidate work's raw signal values."""
-    return sigmoid(policy.bias + sum(contributions(values, policy).values()))
+    logit = policy.bias + sum(contributions(values, policy).values())
+    if policy.max_weight:
+        logit += policy.max_weight * strongest(values, policy)
+    return sigmoid(logit)

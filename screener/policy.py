@@ -99,12 +99,18 @@ class Policy:
     bands: Bands
     work_overrides: Mapping[str, Bands] = field(default_factory=dict)
     matching: Matching = field(default_factory=Matching)
+    # Added to the fused logit times the strongest single evidence: one signal that is
+    # closer than anything unrelated (full evidence) can decide alone, however many
+    # others stay silent (a work pasted into a new scene leaves only local features).
+    max_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.version.strip():
             raise ValueError("version must not be empty")
         if not math.isfinite(self.bias):
             raise ValueError("bias must be finite")
+        if not (math.isfinite(self.max_weight) and self.max_weight >= 0):
+            raise ValueError(f"max_weight must be a finite number >= 0 (got {self.max_weight})")
         unknown = sorted(set(self.signals) - set(EVIDENCE))
         if unknown:
             raise ValueError(f"unknown signal(s) {unknown}; known: {list(EVIDENCE)}")

@@ -23,13 +23,16 @@ def test_throughput_reports_rates_shares_and_targets(tmp_path: Path) -> None:
         entry = saved["fingerprinting"][name]
         assert entry["images_per_s_batch_1"] > 0
         assert entry["images_per_s_batch_2"] > 0
-    for setting in ("regions_on", "regions_off"):
+    for setting in ("regions_on", "regions_off", "local_off"):
         shares = saved["checks"][setting]["stage_share"]
-        assert set(shares) == {"decode", "fingerprint", "search", "score"}
-        assert 0.9 <= sum(shares.values()) <= 1.0001
+        assert set(shares) == {"decode", "fingerprint", "search", "score", "verify", "verdict"}
+        assert 0.97 <= sum(shares.values()) <= 1.0001
         # every index was padded past the registered fingerprints
         assert all(size >= 500 for size in saved["checks"][setting]["index_sizes"].values())
     assert "lookup_at_most_10pct_of_check" in report["targets"]
+    local = report["targets"]["check_at_most_2x_global_fingerprinting"]
+    assert saved["checks"]["local_off"]["stage_share"]["verify"] < 0.01
+    assert local["verify_share"] > 0 and local["check_over_fingerprinting"] > 1
     with Image.open(tmp_path / "throughput.png") as plot:
         assert plot.width > 400
 

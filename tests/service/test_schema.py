@@ -154,6 +154,12 @@ def test_success_responses_match_the_schema(running: Service) -> None:
     call("platform", "GET", "/v1/checks", "/v1/checks")
     call("platform", "GET", "/v1/checks/{check_id}", f"/v1/checks/{check_id}")
     call("platform", "GET", "/v1/checks/{check_id}/evidence", f"/v1/checks/{check_id}/evidence")
+    call(
+        "platform",
+        "GET",
+        "/v1/checks/{check_id}/evidence.png",
+        f"/v1/checks/{check_id}/evidence.png",
+    )
     call("holder", "GET", "/v1/checks", "/v1/checks")
 
     notice = call(
