@@ -115,6 +115,13 @@ def draw(
     if local is not None:
         # reference keypoints are in the reference's own downscaled copy
         ref_scale = right.width / max(1, local.reference_size[0])
+        # The work's outline, clipped to the query's panel (a crop of the work maps the
+        # reference's corners outside the query), and on the reference the span of the
+        # keypoints that verified: the part copied.
+        panel = ImageDraw.Draw(left)
+        outline = [(x * q_scale, y * q_scale) for x, y in local.quad]
+        panel.line([*outline, outline[0]], fill=OUTLINE, width=3)
+        canvas.paste(left, q_origin)
         pairs = local.pairs
         step = max(1, len(pairs) // MAX_LINES)
         for qx, qy, rx, ry in pairs[::step]:
@@ -122,18 +129,14 @@ def draw(
             end = (r_origin[0] + float(rx) * ref_scale, r_origin[1] + float(ry) * ref_scale)
             pen.line([start, end], fill=LINK, width=1)
             pen.ellipse([start[0] - 2, start[1] - 2, start[0] + 2, start[1] + 2], outline=LINK)
-        quad = [at_query(x, y) for x, y in local.quad]
-        pen.line([*quad, quad[0]], fill=OUTLINE, width=3)
-        pen.rectangle(
-            [
-                r_origin[0],
-                r_origin[1],
-                r_origin[0] + right.width - 1,
-                r_origin[1] + right.height - 1,
-            ],
-            outline=OUTLINE,
-            width=3,
-        )
+        if len(pairs):
+            x0, y0 = pairs[:, 2].min() * ref_scale, pairs[:, 3].min() * ref_scale
+            x1, y1 = pairs[:, 2].max() * ref_scale, pairs[:, 3].max() * ref_scale
+            pen.rectangle(
+                [r_origin[0] + x0, r_origin[1] + y0, r_origin[0] + x1, r_origin[1] + y1],
+                outline=OUTLINE,
+                width=3,
+            )
     elif region is not None:
         qx0, qy0, qx1, qy1 = _box(region_of(region.query), left)
         pen.rectangle(
