@@ -14,6 +14,10 @@ from collections.abc import Mapping
 
 from screener.policy import IMAGE_EVIDENCE, Calibration, Policy, sigmoid
 
+# The highest fused score (scores are reported to 6 decimals): a band at 1.0 is never
+# reached, so a work override of review 1.0 / block 1.0 means "never flag".
+TOP_SCORE = 0.999999
+
 
 def evidence(value: float | None, calibration: Calibration) -> float:
     """Evidence in [0, 1] that a raw value indicates a copy (0 for a missing value)."""
@@ -48,4 +52,4 @@ def fuse(values: Mapping[str, float | None], policy: Policy) -> float:
     logit = policy.bias + sum(contributions(values, policy).values())
     if policy.max_weight:
         logit += policy.max_weight * strongest(values, policy)
-    return sigmoid(logit)
+    return min(sigmoid(logit), TOP_SCORE)
