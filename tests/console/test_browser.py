@@ -122,11 +122,13 @@ def test_operator_confirms_a_review_item_and_the_next_similar_check_is_caught(
     bands = console.api.put(
         "/v1/works/reviewed-1/thresholds",
         headers=console.h("operator"),
-        json={"review": 0.5, "block": 0.99999},
+        json={"review": 0.5, "block": 1.0},  # 1.0: never block, so the crop is reviewed
     )
     assert bands.status_code == 200, bands.text
     held = api_check(console, centre_crop(original))
     assert held["decision"] == "review", held["fused_score"]
+    before = held["verdict"]["matches"][0]["signals"]["pdq_hamming"]
+    assert before is None or before > 32  # the crop is far from the reference for PDQ
 
     page = sign_in("operator")
     assert page.url.endswith("/console/review")
@@ -144,8 +146,10 @@ def test_operator_confirms_a_review_item_and_the_next_similar_check_is_caught(
     record = console.api.get(f"/v1/checks/{held['check_id']}", headers=console.h("operator"))
     assert record.json()["review_status"] == "confirmed"
     later = api_check(console, centre_crop(original, quality=70))
-    assert later["decision"] == "block"
+    assert later["decision"] == "review"  # the work's override never blocks
     assert later["verdict"]["top_work_id"] == "reviewed-1"
+    # Caught by the confirmed output itself, now one of the work's references.
+    assert later["verdict"]["matches"][0]["signals"]["pdq_hamming"] <= 16
 
 
 def test_invalid_policy_is_refused_with_the_reason_and_the_old_one_stays(
