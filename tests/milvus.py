@@ -14,12 +14,12 @@ import atexit
 import contextlib
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
+
+from tests.servers import ServerContext, free_port
 
 START_TIMEOUT_S = 120
 
@@ -47,14 +47,7 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class MilvusTestServer:
+class MilvusTestServer(ServerContext):
     """One Milvus standalone server in a temporary directory; use it as a context manager,
     or call :meth:`start` and then :meth:`stop` (idempotent) in a ``finally``."""
 
@@ -83,18 +76,6 @@ class MilvusTestServer:
             raise MilvusStartError("the server is not started")
         return self._base
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def start(self, attempts: int = 2) -> None:
         """Unpack and start the server; returns once its health check answers."""
         if self._server is not None:
@@ -104,8 +85,8 @@ class MilvusTestServer:
             self._base = Path(tempfile.mkdtemp(prefix="screener-milvus-"))
             server = self._module.MilvusServer(wait_for_started=False)
             server.set_base_dir(str(self._base))
-            server.listen_port = _free_port()
-            etcd_port = _free_port()
+            server.listen_port = free_port()
+            etcd_port = free_port()
             server.config.set("etcd_port", etcd_port)
             self._server = server
             try:
@@ -126,7 +107,7 @@ class MilvusTestServer:
         """The embedded etcd's own settings: the wheel leaves its peer port at etcd's
         default 2380, so a second server on the machine (another test run) would fail."""
         client = f"http://127.0.0.1:{client_port}"
-        peer = f"http://127.0.0.1:{_free_port()}"
+        peer = f"http://127.0.0.1:{free_port()}"
         path = self.base / "embed-etcd.yaml"
         path.write_text(
             f"listen-client-urls: {client}\n"

@@ -20,12 +20,11 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from tests.servers import ServerContext, free_port
 
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
 SUPERUSER = "postgres"  # the database role; also the system user the server runs as under root
@@ -76,14 +75,7 @@ def _complete(bin_dir: Path) -> bool:
     return all(os.access(bin_dir / name, os.X_OK) for name in ("initdb", "pg_ctl", "postgres"))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class PostgresServer:
+class PostgresServer(ServerContext):
     """One PostgreSQL server in a temporary directory; :meth:`stop` removes every trace.
 
     Use it as a context manager, or call :meth:`start` and then :meth:`stop` in a
@@ -132,18 +124,6 @@ class PostgresServer:
 
     # life cycle ---------------------------------------------------------------------------
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def start(self, attempts: int = 3) -> None:
         """Create a cluster and start the server; waits until it accepts connections."""
         if self._base is not None:
@@ -171,7 +151,7 @@ class PostgresServer:
                 "--no-sync",
             )
             for attempt in range(1, attempts + 1):
-                self.port = _free_port()
+                self.port = free_port()
                 self._configure(self.port)
                 try:
                     self._run(

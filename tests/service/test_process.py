@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import httpx
 import pytest
 
 from screener.samples import scene
+from tests.servers import free_port
 from tests.service.conftest import encode
 
 pytestmark = pytest.mark.slow
@@ -66,13 +66,6 @@ def make_keys(data_dir: Path, people: dict[str, tuple[str, str]]) -> dict[str, s
         assert done.returncode == 0, done.stderr
         keys[who] = done.stdout.strip().splitlines()[-1]
     return keys
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
