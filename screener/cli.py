@@ -33,9 +33,10 @@ from screener import background as background_mod
 from screener import policy as policy_mod
 from screener.audit import Anchor, AuditLog
 from screener.catalog import make_engine
+from screener.decode import DecodedImage
 from screener.errors import ConfigurationError, InputError, ScreenerError
 from screener.keys import KeyStore, Role
-from screener.screening import Screener
+from screener.screening import Analysis, Screener
 from screener.settings import Settings
 
 app = typer.Typer(
@@ -328,7 +329,8 @@ def check(
         task = progress.add_task("checking", total=len(files))
         for path in files:
             try:
-                verdict = screener.check(path, prompt=prompt)
+                decoded = screener.decode(path)
+                analysis = screener.analyse(decoded, prompt)
             except ScreenerError as exc:
                 failures += 1
                 if as_json:
@@ -343,9 +345,12 @@ def check(
                     table.add_row("[red]error[/]", "", "", "", "", "", "", f"{path}: {exc}")
                 progress.advance(task)
                 continue
+            verdict = analysis.verdict
             row = _row(path, verdict)
             if path in pictures:
-                row["evidence_picture"] = _write_picture(screener, path, verdict, pictures[path])
+                row["evidence_picture"] = _write_picture(
+                    screener, path, decoded, analysis, pictures[path]
+                )
             if as_json:
                 print(json.dumps(row, ensure_ascii=False), flush=True)
             else:
@@ -380,14 +385,16 @@ def _picture_paths(files: list[Path], explain: Path) -> dict[Path, Path]:
     return {f: explain / f"{f.stem}-evidence.png" for f in files}
 
 
-def _write_picture(screener: Screener, path: Path, verdict: Any, out_path: Path) -> str | None:
+def _write_picture(
+    screener: Screener, path: Path, decoded: DecodedImage, analysis: Analysis, out_path: Path
+) -> str | None:
     """Draw and write one evidence picture; None (and a note) when no work resembles it."""
-    shown = (*verdict.matches, *verdict.licensed, *verdict.near_misses)
-    if not shown:
+    verdict = analysis.verdict
+    if not (verdict.matches or verdict.licensed or verdict.near_misses):
         err.print(f"{path}: no registered work resembles it; no evidence picture")
         return None
     try:
-        picture = screener.explain(path, shown[0].work_id)
+        picture = screener.picture(decoded, analysis)
         _atomic_write(out_path, picture.png)
     except ScreenerError as exc:
         err.print(f"{path}: no evidence picture: {exc}")

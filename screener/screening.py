@@ -336,6 +336,16 @@ class Screener:
         if work_id is not None and work_id not in self.catalog.works([work_id]):
             raise NotFound(f"no work {quote(work_id)}")
         analysis = self.analyse(decoded, include_works=[work_id] if work_id else [])
+        return self.picture(decoded, analysis, work_id, caption)
+
+    def picture(
+        self,
+        decoded: DecodedImage,
+        analysis: Analysis,
+        work_id: str | None = None,
+        caption: Sequence[str] = (),
+    ) -> explain_mod.Picture:
+        """The evidence picture of a check already made of ``decoded``."""
         verdict = analysis.verdict
         if work_id is None:
             shown = (*verdict.matches, *verdict.licensed, *verdict.near_misses)
@@ -356,7 +366,7 @@ class Screener:
         shown_reference = reference.image
         if local is not None and local.variant == OVER_BLACK:
             shown_reference = _over_black(reference) or reference.image
-        picture = explain_mod.draw(
+        drawn = explain_mod.draw(
             decoded.image,
             shown_reference,
             match,
@@ -366,7 +376,7 @@ class Screener:
             caption,
         )
         return explain_mod.Picture(
-            explain_mod.to_png(picture), picture.width, picture.height, match.work_id
+            explain_mod.to_png(drawn), drawn.width, drawn.height, match.work_id
         )
 
     def rescore_many(
