@@ -22,6 +22,7 @@ from PIL import Image
 from models.local import LocalFeatures, SiftExtractor, Verification, VerifyParams, verify
 from screener.catalog import Catalog, NewLocalFeatures, StoredLocalFeatures
 from screener.decode import DecodedImage, Limits, decode
+from screener.errors import ScreenerError
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class LocalVerifier:
         for reference_id, sha256 in missing:
             try:
                 decoded = decode(catalog.blob(sha256), limits=limits, max_side=work_size)
-            except Exception as exc:  # a stored image that no longer decodes: say so
+            except ScreenerError as exc:  # a stored image gone or no longer decodable
                 log.warning("reference %d: cannot extract local features: %s", reference_id, exc)
                 continue
             features = self.reference_features(decoded.image, over_black(decoded))
