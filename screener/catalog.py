@@ -231,6 +231,7 @@ class StoredLocalFeatures:
     height: int
     points: bytes
     descriptors: bytes
+    row_id: int = 0  # the catalog row these keypoints are stored in
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,19 @@ class LogEntry:
     seq: int
     fingerprint_id: int
     op: str
+
+
+def _stored_local(row: LocalFeatureRow, work_id: str) -> StoredLocalFeatures:
+    return StoredLocalFeatures(
+        work_id,
+        row.reference_id,
+        row.variant,
+        row.width,
+        row.height,
+        row.points,
+        row.descriptors,
+        row.id,
+    )
 
 
 def _local_rows(reference_id: int, local: Iterable[NewLocalFeatures]) -> list[LocalFeatureRow]:
@@ -627,12 +641,33 @@ class Catalog:
                 .where(ReferenceRow.work_id.in_(list(work_ids)), LocalFeatureRow.spec_id == spec_id)
                 .order_by(LocalFeatureRow.id)
             ).all()
-        return [
-            StoredLocalFeatures(
-                work_id, r.reference_id, r.variant, r.width, r.height, r.points, r.descriptors
-            )
-            for r, work_id in rows
-        ]
+        return [_stored_local(r, work_id) for r, work_id in rows]
+
+    def local_feature_rows(self, spec_id: str) -> dict[int, str]:
+        """The row id of every stored keypoint set of ``spec_id``, with its work (no
+        keypoints read: what the descriptor index compares itself with)."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(LocalFeatureRow.id, ReferenceRow.work_id)
+                .join(ReferenceRow, LocalFeatureRow.reference_id == ReferenceRow.id)
+                .where(LocalFeatureRow.spec_id == spec_id)
+            ).all()
+        return {int(i): str(w) for i, w in rows}
+
+    def local_features_by_rows(self, row_ids: Iterable[int]) -> list[StoredLocalFeatures]:
+        """The keypoint sets stored in ``row_ids`` (those still there), in row order."""
+        wanted = sorted(set(row_ids))
+        found: list[StoredLocalFeatures] = []
+        for start in range(0, len(wanted), 500):
+            with Session(self.engine) as session:
+                rows = session.execute(
+                    select(LocalFeatureRow, ReferenceRow.work_id)
+                    .join(ReferenceRow, LocalFeatureRow.reference_id == ReferenceRow.id)
+                    .where(LocalFeatureRow.id.in_(wanted[start : start + 500]))
+                    .order_by(LocalFeatureRow.id)
+                ).all()
+            found.extend(_stored_local(r, work_id) for r, work_id in rows)
+        return found
 
     def references_without_local(self, spec_id: str) -> list[tuple[int, str]]:
         """(reference id, image sha256) of references with no local features of

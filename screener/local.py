@@ -7,11 +7,19 @@ A check extracts the query's keypoints once and verifies it against the referenc
 the few candidate works that the global signals proposed; the best verified reference of
 each work gives the work's ``local_inliers`` value and the quadrilateral where the work
 sits inside the query.
+
+The global signals do not always propose the work a query copies: a small character
+pasted into a busy scene changes the whole picture. :class:`DescriptorVotes` keeps the
+strongest descriptors of every stored keypoint set in a descriptor-level index; each
+query descriptor whose nearest stored descriptor is clearly nearer than any of another
+work's votes for that work, and the works with most votes are verified too.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -19,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from index.descriptors import DescriptorIndex
 from models.local import LocalFeatures, SiftExtractor, Verification, VerifyParams, verify
 from screener.catalog import Catalog, NewLocalFeatures, StoredLocalFeatures
 from screener.decode import DecodedImage, Limits, decode
@@ -79,6 +88,7 @@ class LocalVerifier:
     def __init__(self, features: int, params: VerifyParams | None = None) -> None:
         self.extractor = SiftExtractor(features=features)
         self.params = params or VerifyParams()
+        self.votes = DescriptorVotes(self.spec_id)
 
     @property
     def spec_id(self) -> str:
@@ -172,3 +182,78 @@ class LocalVerifier:
             features = self.reference_features(decoded.image, over_black(decoded))
             done += catalog.add_local(reference_id, features)
         return done
+
+
+class DescriptorVotes:
+    """Candidate works voted for by the query's descriptors (a descriptor-level index).
+
+    Holds the ``per_set`` largest-scale descriptors of every stored keypoint set of one
+    spec (large keypoints survive the shrinking of a pasted copy best) in memory. It is
+    built from the catalog at start and kept in step by :meth:`sync`, which compares row
+    ids only and reads just the keypoint sets it lacks.
+    """
+
+    def __init__(
+        self, spec_id: str, per_set: int = 200, ratio: float = 0.8, neighbours: int = 8
+    ) -> None:
+        self.spec_id = spec_id
+        self.per_set = per_set
+        self.ratio = ratio
+        self.neighbours = neighbours
+        self.index = DescriptorIndex()
+        self._work_of: dict[int, str] = {}  # catalog row id of a keypoint set -> work
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def sync(self, catalog: Catalog, batch: int = 500) -> tuple[int, int]:
+        """Add the keypoint sets the catalog has and the index lacks, drop those it no
+        longer has; returns (added, removed)."""
+        current = catalog.local_feature_rows(self.spec_id)
+        with self._lock:
+            gone = [row for row in self._work_of if row not in current]
+            new = sorted(row for row in current if row not in self._work_of)
+        self.index.remove(gone)
+        with self._lock:
+            for row in gone:
+                del self._work_of[row]
+        added = 0
+        for start in range(0, len(new), batch):
+            for stored in catalog.local_features_by_rows(new[start : start + batch]):
+                features = _stored(stored)
+                keep = np.argsort(-features.points[:, 2], kind="stable")[: self.per_set]
+                self.index.add(stored.row_id, features.descriptors[keep])
+                with self._lock:
+                    self._work_of[stored.row_id] = stored.work_id
+                added += 1
+        return added, len(gone)
+
+    def vote(self, query: LocalFeatures, top: int, min_votes: int) -> list[tuple[str, int]]:
+        """Up to ``top`` works with at least ``min_votes`` votes, most votes first.
+
+        A query descriptor votes for the work of its nearest stored descriptor when that
+        is nearer, by Lowe's ratio, than the nearest descriptor of any other work.
+        """
+        if top <= 0 or not len(query) or not len(self.index):
+            return []
+        found = self.index.search(query.descriptors, self.neighbours)
+        with self._lock:
+            work_of = dict(self._work_of)
+        votes: Counter[str] = Counter()
+        squared_ratio = self.ratio * self.ratio
+        for labels, distances in zip(found.labels, found.distances, strict=True):
+            if labels[0] < 0 or labels[0] not in work_of:
+                continue
+            work = work_of[labels[0]]
+            rival = next(
+                (
+                    float(d)
+                    for label, d in zip(labels[1:], distances[1:], strict=True)
+                    if label >= 0 and work_of.get(int(label)) != work
+                ),
+                float(distances[-1]),  # every neighbour found is this work's
+            )
+            if float(distances[0]) < squared_ratio * rival:
+                votes[work] += 1
+        return [(w, n) for w, n in votes.most_common(top) if n >= min_votes]

@@ -81,6 +81,10 @@ class Matching:
     max_matches: int = 5
     # Candidate works (best first by their global signals) verified with local features.
     verify_top: int = 20
+    # Works proposed by the descriptor-level index (votes of the query's local
+    # descriptors), verified beside those: at most ``vote_top``, each with ``min_votes``.
+    vote_top: int = 5
+    min_votes: int = 5
     # The background neighbour whose similarity normalises SSCD (``sscd_norm_cosine``).
     background_k: int = 10
 
@@ -89,6 +93,8 @@ class Matching:
             raise ValueError("neighbours and max_matches must be at least 1")
         if self.verify_top < 0:
             raise ValueError("verify_top must be at least 0 (0: no local verification)")
+        if self.vote_top < 0 or self.min_votes < 1:
+            raise ValueError("vote_top must be at least 0 and min_votes at least 1")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from PIL import Image
 
 import index as vindex
 from models import Fingerprinter, ModelUnavailable
+from models.local import LocalFeatures
 from screener import background as background_mod
 from screener import explain as explain_mod
 from screener import fusion
@@ -149,6 +150,7 @@ class Screener:
             self.indexes.open()
             if self.local is not None:
                 self.local.backfill(self.catalog, self.limits, self.settings.work_size, _over_black)
+                self.local.votes.sync(self.catalog)
         self.registry = Registry(self)
 
     @property
@@ -203,8 +205,17 @@ class Screener:
         """Catch the indexes up with registrations made elsewhere (another process)."""
         with self._lock:
             if self.catalog.high_water() > min(self.indexes.marks.values(), default=0):
-                return self.indexes.catch_up()
+                return self.catch_up()
         return 0
+
+    def catch_up(self) -> int:
+        """Bring the indexes, and the descriptor index of local features, in step with
+        the catalog; returns how many index log entries were replayed."""
+        with self._lock:
+            replayed = self.indexes.catch_up()
+            if self.local is not None:
+                self.local.votes.sync(self.catalog)
+        return replayed
 
     def check(
         self, image: ImageInput, prompt: str | None = None, *, platform: str | None = None
@@ -288,11 +299,15 @@ class Screener:
         clock.lap("search")
         work_ids = self._shortlist(proposed, prompt_works)
         work_ids += [w for w in item.include_works if w not in work_ids]
+        features = self.local.extract(decoded.image) if self.local is not None else None
+        voted = self._vote(features)
+        work_ids += [w for w in voted if w not in work_ids]
+        clock.lap("verify")  # extraction and votes: part of local verification's cost
         candidates = self._score(by_signal, work_ids)
         if item.prompt:
             self._prompt_similarity(item.prompt, candidates)
         clock.lap("score")
-        local = self._verify(decoded, candidates, item.include_works)
+        local = self._verify(decoded, candidates, [*voted, *item.include_works], features)
         clock.lap("verify")
         matches = self._matches(
             candidates,
@@ -305,10 +320,23 @@ class Screener:
         verdict = self._verdict(decoded, matches, prompt_info, clock)
         return Analysis(verdict, tuple(matches), tuple(query), local)
 
+    def _vote(self, features: LocalFeatures | None) -> list[str]:
+        """Works the descriptor-level index proposes for verification, most votes first."""
+        matching = self.policy.matching
+        if self.local is None or features is None or matching.verify_top == 0:
+            return []
+        voted = self.local.votes.vote(features, matching.vote_top, matching.min_votes)
+        return [work_id for work_id, _ in voted]
+
     def _verify(
-        self, decoded: DecodedImage, candidates: dict[str, Candidate], include: Sequence[str]
+        self,
+        decoded: DecodedImage,
+        candidates: dict[str, Candidate],
+        include: Sequence[str],
+        features: LocalFeatures | None = None,
     ) -> dict[str, LocalMatch]:
-        """Local-feature verification of the best candidates (by their global signals)."""
+        """Local-feature verification of the best candidates by their global signals,
+        and of ``include`` (the works the descriptor index voted for, and any asked for)."""
         top = self.policy.matching.verify_top
         if self.local is None or not candidates or top == 0:
             return {}
@@ -317,8 +345,10 @@ class Screener:
             key=lambda w: fusion.fuse(candidates[w].values(), self.policy),
             reverse=True,
         )
-        chosen = ranked[:top] + [w for w in include if w in candidates and w not in ranked[:top]]
-        found = self.local.verify_against(decoded, chosen, self.catalog)
+        chosen = ranked[:top] + [
+            w for w in dict.fromkeys(include) if w in candidates and w not in ranked[:top]
+        ]
+        found = self.local.verify_against(decoded, chosen, self.catalog, features)
         for work_id, match in found.items():
             region = WHOLE if match.variant == PLAIN else background_variant(WHOLE, match.variant)
             candidates[work_id].best[LOCAL_SIGNAL] = Best(
@@ -678,7 +708,7 @@ class Registry:
                 must_exist=must_exist,
                 hook=hook,
             )
-            self._s.indexes.catch_up()
+            self._s.catch_up()
         return Registered(work, tuple(added), len(references) - len(added))
 
     def _reference(self, image: ImageInput, name: str) -> NewReference:
@@ -731,7 +761,7 @@ class Registry:
         """Remove a work everywhere; returns how many fingerprints went with it."""
         with self._s._lock:
             removed = self._s.catalog.remove_work(work_id, hook)
-            self._s.indexes.catch_up()
+            self._s.catch_up()
         return removed
 
     def remove_reference(
@@ -740,7 +770,7 @@ class Registry:
         """Remove one reference image of a work; returns how many fingerprints went."""
         with self._s._lock:
             removed = self._s.catalog.remove_reference(work_id, reference_id, hook)
-            self._s.indexes.catch_up()
+            self._s.catch_up()
         return removed
 
     def save(self) -> None:
@@ -795,6 +825,6 @@ class _Clock:
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
-        self.laps[name] = round((now - self._last) * 1000, 3)
+        self.laps[name] = round(self.laps.get(name, 0.0) + (now - self._last) * 1000, 3)
         self.laps["total"] = round((now - self._start) * 1000, 3)
         self._last = now

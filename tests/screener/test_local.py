@@ -3,9 +3,11 @@ matched region, back-filled for older catalogs, gone with the work, and drawn.""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from screener import Screener, Settings
 from screener.cli import app
 from screener.errors import NotFound
 from screener.local import SIGNAL
+from screener.policy import Policy
 from screener.samples import drawing, scene
 
 pytest.importorskip("cv2")
@@ -93,6 +96,51 @@ def test_unrelated_scenes_get_no_local_evidence(screener: Screener) -> None:
         analysis = screener.analyse(png(scene(seed, size=(512, 384))))
         assert analysis.verdict.decision == "allow"
         assert all((m.signals.get(SIGNAL) or 0) < 12 for m in analysis.candidates)
+
+
+def with_matching(screener: Screener, **changes: Any) -> Policy:
+    return dataclasses.replace(
+        screener.policy, matching=dataclasses.replace(screener.policy.matching, **changes)
+    )
+
+
+def test_the_descriptor_index_proposes_a_work_the_global_signals_do_not(
+    screener: Screener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert screener.local is not None
+    # A small copy of art-2 in a busy new scene.
+    query = png(composite(WORKS["art-2"], 11, (420, 300), 0.45))
+    features = screener.local.extract(screener.decode(query).image)
+    voted = screener.local.votes.vote(features, top=5, min_votes=5)
+    # Drawn scenes share shapes, so other works get votes too; art-2 is among the few.
+    assert "art-2" in [w for w, _ in voted[:3]], voted
+    # The global searches propose nothing here (as for a copy too small for them), so
+    # only the votes can bring art-2 in.
+    monkeypatch.setattr(screener, "_propose", lambda by_signal: {})
+    monkeypatch.setattr(screener, "policy", with_matching(screener, vote_top=0))
+    without = screener.analyse(query)
+    monkeypatch.setattr(screener, "policy", with_matching(screener, vote_top=5))
+    with_votes = screener.analyse(query)
+    assert "art-2" in with_votes.local and "art-2" not in without.local
+    match = next(m for m in with_votes.candidates if m.work_id == "art-2")
+    assert (match.signals[SIGNAL] or 0) >= 15
+
+
+def test_the_descriptor_index_follows_registrations_made_elsewhere(screener: Screener) -> None:
+    assert screener.local is not None
+    art = scene(91, size=(384, 288))
+    query = png(composite(art, 12, (60, 40), 0.6))
+    features = screener.local.extract(screener.decode(query).image)
+    screener.registry.save()
+    with Screener(screener.settings) as other:  # another process on the same catalog
+        other.registry.register("elsewhere", [png(art)])
+        other.registry.save()
+        screener.refresh()
+        assert screener.local.votes.vote(features, 5, 5)[0][0] == "elsewhere"
+        other.registry.remove("elsewhere")
+        other.registry.save()
+    screener.refresh()
+    assert "elsewhere" not in dict(screener.local.votes.vote(features, 5, 1))
 
 
 def test_older_catalogs_are_backfilled_at_start(tmp_path: Path) -> None:

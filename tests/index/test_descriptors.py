@@ -1,0 +1,68 @@
+"""The descriptor-level index: nearest stored descriptors with their owners, removal by
+owner (hidden, then rebuilt), and clear refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from index.descriptors import DescriptorIndex
+
+
+def codes(seed: int, n: int) -> npt.NDArray[np.uint8]:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 128), dtype=np.uint8)
+
+
+def noisy(x: npt.NDArray[np.uint8], seed: int) -> npt.NDArray[np.uint8]:
+    noise = np.random.default_rng(seed).integers(-4, 5, size=x.shape)
+    out: npt.NDArray[np.uint8] = np.clip(x.astype(np.int64) + noise, 0, 255).astype(np.uint8)
+    return out
+
+
+def test_near_copies_find_their_owner() -> None:
+    index = DescriptorIndex()
+    for owner in range(10):
+        index.add(owner, codes(owner, 50))
+    assert len(index) == 500
+    found = index.search(noisy(codes(3, 50), seed=99), k=2)
+    assert found.labels.shape == (50, 2)
+    assert (found.labels[:, 0] == 3).mean() > 0.9
+    assert np.all(found.distances[:, 0] <= found.distances[:, 1])
+
+
+def test_removed_owners_are_never_returned_and_the_rest_survive_a_rebuild() -> None:
+    index = DescriptorIndex()
+    for owner in range(6):
+        index.add(owner, codes(owner, 40))
+    assert index.remove([1, 2]) == 2
+    assert index.remove([1, 99]) == 0  # already gone, never there
+    assert len(index) == 160
+    found = index.search(codes(1, 40), k=3)
+    assert not np.isin(found.labels, [1, 2]).any()
+    assert (found.labels >= 0).all()  # enough live rows remain for every query
+    # Removing most owners rebuilds the graph from the live rows only.
+    index.remove([0, 3, 4])
+    assert len(index) == 40 and index.owners == frozenset({5})
+    found = index.search(codes(5, 40), k=1)
+    assert (found.labels[:, 0] == 5).mean() > 0.9
+    index.add(1, codes(1, 40))  # an owner may come back after removal
+    assert (index.search(codes(1, 40), k=1).labels[:, 0] == 1).mean() > 0.9
+
+
+def test_empty_index_and_empty_owner() -> None:
+    index = DescriptorIndex()
+    found = index.search(codes(0, 3), k=2)
+    assert (found.labels == -1).all() and np.isinf(found.distances).all()
+    index.add(7, np.zeros((0, 128), dtype=np.uint8))  # a textureless image: no descriptors
+    assert index.owners == frozenset({7}) and len(index) == 0
+    assert index.remove([7]) == 1
+
+
+def test_bad_input_is_refused() -> None:
+    index = DescriptorIndex()
+    with pytest.raises(ValueError, match="128"):
+        index.add(1, np.zeros((4, 64), dtype=np.uint8))
+    index.add(1, codes(1, 4))
+    with pytest.raises(ValueError, match="already"):
+        index.add(1, codes(2, 4))
