@@ -115,6 +115,8 @@ class LocalFeatureRow(Base):
     was seen over). Not indexed: read for the few candidate works a check verifies."""
 
     __tablename__ = "local_features"
+    # Row ids are never reused: caches and the descriptor index key keypoint sets by them.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy reads it
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     reference_id: Mapped[int] = mapped_column(
         ForeignKey("references.id", ondelete="CASCADE"), index=True
@@ -642,6 +644,20 @@ class Catalog:
                 .order_by(LocalFeatureRow.id)
             ).all()
         return [_stored_local(r, work_id) for r, work_id in rows]
+
+    def local_feature_rows_of_works(
+        self, work_ids: Iterable[str], spec_id: str
+    ) -> list[tuple[int, str]]:
+        """(row id, work) of the keypoint sets of ``work_ids``, without the keypoints:
+        a check reads only those it has not cached."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(LocalFeatureRow.id, ReferenceRow.work_id)
+                .join(ReferenceRow, LocalFeatureRow.reference_id == ReferenceRow.id)
+                .where(ReferenceRow.work_id.in_(list(work_ids)), LocalFeatureRow.spec_id == spec_id)
+                .order_by(LocalFeatureRow.id)
+            ).all()
+        return [(int(i), str(w)) for i, w in rows]
 
     def local_feature_rows(self, spec_id: str) -> dict[int, str]:
         """The row id of every stored keypoint set of ``spec_id``, with its work (no

@@ -17,9 +17,10 @@ work's votes for that work, and the works with most votes are verified too.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -75,6 +76,11 @@ def _stored(features: StoredLocalFeatures) -> LocalFeatures:
     )
 
 
+def _meta(features: StoredLocalFeatures) -> StoredLocalFeatures:
+    """The stored set without its keypoint bytes (those are kept parsed)."""
+    return dataclasses.replace(features, points=b"", descriptors=b"")
+
+
 def to_new(features: LocalFeatures, spec_id: str, variant: str) -> NewLocalFeatures:
     points, descriptors = features.to_bytes()
     return NewLocalFeatures(
@@ -85,10 +91,17 @@ def to_new(features: LocalFeatures, spec_id: str, variant: str) -> NewLocalFeatu
 class LocalVerifier:
     """Extracts and verifies local features; one per screener."""
 
-    def __init__(self, features: int, params: VerifyParams | None = None) -> None:
+    def __init__(
+        self, features: int, params: VerifyParams | None = None, cache_sets: int = 1024
+    ) -> None:
         self.extractor = SiftExtractor(features=features)
         self.params = params or VerifyParams()
-        self.votes = DescriptorVotes(self.spec_id)
+        self.votes = DescriptorVotes(self.spec_id, on_removed=self.forget)
+        # Parsed keypoint sets by catalog row, most recently used last: a check verifies
+        # the same popular works again and again (a set is about 90 KB).
+        self.cache_sets = cache_sets
+        self._cache: OrderedDict[int, tuple[StoredLocalFeatures, LocalFeatures]] = OrderedDict()
+        self._lock = threading.Lock()
 
     @property
     def spec_id(self) -> str:
@@ -107,18 +120,48 @@ class LocalVerifier:
             found.append(to_new(self.extract(over_black), self.spec_id, OVER_BLACK))
         return tuple(found)
 
+    def _load(
+        self, catalog: Catalog, work_ids: Sequence[str]
+    ) -> list[tuple[StoredLocalFeatures, LocalFeatures]]:
+        """The stored keypoint sets of ``work_ids``: their row ids from the catalog, the
+        keypoints from the cache or, for those not in it, from the catalog."""
+        rows = catalog.local_feature_rows_of_works(work_ids, self.spec_id)
+        with self._lock:
+            missing = [row for row, _ in rows if row not in self._cache]
+        fetched = {
+            s.row_id: (_meta(s), _stored(s)) for s in catalog.local_features_by_rows(missing)
+        }
+        found = []
+        with self._lock:
+            for row, _ in rows:
+                entry = fetched.get(row) or self._cache.get(row)
+                if entry is None:
+                    continue  # removed between the two reads
+                self._cache[row] = entry
+                self._cache.move_to_end(row)
+                found.append(entry)
+            while len(self._cache) > self.cache_sets:
+                self._cache.popitem(last=False)
+        return found
+
+    def forget(self, rows: Iterable[int]) -> None:
+        """Drop removed keypoint sets from the cache."""
+        with self._lock:
+            for row in rows:
+                self._cache.pop(row, None)
+
     def verify_works(
         self,
         query: LocalFeatures,
-        stored: Iterable[StoredLocalFeatures],
+        stored: Iterable[tuple[StoredLocalFeatures, LocalFeatures]],
         scale: tuple[float, float],
     ) -> dict[str, LocalMatch]:
         """Each work's best verified reference; ``scale`` takes the query's keypoint
         pixels to its original pixels."""
         best: dict[str, LocalMatch] = {}
         sx, sy = scale
-        for ref in stored:
-            result: Verification = verify(query, _stored(ref), self.params)
+        for ref, features in stored:
+            result: Verification = verify(query, features, self.params)
             if not result.found or result.quad is None:
                 continue
             current = best.get(ref.work_id)
@@ -150,7 +193,7 @@ class LocalVerifier:
         """Verify one decoded query against the stored references of ``work_ids``."""
         if not work_ids:
             return {}
-        stored = catalog.local_features_of_works(work_ids, self.spec_id)
+        stored = self._load(catalog, work_ids)
         if not stored:
             return {}
         features = query if query is not None else self.extract(decoded.image)
@@ -194,9 +237,15 @@ class DescriptorVotes:
     """
 
     def __init__(
-        self, spec_id: str, per_set: int = 200, ratio: float = 0.8, neighbours: int = 8
+        self,
+        spec_id: str,
+        per_set: int = 200,
+        ratio: float = 0.8,
+        neighbours: int = 8,
+        on_removed: Callable[[list[int]], None] | None = None,
     ) -> None:
         self.spec_id = spec_id
+        self.on_removed = on_removed
         self.per_set = per_set
         self.ratio = ratio
         self.neighbours = neighbours
@@ -218,6 +267,8 @@ class DescriptorVotes:
         with self._lock:
             for row in gone:
                 del self._work_of[row]
+        if gone and self.on_removed is not None:
+            self.on_removed(gone)
         added = 0
         for start in range(0, len(new), batch):
             for stored in catalog.local_features_by_rows(new[start : start + batch]):

@@ -143,6 +143,39 @@ def test_the_descriptor_index_follows_registrations_made_elsewhere(screener: Scr
     assert "elsewhere" not in dict(screener.local.votes.vote(features, 5, 1))
 
 
+def test_keypoints_are_read_once_then_cached_until_removed(
+    screener: Screener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert screener.local is not None
+    read: list[int] = []
+    real = screener.catalog.local_features_by_rows
+
+    def counting(rows: Any) -> Any:
+        rows = list(rows)
+        read.extend(rows)
+        return real(rows)
+
+    monkeypatch.setattr(screener.catalog, "local_features_by_rows", counting)
+    art = scene(92, size=(384, 288))
+    screener.registry.register("cached", [png(art)])
+    query = png(composite(art, 13, (50, 50), 0.7))
+    first = screener.analyse(query, include_works=["cached"])
+    rows = [r for r, w in screener.catalog.local_feature_rows(screener.local.spec_id).items()]
+    assert set(read) <= set(rows) and read  # the first check read from the catalog
+    read.clear()
+    second = screener.analyse(query, include_works=["cached"])
+    assert read == []  # the second found every set in the cache
+    assert first.local["cached"].inliers == second.local["cached"].inliers >= 20
+    own = [
+        r
+        for r, w in screener.catalog.local_feature_rows(screener.local.spec_id).items()
+        if w == "cached"
+    ]
+    screener.registry.remove("cached")
+    assert not any(r in screener.local._cache for r in own)
+    assert "cached" not in screener.analyse(query).local
+
+
 def test_older_catalogs_are_backfilled_at_start(tmp_path: Path) -> None:
     signals = ["phash", "pdq"]
     with Screener(Settings(data_dir=tmp_path, signals=signals, local_features=False)) as old:
