@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 
 from screener import background as background_mod
 from screener import policy as policy_mod
+from screener import transfer
 from screener.audit import Anchor, AuditLog
 from screener.catalog import make_engine
 from screener.decode import DecodedImage
@@ -532,6 +533,49 @@ def index_verify(data_dir: DataDir = None) -> None:
         err.print("[bold red]indexes disagree with the catalog[/]: run `screener index rebuild`")
         raise typer.Exit(1)
     out.print("indexes agree with the catalog")
+
+
+def _transfer_progress(progress: Progress) -> Callable[[str, int], Callable[[int], None]]:
+    def start(description: str, total: int) -> Callable[[int], None]:
+        task = progress.add_task(description, total=total)
+        return lambda n: progress.advance(task, n)
+
+    return start
+
+
+@index_app.command("export")
+def index_export(
+    file: Annotated[Path, typer.Argument(help="the file to write, e.g. indexes.zip")],
+    data_dir: DataDir = None,
+) -> None:
+    """Write every fingerprint of the indexes (ids, vectors, spec, log position) to FILE."""
+    with _open(data_dir) as screener, progress_bar() as progress:
+        summary = _guard(
+            lambda: transfer.export_indexes(screener.indexes, file, _transfer_progress(progress))
+        )
+    for signal, (count, mark) in summary.signals.items():
+        out.print(f"{signal}: {count} fingerprints at log position {mark}", highlight=False)
+    out.print(f"wrote {summary.path}", highlight=False)
+
+
+@index_app.command("import")
+def index_import(
+    file: Annotated[Path, typer.Argument(help="a file written by `screener index export`")],
+    data_dir: DataDir = None,
+) -> None:
+    """Load FILE into the configured index backend (e.g. FAISS files into Milvus).
+
+    The whole file is checked first (digests, specs, agreement with the catalog); a file
+    that fails is refused and nothing is written."""
+    with _open(data_dir) as screener, progress_bar() as progress:
+        summary = _guard(
+            lambda: transfer.import_indexes(screener.indexes, file, _transfer_progress(progress))
+        )
+    for signal, (count, mark) in summary.signals.items():
+        out.print(f"{signal}: {count} fingerprints, log position {mark}", highlight=False)
+    for signal in summary.skipped:
+        out.print(f"{signal}: not configured here, skipped", highlight=False)
+    out.print(f"imported {summary.path}; check with `screener index verify`", highlight=False)
 
 
 # policy -----------------------------------------------------------------------------------------

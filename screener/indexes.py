@@ -5,9 +5,10 @@ open, each index is loaded and catches up by replaying the log after that mark; 
 that is missing, corrupt or made by another spec is rebuilt from the catalog. Indexes are
 caches: deleting the folder loses nothing.
 
-With the Milvus backend (``structure`` is then the ``milvus{...}`` descriptor that
-:class:`screener.settings.Settings` makes) each signal's index is a collection that
-several service instances share. The catalog stays the truth and each instance keeps
+With the Milvus backend (a :class:`MilvusTarget` given to :class:`IndexSet`, made from
+the settings by :meth:`MilvusTarget.from_settings`; ``structure`` is then a Milvus index
+type or ``auto``) each signal's index is a collection that several service instances
+share. The catalog stays the truth and each instance keeps
 replaying its log, so replay into the shared collection is idempotent: adds are upserts
 by fingerprint id, done only for ids the collection lacks (a ``Strong`` read, which also
 makes every write acknowledged before it visible to this instance's searches), and
@@ -21,9 +22,9 @@ writer that died between its commit and its upsert) is repaired by comparing ids
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,15 @@ import numpy.typing as npt
 
 import index as vindex
 from index import IndexSpec, Neighbours, VectorIndex
+from index.milvus import BINARY_STRUCTURES, CONSISTENCY_LEVELS, DENSE_STRUCTURES
 from models import Fingerprinter
 from screener.catalog import Catalog
 from screener.errors import ConfigurationError
+from screener.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 Progress = Callable[[int], None]
 
@@ -56,30 +61,47 @@ def decode_vectors(spec: IndexSpec, blobs: list[bytes]) -> npt.NDArray[Any]:
 
 @dataclass(frozen=True)
 class MilvusTarget:
-    """Where the Milvus backend's collections live, read from a ``milvus{...}`` structure."""
+    """Where and how the Milvus backend's collections live.
+
+    ``prefix`` starts every collection name (``<prefix>_<signal>_<spec digest>``), so
+    that installations sharing one server stay apart; ``consistency`` is the level of
+    searches (docs/deploy.md).
+    """
 
     uri: str
-    token: str | None
-    prefix: str
-    consistency: str
-    structure: str
+    token: str | None = None
+    prefix: str = "screener"
+    consistency: str = "Session"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.uri, str) or not self.uri.strip():
+            raise ConfigurationError(
+                "the milvus backend needs a server URI (SCREENER_MILVUS_URI), "
+                "e.g. http://127.0.0.1:19530"
+            )
+        if not _PREFIX.fullmatch(self.prefix):
+            raise ConfigurationError(
+                f"milvus collection prefix {self.prefix!r} must be a letter or underscore "
+                "followed by up to 63 letters, digits or underscores"
+            )
+        if self.consistency not in CONSISTENCY_LEVELS:
+            raise ConfigurationError(
+                f"milvus consistency {self.consistency!r} is not one of {list(CONSISTENCY_LEVELS)}"
+            )
 
     @classmethod
-    def parse(cls, structure: str) -> MilvusTarget | None:
-        """The target a ``milvus{...}`` descriptor names, or None for any other structure."""
-        if not structure.startswith("milvus{"):
+    def from_settings(cls, settings: Settings) -> MilvusTarget | None:
+        """The target ``settings`` name, or None with the (default) faiss backend."""
+        if settings.index_backend != "milvus":
             return None
-        try:
-            doc = json.loads(structure.removeprefix("milvus"))
-            return cls(
-                str(doc["uri"]),
-                doc.get("token"),
-                str(doc["prefix"]),
-                str(doc["consistency"]),
-                str(doc["structure"]),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigurationError(f"bad milvus index descriptor: {exc}") from exc
+        if not settings.milvus_uri:
+            raise ConfigurationError("SCREENER_INDEX_BACKEND=milvus needs SCREENER_MILVUS_URI")
+        return cls(
+            settings.milvus_uri,
+            settings.milvus_token,
+            settings.milvus_collection_prefix,
+            settings.milvus_consistency,
+        )
 
 
 @dataclass(frozen=True)
@@ -107,12 +129,15 @@ class IndexSet:
         fingerprinters: Mapping[str, Fingerprinter],
         directory: Path,
         structure: str = "auto",
+        milvus: MilvusTarget | None = None,
     ) -> None:
+        if milvus is not None and not isinstance(milvus, MilvusTarget):
+            raise ConfigurationError(f"milvus must be a MilvusTarget, got {milvus!r}")
         self.catalog = catalog
         self.directory = directory
         self.structure = structure
         self.specs = {name: spec_of(f) for name, f in fingerprinters.items()}
-        self.milvus = MilvusTarget.parse(structure)
+        self.milvus = milvus
         self.indexes: dict[str, VectorIndex] = {}
         self.marks: dict[str, int] = {}
         self._dirty: set[str] = set()
@@ -134,6 +159,16 @@ class IndexSet:
             return self._attach(signal, expected)
         return vindex.create(spec, self.structure, expected_size=expected)
 
+    def _milvus_structure(self, signal: str) -> str:
+        """``structure`` for ``signal``'s collection: a dense type (HNSW, ...) applies to
+        dense signals and a binary one to hashes; the other kind of signal takes ``auto``."""
+        dense = self.specs[signal].metric == "ip"
+        if self.structure in DENSE_STRUCTURES and not dense:
+            return "auto"
+        if self.structure in BINARY_STRUCTURES and dense:
+            return "auto"
+        return self.structure
+
     def _attach(self, signal: str, expected: int) -> vindex.MilvusIndex:
         """The shared collection of ``signal``, made if it does not exist yet."""
         target = self.milvus
@@ -141,14 +176,14 @@ class IndexSet:
         try:
             return vindex.MilvusIndex(
                 self.specs[signal],
-                target.structure,
+                self._milvus_structure(signal),
                 uri=target.uri,
                 token=target.token,
                 collection=self.collection(signal),
                 consistency=target.consistency,
                 expected_size=expected,
             )
-        except vindex.IndexError_ as exc:
+        except (vindex.IndexError_, ValueError) as exc:
             raise ConfigurationError(f"milvus index for {signal}: {exc}") from exc
 
     def open(self) -> int:
@@ -291,6 +326,49 @@ class IndexSet:
         self._dirty.add(signal)
         self.save()
         return len(fresh)
+
+    def replace(
+        self,
+        signal: str,
+        batches: Iterable[tuple[npt.NDArray[np.int64], npt.NDArray[Any]]],
+        mark: int,
+        progress: Progress | None = None,
+    ) -> int:
+        """Make ``signal``'s index hold exactly the fingerprints of ``batches`` as of log
+        position ``mark``, then replay the catalog's log after it; returns its size.
+
+        The caller has checked the fingerprints against the catalog (``screener.transfer``).
+        A FAISS index is built aside and swapped in; a shared Milvus collection is changed
+        in place (missing ids upserted, others deleted), so other instances keep searching.
+        """
+        spec = self.specs[signal]
+        if self.milvus is not None:
+            index: VectorIndex = self.indexes.get(signal) or self._fresh(signal)
+            held = index.ids()
+            have = set(held.tolist())
+            seen: set[int] = set()
+            for ids, vectors in batches:
+                seen.update(ids.tolist())
+                new = ~np.isin(ids, held)
+                if new.any():
+                    index.add(ids[new], vectors[new])
+                if progress:
+                    progress(len(ids))
+            extra = have - seen
+            if extra:
+                index.remove(np.asarray(sorted(extra), dtype=np.int64))
+        else:
+            expected = len(self.catalog.fingerprint_ids(signal, spec.spec_id))
+            index = vindex.create(spec, self.structure, expected_size=expected)
+            for ids, vectors in batches:
+                index.add(ids, vectors)
+                if progress:
+                    progress(len(ids))
+        self.indexes[signal], self.marks[signal] = index, mark
+        self.catch_up(signal)
+        self._dirty.add(signal)
+        self.save()
+        return len(index)
 
     def save(self) -> None:
         """Write every changed index (temporary file, then rename)."""

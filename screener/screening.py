@@ -49,7 +49,7 @@ from screener.catalog import (
 )
 from screener.decode import DecodedImage, Limits, decode, decode_file
 from screener.errors import DecodeError, InputError, NotFound, quote
-from screener.indexes import IndexSet
+from screener.indexes import IndexSet, MilvusTarget
 from screener.local import OVER_BLACK, PLAIN, LocalMatch, LocalVerifier
 from screener.local import SIGNAL as LOCAL_SIGNAL
 from screener.policy import Bands, Decision, Policy
@@ -135,6 +135,7 @@ class Screener:
             self.signals.available,
             self.settings.index_dir,
             self.settings.index_structure,
+            milvus=MilvusTarget.from_settings(self.settings),
         )
         self.local: LocalVerifier | None = None
         if self.settings.local_features:

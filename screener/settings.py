@@ -6,7 +6,6 @@ made here.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SIGNALS = ("phash", "pdq", "sscd", "clip")
 IMAGE_SIGNALS = frozenset(DEFAULT_SIGNALS)
+MILVUS_STRUCTURES = ("auto", "FLAT", "HNSW", "IVF_FLAT", "BIN_FLAT", "BIN_IVF_FLAT")
 
 
 class Settings(BaseSettings):
@@ -55,7 +55,11 @@ class Settings(BaseSettings):
         default=600, ge=16, le=5000, description="SIFT keypoints kept per image"
     )
 
-    index_structure: str = Field(default="auto", description="'auto' or a FAISS factory string")
+    index_structure: str = Field(
+        default="auto",
+        description="'auto', a FAISS factory string, or with the milvus backend a Milvus "
+        "index type (FLAT, HNSW, IVF_FLAT, BIN_FLAT, BIN_IVF_FLAT)",
+    )
     index_threads: int = Field(
         default=1, ge=0, description="FAISS threads per search (0: one per core)"
     )
@@ -94,28 +98,18 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _milvus_target(self) -> Settings:
-        """With the Milvus backend, ``index_structure`` carries the whole target (a
-        ``milvus`` descriptor that ``screener.indexes`` reads), so that the one value the
-        screener hands its indexes says where and how they live."""
-        if self.index_backend != "milvus" or self.index_structure.startswith("milvus"):
+    def _milvus_backend(self) -> Settings:
+        """With the Milvus backend a server URI is needed and ``index_structure`` names a
+        Milvus index type (``screener.indexes.MilvusTarget`` carries the rest)."""
+        if self.index_backend != "milvus":
             return self
         if not self.milvus_uri:
             raise ValueError("SCREENER_INDEX_BACKEND=milvus needs SCREENER_MILVUS_URI")
-        milvus_types = ("auto", "FLAT", "HNSW", "IVF_FLAT", "BIN_FLAT", "BIN_IVF_FLAT")
-        if self.index_structure not in milvus_types:
+        if self.index_structure not in MILVUS_STRUCTURES:
             raise ValueError(
                 f"index_structure {self.index_structure!r} is not a Milvus structure; "
-                f"use one of {list(milvus_types)}"
+                f"use one of {list(MILVUS_STRUCTURES)}"
             )
-        target = {
-            "uri": self.milvus_uri,
-            "token": self.milvus_token,
-            "prefix": self.milvus_collection_prefix,
-            "consistency": self.milvus_consistency,
-            "structure": self.index_structure,
-        }
-        self.index_structure = "milvus" + json.dumps(target, sort_keys=True)
         return self
 
     @property
