@@ -93,6 +93,9 @@ _UPSERT_BYTES: Final = 16 * 1024 * 1024
 #: Relative slack when re-running a tied k-NN query as a range search (as for faiss).
 _TIE_SLACK: Final = 1e-5
 
+#: Seconds to wait for a server to answer when connecting (gRPC retries until then).
+CONNECT_TIMEOUT_S = 10.0
+
 CONSISTENCY_LEVELS: Final = ("Strong", "Session", "Bounded", "Eventually")
 DENSE_STRUCTURES: Final = ("FLAT", "HNSW", "IVF_FLAT")
 BINARY_STRUCTURES: Final = ("BIN_FLAT", "BIN_IVF_FLAT")
@@ -150,7 +153,9 @@ def connect(uri: str, token: str | None = None, db_name: str = "default") -> str
         alias = f"screener-{len(_aliases)}-{uuid.uuid4().hex[:8]}"
         pm = _pymilvus()
         try:
-            pm.connections.connect(alias, uri=uri, token=token or "", db_name=db_name, timeout=10)
+            pm.connections.connect(
+                alias, uri=uri, token=token or "", db_name=db_name, timeout=CONNECT_TIMEOUT_S
+            )
         except Exception as exc:
             raise MilvusUnavailable(f"cannot connect to Milvus at {uri}: {exc}") from exc
         _aliases[key] = alias
@@ -358,6 +363,20 @@ class MilvusIndex:
     @property
     def params(self) -> dict[str, int]:
         return dict(self._params)
+
+    def tune(self, **params: int) -> None:
+        """Change search-time knobs of this handle (``ef_search`` for HNSW, ``nprobe`` for
+        IVF); build-time ones (``M``, ``ef_construction``, ``nlist``) are fixed."""
+        searchable = _PARAMS[self._structure] & {"ef_search", "nprobe"}
+        unknown = set(params) - searchable
+        if unknown:
+            raise ValueError(
+                f"{sorted(unknown)} cannot be tuned on {self._structure!r} "
+                f"(search-time parameters: {sorted(searchable)})"
+            )
+        for key, value in params.items():
+            positive_int(key, value)
+        self._params.update(params)
 
     def __len__(self) -> int:
         rows = _call(
