@@ -33,6 +33,7 @@ import shlex
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +45,8 @@ import numpy.typing as npt
 import typer
 
 from benchmarks.common import machine, percentile_ms, stopwatch, write_json
-from index import FaissDenseIndex, IndexSpec, VectorIndex, choose_structure, create
+from benchmarks.milvus_server import LocalMilvus
+from index import FaissDenseIndex, IndexSpec, MilvusIndex, VectorIndex, choose_structure, create
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -356,6 +358,10 @@ class Config:
     warmup_s: float = 2.0
     throughput_budget_s: float = 20.0
     max_build_s: float = 1500.0
+    #: Milvus index types to measure too (FLAT, HNSW, IVF_FLAT, BIN_FLAT, BIN_IVF_FLAT),
+    #: against a Milvus started for the run, or at ``milvus_uri``.
+    milvus: tuple[str, ...] = ()
+    milvus_uri: str | None = None
     command: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -385,6 +391,15 @@ def quick_config(**overrides: Any) -> Config:
 
 def nlist_for(n: int, factor: float) -> int:
     return max(1, round(factor * math.sqrt(n)))
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def _rss_bytes() -> int:
@@ -547,6 +562,7 @@ def _latency_summary(samples: list[float], used: list[int], near: Bools) -> dict
     out: dict[str, Any] = {
         "n": len(samples),
         "p50_ms": percentile_ms(samples, 50),
+        "p95_ms": percentile_ms(samples, 95),
         "p99_ms": percentile_ms(samples, 99),
         "mean_ms": float(np.mean(samples) * 1000.0),
     }
@@ -773,6 +789,26 @@ def _bench_binary_structure(
         "ratio_to_raw": saved / n / (BITS // 8),
         "rss_delta_bytes_per_ref": built.rss_delta / n,
     }
+    setting = _measure_binary(index, data, truth, cfg, order, baseline=structure == "BFlat")
+    throughput = setting["throughput"]
+    result["settings"] = [setting]
+    result["status"] = "ok"
+    _log(
+        f"  {structure}: built in {built.seconds:.1f}s, p50 {setting['latency']['p50_ms']:.3f} ms,"
+        f" p99 {setting['latency']['p99_ms']:.3f} ms, {throughput['qps']:.0f} q/s, "
+        f"radius recall {setting['recall']['all']['radius']:.4f}"
+    )
+    return result
+
+
+def _measure_binary(
+    index: VectorIndex,
+    data: BinaryData,
+    truth: list[I64],
+    cfg: Config,
+    order: Sequence[int],
+    baseline: bool,
+) -> dict[str, Any]:
     q = data.queries
 
     def one(i: int) -> object:
@@ -783,21 +819,13 @@ def _bench_binary_structure(
 
     _warm_up(one, order, cfg)
     answers, throughput = _batched(batch, len(q), cfg)
-    setting: dict[str, Any] = {
+    return {
         "param": None,
         "value": None,
-        "latency": _single_query(one, order, cfg, data.near, baseline=structure == "BFlat"),
+        "latency": _single_query(one, order, cfg, data.near, baseline=baseline),
         "throughput": throughput,
         "recall": binary_recall(answers, truth[: len(answers)], data.near[: len(answers)]),
     }
-    result["settings"] = [setting]
-    result["status"] = "ok"
-    _log(
-        f"  {structure}: built in {built.seconds:.1f}s, p50 {setting['latency']['p50_ms']:.3f} ms,"
-        f" p99 {setting['latency']['p99_ms']:.3f} ms, {throughput['qps']:.0f} q/s, "
-        f"radius recall {setting['recall']['all']['radius']:.4f}"
-    )
-    return result
 
 
 def binary_recall(
@@ -1081,7 +1109,196 @@ def choose_structure_advice(sizes: dict[str, Any], recommended: dict[str, Any]) 
 # -- the run ----------------------------------------------------------------------------------
 
 
-def _bench_size(n: int, cfg: Config) -> dict[str, Any]:
+# -- milvus -----------------------------------------------------------------------------------
+
+MILVUS_DENSE = ("FLAT", "HNSW", "IVF_FLAT")
+MILVUS_BINARY = ("BIN_FLAT", "BIN_IVF_FLAT")
+
+
+@dataclass(frozen=True)
+class MilvusRun:
+    """The Milvus server a run measures: its URI, and the server when the run started it
+    (then its memory is read from /proc)."""
+
+    uri: str
+    server: LocalMilvus | None
+
+
+@contextmanager
+def milvus_for(cfg: Config) -> Iterator[MilvusRun | None]:
+    """None when the run measures no Milvus structure; else the server at
+    ``cfg.milvus_uri``, or one started from the ``milvus`` wheel for the run."""
+    unknown = [name for name in cfg.milvus if name not in (*MILVUS_DENSE, *MILVUS_BINARY)]
+    if unknown:
+        raise ValueError(
+            f"unknown Milvus structure(s) {unknown}; use {[*MILVUS_DENSE, *MILVUS_BINARY]}"
+        )
+    if not cfg.milvus:
+        yield None
+    elif cfg.milvus_uri:
+        yield MilvusRun(cfg.milvus_uri, None)
+    else:
+        _log("starting a Milvus server from the milvus wheel (free ports, temporary folder)")
+        with LocalMilvus() as server:
+            _log(f"  Milvus at {server.uri} (pid {server.pid})")
+            yield MilvusRun(server.uri, server)
+
+
+def _milvus_params(structure: str, n: int, cfg: Config) -> tuple[dict[str, int], str | None]:
+    """Build parameters, and the search knob swept (HNSW as faiss's HNSW32, IVF as its
+    IVF<2*sqrt(N)>)."""
+    if structure == "HNSW":
+        return {"M": 32, "ef_construction": cfg.ef_construction}, "ef_search"
+    if structure in ("IVF_FLAT", "BIN_IVF_FLAT"):
+        return {"nlist": nlist_for(n, cfg.ivf_lists_factor)}, "nprobe"
+    return {}, None
+
+
+def _build_milvus(
+    structure: str,
+    spec: IndexSpec,
+    vectors: npt.NDArray[Any],
+    params: dict[str, int],
+    milvus: MilvusRun,
+) -> tuple[MilvusIndex, dict[str, Any], dict[str, Any]]:
+    """A fresh collection holding ``vectors`` (ids 0..n-1), flushed and indexed: build
+    seconds cover the upserts, the flush and the wait for the index."""
+    n = len(vectors)
+    raw = spec.dim * 4 if spec.metric == "ip" else spec.dim // 8
+    rss0 = milvus.server.rss_bytes() if milvus.server else None
+    name = f"bench_{structure.lower()}_{uuid.uuid4().hex[:8]}"
+    _log(f"{spec.metric} N={n:,}: building milvus:{structure} {params or ''}")
+    with stopwatch() as t:
+        made = create(spec, f"milvus:{structure}", uri=milvus.uri, collection=name, **params)
+        assert isinstance(made, MilvusIndex)
+        index = made
+        chunk = max(10_000, n // 10)
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            index.add(np.arange(start, stop, dtype=np.int64), vectors[start:stop])
+        index.flush()
+    count = len(index)
+    rss1 = milvus.server.rss_bytes() if milvus.server else None
+    build = {"seconds": t[0], "rows": count, "complete": count == n, "add_chunk": chunk}
+    memory: dict[str, Any] = {"measured": "growth of the Milvus server's RSS over the build"}
+    if rss0 is not None and rss1 is not None:
+        memory.update(
+            server_rss_delta_bytes=rss1 - rss0,
+            bytes_per_ref=(rss1 - rss0) / n,
+            ratio_to_raw=(rss1 - rss0) / n / raw,
+        )
+    else:
+        memory.update(bytes_per_ref=float("nan"), ratio_to_raw=float("nan"))
+        memory["measured"] = "not measurable (a server this run did not start)"
+    return index, build, memory
+
+
+def _bench_milvus(
+    structure: str,
+    n: int,
+    cfg: Config,
+    milvus: MilvusRun,
+    measure: Callable[[MilvusIndex], dict[str, Any]],
+    spec: IndexSpec,
+    vectors: npt.NDArray[Any],
+) -> dict[str, Any]:
+    params, knob = _milvus_params(structure, n, cfg)
+    result: dict[str, Any] = {"structure": f"milvus:{structure}", "params": params}
+    index, result["build"], result["memory"] = _build_milvus(
+        structure, spec, vectors, params, milvus
+    )
+    try:
+        values: list[int | None] = [None]
+        if knob == "ef_search":
+            values = list(cfg.ef_search)
+        elif knob == "nprobe":
+            values = [v for v in cfg.nprobe if v <= params["nlist"]] or [params["nlist"]]
+        settings = []
+        for value in values:
+            if knob is not None and value is not None:
+                index.tune(**{knob: value})
+            setting = measure(index)
+            setting["latency"].pop("default_threads", None)  # a faiss matter
+            setting["param"], setting["value"] = knob, value
+            settings.append(setting)
+            lat = setting["latency"]
+            _log(
+                f"  milvus:{structure} {knob or ''}{'=' if knob else ''}"
+                f"{value if value is not None else ''}: p50 {lat['p50_ms']:.2f} ms, "
+                f"p95 {lat['p95_ms']:.2f} ms, {setting['throughput']['qps']:.0f} q/s"
+            )
+        result["settings"] = settings
+        result["status"] = "ok"
+    finally:
+        index.drop()
+    return result
+
+
+def _milvus_ratios(
+    entries: dict[str, dict[str, Any]], baseline_name: str, baseline: dict[str, Any]
+) -> None:
+    """Latency and throughput (per setting), build time and memory (per structure) as
+    ratios to the faiss baseline measured in the same run."""
+    if baseline.get("status") != "ok":
+        return
+    _add_ratios({baseline_name: baseline, **entries}, baseline_name)
+    b = baseline["settings"][0]["latency"]
+    for entry in entries.values():
+        if entry.get("status") != "ok":
+            continue
+        for s in entry["settings"]:
+            s["vs_baseline"]["slowdown_p95"] = s["latency"]["p95_ms"] / b["p95_ms"]
+        entry["vs_baseline"] = {
+            "baseline": baseline_name,
+            "build_seconds_ratio": entry["build"]["seconds"] / baseline["build"]["seconds"],
+            "memory_ratio": entry["memory"]["bytes_per_ref"] / baseline["memory"]["bytes_per_ref"],
+        }
+
+
+def _bench_milvus_size(
+    n: int,
+    cfg: Config,
+    milvus: MilvusRun,
+    dense: tuple[DenseData, F32, dict[str, Any]] | None,
+    binary: tuple[BinaryData, list[I64], dict[str, Any]] | None,
+    order: Sequence[int],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"uri": milvus.uri, "started_for_run": milvus.server is not None}
+    if dense is not None:
+        data, truth, flat = dense
+        spec = IndexSpec("bench-dense", DIM, "ip")
+        entries: dict[str, dict[str, Any]] = {}
+        for structure in (m for m in cfg.milvus if m in MILVUS_DENSE):
+
+            def measure(index: MilvusIndex) -> dict[str, Any]:
+                return _measure_dense(index, data, truth, cfg, order, None, None)
+
+            entries[f"milvus:{structure}"] = _bench_milvus(
+                structure, n, cfg, milvus, measure, spec, data.refs
+            )
+        _milvus_ratios(entries, "Flat", flat)
+        out["dense"] = {"baseline": "Flat", "structures": entries}
+    if binary is not None:
+        bdata, within, bflat = binary
+        bspec = IndexSpec("bench-binary", BITS, "hamming")
+        bentries: dict[str, dict[str, Any]] = {}
+        for structure in (m for m in cfg.milvus if m in MILVUS_BINARY):
+
+            def bmeasure(index: MilvusIndex) -> dict[str, Any]:
+                return _measure_binary(index, bdata, within, cfg, order, baseline=False)
+
+            bentries[f"milvus:{structure}"] = _bench_milvus(
+                structure, n, cfg, milvus, bmeasure, bspec, bdata.refs
+            )
+        _milvus_ratios(bentries, "BFlat", bflat)
+        out["binary"] = {"baseline": "BFlat", "structures": bentries}
+    return out
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+def _bench_size(n: int, cfg: Config, milvus: MilvusRun | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     order_rng = np.random.default_rng([cfg.seed, 0x0D, n])
     order = order_rng.permutation(cfg.queries).tolist()
@@ -1104,6 +1321,10 @@ def _bench_size(n: int, cfg: Config) -> dict[str, Any]:
             structures[structure] = {"structure": structure, "status": "error", "error": str(e)}
         gc.collect()
     _add_ratios(structures, "Flat")
+    milvus_dense = None
+    if milvus is not None and "Flat" in structures:
+        milvus_dense = (data, truth, structures["Flat"])
+        out["milvus"] = _bench_milvus_size(n, cfg, milvus, milvus_dense, None, order)
     out["dense"] = {
         "baseline": "Flat",
         "raw_bytes_per_ref": DIM * 4,
@@ -1111,7 +1332,7 @@ def _bench_size(n: int, cfg: Config) -> dict[str, Any]:
         "data": _dense_data_stats(data, truth, t[0], t_truth[0]),
         "structures": structures,
     }
-    del data, truth
+    del data, truth, milvus_dense
     gc.collect()
 
     _log(f"binary N={n:,}: generating codes and queries")
@@ -1129,6 +1350,10 @@ def _bench_size(n: int, cfg: Config) -> dict[str, Any]:
             bstructures[structure] = {"structure": structure, "status": "error", "error": str(e)}
         gc.collect()
     _add_ratios(bstructures, "BFlat")
+    if milvus is not None and "BFlat" in bstructures:
+        binary = (bdata, within, bstructures["BFlat"])
+        found = _bench_milvus_size(n, cfg, milvus, None, binary, order)
+        out.setdefault("milvus", {"uri": found["uri"]}).update(binary=found["binary"])
     out["binary"] = {
         "baseline": "BFlat",
         "radius": RADIUS,
@@ -1186,8 +1411,12 @@ def run(cfg: Config) -> dict[str, Any]:
         f"numpy {info['libraries'].get('numpy')}, faiss {info['libraries'].get('faiss-cpu')}"
     )
     sizes: dict[str, Any] = {}
-    for n in cfg.sizes:
-        sizes[str(n)] = _bench_size(n, cfg)
+    with milvus_for(cfg) as milvus:
+        if milvus is not None:
+            info["libraries"]["milvus"] = _version("milvus")
+            info["libraries"]["pymilvus"] = _version("pymilvus")
+        for n in cfg.sizes:
+            sizes[str(n)] = _bench_size(n, cfg, milvus)
     recommended = {
         size: {
             "dense": recommend_dense(entry["dense"]["structures"]),
@@ -1311,7 +1540,56 @@ def plot(payload: dict[str, Any], out: Path) -> list[str]:
     tradeoff_png = out / "lookup_tradeoff.png"
     fig.savefig(tradeoff_png, dpi=90)
     plt.close(fig)
-    return [latency_png.name, tradeoff_png.name]
+    made = [latency_png.name, tradeoff_png.name]
+    with_milvus = [n for n in ns if "milvus" in sizes[n]]
+    if with_milvus:
+        made.append(_plot_milvus(sizes[with_milvus[-1]], int(with_milvus[-1]), out, plt))
+    return made
+
+
+def _milvus_rows(size: dict[str, Any], kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """(name, chosen setting) of the faiss baseline and each Milvus structure of ``kind``."""
+    section = size.get("milvus", {}).get(kind)
+    if not section:
+        return []
+    baseline = section["baseline"]
+    rows = []
+    for name, entry in [
+        (baseline, size[kind]["structures"][baseline]),
+        *section["structures"].items(),
+    ]:
+        s = _chosen_setting(entry)
+        if s is not None:
+            rows.append((name, s))
+    return rows
+
+
+def _plot_milvus(size: dict[str, Any], n: int, out: Path, plt: Any) -> str:
+    """``lookup_milvus.png``: p50 and p95 of each Milvus structure beside the faiss baseline."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0))
+    for ax, kind in zip(axes, ("dense", "binary"), strict=True):
+        rows = _milvus_rows(size, kind)
+        labels = [f"{name}\n{s['param']}={s['value']}" if s["param"] else name for name, s in rows]
+        xs = np.arange(len(rows))
+        p50 = [s["latency"]["p50_ms"] for _, s in rows]
+        p95 = [s["latency"]["p95_ms"] for _, s in rows]
+        ax.bar(xs - 0.2, p50, width=0.4, label="p50")
+        ax.bar(xs + 0.2, p95, width=0.4, label="p95")
+        ax.set_xticks(xs, labels, fontsize=7)
+        ax.set_ylabel("single-query latency (ms)")
+        title = "dense 512-d IP, k=10" if kind == "dense" else f"binary 256-bit, radius {RADIUS}"
+        ax.set_title(f"{title}, N={n:,}")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        "Milvus (standalone, one query per call over gRPC) against faiss in-process (1 thread)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    path = out / "lookup_milvus.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path.name
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -1345,6 +1623,17 @@ def command(
     max_build_s: Annotated[
         float | None, typer.Option(help="give up on an index whose build runs longer")
     ] = None,
+    milvus: Annotated[
+        str,
+        typer.Option(
+            help="';'-separated Milvus index types to measure too (FLAT, HNSW, IVF_FLAT, "
+            "BIN_FLAT, BIN_IVF_FLAT), against the faiss Flat/BFlat of the same run"
+        ),
+    ] = "",
+    milvus_uri: Annotated[
+        str | None,
+        typer.Option(help="a running Milvus to use; default: start one from the milvus wheel"),
+    ] = None,
 ) -> None:
     """Benchmark index lookup: latency, throughput, memory and recall per structure and size."""
     options = [
@@ -1374,6 +1663,12 @@ def command(
     if max_build_s is not None:
         overrides["max_build_s"] = max_build_s
         options.append(f"--max-build-s {max_build_s:g}")
+    if milvus:
+        overrides["milvus"] = _names(milvus)
+        options.append(f"--milvus {shlex.quote(milvus)}")
+    if milvus_uri:
+        overrides["milvus_uri"] = milvus_uri
+        options.append(f"--milvus-uri {milvus_uri}")
     if quick:
         options.append("--quick")
     overrides["command"] = "python -m benchmarks.lookup " + " ".join(options)
@@ -1457,11 +1752,63 @@ def print_report(payload: dict[str, Any]) -> None:
             t["result"],
         )
     console.print(targets)
+    _print_milvus(payload, console)
     for size, rec in payload["recommended"].items():
         console.print(
             f"N={int(size):,}: dense -> {rec['dense']['structure']} {rec['dense']['params']} "
             f"({rec['dense']['why']}); binary -> {rec['binary']['structure']}"
         )
+
+
+def _print_milvus(payload: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    sizes = {n: e for n, e in payload["sizes"].items() if "milvus" in e}
+    if not sizes:
+        return
+    table = Table(title="Milvus against the faiss baseline of the same run (x: ratio to it)")
+    for column in (
+        "N",
+        "structure",
+        "setting",
+        "build s",
+        "build x",
+        "B/ref",
+        "mem x",
+        "p50 ms",
+        "p95 ms",
+        "p50 x",
+        "q/s",
+        "recall near / fresh",
+    ):
+        table.add_column(column, justify="left" if column == "structure" else "right")
+    for n, size in sizes.items():
+        for kind in ("dense", "binary"):
+            section = size["milvus"].get(kind, {})
+            for name, s in _milvus_rows(size, kind):
+                entry = section["structures"].get(name) or size[kind]["structures"][name]
+                vs = entry.get("vs_baseline", {})
+                rec = s["recall"]
+                recall = (
+                    f"R@1 {rec['near']['at1']:.3f} / {rec['fresh']['at1']:.3f}"
+                    if kind == "dense"
+                    else f"r31 {rec['near']['radius']:.3f} / {rec['fresh']['radius']:.3f}"
+                )
+                table.add_row(
+                    f"{int(n):,}",
+                    name,
+                    f"{s['param']}={s['value']}" if s["param"] else "-",
+                    f"{entry['build']['seconds']:.1f}",
+                    f"{vs.get('build_seconds_ratio', 1.0):.1f}",
+                    f"{entry['memory']['bytes_per_ref']:.0f}",
+                    f"{vs.get('memory_ratio', 1.0):.2f}",
+                    f"{s['latency']['p50_ms']:.2f}",
+                    f"{s['latency']['p95_ms']:.2f}",
+                    f"{1 / s.get('vs_baseline', {}).get('speedup_p50', 1.0):.2f}",
+                    f"{s['throughput']['qps']:.0f}",
+                    recall,
+                )
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -142,6 +142,60 @@ def test_command_runs_under_typer(tmp_path: Path) -> None:
     assert "PASS" in res.output or "FAIL" in res.output
 
 
+@pytest.mark.slow
+def test_milvus_is_measured_against_the_faiss_baseline(milvus_uri: str, tmp_path: Path) -> None:
+    """Milvus structures at a tiny size on the session's server (``--milvus-uri``): the
+    exact one finds what the exact search finds, and every speed is a ratio to faiss."""
+    cfg = lookup.quick_config(
+        sizes=(1000,),
+        queries=20,
+        seed=4,
+        out=tmp_path,
+        command="test",
+        dense=("Flat",),
+        binary=("BFlat",),
+        ef_search=(32,),
+        milvus=("HNSW", "BIN_FLAT"),  # each collection costs seconds: one dense, one binary
+        milvus_uri=milvus_uri,
+        latency_budget_s=0.1,
+        throughput_budget_s=0.3,
+    )
+    payload = lookup.run(cfg)
+    section = payload["sizes"]["1000"]["milvus"]
+    assert section["uri"] == milvus_uri and not section["started_for_run"]
+    dense = section["dense"]["structures"]
+    assert set(dense) == {"milvus:HNSW"}
+    (hnsw,) = _settings(dense["milvus:HNSW"])
+    assert hnsw["param"] == "ef_search" and hnsw["value"] == 32
+    assert hnsw["recall"]["near"]["at1"] >= 0.9  # 1,000 references: HNSW finds the copies
+    (bin_flat,) = _settings(section["binary"]["structures"]["milvus:BIN_FLAT"])
+    assert bin_flat["recall"]["all"]["radius"] == 1.0
+    assert bin_flat["recall"]["all"]["false_answers"] == 0
+    for entry in [*dense.values(), section["binary"]["structures"]["milvus:BIN_FLAT"]]:
+        assert entry["build"]["complete"] and entry["build"]["rows"] == 1000
+        assert entry["vs_baseline"]["build_seconds_ratio"] > 0
+        assert "not measurable" in entry["memory"]["measured"]  # not a server it started
+        for s in entry["settings"]:
+            assert 0 < s["latency"]["p50_ms"] <= s["latency"]["p95_ms"]
+            assert s["vs_baseline"]["speedup_p50"] > 0 and s["vs_baseline"]["slowdown_p95"] > 0
+    assert "lookup_milvus.png" in payload["plots"]
+    assert (tmp_path / "lookup_milvus.png").read_bytes().startswith(b"\x89PNG")
+    from pymilvus import connections, utility
+
+    connections.connect("bench-check", uri=milvus_uri)
+    try:  # every collection the run made was dropped
+        assert not [c for c in utility.list_collections(using="bench-check") if "bench_" in c]
+    finally:
+        connections.disconnect("bench-check")
+    lookup.print_report(payload)
+
+
+def test_unknown_milvus_structure_is_refused(tmp_path: Path) -> None:
+    cfg = lookup.quick_config(out=tmp_path, milvus=("DISKANN",))
+    with pytest.raises(ValueError, match="unknown Milvus structure"):
+        lookup.run(cfg)
+
+
 # -- the synthetic data ------------------------------------------------------------------------
 
 
