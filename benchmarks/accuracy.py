@@ -22,7 +22,14 @@ from scipy.optimize import minimize
 from benchmarks.suite import Suite
 from screener import fusion
 from screener import policy as policy_mod
-from screener.policy import IMAGE_EVIDENCE, PROMPT_EVIDENCE, Bands, Calibration, Policy
+from screener.policy import (
+    FAMILIES,
+    IMAGE_EVIDENCE,
+    PROMPT_EVIDENCE,
+    Bands,
+    Calibration,
+    Policy,
+)
 from screener.screening import Screener
 
 FUSED = "fused"
@@ -257,16 +264,21 @@ def fit(
     worst category's recall, then overall recall (`judge`).
 
     One keeps the template's calibrations and weights and fits only the bands; the others
-    also refit the calibrations on the non-copies' tail (`fit_ramps`), with and without
-    a weight on the strongest single evidence (`MAX_WEIGHTS`). Which wins depends on the
-    signals: before local features the template's ramps ranked Oxygen copies better (0.83
-    against 0.65 held out); with them, refitted ramps with a strongest-evidence weight
-    won (0.99). Choosing by measurement beats trusting either.
+    also refit the calibrations on the non-copies' tail (`fit_ramps`): a plain logistic
+    fusion or one where signals of one family (`FAMILIES`: SSCD on the whole and on
+    regions, the hashes) add only their largest evidence, each with and without the
+    weight on the strongest single evidence that makes one signal at full evidence block
+    on its own (`ALONE_BLOCKS`). Which wins depends on the signals: before local features
+    the template's ramps ranked Oxygen copies better (0.83 against 0.65 held out).
+    Choosing by measurement beats trusting any one.
     """
     fitters: list[Callable[[Sequence[Record], Policy, float, float], Policy]] = [
         fit_bands,
-        fit_ramps,
-        *(partial(fit_ramps, max_weight=w) for w in MAX_WEIGHTS),
+        *(
+            partial(fit_ramps, max_weight=weight, groups=groups)
+            for groups in ({}, FAMILIES)
+            for weight in (0.0, ALONE_BLOCKS)
+        ),
     ]
     # Judge each way of fitting on records it was not fitted on (an inner split), then
     # refit the winner on all of them: ramps fitted and judged on the same records look
@@ -282,10 +294,15 @@ def fit(
                 continue
             scores.append(judge(inner_judge, policy, target_fpr))
         fitters = [fitters[max(range(len(scores)), key=scores.__getitem__)]]
-    return max(
-        (fitter(records, template, target_fpr, review_fpr) for fitter in fitters),
-        key=lambda p: recall_at(records, p, target_fpr),
-    )
+    fitted = []
+    for fitter in fitters:
+        try:
+            fitted.append(fitter(records, template, target_fpr, review_fpr))
+        except ValueError:
+            continue
+    if not fitted:
+        raise ValueError("no way of fitting works on these records")
+    return max(fitted, key=lambda p: recall_at(records, p, target_fpr))
 
 
 def judge(records: Sequence[Record], policy: Policy, fpr: float) -> tuple[float, float]:
@@ -348,7 +365,8 @@ def fit_ramps(
     bias: float = -6.0,
     alone: float = 0.95,
     l2: float = 1e-3,
-    max_weight: float = 0.0,
+    max_weight: float | None = 0.0,
+    groups: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Policy:
     """Fit calibrations, fusion weights and bands on benchmark records.
 
@@ -356,8 +374,13 @@ def fit_ramps(
     weight is at least what lets full evidence alone reach the fused score ``alone``, and
     a logistic fit raises weights where signals agreeing on copies earn it. The bands are
     the fused scores that let ``target_fpr`` (block) and ``review_fpr`` (review) of the
-    unrelated images through.
+    unrelated images through. ``max_weight`` is the weight on the strongest single
+    evidence; `ALONE_BLOCKS` (None) chooses the least that lets any one image signal at
+    full evidence reach the block band alone. ``groups`` (default: the template's) are
+    the policy's groups of signals that add only their largest evidence.
     """
+    if groups is not None:
+        template = replace(template, groups=dict(groups))
     negatives = [r for r in records if r.truth is None]
     # Every (query, candidate work) pair is one example: the true work's pair is a copy,
     # every other candidate's pair is not, since a verdict takes the most severe candidate.
@@ -418,18 +441,45 @@ def fit_ramps(
         for n, c in template.signals.items()
         if n in IMAGE_EVIDENCE and n not in signals and not _measured(records, n)
     }
-    draft = replace(template, max_weight=max_weight)
-    return _with_bands(records, draft, {**signals, **unmeasured}, bias, target_fpr, review_fpr)
+    every = {**signals, **unmeasured}
+    if max_weight is not None:
+        draft = replace(template, max_weight=max_weight)
+        return _with_bands(records, draft, every, bias, target_fpr, review_fpr)
+    for weight in ALONE_WEIGHTS:
+        # Scale the logit down where it could pass TOP_SCORE's: a saturated fused score
+        # ranks nothing (the order of scores, all a policy uses, is unchanged by it).
+        top = bias + sum(c.weight for c in every.values()) + weight
+        scale = min(1.0, LOGIT_ROOM / top) if top > 0 else 1.0
+        scaled = {n: replace(c, weight=round(c.weight * scale, 4)) for n, c in every.items()}
+        draft = replace(template, max_weight=round(weight * scale, 4))
+        policy = _with_bands(records, draft, scaled, bias * scale, target_fpr, review_fpr)
+        if _alone_blocks(policy, {n: scaled[n] for n in signals}):
+            return policy
+    raise ValueError("no strongest-evidence weight lets one signal at full evidence block")
+
+
+def _alone_blocks(policy: Policy, fitted: Mapping[str, Calibration]) -> bool:
+    """Whether each fitted image signal at full evidence, alone, reaches the block band."""
+    return all(
+        fusion.fuse({name: calibration.hi}, policy) >= policy.bands.block
+        for name, calibration in fitted.items()
+        if calibration.weight > 0
+    )
 
 
 def _measured(records: Sequence[Record], name: str) -> bool:
     return any(values.get(name) is not None for r in records for _, values in r.candidates)
 
 
-# Strongest-evidence weights tried by `fit` (0 is plain `fit_ramps`). On the Oxygen
-# suite 8 let a work pasted into a new scene, seen only by local features, be blocked
-# (composites 0.38 -> 0.90 held out) without letting more unrelated images through.
-MAX_WEIGHTS = (4.0, 8.0)
+# `fit_ramps(max_weight=ALONE_BLOCKS)`: the strongest-evidence weight is the least of
+# ALONE_WEIGHTS with which one image signal at full evidence (closer than any unrelated
+# pair in the fit, see `_calibration_range`) blocks on its own: a work pasted into a new
+# scene is often seen by local features alone, and a verified geometric match that no
+# unrelated image reaches is worth a block. The bands are refitted at every step, so
+# the unrelated images' rate at block stays the target.
+ALONE_BLOCKS = None
+ALONE_WEIGHTS = tuple(float(w) for w in range(0, 41))
+LOGIT_ROOM = math.log(fusion.TOP_SCORE / (1 - fusion.TOP_SCORE)) - 1.0
 
 
 def _band(threshold: float) -> float:

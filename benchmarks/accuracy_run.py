@@ -16,8 +16,9 @@ from rich.table import Table
 from benchmarks import accuracy, plots, suite
 from benchmarks.common import machine, write_json
 from benchmarks.transforms import COPY_LEVEL
+from screener import background as background_mod
 from screener import policy as policy_mod
-from screener.cli import progress_bar
+from screener.cli import IMAGE_SUFFIXES, progress_bar
 from screener.policy import IMAGE_EVIDENCE
 from screener.screening import Screener
 from screener.settings import Settings
@@ -40,6 +41,7 @@ def run(
     regions: bool = True,
     command: str = "",
     records_file: Path | None = None,
+    background: Sequence[Path] = (),
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     if records_file is not None:
@@ -67,6 +69,7 @@ def run(
         settings = Settings(data_dir=Path(scratch) / "data", regions=regions)
         template = policy_mod.load(settings.policy_path)
         with Screener(settings, policy=template) as screener:
+            bank = _background(screener, background, bar) if background else None
             task = bar.add_task("screening", total=len(the_suite.queries))
             records = accuracy.evaluate(screener, the_suite, lambda n: bar.advance(task, n))
             signals_used = list(screener.signals.names)
@@ -84,12 +87,40 @@ def run(
         "signals": signals_used,
         "models": models,
         "copy_level_categories": sorted(COPY_LEVEL),
+        "background": bank,
     }
     with gzip.open(out_dir / "records.json.gz", "wt", encoding="utf-8") as handle:
         json.dump({"config": config, "records": [asdict(r) for r in records]}, handle)
     return _report(
         records, template, config, target_fpr, review_fpr, seed, out_dir, write_policy, command
     )
+
+
+def _background(screener: Screener, folders: Sequence[Path], bar: Any) -> dict[str, Any]:
+    """Build the screener's background bank from ``folders`` (generic images, which must
+    share nothing with the suite's source) so that records carry ``sscd_norm_cosine``."""
+    sscd = screener.signals.available.get("sscd")
+    if sscd is None:
+        raise ValueError("--background needs SSCD")
+    files = sorted(
+        p
+        for folder in folders
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    task = bar.add_task("background bank", total=len(files))
+    report = background_mod.build(
+        files,
+        sscd,
+        screener.background_dir,
+        source=", ".join(str(f) for f in folders),
+        limits=screener.limits,
+        work_size=screener.settings.work_size,
+        is_registered=lambda vector: False,  # built before the suite's works are registered
+        progress=lambda n: bar.advance(task, n),
+    )
+    screener.reload_background()
+    return {"folders": [str(f) for f in folders], "images": report.count}
 
 
 def refit(

@@ -59,6 +59,13 @@ def accuracy(
     records: Annotated[
         Path | None, typer.Option(help="refit and report from a saved records.json.gz")
     ] = None,
+    background: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="folder of generic images (repeatable, none from --images): build a "
+            "background bank first, so that sscd_norm_cosine is measured and fitted"
+        ),
+    ] = None,
 ) -> None:
     """Accuracy of every signal and of the fused score; fits and writes a policy."""
     from benchmarks import accuracy_run
@@ -87,6 +94,7 @@ def accuracy(
             regions=regions,
             command=" ".join(sys.argv),
             records_file=records,
+            background=background or (),
         )
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")

@@ -113,7 +113,10 @@ class SiftExtractor:
 
     name = "sift"
 
-    def __init__(self, features: int = 600, contrast: float = 0.01) -> None:
+    # Contrast 0.005 rather than OpenCV's 0.04 (or 0.01): flat clip art has few strong
+    # corners, and a pasted copy needs enough reference keypoints to gather inliers
+    # (on 40 Oxygen icons pasted into scenes, 16+ inliers for 0.90 against 0.82 at 0.01).
+    def __init__(self, features: int = 600, contrast: float = 0.005) -> None:
         self._cv2 = _cv2()
         self.features = features
         self.contrast = contrast

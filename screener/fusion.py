@@ -1,10 +1,11 @@
 """Fusion: raw per-signal values to one calibrated score in [0, 1]. Pure.
 
 Each raw value becomes evidence in [0, 1] by its policy calibration; the fused score is a
-logistic function of the weighted evidence, plus ``max_weight`` times the strongest single
-image evidence (so that one signal closer than anything unrelated can decide alone; the
-prompt never can). Weights are non-negative, so more similarity
-on any signal never lowers the fused score, and a missing signal adds no evidence.
+logistic function of the weighted evidence (of a group of signals that measure the same
+thing, only the largest), plus ``max_weight`` times the strongest single image evidence
+(so that one signal closer than anything unrelated can decide alone; the prompt never
+can). Weights are non-negative, so more similarity on any signal never lowers the fused
+score, and a missing signal adds no evidence.
 """
 
 from __future__ import annotations
@@ -28,11 +29,20 @@ def evidence(value: float | None, calibration: Calibration) -> float:
 
 
 def contributions(values: Mapping[str, float | None], policy: Policy) -> dict[str, float]:
-    """Each signal's weighted evidence: its share of the fused logit."""
-    return {
+    """Each signal's weighted evidence: its share of the fused logit. In a group of the
+    policy only the largest counts; the others' shares are 0."""
+    shares = {
         name: calibration.weight * evidence(values.get(name), calibration)
         for name, calibration in policy.signals.items()
     }
+    for members in policy.groups.values():
+        present = [name for name in members if name in shares]
+        if len(present) > 1:
+            top = max(present, key=shares.__getitem__)
+            for name in present:
+                if name != top:
+                    shares[name] = 0.0
+    return shares
 
 
 def strongest(values: Mapping[str, float | None], policy: Policy) -> float:

@@ -33,6 +33,13 @@ IMAGE_EVIDENCE = (
     "sscd_norm_cosine",
 )
 PROMPT_EVIDENCE = ("prompt_keyword", "prompt_clip_cosine")
+# Image signals that see the same thing in the same way: a policy's ``groups`` may use
+# these (the accuracy benchmark's fit tries them).
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "hashes": ("pdq_hamming", "phash_hamming", "pdq_region_hamming", "phash_region_hamming"),
+    "sscd": ("sscd_cosine", "sscd_region_cosine", "sscd_norm_cosine"),
+    "clip": ("clip_cosine", "clip_region_cosine"),
+}
 EVIDENCE = IMAGE_EVIDENCE + PROMPT_EVIDENCE
 
 
@@ -109,10 +116,19 @@ class Policy:
     # closer than anything unrelated (full evidence) can decide alone, however many
     # others stay silent (a work pasted into a new scene leaves only local features).
     max_weight: float = 0.0
+    # Signals that measure the same thing (one descriptor on the whole image and on its
+    # regions) add only their largest weighted evidence per group, not each: an
+    # unrelated image that looks alike to SSCD must not count twice for it.
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.version.strip():
             raise ValueError("version must not be empty")
+        grouped = [name for members in self.groups.values() for name in members]
+        if len(grouped) != len(set(grouped)):
+            raise ValueError("a signal may be in one group only")
+        if set(grouped) & set(PROMPT_EVIDENCE) or set(grouped) - set(IMAGE_EVIDENCE):
+            raise ValueError(f"groups may hold image signals only: {list(IMAGE_EVIDENCE)}")
         if not math.isfinite(self.bias):
             raise ValueError("bias must be finite")
         if not (math.isfinite(self.max_weight) and self.max_weight >= 0):

@@ -12,8 +12,8 @@ from PIL import Image
 
 from benchmarks import accuracy, accuracy_run, suite
 from benchmarks.transforms import TRANSFORMS
+from screener import fusion, samples
 from screener import policy as policy_mod
-from screener import samples
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,56 @@ def test_fit_separates_synthetic_scores_and_bands_hold_the_rate() -> None:
     assert policy_mod.loads(policy_mod.dumps(fitted)) == fitted
 
 
+def _two_signal_record(
+    truth: str | None, sscd: float | None, inliers: float | None, group: str
+) -> accuracy.Record:
+    values: dict[str, float | None] = {"sscd_cosine": sscd, "local_inliers": inliers}
+    return accuracy.Record(
+        f"{group}-x",
+        "composite",
+        group,
+        truth,
+        values,
+        0.0,
+        None,
+        "allow",
+        0.01,
+        (("w", values),),
+    )
+
+
+def test_the_alone_blocks_fit_lets_one_signal_at_full_evidence_block() -> None:
+    rng = np.random.default_rng(2)
+    # Copies seen by one signal only (like a pasted work seen by local features alone),
+    # unrelated images that are a little alike on both.
+    records = [
+        _two_signal_record("w", float(rng.uniform(0.7, 1.0)), None, f"p{i}") for i in range(100)
+    ]
+    records += [
+        _two_signal_record("w", None, float(rng.integers(20, 80)), f"q{i}") for i in range(100)
+    ]
+    # Unrelated images alike on both signals at once: together they outscore any one
+    # signal at full evidence under a plain logistic fusion.
+    shared = np.linspace(0.0, 1.0, 2000) ** 8
+    records += [
+        _two_signal_record(None, 0.2 + 0.4 * float(u), 4 + 20 * float(u), f"n{i}")
+        for i, u in enumerate(shared)
+    ]
+    template = policy_mod.load()
+    plain = accuracy.fit_ramps(records, template, 0.001, 0.01, max_weight=0.0)
+    alone = accuracy.fit_ramps(records, template, 0.001, 0.01, max_weight=accuracy.ALONE_BLOCKS)
+    assert alone.max_weight > 0
+    for name in ("sscd_cosine", "local_inliers"):
+        full = {name: alone.signals[name].hi}
+        assert policy_mod.decide(fusion.fuse(full, alone), alone.bands).value == "block"
+    negatives = accuracy.rescore([r for r in records if r.truth is None], alone)
+    assert np.mean([r.decision == "block" for r in negatives]) <= 0.001
+    assert accuracy.recall_at(records, plain, 0.001) < 0.5
+    assert accuracy.recall_at(records, alone, 0.001) >= 0.9
+    grouped = accuracy.fit_ramps(records, template, 0.001, 0.01, groups=policy_mod.FAMILIES)
+    assert grouped.groups == policy_mod.FAMILIES
+
+
 def test_split_keeps_groups_together() -> None:
     records = [_record(None, 0.1, f"g{i % 10}") for i in range(100)]
     first, second = accuracy.split(records, seed=0)
@@ -109,6 +159,10 @@ def test_suite_load_reports_bad_truth_rows(image_folder: Path, tmp_path: Path) -
 def test_the_benchmark_runs_end_to_end(image_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     policy_file = tmp_path / "policy.yaml"
+    bank = tmp_path / "generic"  # generic images for the background bank, none a work
+    bank.mkdir()
+    for k in range(24):
+        samples.scene(500 + k, size=(160, 120)).save(bank / f"g{k}.png")
     report = accuracy_run.run(
         images=image_folder,
         works_dir=None,
@@ -122,8 +176,11 @@ def test_the_benchmark_runs_end_to_end(image_folder: Path, tmp_path: Path) -> No
         review_fpr=0.05,
         out_dir=out,
         write_policy=policy_file,
+        background=(bank,),
     )
     saved = json.loads((out / "accuracy.json").read_text())
+    assert saved["config"]["background"] == {"folders": [str(bank)], "images": 24}
+    assert "sscd_norm_cosine" in saved["held_out"]["scores"]
     assert saved["config"]["queries"] == 4 * 3 + 6 * 4
     assert "fused" in saved["held_out"]["scores"]
     assert "sscd_cosine" in saved["held_out"]["scores"]

@@ -109,6 +109,9 @@ def test_round_trip_through_yaml(bias: float, review: float, block: float) -> No
         ({"signals": {"prompt_keyword": {"lo": 0, "hi": 1, "weight": 0.1}}}, "image signal"),
         ({"version": ""}, "version"),
         ({"bias": "high"}, "bias"),
+        ({"groups": {"a": ["sscd_cosine"], "b": ["sscd_cosine"]}}, "one group only"),
+        ({"groups": {"a": ["prompt_keyword"]}}, "image signals only"),
+        ({"groups": {"a": ["mystery"]}}, "image signals only"),
     ],
 )
 def test_invalid_policies_are_refused_with_reasons(patch: dict[str, object], message: str) -> None:
@@ -140,3 +143,34 @@ def test_work_overrides_take_precedence() -> None:
     policy = policy_mod.parse(document)
     assert policy.bands_for("logo") == Bands(0.6, 0.7)
     assert policy.bands_for("other") == policy.bands
+
+
+GROUPED = Policy(
+    version="grouped",
+    bias=-6.0,
+    signals={
+        "sscd_cosine": policy_mod.Calibration(0.4, 0.8, 9.0),
+        "sscd_region_cosine": policy_mod.Calibration(0.4, 0.8, 9.0),
+        "local_inliers": policy_mod.Calibration(12.0, 16.0, 9.0),
+    },
+    bands=Bands(review=0.9, block=0.99),
+    groups={"sscd": ("sscd_cosine", "sscd_region_cosine")},
+)
+
+
+@given(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 30.0))
+def test_a_group_adds_only_its_largest_evidence(a: float, b: float, inliers: float) -> None:
+    values = {"sscd_cosine": a, "sscd_region_cosine": b, "local_inliers": inliers}
+    shares = fusion.contributions(values, GROUPED)
+    whole, region = (9.0 * fusion.evidence(v, GROUPED.signals["sscd_cosine"]) for v in (a, b))
+    assert shares["sscd_cosine"] + shares["sscd_region_cosine"] == pytest.approx(max(whole, region))
+    ungrouped = Policy(**{**GROUPED.__dict__, "groups": {}})
+    assert fusion.fuse(values, GROUPED) <= fusion.fuse(values, ungrouped) + 1e-12
+    # Signals outside every group still add up.
+    assert shares["local_inliers"] == pytest.approx(
+        9.0 * fusion.evidence(inliers, GROUPED.signals["local_inliers"])
+    )
+
+
+def test_groups_round_trip_through_yaml() -> None:
+    assert policy_mod.loads(policy_mod.dumps(GROUPED)) == GROUPED
