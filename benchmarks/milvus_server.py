@@ -8,7 +8,9 @@ including the embedded etcd's client and peer ports (the wheel leaves the peer p
 etcd's 2380, so two servers on one machine would collide), and the proxy port is the one
 clients use. Starting takes about 10 s on a 2-core machine.
 
-The lookup benchmark starts one for its run; the tests start one per session.
+The lookup benchmark starts one for its run; the tests start one per session; and
+``python -m benchmarks.milvus_server [--port 19530]`` runs one until interrupted, to try
+the Milvus backend on one machine (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ class LocalMilvus:
     """One Milvus standalone server in a temporary directory; use it as a context manager,
     or call :meth:`start` and then :meth:`stop` (idempotent) in a ``finally``."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
+        """``port``: the proxy port clients use (default: a free one)."""
         try:
             import milvus
             import pymilvus  # noqa: F401 - the client its users will need
@@ -74,6 +77,7 @@ class LocalMilvus:
         self._server: Any = None
         self._base: Path | None = None
         self.port: int | None = None
+        self._fixed_port = port
 
     @property
     def uri(self) -> str:
@@ -114,7 +118,7 @@ class LocalMilvus:
             self._base = Path(tempfile.mkdtemp(prefix="screener-milvus-"))
             server = self._module.MilvusServer(wait_for_started=False)
             server.set_base_dir(str(self._base))
-            server.listen_port = free_port()
+            server.listen_port = self._fixed_port or free_port()
             etcd_port = free_port()
             server.config.set("etcd_port", etcd_port)
             self._server = server
@@ -177,3 +181,33 @@ class LocalMilvus:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a throwaway server until Ctrl-C (or SIGTERM); its data goes with it."""
+    import argparse
+    import signal
+    import threading
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.milvus_server",
+        description="A throwaway Milvus standalone server on 127.0.0.1 (every other port "
+        "free, data in a temporary folder deleted on exit).",
+    )
+    parser.add_argument("--port", type=int, default=None, help="proxy port (default: free)")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with LocalMilvus(args.port) as server:
+            print(f"Milvus at {server.uri} (data in {server.base}); Ctrl-C stops it", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+    except (MilvusUnavailable, MilvusStartError) as exc:
+        print(f"error: {exc}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

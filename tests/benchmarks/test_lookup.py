@@ -7,6 +7,7 @@ FAIL); only structure, exactness and the shape of the data are.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import typer
 from typer.testing import CliRunner
 
 from benchmarks import lookup
+from index import IndexSpec, MilvusIndex, create
+from tests.milvus import MilvusTestServer
 
 SIZE = 2000
 
@@ -188,6 +191,28 @@ def test_milvus_is_measured_against_the_faiss_baseline(milvus_uri: str, tmp_path
     finally:
         connections.disconnect("bench-check")
     lookup.print_report(payload)
+
+
+@pytest.mark.slow
+def test_milvus_memory_is_read_from_the_servers_storage(milvus: MilvusTestServer) -> None:
+    codes = np.random.default_rng(2).integers(0, 256, (500, 32), dtype=np.uint8)
+    index = create(
+        IndexSpec("storage", 256, "hamming"),
+        "milvus:BIN_FLAT",
+        uri=milvus.uri,
+        collection=f"storage_{uuid.uuid4().hex[:8]}",
+    )
+    assert isinstance(index, MilvusIndex)
+    try:
+        index.add(np.arange(500, dtype=np.int64), codes)
+        index.flush()
+        storage = lookup.milvus_storage(milvus, index)
+    finally:
+        index.drop()
+    assert storage["segments"] == 1
+    assert storage["index_file_bytes"] == 0  # BIN_FLAT keeps no index files
+    assert 500 * 32 <= storage["vector_binlog_bytes"] <= storage["loaded_bytes"]
+    assert storage["loaded_bytes"] == storage["binlog_bytes"] < 500 * 32 * 4
 
 
 def test_unknown_milvus_structure_is_refused(tmp_path: Path) -> None:
