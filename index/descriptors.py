@@ -46,6 +46,7 @@ class DescriptorIndex:
         self._codes: list[npt.NDArray[np.uint8]] = []  # kept to rebuild without the dead
         self._live: set[int] = set()
         self._dead_rows = 0
+        self._flat_owners: npt.NDArray[np.int64] | None = None  # _owners joined, for search
         self._graph: Any = self._new_graph()
 
     def _new_graph(self) -> Any:
@@ -68,18 +69,35 @@ class DescriptorIndex:
 
     def add(self, owner: int, descriptors: npt.NDArray[np.uint8]) -> None:
         """Store one owner's descriptors ((n, 128) uint8); an owner is added once."""
-        codes = np.ascontiguousarray(descriptors, dtype=np.uint8)
-        if codes.ndim != 2 or codes.shape[1] != DIM:
-            raise ValueError(f"descriptors must be (n, {DIM}) bytes, got {codes.shape}")
+        self.add_many([(owner, descriptors)])
+
+    def add_many(self, items: Iterable[tuple[int, npt.NDArray[np.uint8]]]) -> None:
+        """Store several owners' descriptors in one insertion (much faster than one by
+        one: the graph inserts a batch in parallel). Nothing is stored if one is bad."""
+        batch = []
+        for owner, descriptors in items:
+            codes = np.ascontiguousarray(descriptors, dtype=np.uint8)
+            if codes.ndim != 2 or codes.shape[1] != DIM:
+                raise ValueError(f"descriptors must be (n, {DIM}) bytes, got {codes.shape}")
+            batch.append((owner, codes))
+        owners = [owner for owner, _ in batch]
         with self._lock:
-            if owner in self._live:
-                raise ValueError(f"owner {owner} is already in the descriptor index")
-            self._live.add(owner)
-            if not len(codes):
+            again = sorted(set(owners) & self._live) or sorted(
+                o for o in set(owners) if owners.count(o) > 1
+            )
+            if again:
+                raise ValueError(f"owner {again[0]} is already in the descriptor index")
+            self._live.update(owners)
+            filled = [(owner, codes) for owner, codes in batch if len(codes)]
+            if not filled:
                 return
+            codes = np.concatenate([c for _, c in filled])
             self._graph.add(codes.astype(np.float32))
-            self._owners.append(np.full(len(codes), owner, dtype=np.int64))
+            self._owners.append(
+                np.concatenate([np.full(len(c), o, dtype=np.int64) for o, c in filled])
+            )
             self._codes.append(codes)
+            self._flat_owners = None
 
     def remove(self, owners: Iterable[int]) -> int:
         """Hide every descriptor of ``owners``; returns how many owners were present."""
@@ -99,6 +117,7 @@ class DescriptorIndex:
         keep = np.isin(owners, list(self._live))
         self._graph = self._new_graph()
         self._owners, self._codes, self._dead_rows = [], [], 0
+        self._flat_owners = None
         if keep.any():
             self._graph.add(codes[keep].astype(np.float32))
             self._owners.append(owners[keep])
@@ -114,7 +133,9 @@ class DescriptorIndex:
             rows = self._rows()
             if not n or not rows or not self._live:
                 return Neighbours(labels, distances)
-            owners = np.concatenate(self._owners)
+            if self._flat_owners is None:
+                self._flat_owners = np.concatenate(self._owners)
+            owners = self._flat_owners
             # Ask for more than k while dead rows are present, so that k live ones remain.
             wanted = min(rows, k if not self._dead_rows else 4 * k)
             found_d, found_i = self._graph.search(queries.astype(np.float32), wanted)

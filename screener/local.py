@@ -271,13 +271,16 @@ class DescriptorVotes:
             self.on_removed(gone)
         added = 0
         for start in range(0, len(new), batch):
-            for stored in catalog.local_features_by_rows(new[start : start + batch]):
+            found = catalog.local_features_by_rows(new[start : start + batch])
+            chosen = []
+            for stored in found:
                 features = _stored(stored)
                 keep = np.argsort(-features.points[:, 2], kind="stable")[: self.per_set]
-                self.index.add(stored.row_id, features.descriptors[keep])
-                with self._lock:
-                    self._work_of[stored.row_id] = stored.work_id
-                added += 1
+                chosen.append((stored.row_id, features.descriptors[keep]))
+            self.index.add_many(chosen)
+            with self._lock:
+                self._work_of.update((stored.row_id, stored.work_id) for stored in found)
+            added += len(found)
         return added, len(gone)
 
     def vote(self, query: LocalFeatures, top: int, min_votes: int) -> list[tuple[str, int]]:

@@ -66,3 +66,16 @@ def test_bad_input_is_refused() -> None:
     index.add(1, codes(1, 4))
     with pytest.raises(ValueError, match="already"):
         index.add(1, codes(2, 4))
+    with pytest.raises(ValueError, match="already"):  # twice in one batch
+        index.add_many([(2, codes(2, 4)), (2, codes(3, 4))])
+    with pytest.raises(ValueError, match="128"):  # one bad item: nothing of the batch stored
+        index.add_many([(3, codes(3, 4)), (4, np.zeros((2, 5), dtype=np.uint8))])
+    assert index.owners == frozenset({1}) and len(index) == 4
+
+
+def test_a_batch_is_searchable_like_single_additions() -> None:
+    index = DescriptorIndex()
+    index.add_many([(owner, codes(owner, 30)) for owner in range(8)])
+    assert len(index) == 240 and index.owners == frozenset(range(8))
+    found = index.search(noisy(codes(6, 30), seed=5), k=1)
+    assert (found.labels[:, 0] == 6).mean() > 0.9
