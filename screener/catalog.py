@@ -659,14 +659,15 @@ class Catalog:
             ).all()
         return [(int(i), str(w)) for i, w in rows]
 
-    def local_feature_rows(self, spec_id: str) -> dict[int, str]:
-        """The row id of every stored keypoint set of ``spec_id``, with its work (no
-        keypoints read: what the descriptor index compares itself with)."""
+    def local_feature_rows(self, spec_id: str, after: int = 0) -> dict[int, str]:
+        """The row id of every stored keypoint set of ``spec_id`` (those past row
+        ``after`` only), with its work; no keypoints read: what the descriptor index
+        compares itself with."""
         with Session(self.engine) as session:
             rows = session.execute(
                 select(LocalFeatureRow.id, ReferenceRow.work_id)
                 .join(ReferenceRow, LocalFeatureRow.reference_id == ReferenceRow.id)
-                .where(LocalFeatureRow.spec_id == spec_id)
+                .where(LocalFeatureRow.spec_id == spec_id, LocalFeatureRow.id > after)
             ).all()
         return {int(i): str(w) for i, w in rows}
 

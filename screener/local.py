@@ -256,12 +256,16 @@ class DescriptorVotes:
     def __len__(self) -> int:
         return len(self.index)
 
-    def sync(self, catalog: Catalog, batch: int = 500) -> tuple[int, int]:
+    def sync(
+        self, catalog: Catalog, batch: int = 500, *, added_only: bool = False
+    ) -> tuple[int, int]:
         """Add the keypoint sets the catalog has and the index lacks, drop those it no
-        longer has; returns (added, removed)."""
-        current = catalog.local_feature_rows(self.spec_id)
+        longer has; returns (added, removed). ``added_only``: look only past the last row
+        known (after a registration: no full comparison of row ids)."""
+        after = max(self._work_of, default=0) if added_only else 0
+        current = catalog.local_feature_rows(self.spec_id, after=after)
         with self._lock:
-            gone = [row for row in self._work_of if row not in current]
+            gone = [] if added_only else [row for row in self._work_of if row not in current]
             new = sorted(row for row in current if row not in self._work_of)
         self.index.remove(gone)
         with self._lock:

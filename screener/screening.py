@@ -209,13 +209,14 @@ class Screener:
                 return self.catch_up()
         return 0
 
-    def catch_up(self) -> int:
+    def catch_up(self, *, added_only: bool = False) -> int:
         """Bring the indexes, and the descriptor index of local features, in step with
-        the catalog; returns how many index log entries were replayed."""
+        the catalog; returns how many index log entries were replayed. ``added_only``:
+        this process only added (the descriptor index then reads just the new rows)."""
         with self._lock:
             replayed = self.indexes.catch_up()
             if self.local is not None:
-                self.local.votes.sync(self.catalog)
+                self.local.votes.sync(self.catalog, added_only=added_only)
         return replayed
 
     def check(
@@ -709,7 +710,7 @@ class Registry:
                 must_exist=must_exist,
                 hook=hook,
             )
-            self._s.catch_up()
+            self._s.catch_up(added_only=True)
         return Registered(work, tuple(added), len(references) - len(added))
 
     def _reference(self, image: ImageInput, name: str) -> NewReference:
