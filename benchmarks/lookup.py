@@ -1146,36 +1146,44 @@ def milvus_for(cfg: Config) -> Iterator[MilvusRun | None]:
 
 
 def milvus_storage(server: LocalMilvus, index: MilvusIndex) -> dict[str, int]:
-    """What a collection occupies in the local storage of a server this run started: its
-    binlogs per field and its index files. A query node loads the index files and the
-    binlogs of the other fields (or, without index files, every binlog), so their sum is
-    the collection's memory in the query node (``loaded_bytes``)."""
-    from pymilvus import Collection
+    """What a collection occupies in the local storage of a server this run started.
+
+    For each segment it serves, a query node loads the segment's index files and the
+    binlogs of its other fields, or every binlog where the segment has no index files (a
+    segment too small or too new to be indexed is searched by brute force); the sum is
+    the collection's memory in the query node (``loaded_bytes``).
+    """
+    from pymilvus import Collection, utility
 
     alias = connect_milvus(server.uri)
     collection_id = Collection(index.collection, using=alias).describe()["collection_id"]
+    # Only the segments the query node serves: compacted-away ones stay on disk a while.
+    served = {
+        str(s.segmentID) for s in utility.get_query_segment_info(index.collection, using=alias)
+    }
     data = server.base / "data"
-    fields: dict[str, int] = {}
-    segments: set[str] = set()
-    for path in (data / "insert_log" / str(collection_id)).rglob("*"):
-        parts = path.relative_to(data / "insert_log" / str(collection_id)).parts
-        if path.is_file() and len(parts) == 4:  # partition/segment/field/log
-            segments.add(parts[1])
+    root = data / "insert_log" / str(collection_id)
+    binlogs: dict[str, dict[str, int]] = {}  # segment -> field -> bytes
+    for path in root.rglob("*"):
+        parts = path.relative_to(root).parts
+        if path.is_file() and len(parts) == 4 and parts[1] in served:  # part/segment/field/log
+            fields = binlogs.setdefault(parts[1], {})
             fields[parts[2]] = fields.get(parts[2], 0) + path.stat().st_size
-    index_bytes = sum(
-        path.stat().st_size
-        for path in (data / "index_files").rglob("*")
-        if path.is_file() and path.parent.name in segments
-    )
-    vector_field = max(fields.values(), default=0)  # vectors outweigh ids and timestamps
-    binlogs = sum(fields.values())
-    loaded = binlogs - vector_field + index_bytes if index_bytes else binlogs
+    indexed: dict[str, int] = {}
+    for path in (data / "index_files").rglob("*"):
+        if path.is_file() and path.parent.name in binlogs:
+            indexed[path.parent.name] = indexed.get(path.parent.name, 0) + path.stat().st_size
+    loaded = 0
+    for segment, fields in binlogs.items():
+        vectors = max(fields.values())  # vectors outweigh ids and timestamps
+        total = sum(fields.values())
+        loaded += total - vectors + indexed[segment] if segment in indexed else total
     return {
-        "binlog_bytes": binlogs,
-        "vector_binlog_bytes": vector_field,
-        "index_file_bytes": index_bytes,
+        "binlog_bytes": sum(sum(f.values()) for f in binlogs.values()),
+        "index_file_bytes": sum(indexed.values()),
         "loaded_bytes": loaded,
-        "segments": len(segments),
+        "segments": len(binlogs),
+        "segments_indexed": len(indexed),
     }
 
 

@@ -197,12 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="proxy port (default: free)")
     args = parser.parse_args(argv)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started in the background
+        signal.signal(sig, lambda *_: stop.set())
     try:
         with LocalMilvus(args.port) as server:
             print(f"Milvus at {server.uri} (data in {server.base}); Ctrl-C stops it", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
+            stop.wait()
     except (MilvusUnavailable, MilvusStartError) as exc:
         print(f"error: {exc}", flush=True)
         return 1

