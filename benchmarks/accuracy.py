@@ -283,7 +283,8 @@ def fit(
     # Judge each way of fitting on records it was not fitted on (an inner split), then
     # refit the winner on all of them: ramps fitted and judged on the same records look
     # perfect, because their ends come from those very records.
-    inner_fit, inner_judge = split(records, seed=1)
+    # Its own seed: a split by the run's seed would put every record on one side again.
+    inner_fit, inner_judge = split(records, seed=INNER)
     if inner_fit and inner_judge and any(r.truth for r in inner_judge):
         scores: list[tuple[float, float]] = []
         for fitter in fitters:
@@ -502,7 +503,10 @@ def _prompt_part(
     return {n: Calibration(c.lo, c.hi, round(c.weight * scale, 4)) for n, c in part.items()}
 
 
-def split(records: Sequence[Record], seed: int) -> tuple[list[Record], list[Record]]:
+INNER = "inner"  # the seed of the fit's inner split, never a run's (integer) seed
+
+
+def split(records: Sequence[Record], seed: int | str) -> tuple[list[Record], list[Record]]:
     """Fit and hold-out halves, keeping every source image's queries together."""
 
     def half(group: str) -> int:

@@ -124,6 +124,14 @@ def test_the_alone_blocks_fit_lets_one_signal_at_full_evidence_block() -> None:
     assert grouped.groups == policy_mod.FAMILIES
 
 
+def test_the_inner_split_divides_either_half_of_any_run() -> None:
+    records = [_record("w", 0.9, f"g{i}") for i in range(400)]
+    for seed in range(4):
+        for half in accuracy.split(records, seed):
+            inner_fit, inner_judge = accuracy.split(half, accuracy.INNER)
+            assert len(inner_fit) > 50 and len(inner_judge) > 50
+
+
 def test_split_keeps_groups_together() -> None:
     records = [_record(None, 0.1, f"g{i % 10}") for i in range(100)]
     first, second = accuracy.split(records, seed=0)
