@@ -567,10 +567,19 @@ def index_import(
 
     The whole file is checked first (digests, specs, agreement with the catalog); a file
     that fails is refused and nothing is written."""
-    with _open(data_dir) as screener, progress_bar() as progress:
-        summary = _guard(
-            lambda: transfer.import_indexes(screener.indexes, file, _transfer_progress(progress))
-        )
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    try:  # the indexes are not opened: the file replaces them
+        with transfer.indexes_to_import(settings) as (indexes, missing):
+            for name, reason in missing.items():
+                err.print(
+                    f"[bold yellow]warning:[/] signal [bold]{name}[/] is not in use: "
+                    f"{escape(reason)}",
+                    highlight=False,
+                )
+            with progress_bar() as progress:
+                summary = transfer.import_indexes(indexes, file, _transfer_progress(progress))
+    except ScreenerError as exc:
+        _fail(exc)
     for signal, (count, mark) in summary.signals.items():
         out.print(f"{signal}: {count} fingerprints, log position {mark}", highlight=False)
     for signal in summary.skipped:

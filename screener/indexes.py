@@ -352,7 +352,7 @@ class IndexSet:
         """
         spec = self.specs[signal]
         if self.milvus is not None:
-            index: VectorIndex = self.indexes.get(signal) or self._fresh(signal)
+            index = self.indexes[signal] if signal in self.indexes else self._fresh(signal)
             held = index.ids()
             have = set(held.tolist())
             seen: set[int] = set()

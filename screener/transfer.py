@@ -25,6 +25,7 @@ import os
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,9 @@ import numpy.typing as npt
 from index import IndexSpec
 from screener.catalog import Catalog
 from screener.errors import IndexInconsistent, InputError
-from screener.indexes import IndexSet
+from screener.indexes import IndexSet, MilvusTarget
+from screener.settings import Settings
+from screener.signals import SignalSet
 
 FORMAT: Final = "screener-index-export"
 VERSION: Final = 1
@@ -331,8 +334,33 @@ def _parse_manifest(path: Path, raw: bytes) -> tuple[str, int, dict[str, SignalE
         raise ExportFileError(f"{path}: the manifest cannot be read: {exc}") from exc
 
 
+@contextmanager
+def indexes_to_import(settings: Settings) -> Iterator[tuple[IndexSet, dict[str, str]]]:
+    """The configured indexes, not opened, and the signals that cannot run (name: why).
+
+    Opening would first bring every index up to date from the catalog's log (for a
+    fresh Milvus collection, the whole log), which the import then replaces.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(settings.resolved_database_url)
+    try:
+        signals = SignalSet(settings, region_min_quality=0.0)
+        indexes = IndexSet(
+            catalog,
+            signals.available,
+            settings.index_dir,
+            settings.index_structure,
+            milvus=MilvusTarget.from_settings(settings),
+        )
+        indexes.directory.mkdir(parents=True, exist_ok=True)
+        yield indexes, signals.missing
+    finally:
+        catalog.close()
+
+
 def import_indexes(indexes: IndexSet, path: Path, progress: Progress | None = None) -> Summary:
-    """Load the export at ``path`` into ``indexes`` (opened) after checking all of it."""
+    """Load the export at ``path`` into ``indexes`` (opened or not) after checking all of
+    it."""
     catalog = indexes.catalog
     with ExportFile(path) as export:
         missing = sorted(set(indexes.specs) - set(export.entries))
@@ -424,4 +452,5 @@ __all__ = [
     "Summary",
     "export_indexes",
     "import_indexes",
+    "indexes_to_import",
 ]

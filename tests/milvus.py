@@ -6,6 +6,12 @@ from __future__ import annotations
 
 from benchmarks.milvus_server import LocalMilvus, MilvusStartError, MilvusUnavailable
 
-MilvusTestServer = LocalMilvus
+
+class MilvusTestServer(LocalMilvus):
+    """:class:`LocalMilvus` that serves flushed segments promptly (see ``prompt_handoff``)."""
+
+    def __init__(self) -> None:
+        super().__init__(prompt_handoff=True)
+
 
 __all__ = ["MilvusStartError", "MilvusTestServer", "MilvusUnavailable"]

@@ -114,6 +114,9 @@ def test_round_trip_and_bad_files_are_refused_without_changes(
         assert _index_files(home) == before, name  # nothing was written
     missing = cli("index", "import", str(tmp_path / "nope.zip"), "--data-dir", str(home))
     assert missing.exit_code == 2 and "is not a file" in missing.output
+    for target, message in ((tmp_path, "is a folder"), (tmp_path / "no" / "x.zip", "not exist")):
+        refused = cli("index", "export", str(target), "--data-dir", str(home))
+        assert refused.exit_code == 2 and message in refused.output, refused.output
 
     # The good file restores indexes that were lost, and they agree with the catalog.
     shutil.rmtree(home / "indexes")
