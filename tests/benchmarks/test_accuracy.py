@@ -44,19 +44,16 @@ def test_threshold_at_lets_through_at_most_the_rate() -> None:
     assert accuracy.threshold_at(np.array([]), 0.01) == -math.inf
 
 
-def _record(truth: str | None, sscd: float, group: str) -> accuracy.Record:
-    values: dict[str, float | None] = {"sscd_cosine": sscd, "pdq_hamming": None}
+def _record(
+    truth: str | None,
+    sscd: float,
+    group: str,
+    values: dict[str, float | None] | None = None,
+    category: str = "jpeg",
+) -> accuracy.Record:
+    values = values if values is not None else {"sscd_cosine": sscd, "pdq_hamming": None}
     return accuracy.Record(
-        f"{group}-x",
-        "jpeg",
-        group,
-        truth,
-        values,
-        0.0,
-        None,
-        "allow",
-        0.01,
-        (("w", values),),
+        f"{group}-x", category, group, truth, values, 0.0, None, "allow", 0.01, (("w", values),)
     )
 
 
@@ -78,18 +75,7 @@ def _two_signal_record(
     truth: str | None, sscd: float | None, inliers: float | None, group: str
 ) -> accuracy.Record:
     values: dict[str, float | None] = {"sscd_cosine": sscd, "local_inliers": inliers}
-    return accuracy.Record(
-        f"{group}-x",
-        "composite",
-        group,
-        truth,
-        values,
-        0.0,
-        None,
-        "allow",
-        0.01,
-        (("w", values),),
-    )
+    return _record(truth, 0.0, group, values, "composite")
 
 
 def test_the_alone_blocks_fit_lets_one_signal_at_full_evidence_block() -> None:
