@@ -636,39 +636,24 @@ class Catalog:
     def local_features_of_works(
         self, work_ids: Iterable[str], spec_id: str
     ) -> list[StoredLocalFeatures]:
-        with Session(self.engine) as session:
-            rows = session.execute(
-                select(LocalFeatureRow, ReferenceRow.work_id)
-                .join(ReferenceRow, LocalFeatureRow.reference_id == ReferenceRow.id)
-                .where(ReferenceRow.work_id.in_(list(work_ids)), LocalFeatureRow.spec_id == spec_id)
-                .order_by(LocalFeatureRow.id)
-            ).all()
-        return [_stored_local(r, work_id) for r, work_id in rows]
+        return self.local_features_by_rows(self.local_feature_rows(spec_id, work_ids=work_ids))
 
-    def local_feature_rows_of_works(
-        self, work_ids: Iterable[str], spec_id: str
-    ) -> list[tuple[int, str]]:
-        """(row id, work) of the keypoint sets of ``work_ids``, without the keypoints:
-        a check reads only those it has not cached."""
+    def local_feature_rows(
+        self, spec_id: str, *, work_ids: Iterable[str] | None = None, after: int = 0
+    ) -> dict[int, str]:
+        """The row id of every stored keypoint set of ``spec_id`` (of ``work_ids`` only,
+        past row ``after`` only), with its work. No keypoints are read: a check reads
+        only the sets it has not cached, and the descriptor index compares rows."""
+        query = (
+            select(LocalFeatureRow.id, ReferenceRow.work_id)
+            .join(ReferenceRow, LocalFeatureRow.reference_id == ReferenceRow.id)
+            .where(LocalFeatureRow.spec_id == spec_id, LocalFeatureRow.id > after)
+            .order_by(LocalFeatureRow.id)
+        )
+        if work_ids is not None:
+            query = query.where(ReferenceRow.work_id.in_(list(work_ids)))
         with Session(self.engine) as session:
-            rows = session.execute(
-                select(LocalFeatureRow.id, ReferenceRow.work_id)
-                .join(ReferenceRow, LocalFeatureRow.reference_id == ReferenceRow.id)
-                .where(ReferenceRow.work_id.in_(list(work_ids)), LocalFeatureRow.spec_id == spec_id)
-                .order_by(LocalFeatureRow.id)
-            ).all()
-        return [(int(i), str(w)) for i, w in rows]
-
-    def local_feature_rows(self, spec_id: str, after: int = 0) -> dict[int, str]:
-        """The row id of every stored keypoint set of ``spec_id`` (those past row
-        ``after`` only), with its work; no keypoints read: what the descriptor index
-        compares itself with."""
-        with Session(self.engine) as session:
-            rows = session.execute(
-                select(LocalFeatureRow.id, ReferenceRow.work_id)
-                .join(ReferenceRow, LocalFeatureRow.reference_id == ReferenceRow.id)
-                .where(LocalFeatureRow.spec_id == spec_id, LocalFeatureRow.id > after)
-            ).all()
+            rows = session.execute(query).all()
         return {int(i): str(w) for i, w in rows}
 
     def local_features_by_rows(self, row_ids: Iterable[int]) -> list[StoredLocalFeatures]:

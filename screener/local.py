@@ -125,15 +125,15 @@ class LocalVerifier:
     ) -> list[tuple[StoredLocalFeatures, LocalFeatures]]:
         """The stored keypoint sets of ``work_ids``: their row ids from the catalog, the
         keypoints from the cache or, for those not in it, from the catalog."""
-        rows = catalog.local_feature_rows_of_works(work_ids, self.spec_id)
+        rows = catalog.local_feature_rows(self.spec_id, work_ids=work_ids)
         with self._lock:
-            missing = [row for row, _ in rows if row not in self._cache]
+            missing = [row for row in rows if row not in self._cache]
         fetched = {
             s.row_id: (_meta(s), _stored(s)) for s in catalog.local_features_by_rows(missing)
         }
         found = []
         with self._lock:
-            for row, _ in rows:
+            for row in rows:
                 entry = fetched.get(row) or self._cache.get(row)
                 if entry is None:
                     continue  # removed between the two reads
@@ -262,7 +262,8 @@ class DescriptorVotes:
         """Add the keypoint sets the catalog has and the index lacks, drop those it no
         longer has; returns (added, removed). ``added_only``: look only past the last row
         known (after a registration: no full comparison of row ids)."""
-        after = max(self._work_of, default=0) if added_only else 0
+        with self._lock:
+            after = max(self._work_of, default=0) if added_only else 0
         current = catalog.local_feature_rows(self.spec_id, after=after)
         with self._lock:
             gone = [] if added_only else [row for row in self._work_of if row not in current]

@@ -301,7 +301,9 @@ class Screener:
         clock.lap("search")
         work_ids = self._shortlist(proposed, prompt_works)
         work_ids += [w for w in item.include_works if w not in work_ids]
-        features = self.local.extract(decoded.image) if self.local is not None else None
+        features = None  # the query's keypoints, extracted once where anything is verified
+        if self.local is not None and self.policy.matching.verify_top > 0:
+            features = self.local.extract(decoded.image)
         voted = self._vote(features)
         work_ids += [w for w in voted if w not in work_ids]
         clock.lap("verify")  # extraction and votes: part of local verification's cost
@@ -325,7 +327,7 @@ class Screener:
     def _vote(self, features: LocalFeatures | None) -> list[str]:
         """Works the descriptor-level index proposes for verification, most votes first."""
         matching = self.policy.matching
-        if self.local is None or features is None or matching.verify_top == 0:
+        if self.local is None or features is None:  # no local verification
             return []
         voted = self.local.votes.vote(features, matching.vote_top, matching.min_votes)
         return [work_id for work_id, _ in voted]
