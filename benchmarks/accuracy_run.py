@@ -16,9 +16,9 @@ from rich.table import Table
 from benchmarks import accuracy, plots, suite
 from benchmarks.common import machine, write_json
 from benchmarks.transforms import COPY_LEVEL
-from screener import background as background_mod
 from screener import policy as policy_mod
 from screener.cli import IMAGE_SUFFIXES, progress_bar
+from screener.errors import ScreenerError
 from screener.policy import IMAGE_EVIDENCE
 from screener.screening import Screener
 from screener.settings import Settings
@@ -98,10 +98,8 @@ def run(
 
 def _background(screener: Screener, folders: Sequence[Path], bar: Any) -> dict[str, Any]:
     """Build the screener's background bank from ``folders`` (generic images, which must
-    share nothing with the suite's source) so that records carry ``sscd_norm_cosine``."""
-    sscd = screener.signals.available.get("sscd")
-    if sscd is None:
-        raise ValueError("--background needs SSCD")
+    share nothing with the suite's source) so that records carry ``sscd_norm_cosine``.
+    Built before the suite's works are registered, so none is left out as a copy."""
     files = sorted(
         p
         for folder in folders
@@ -109,17 +107,12 @@ def _background(screener: Screener, folders: Sequence[Path], bar: Any) -> dict[s
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     )
     task = bar.add_task("background bank", total=len(files))
-    report = background_mod.build(
-        files,
-        sscd,
-        screener.background_dir,
-        source=", ".join(str(f) for f in folders),
-        limits=screener.limits,
-        work_size=screener.settings.work_size,
-        is_registered=lambda vector: False,  # built before the suite's works are registered
-        progress=lambda n: bar.advance(task, n),
-    )
-    screener.reload_background()
+    try:
+        report = screener.build_background(
+            files, ", ".join(str(f) for f in folders), lambda n: bar.advance(task, n)
+        )
+    except ScreenerError as exc:  # no SSCD, too few usable images
+        raise ValueError(f"--background: {exc}") from None
     return {"folders": [str(f) for f in folders], "images": report.count}
 
 

@@ -33,6 +33,9 @@ from screener.errors import ConfigurationError, InputError
 
 VECTORS = "sscd.npy"
 MANIFEST = "manifest.json"
+# A bank image this close (SSCD cosine; the default policy gives full SSCD evidence from
+# 0.7) to a registered reference is a copy of a work, not a generic image: left out.
+REGISTERED_COSINE = 0.7
 MIN_IMAGES = 20  # fewer, and the k-th neighbour says nothing
 
 

@@ -29,7 +29,6 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
-from screener import background as background_mod
 from screener import policy as policy_mod
 from screener import transfer
 from screener.audit import Anchor, AuditLog
@@ -419,10 +418,6 @@ def _fmt(value: float | None) -> str:
 
 # background -------------------------------------------------------------------------------------
 
-# A bank image this close (SSCD cosine; the default policy gives full SSCD evidence from
-# 0.7) to a registered reference is a copy of a work, not a generic image: left out.
-REGISTERED_COSINE = 0.7
-
 
 @background_app.command("build")
 def background_build(
@@ -438,30 +433,15 @@ def background_build(
     files = _images_in(folders)[:limit]
     if not files:
         _fail(InputError("no image files found in the given paths"))
-    with _open(data_dir) as screener:
-        sscd = screener.signals.available.get("sscd")
-        if sscd is None:
-            _fail(ConfigurationError("the background bank normalises SSCD, which is not in use"))
-
-        def is_registered(vector: Any) -> bool:
-            found = screener.indexes.search("sscd", vector[None, :], k=1, radius=None)
-            return bool(len(found.scores[0]) and found.scores[0][0] >= REGISTERED_COSINE)
-
-        with progress_bar() as progress:
-            task = progress.add_task("fingerprinting", total=len(files))
-            report = _guard(
-                lambda: background_mod.build(
-                    files,
-                    sscd,
-                    screener.background_dir,
-                    source=", ".join(str(f) for f in folders),
-                    limits=screener.limits,
-                    work_size=screener.settings.work_size,
-                    is_registered=is_registered,
-                    progress=lambda n: progress.advance(task, n),
-                )
+    with _open(data_dir) as screener, progress_bar() as progress:
+        task = progress.add_task("fingerprinting", total=len(files))
+        report = _guard(
+            lambda: screener.build_background(
+                files,
+                source=", ".join(str(f) for f in folders),
+                progress=lambda n: progress.advance(task, n),
             )
-        screener.reload_background()
+        )
         version = screener.index_version()
     for line in report.unreadable:
         err.print(f"skipped {line}", highlight=False, markup=False)

@@ -13,13 +13,14 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 import index as vindex
@@ -48,7 +49,7 @@ from screener.catalog import (
     Work,
 )
 from screener.decode import DecodedImage, Limits, decode, decode_file
-from screener.errors import DecodeError, InputError, NotFound, quote
+from screener.errors import ConfigurationError, DecodeError, InputError, NotFound, quote
 from screener.indexes import IndexSet, MilvusTarget
 from screener.local import OVER_BLACK, PLAIN, LocalMatch, LocalVerifier
 from screener.local import SIGNAL as LOCAL_SIGNAL
@@ -164,6 +165,37 @@ class Screener:
         self.background = (
             None if sscd is None else background_mod.load(self.background_dir, sscd.spec_id)
         )
+
+    def build_background(
+        self,
+        files: Sequence[Path],
+        source: str,
+        progress: Callable[[int], None] | None = None,
+    ) -> background_mod.BuildReport:
+        """Build (or refresh) the background bank from generic images, leaving out those
+        that match a registered work, and put it in use."""
+        sscd = self.signals.available.get("sscd")
+        if sscd is None:
+            raise ConfigurationError("the background bank normalises SSCD, which is not in use")
+
+        def is_registered(vector: npt.NDArray[np.float32]) -> bool:
+            found = self.indexes.search("sscd", vector[None, :], k=1, radius=None)
+            return bool(
+                len(found.scores[0]) and found.scores[0][0] >= background_mod.REGISTERED_COSINE
+            )
+
+        report = background_mod.build(
+            files,
+            sscd,
+            self.background_dir,
+            source=source,
+            limits=self.limits,
+            work_size=self.settings.work_size,
+            is_registered=is_registered,
+            progress=progress,
+        )
+        self.reload_background()
+        return report
 
     def index_version(self) -> str:
         """The catalog state the indexes reflect, and the background bank in use."""
