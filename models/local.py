@@ -4,9 +4,9 @@ Global fingerprints see the whole picture; a protected character cropped to half
 seen in perspective or pasted into a new scene keeps most of its local structure. Here an
 image becomes a few hundred keypoints with SIFT descriptors, and a query is verified
 against one reference by matching descriptors (Lowe's ratio test, both ways) and fitting
-a homography with RANSAC. The inliers that agree on one plausible transform are the
-evidence; the reference's outline carried through that transform is the matched region
-in the query.
+a homography with RANSAC. The inliers that agree on one plausible transform, in place
+and in each keypoint's size and orientation, are the evidence; the reference's outline
+carried through that transform is the matched region in the query.
 
 SIFT was chosen by measurement on the project's clip-art suite (``screener bench
 accuracy``): ORB is 7x cheaper but its binary descriptors found far fewer inliers on
@@ -116,12 +116,20 @@ class SiftExtractor:
     # Contrast 0.005 rather than OpenCV's 0.04 (or 0.01): flat clip art has few strong
     # corners, and a pasted copy needs enough reference keypoints to gather inliers
     # (on 40 Oxygen icons pasted into scenes, 16+ inliers for 0.90 against 0.82 at 0.01).
-    def __init__(self, features: int = 600, contrast: float = 0.005) -> None:
+    # Edge threshold 20 rather than 10: the corners of flat shapes look edge-like to SIFT's
+    # curvature test. On 50 Tango icons (a tuning set, not the benchmark's), the median
+    # verified inliers of a work pasted into a scene went from 48 to 60 and of a
+    # perspective warp from 35 to 43, while the most that an unrelated picture reached
+    # stayed 7; at 40, unrelated pictures reached 21.
+    def __init__(self, features: int = 600, contrast: float = 0.005, edge: float = 20.0) -> None:
         self._cv2 = _cv2()
         self.features = features
         self.contrast = contrast
-        self.spec_id = f"sift/opencv-{self._cv2.__version__}/n{features}/c{contrast}"
-        self._sift = self._cv2.SIFT_create(nfeatures=features, contrastThreshold=contrast)
+        self.edge = edge
+        self.spec_id = f"sift/opencv-{self._cv2.__version__}/n{features}/c{contrast}/e{edge:g}"
+        self._sift = self._cv2.SIFT_create(
+            nfeatures=features, contrastThreshold=contrast, edgeThreshold=edge
+        )
 
     def extract(self, image: Image.Image) -> LocalFeatures:
         grey = np.asarray(image.convert("L"), dtype=np.uint8)
@@ -143,8 +151,10 @@ class SiftExtractor:
 
 @dataclass(frozen=True)
 class VerifyParams:
-    """How strict verification is: the ratio test, RANSAC's pixel tolerance and the
-    bounds on a plausible transform (a copy is not mirrored, folded or shrunk to a dot)."""
+    """How strict verification is: the ratio test, RANSAC's pixel tolerance, the bounds
+    on a plausible transform (a copy is not mirrored, folded or shrunk to a dot) and how
+    far an inlier's keypoint may turn (degrees) or grow (a factor) beyond what the
+    transform does at its place."""
 
     ratio: float = 0.8
     tolerance: float = 6.0
@@ -152,6 +162,8 @@ class VerifyParams:
     min_scale: float = 0.08
     max_scale: float = 12.0
     max_anisotropy: float = 4.0
+    max_turn: float = 20.0
+    max_growth: float = 1.5
 
 
 def _mutual_ratio_matches(
@@ -202,6 +214,51 @@ def _plausible(
     return tuple((float(x), float(y)) for x, y in quad)
 
 
+def _jacobians(
+    homography: npt.NDArray[np.float64], xy: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """(N, 2, 2): the homography's derivative at each reference point."""
+    h = homography
+    x, y = xy[:, 0], xy[:, 1]
+    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    u = h[0, 0] * x + h[0, 1] * y + h[0, 2]
+    v = h[1, 0] * x + h[1, 1] * y + h[1, 2]
+    out = np.empty((xy.shape[0], 2, 2))
+    for row, top in ((0, u), (1, v)):
+        for col in (0, 1):
+            out[:, row, col] = (h[row, col] * w - top * h[2, col]) / (w * w)
+    return out
+
+
+def _consistent(
+    homography: npt.NDArray[np.float64],
+    query: npt.NDArray[np.float64],
+    reference: npt.NDArray[np.float64],
+    params: VerifyParams,
+) -> npt.NDArray[np.bool_]:
+    """Which inlier pairs also agree with the transform in keypoint size and angle.
+
+    RANSAC checks only where a keypoint lands; a true copy also carries each keypoint's
+    scale and orientation through the transform (Lowe's Hough step), chance agreements
+    between unrelated pictures mostly do not. On the Tango tuning icons the true pairs of
+    rotated copies turned within 5.4 degrees and grew within 17 % for 95 % of them.
+    Rows are x, y, size, angle (OpenCV's angle: degrees, the same turning sense as the
+    pixel axes).
+    """
+    jac = _jacobians(homography, reference[:, :2])
+    local_scale = np.sqrt(np.abs(np.linalg.det(jac)))
+    growth = query[:, 2] / np.maximum(reference[:, 2], 1e-6) / np.maximum(local_scale, 1e-9)
+    angle = np.deg2rad(reference[:, 3])
+    carried = np.einsum("nij,nj->ni", jac, np.stack([np.cos(angle), np.sin(angle)], axis=1))
+    expected = np.rad2deg(np.arctan2(carried[:, 1], carried[:, 0]))
+    turn = (query[:, 3] - expected + 180.0) % 360.0 - 180.0
+    return np.asarray(
+        (np.abs(turn) <= params.max_turn)
+        & (np.abs(np.log(np.maximum(growth, 1e-9))) <= np.log(params.max_growth)),
+        dtype=bool,
+    )
+
+
 def verify(
     query: LocalFeatures, reference: LocalFeatures, params: VerifyParams | None = None
 ) -> Verification:
@@ -220,7 +277,15 @@ def verify(
         return Verification(0, len(index_pairs), 0.0, None, NOTHING.pairs)
     keep = mask.ravel().astype(bool)
     quad = _plausible(homography, reference, params)
-    if quad is None or int(keep.sum()) < 4:
+    if quad is None:
+        return Verification(0, len(index_pairs), 0.0, None, NOTHING.pairs)
+    keep[keep] = _consistent(
+        homography,
+        query.points[index_pairs[keep, 0]].astype(np.float64),
+        reference.points[index_pairs[keep, 1]].astype(np.float64),
+        params,
+    )
+    if int(keep.sum()) < 4:
         return Verification(0, len(index_pairs), 0.0, None, NOTHING.pairs)
     inlier_r = r_xy[keep]
     span = np.ptp(inlier_r, axis=0) if len(inlier_r) else np.zeros(2)

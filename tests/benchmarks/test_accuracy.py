@@ -44,6 +44,20 @@ def test_threshold_at_lets_through_at_most_the_rate() -> None:
     assert accuracy.threshold_at(np.array([]), 0.01) == -math.inf
 
 
+@pytest.mark.parametrize(
+    ("size", "fpr", "through"), [(1000, 0.001, 0), (1500, 0.001, 1), (1000, 0.01, 9), (50, 0.01, 0)]
+)
+def test_a_band_lets_through_strictly_fewer_than_the_target(
+    size: int, fpr: float, through: int
+) -> None:
+    negatives = np.random.default_rng(size).permutation(size).astype(np.float64)
+    band = accuracy._strictly_below(negatives, fpr)
+    assert int((negatives >= band).sum()) == through
+    # The measuring threshold lets the rate itself through where it is a whole count.
+    at_rate = int((negatives >= accuracy.threshold_at(negatives, fpr)).sum())
+    assert at_rate == math.floor(fpr * size + 1e-9) >= through
+
+
 def _record(
     truth: str | None,
     sscd: float,

@@ -73,6 +73,40 @@ def test_a_work_pasted_into_a_scene_is_verified_with_its_outline(
     assert 0.3 < result.coverage <= 1.0
 
 
+def test_inliers_must_carry_keypoint_size_and_angle_through_the_transform(
+    sift: SiftExtractor,
+) -> None:
+    work = scene(7, size=(320, 240))
+    picture, _ = _paste(work, scene(99, size=(512, 400)), 0.6, 12.0, (60, 50))
+    query, reference = sift.extract(picture), sift.extract(work)
+    honest = verify(query, reference)
+    assert honest.inliers >= 30
+    # The same points and descriptors with every keypoint's angle turned at random (and
+    # its size shrunk): positions still agree on the homography, shape and scale do not.
+    rng = np.random.default_rng(3)
+    turned = query.points.copy()
+    turned[:, 3] = (turned[:, 3] + rng.uniform(60, 300, len(turned))) % 360
+    refused = verify(LocalFeatures(turned, query.descriptors, query.width, query.height), reference)
+    assert refused.inliers == 0 and not refused.found
+    assert refused.matches == honest.matches  # the same descriptor matches as before
+    shrunk = query.points.copy()
+    shrunk[:, 2] /= 3.0
+    assert (
+        verify(
+            LocalFeatures(shrunk, query.descriptors, query.width, query.height), reference
+        ).inliers
+        == 0
+    )
+    # Loose bounds let them through again: the filter, not the matching, refused them.
+    loose = VerifyParams(max_turn=180.0, max_growth=10.0)
+    assert (
+        verify(
+            LocalFeatures(turned, query.descriptors, query.width, query.height), reference, loose
+        ).inliers
+        >= 30
+    )
+
+
 def test_a_half_crop_covers_about_half_the_reference(sift: SiftExtractor) -> None:
     work = scene(11, size=(400, 300))
     crop = work.crop((0, 0, 200, 300))
