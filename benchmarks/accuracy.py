@@ -148,13 +148,7 @@ def oriented(records: Sequence[Record], name: str) -> npt.NDArray[np.float64]:
 
 def threshold_at(negatives: npt.NDArray[np.float64], fpr: float) -> float:
     """The lowest threshold that lets at most ``fpr`` of the negatives reach it."""
-    if negatives.size == 0:
-        return -math.inf
-    ranked = np.sort(negatives)[::-1]
-    allowed = math.floor(fpr * ranked.size)
-    if allowed >= ranked.size:
-        return -math.inf
-    return float(np.nextafter(ranked[allowed], np.inf))
+    return _letting_through(negatives, math.floor(fpr * negatives.size))
 
 
 def roc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> dict[str, list[float]]:
@@ -489,12 +483,14 @@ def _strictly_below(negatives: npt.NDArray[np.float64], fpr: float) -> float:
     records it is fitted on, because the next unrelated images sample the same thin tail
     again (a band just under the single top one let 0.5 %, not 0.1 %, through held out).
     """
-    if negatives.size == 0:
+    return _letting_through(negatives, max(0, math.ceil(fpr * negatives.size - 1e-9) - 1))
+
+
+def _letting_through(negatives: npt.NDArray[np.float64], allowed: int) -> float:
+    """The lowest threshold that ``allowed`` of the negatives reach (ties: fewer)."""
+    if allowed >= negatives.size:
         return -math.inf
     ranked = np.sort(negatives)[::-1]
-    allowed = max(0, math.ceil(fpr * ranked.size - 1e-9) - 1)
-    if allowed >= ranked.size:
-        return -math.inf
     return float(np.nextafter(ranked[allowed], np.inf))
 
 
