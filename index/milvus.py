@@ -384,12 +384,16 @@ class MilvusIndex:
         self._params.update(params)
 
     def __len__(self) -> int:
+        return self._count(self._consistency)
+
+    def _count(self, consistency: str) -> int:
+        """Rows in the collection, read at ``consistency`` ("Strong": every write seen)."""
         rows = _call(
             "count",
             self._collection.query,
             expr="",
             output_fields=["count(*)"],
-            consistency_level=self._consistency,
+            consistency_level=consistency,
         )
         return int(rows[0]["count(*)"]) if rows else 0
 
@@ -549,14 +553,7 @@ class MilvusIndex:
             self._name,
             using=self._alias,
         )
-        rows = _call(
-            "count",
-            self._collection.query,
-            expr="",
-            output_fields=["count(*)"],
-            consistency_level="Strong",
-        )
-        want = int(rows[0]["count(*)"]) if rows else 0
+        want = self._count("Strong")
         deadline = time.monotonic() + timeout
         while True:
             segments = _call(
@@ -582,14 +579,7 @@ class MilvusIndex:
     def clear(self) -> None:
         """Delete every row (the collection, its index and its high-water mark stay)."""
         _call("delete", self._collection.delete, f"{_ID} >= 0")
-        rows = _call(
-            "count",
-            self._collection.query,
-            expr="",
-            output_fields=["count(*)"],
-            consistency_level="Strong",
-        )
-        if rows and int(rows[0]["count(*)"]):
+        if self._count("Strong"):
             raise MilvusUnavailable(f"milvus collection {self._name!r} kept deleted rows")
 
     def drop(self) -> None:
