@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -1314,34 +1314,43 @@ def _bench_milvus_size(
     order: Sequence[int],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"uri": milvus.uri, "started_for_run": milvus.server is not None}
+
+    def family(
+        structures: Collection[str],
+        spec: IndexSpec,
+        vectors: npt.NDArray[Any],
+        measure: Callable[[MilvusIndex], dict[str, Any]],
+        baseline_name: str,
+        baseline: dict[str, Any],
+    ) -> dict[str, Any]:
+        entries = {
+            f"milvus:{structure}": _bench_milvus(structure, n, cfg, milvus, measure, spec, vectors)
+            for structure in cfg.milvus
+            if structure in structures
+        }
+        _milvus_ratios(entries, baseline_name, baseline)
+        return {"baseline": baseline_name, "structures": entries}
+
     if dense is not None:
         data, truth, flat = dense
-        spec = IndexSpec("bench-dense", DIM, "ip")
-        entries: dict[str, dict[str, Any]] = {}
-        for structure in (m for m in cfg.milvus if m in MILVUS_DENSE):
-
-            def measure(index: MilvusIndex) -> dict[str, Any]:
-                return _measure_dense(index, data, truth, cfg, order, None, None)
-
-            entries[f"milvus:{structure}"] = _bench_milvus(
-                structure, n, cfg, milvus, measure, spec, data.refs
-            )
-        _milvus_ratios(entries, "Flat", flat)
-        out["dense"] = {"baseline": "Flat", "structures": entries}
+        out["dense"] = family(
+            MILVUS_DENSE,
+            IndexSpec("bench-dense", DIM, "ip"),
+            data.refs,
+            lambda index: _measure_dense(index, data, truth, cfg, order, None, None),
+            "Flat",
+            flat,
+        )
     if binary is not None:
         bdata, within, bflat = binary
-        bspec = IndexSpec("bench-binary", BITS, "hamming")
-        bentries: dict[str, dict[str, Any]] = {}
-        for structure in (m for m in cfg.milvus if m in MILVUS_BINARY):
-
-            def bmeasure(index: MilvusIndex) -> dict[str, Any]:
-                return _measure_binary(index, bdata, within, cfg, order, baseline=False)
-
-            bentries[f"milvus:{structure}"] = _bench_milvus(
-                structure, n, cfg, milvus, bmeasure, bspec, bdata.refs
-            )
-        _milvus_ratios(bentries, "BFlat", bflat)
-        out["binary"] = {"baseline": "BFlat", "structures": bentries}
+        out["binary"] = family(
+            MILVUS_BINARY,
+            IndexSpec("bench-binary", BITS, "hamming"),
+            bdata.refs,
+            lambda index: _measure_binary(index, bdata, within, cfg, order, baseline=False),
+            "BFlat",
+            bflat,
+        )
     return out
 
 
