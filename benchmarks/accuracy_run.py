@@ -17,7 +17,7 @@ from benchmarks import accuracy, plots, suite
 from benchmarks.common import machine, write_json
 from benchmarks.transforms import COPY_LEVEL
 from screener import policy as policy_mod
-from screener.cli import IMAGE_SUFFIXES, progress_bar
+from screener.cli import images_in, progress_bar
 from screener.errors import ScreenerError
 from screener.policy import IMAGE_EVIDENCE
 from screener.screening import Screener
@@ -100,12 +100,7 @@ def _background(screener: Screener, folders: Sequence[Path], bar: Any) -> dict[s
     """Build the screener's background bank from ``folders`` (generic images, which must
     share nothing with the suite's source) so that records carry ``sscd_norm_cosine``.
     Built before the suite's works are registered, so none is left out as a copy."""
-    files = sorted(
-        p
-        for folder in folders
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    files = sorted(images_in(folders))
     task = bar.add_task("background bank", total=len(files))
     try:
         report = screener.build_background(

@@ -22,6 +22,7 @@ from models import Fingerprinter
 from models.hashes import PDQ, PHash
 from models.local import LocalFeatures, SiftExtractor, verify
 from screener.candidates import hamming
+from screener.cli import IMAGE_SUFFIXES, images_in
 from screener.decode import DecodedImage, Limits, decode_file
 from screener.errors import DecodeError
 
@@ -32,7 +33,6 @@ UNTOUCHED = "untouched"
 # cloud, sheet of paper, folder or face), while chance agreement mostly stays at 5 or
 # below. At 15, themed icons with a common element passed as "unrelated" distractors.
 SHARED_INLIERS = 8
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,7 @@ def _rgba(decoded: DecodedImage, max_side: int) -> Image.Image:
 
 
 def _sources(folder: Path) -> list[Path]:
-    files = sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    files = images_in([folder]) if folder.is_dir() else []
     if not files:
         raise ValueError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files

@@ -138,7 +138,7 @@ def progress_bar(console: Console | None = None) -> Progress:
     )
 
 
-def _images_in(paths: Sequence[Path]) -> list[Path]:
+def images_in(paths: Sequence[Path]) -> list[Path]:
     """Files as given, and the image files inside folders (recursively, sorted)."""
     found: list[Path] = []
     for path in paths:
@@ -179,7 +179,7 @@ def works_import(
         audit = _audit(screener)  # one log for the whole import
         task = progress.add_task("registering works", total=len(subfolders))
         for sub in subfolders:
-            images = _images_in([sub])
+            images = images_in([sub])
             good: list[Path] = []
             for image in images:
                 try:
@@ -221,7 +221,7 @@ def works_add(
     data_dir: DataDir = None,
 ) -> None:
     """Register a work (or add references to it) from image files."""
-    files = _images_in(images)
+    files = images_in(images)
     with _open(data_dir) as screener:
         result = _guard(
             lambda: screener.registry.register(
@@ -318,7 +318,7 @@ def check(
     data_dir: DataDir = None,
 ) -> None:
     """Screen images; an unreadable file is reported and the run continues (exit 1 at the end)."""
-    files = _images_in(paths)
+    files = images_in(paths)
     if not files:
         _fail(InputError("no image files found in the given paths"))
     pictures = _picture_paths(files, explain) if explain is not None else {}
@@ -430,7 +430,7 @@ def background_build(
     """Build (or refresh) the background bank from generic images: pictures of the kinds
     the platform generates, never the registered works (images matching one are left
     out). The new bank replaces the old one only when complete."""
-    files = _images_in(folders)[:limit]
+    files = images_in(folders)[:limit]
     if not files:
         _fail(InputError("no image files found in the given paths"))
     with _open(data_dir) as screener, progress_bar() as progress:
