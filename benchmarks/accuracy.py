@@ -403,7 +403,7 @@ def fit_ramps(
     names = list(signals)
     draft = replace(template, signals={**signals, **_prompt_part(template)})
     features = np.array(
-        [[fusion.evidence(v.get(n), draft.signals[n]) for n in names] for v, _ in pairs]
+        [[fusion.evidence_of(v, n, draft.signals[n]) for n in names] for v, _ in pairs]
     )
     labels = np.array([1.0 if is_copy else 0.0 for _, is_copy in pairs])
     weights = np.where(labels == 1, 0.5 / labels.sum(), 0.5 / (1 - labels).sum())

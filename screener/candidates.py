@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from screener.catalog import StoredFingerprint
+from screener.fusion import generic_name
 from screener.signals import EVIDENCE_NAME, REGION_EVIDENCE_NAME, RegionFingerprint, is_whole
 from screener.verdict import RegionPair
 
@@ -40,9 +41,14 @@ class Best:
 class Candidate:
     work_id: str
     best: dict[str, Best] = field(default_factory=dict)
+    # The work's generic level per evidence name (see `background.Bank.levels`).
+    generic: dict[str, float] = field(default_factory=dict)
 
     def values(self) -> dict[str, float | None]:
-        return {name: b.value for name, b in self.best.items()}
+        """The best values, and the generic levels under `fusion.generic_name`."""
+        values: dict[str, float | None] = {name: b.value for name, b in self.best.items()}
+        values.update({generic_name(name): level for name, level in self.generic.items()})
+        return values
 
 
 def lower_is_closer(signal: str) -> bool:

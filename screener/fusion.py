@@ -6,6 +6,13 @@ thing, only the largest), plus ``max_weight`` times the strongest single image e
 (so that one signal closer than anything unrelated can decide alone; the prompt never
 can). Weights are non-negative, so more similarity on any signal never lowers the fused
 score, and a missing signal adds no evidence.
+
+Where the background bank gives a work's *generic level* for a signal (the value its k-th
+closest ordinary picture reaches, under ``generic_name(name)`` beside the raw values), the
+signal's ramp starts no earlier than that level: it moves towards ``hi`` by as much as
+the level is past ``lo``, by at most one ramp width. A work that ordinary pictures come
+close to needs a closer query for the same evidence; a distinctive one is unaffected. A
+more generic work never scores higher, all else equal.
 """
 
 from __future__ import annotations
@@ -18,21 +25,35 @@ from screener.policy import IMAGE_EVIDENCE, Calibration, Policy, sigmoid
 # The highest fused score (scores are reported to 6 decimals): a band at 1.0 is never
 # reached, so a work override of review 1.0 / block 1.0 means "never flag".
 TOP_SCORE = 0.999999
+GENERIC_SUFFIX = "_generic"
 
 
-def evidence(value: float | None, calibration: Calibration) -> float:
-    """Evidence in [0, 1] that a raw value indicates a copy (0 for a missing value)."""
+def generic_name(name: str) -> str:
+    """Where a work's generic level for evidence ``name`` sits among the values."""
+    return f"{name}{GENERIC_SUFFIX}"
+
+
+def evidence(value: float | None, calibration: Calibration, generic: float | None = None) -> float:
+    """Evidence in [0, 1] that a raw value indicates a copy (0 for a missing value), with
+    the ramp moved past the work's ``generic`` level where it is past ``lo``."""
     if value is None or not math.isfinite(value):
         return 0.0
-    position = (value - calibration.lo) / (calibration.hi - calibration.lo)
-    return min(1.0, max(0.0, position))
+    lo, width = calibration.lo, calibration.hi - calibration.lo
+    if generic is not None and math.isfinite(generic):
+        lo += width * min(1.0, max(0.0, (generic - lo) / width))
+    return min(1.0, max(0.0, (value - lo) / width))
+
+
+def evidence_of(values: Mapping[str, float | None], name: str, calibration: Calibration) -> float:
+    """:func:`evidence` of signal ``name`` among a candidate's values (and levels)."""
+    return evidence(values.get(name), calibration, values.get(generic_name(name)))
 
 
 def contributions(values: Mapping[str, float | None], policy: Policy) -> dict[str, float]:
     """Each signal's weighted evidence: its share of the fused logit. In a group of the
     policy only the largest counts; the others' shares are 0."""
     shares = {
-        name: calibration.weight * evidence(values.get(name), calibration)
+        name: calibration.weight * evidence_of(values, name, calibration)
         for name, calibration in policy.signals.items()
     }
     for members in policy.groups.values():
@@ -49,7 +70,7 @@ def strongest(values: Mapping[str, float | None], policy: Policy) -> float:
     """The largest single evidence among the weighted image signals."""
     return max(
         (
-            evidence(values.get(name), calibration)
+            evidence_of(values, name, calibration)
             for name, calibration in policy.signals.items()
             if calibration.weight > 0 and name in IMAGE_EVIDENCE
         ),

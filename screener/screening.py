@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ from screener.catalog import (
     Work,
 )
 from screener.decode import DecodedImage, Limits, decode, decode_file
-from screener.errors import ConfigurationError, DecodeError, InputError, NotFound, quote
+from screener.errors import DecodeError, InputError, NotFound, quote
 from screener.indexes import IndexSet, MilvusTarget
 from screener.local import OVER_BLACK, PLAIN, LocalMatch, LocalVerifier
 from screener.local import SIGNAL as LOCAL_SIGNAL
@@ -72,6 +73,7 @@ from screener.verdict import Match, RegionPair, Verdict
 
 ImageInput = Path | str | bytes | DecodedImage
 NORM_SIGNAL = "sscd_norm_cosine"
+LEVELS_CACHE = 65_536  # (signal, work) generic levels kept; a few hundred bytes each
 log = logging.getLogger(__name__)
 
 _WORK_ID = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,200}$")
@@ -146,6 +148,8 @@ class Screener:
                 self.signals.missing["local"] = str(exc)
                 log.warning("local-feature verification is NOT in use: %s", exc)
         self.background: background_mod.Bank | None = None
+        # Generic levels by (signal, work, k, quality floor, stored fingerprint ids).
+        self._levels: OrderedDict[tuple[Any, ...], dict[str, float]] = OrderedDict()
         self.reload_background()
         self._lock = threading.RLock()
         with self._lock:
@@ -163,8 +167,11 @@ class Screener:
         """(Re)load the background bank that normalises SSCD, if one was built."""
         sscd = self.signals.available.get("sscd")
         self.background = (
-            None if sscd is None else background_mod.load(self.background_dir, sscd.spec_id)
+            None
+            if sscd is None
+            else background_mod.load(self.background_dir, sscd.spec_id, self.signals.specs)
         )
+        self._levels.clear()
 
     def build_background(
         self,
@@ -174,9 +181,6 @@ class Screener:
     ) -> background_mod.BuildReport:
         """Build (or refresh) the background bank from generic images, leaving out those
         that match a registered work, and put it in use."""
-        sscd = self.signals.available.get("sscd")
-        if sscd is None:
-            raise ConfigurationError("the background bank normalises SSCD, which is not in use")
 
         def is_registered(vector: npt.NDArray[np.float32]) -> bool:
             found = self.indexes.search("sscd", vector[None, :], k=1, radius=None)
@@ -186,7 +190,7 @@ class Screener:
 
         report = background_mod.build(
             files,
-            sscd,
+            self.signals,
             self.background_dir,
             source=source,
             limits=self.limits,
@@ -567,6 +571,7 @@ class Screener:
         if not work_ids:
             return {}
         exact: dict[str, dict[str, Best]] = {}
+        generic: dict[str, dict[str, float]] = {}
         for signal, fps in by_signal.items():
             stored = (
                 known[signal]
@@ -578,10 +583,52 @@ class Screener:
             binary = self.signals.available[signal].kind == "binary"
             floor = self.policy.matching.pdq_min_quality if signal == "pdq" else None
             exact.update(score_exact(signal, binary, fps, stored, floor))
+            generic.update(self._generic_levels(signal, stored, floor))
         candidates = merge(exact)
         for work_id in work_ids:
             candidates.setdefault(work_id, Candidate(work_id))
+        for name, by_work in generic.items():
+            for work_id, level in by_work.items():
+                if work_id in candidates:
+                    candidates[work_id].generic[name] = level
         return candidates
+
+    def _generic_levels(
+        self, signal: str, stored: Sequence[StoredFingerprint], floor: float | None
+    ) -> dict[str, dict[str, float]]:
+        """Each work's generic level of ``signal`` (see `background.Bank.levels`), from a
+        cache keyed by the work's stored fingerprints, so that a new or removed
+        reference, a rebuilt bank or another k is computed afresh."""
+        bank = self.background
+        if bank is None or signal not in bank.rows:
+            return {}
+        k = self.policy.matching.background_k
+        by_work: dict[str, list[StoredFingerprint]] = {}
+        for ref in stored:
+            by_work.setdefault(ref.work_id, []).append(ref)
+        out: dict[str, dict[str, float]] = {}
+        todo: list[StoredFingerprint] = []
+        keys: dict[str, tuple[Any, ...]] = {}
+        for work_id, refs in by_work.items():
+            key = (signal, work_id, k, floor, tuple(sorted(r.id for r in refs)))
+            keys[work_id] = key
+            cached = self._levels.get(key)
+            if cached is None:
+                todo += refs
+            else:
+                self._levels.move_to_end(key)
+                for name, level in cached.items():
+                    out.setdefault(name, {})[work_id] = level
+        if todo:
+            fresh = bank.levels(signal, todo, k, floor)
+            for work_id in {r.work_id for r in todo}:
+                levels = {name: f[work_id] for name, f in fresh.items() if work_id in f}
+                self._levels[keys[work_id]] = levels
+                for name, level in levels.items():
+                    out.setdefault(name, {})[work_id] = level
+            while len(self._levels) > LEVELS_CACHE:
+                self._levels.popitem(last=False)
+        return out
 
     def _prompt_similarity(self, prompt: str, candidates: dict[str, Candidate]) -> None:
         """CLIP text-to-image similarity of the prompt to each candidate's references."""

@@ -4,6 +4,7 @@ normalising SSCD in every verdict, named in the index version, refused when dama
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from screener import Screener, Settings
-from screener.background import MIN_IMAGES, VECTORS
+from screener import Screener, Settings, fusion
+from screener.background import MANIFEST, MIN_IMAGES, SIGNALS, VECTORS
 from screener.cli import app
 from screener.errors import ConfigurationError
 from screener.samples import drawing, scene
@@ -75,6 +76,33 @@ def test_build_normalises_sscd_and_names_the_bank(tmp_path: Path) -> None:
         kth = np.sort(bank.vectors @ whole)[::-1][screener.policy.matching.background_k - 1]
         assert abs((raw - norm) - float(kth)) < 1e-3
 
+        # Every signal's generic level for the work rides beside its raw value, as the
+        # bank gives it for the work's stored fingerprints, and moves the ramps.
+        assert set(bank.rows) == {"phash", "pdq", "sscd"}
+        k = screener.policy.matching.background_k
+        for signal in bank.rows:
+            stored = screener.catalog.fingerprints_of_works(
+                ["hero"], signal, screener.signals.available[signal].spec_id
+            )
+            floor = screener.policy.matching.pdq_min_quality if signal == "pdq" else None
+            for name, by_work in bank.levels(signal, stored, k, floor).items():
+                assert values[fusion.generic_name(name)] == pytest.approx(by_work["hero"])
+        assert values["sscd_cosine_generic"] is not None and values["pdq_hamming_generic"]
+        expected = fusion.fuse(values, screener.policy)
+        assert verdict.matches[0].fused_score == pytest.approx(expected, abs=1e-6)
+
+    # A bank from before the per-signal rows still normalises SSCD, with no levels.
+    folder = data / "background"
+    manifest = json.loads((folder / MANIFEST).read_text())
+    del manifest["signals"], manifest["signals_sha256"]
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    (folder / SIGNALS).unlink()
+    with Screener(Settings(data_dir=data, signals=["phash", "pdq", "sscd"])) as screener:
+        assert screener.background is not None and not screener.background.rows
+        values = screener.check(png(work)).matches[0].signals
+        assert values["sscd_norm_cosine"] is not None
+        assert not any(name.endswith(fusion.GENERIC_SUFFIX) for name in values)
+
 
 def test_a_damaged_or_tiny_bank_is_refused(tmp_path: Path) -> None:
     data = tmp_path / "data"
@@ -97,6 +125,12 @@ def test_a_damaged_or_tiny_bank_is_refused(tmp_path: Path) -> None:
         ).exit_code
         == 0
     )
+    signals = data / "background" / SIGNALS
+    kept = signals.read_bytes()
+    signals.write_bytes(kept[: len(kept) // 2])  # truncated
+    with pytest.raises(ConfigurationError, match="damaged"):
+        Screener(Settings(data_dir=data, signals=["phash", "pdq", "sscd"]))
+    signals.write_bytes(kept)
     vectors = data / "background" / VECTORS
     raw = bytearray(vectors.read_bytes())
     raw[-7] ^= 0xFF

@@ -174,3 +174,50 @@ def test_a_group_adds_only_its_largest_evidence(a: float, b: float, inliers: flo
 
 def test_groups_round_trip_through_yaml() -> None:
     assert policy_mod.loads(policy_mod.dumps(GROUPED)) == GROUPED
+
+
+# A work's generic level (the value its k-th closest ordinary picture reaches) moves the
+# signal's ramp: a generic work needs a closer query for the same evidence.
+@given(
+    st.floats(0.0, 256.0, allow_nan=False),
+    st.floats(0.0, 256.0, allow_nan=False),
+    st.floats(0.0, 256.0, allow_nan=False),
+)
+def test_a_more_generic_work_never_gets_more_evidence(
+    value: float, level: float, closer_level: float
+) -> None:
+    calibration = DEFAULT.signals["pdq_hamming"]  # a distance: lo above hi
+    generic, more_generic = max(level, closer_level), min(level, closer_level)
+    plain = fusion.evidence(value, calibration)
+    shifted = fusion.evidence(value, calibration, generic)
+    assert fusion.evidence(value, calibration, more_generic) <= shifted + 1e-12
+    assert shifted <= plain + 1e-12
+    values = {"pdq_hamming": value}
+    with_level = {**values, fusion.generic_name("pdq_hamming"): more_generic}
+    assert fusion.fuse(with_level, DEFAULT) <= fusion.fuse(values, DEFAULT) + 1e-12
+
+
+def test_the_ramp_starts_at_a_generic_level_past_lo_by_at_most_one_width() -> None:
+    calibration = policy_mod.Calibration(lo=0.4, hi=0.8, weight=1.0)
+    # A level short of lo changes nothing.
+    assert fusion.evidence(0.6, calibration, 0.3) == pytest.approx(0.5)
+    # A level past lo: the ramp runs from the level, as wide as before.
+    assert fusion.evidence(0.6, calibration, 0.5) == pytest.approx(0.25)
+    assert fusion.evidence(0.5, calibration, 0.5) == 0.0
+    assert fusion.evidence(0.9, calibration, 0.5) == pytest.approx(1.0)
+    # At most one width: a work as close to ordinary pictures as a copy still has a ramp.
+    assert fusion.evidence(1.0, calibration, 0.95) == pytest.approx(0.5)
+    assert fusion.evidence(1.2, calibration, 0.95) == pytest.approx(1.0)
+    # Distances move the other way.
+    pdq = policy_mod.Calibration(lo=94.0, hi=64.0, weight=1.0)
+    assert fusion.evidence(64.0, pdq, 70.0) == pytest.approx(0.2)
+    assert fusion.evidence(64.0, pdq, 100.0) == pytest.approx(1.0)
+    # Where fusion reads it: under generic_name beside the raw value.
+    policy = Policy(
+        version="t", bias=-3.0, signals={"sscd_cosine": calibration}, bands=Bands(0.5, 0.9)
+    )
+    plain = fusion.fuse({"sscd_cosine": 0.6}, policy)
+    generic = fusion.fuse({"sscd_cosine": 0.6, "sscd_cosine_generic": 0.5}, policy)
+    assert generic < plain
+    shares = fusion.contributions({"sscd_cosine": 0.6, "sscd_cosine_generic": 0.5}, policy)
+    assert shares == {"sscd_cosine": pytest.approx(0.25)}
