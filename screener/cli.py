@@ -460,13 +460,18 @@ def background_show(data_dir: DataDir = None) -> None:
         bank = screener.background
         if bank is None:
             out.print(
-                "no background bank: sscd_norm_cosine is not computed "
-                "(build one with `screener background build DIR`)"
+                "no background bank: sscd_norm_cosine and the works' generic levels are "
+                "not computed (build one with `screener background build DIR`)"
             )
             return
+        levels = (
+            f"generic levels for {', '.join(sorted(bank.rows))}"
+            if bank.rows
+            else "no generic levels (an older bank: rebuild it)"
+        )
         out.print(
             f"{bank.count} images, {bank.spec_id}, sha256 {bank.digest[:12]}, built "
-            f"{bank.built_at} from {bank.source}",
+            f"{bank.built_at} from {bank.source}; {levels}",
             highlight=False,
             markup=False,
         )

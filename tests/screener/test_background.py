@@ -53,7 +53,9 @@ def test_build_normalises_sscd_and_names_the_bank(tmp_path: Path) -> None:
     assert "broken.png" in built.output
 
     shown = runner.invoke(app, ["background", "show", "--data-dir", str(data)], env=ENV)
-    assert shown.exit_code == 0 and f"{MIN_IMAGES + 4} images" in " ".join(shown.output.split())
+    shown_text = " ".join(shown.output.split())
+    assert shown.exit_code == 0 and f"{MIN_IMAGES + 4} images" in shown_text
+    assert "generic levels for pdq, phash, sscd" in shown_text
 
     with Screener(Settings(data_dir=data, signals=["phash", "pdq", "sscd"])) as screener:
         bank = screener.background
