@@ -42,6 +42,8 @@ def run(
     command: str = "",
     records_file: Path | None = None,
     background: Sequence[Path] = (),
+    distractor_images: Sequence[Path] = (),
+    distractor_edits: int | None = None,
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     if records_file is not None:
@@ -59,6 +61,8 @@ def run(
                 distractors=distractors,
                 seed=seed,
                 categories=categories,
+                distractor_sources=distractor_images,
+                distractor_edits=distractor_edits,
                 progress=lambda n: bar.advance(task, n),
             )
         else:
@@ -74,12 +78,21 @@ def run(
             records = accuracy.evaluate(screener, the_suite, lambda n: bar.advance(task, n))
             signals_used = list(screener.signals.names)
             models = dict(screener.signals.specs)
+    # Where the distractors came from (None: from "source") and how many edits each got
+    # besides its untouched form; both None for a loaded suite.
+    drawn: dict[str, Any] = {"distractor_images": None, "distractor_edits": None}
+    if images is not None:
+        drawn = {
+            "distractor_images": [str(p) for p in distractor_images] or None,
+            "distractor_edits": "all" if distractor_edits is None else distractor_edits,
+        }
     config = {
         "source": str(images)
         if images
         else {"works": str(works_dir), "queries": str(queries_dir), "truth": str(truth)},
         "works": len(the_suite.works),
         "queries": len(the_suite.queries),
+        **drawn,
         "seed": seed,
         "target_fpr": target_fpr,
         "review_fpr": review_fpr,

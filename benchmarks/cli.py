@@ -35,8 +35,25 @@ def accuracy(
     truth: Annotated[Path | None, typer.Option(help="CSV: query_id,work_id[,category]")] = None,
     works: Annotated[int, typer.Option(help="works drawn from --images")] = 60,
     distractors: Annotated[
-        int, typer.Option(help="never-registered images drawn from --images")
+        int,
+        typer.Option(help="never-registered images drawn from --images (or --distractor-images)"),
     ] = 120,
+    distractor_images: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="image file or folder (repeatable): draw the distractors from these instead "
+            "of from --images (the works still come from --images); any that copies a work "
+            "or another distractor is skipped"
+        ),
+    ] = None,
+    distractor_edits: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="how many edits each distractor gets besides its untouched form, a seeded "
+            "draw per distractor (default: all; fewer fits more distractors in the time)",
+        ),
+    ] = None,
     categories: Annotated[
         str | None, typer.Option(help="comma-separated transforms (default: all)")
     ] = None,
@@ -76,6 +93,9 @@ def accuracy(
     if works_dir is not None and (queries_dir is None or truth is None):
         err.print("[red]error:[/] --works needs --queries and --truth")
         raise typer.Exit(2)
+    if (distractor_images or distractor_edits is not None) and (images is None or records):
+        err.print("[red]error:[/] --distractor-images and --distractor-edits need --images")
+        raise typer.Exit(2)
     started = time.perf_counter()
     try:
         report = accuracy_run.run(
@@ -95,6 +115,8 @@ def accuracy(
             command=" ".join(sys.argv),
             records_file=records,
             background=background or (),
+            distractor_images=distractor_images or (),
+            distractor_edits=distractor_edits,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")

@@ -1,8 +1,9 @@
 """Accuracy suites: a works folder, a query folder and a truth CSV.
 
 `build` makes one from any folder of images: a seeded share becomes registered works, a
-disjoint share never-registered distractors, and every transform of `benchmarks.transforms`
-is applied to both (positives and negatives). Near-duplicate source images (the same icon in
+disjoint share (or a seeded share of other folders) never-registered distractors, and every
+transform of `benchmarks.transforms` is applied to both (positives and negatives; a
+distractor may get a seeded subset of them). Near-duplicate source images (the same icon in
 another colour) are dropped first, so that a "distractor" is never really a copy.
 """
 
@@ -65,10 +66,32 @@ def _sources(folder: Path) -> list[Path]:
     return files
 
 
+def _distractor_sources(paths: Sequence[Path]) -> list[Path]:
+    """The image files given or inside the given folders, each file once (icon themes link
+    one file under many names)."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise ValueError(f"distractor images: no such file or folder: {', '.join(missing)}")
+    files = list(dict.fromkeys(p.resolve() for p in images_in(paths)))
+    if not files:
+        named = ", ".join(str(p) for p in paths)
+        raise ValueError(f"{named} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def _some_edits(names: Sequence[str], count: int | None, rng: np.random.Generator) -> list[str]:
+    """``count`` of the edits (all when None), drawn from the item's own generator."""
+    if count is None or count >= len(names):
+        return list(names)
+    keep = np.sort(rng.choice(len(names), size=count, replace=False))
+    return [names[int(i)] for i in keep]
+
+
 def _distinct(
-    paths: Sequence[Path], wanted: int, max_side: int, min_bits: int, max_cosine: float
-) -> list[tuple[Path, Image.Image]]:
-    """The first ``wanted`` images (in the given order) no two of which look derived.
+    pools: Sequence[tuple[Sequence[Path], int]], max_side: int, min_bits: int, max_cosine: float
+) -> list[list[tuple[Path, Image.Image]]]:
+    """For each pool of (paths, wanted), the first ``wanted`` images of its paths (in the
+    given order) no two of which, in this pool or an earlier one, look derived.
 
     Icon themes and sprite sheets reuse artwork: the same folder under other badges, a
     clock inside a calendar. Such pairs are copies in every sense that matters here, so a
@@ -89,32 +112,32 @@ def _distinct(
     except models.ModelUnavailable:
         sift = None
     local: list[LocalFeatures] = []
-    chosen: list[tuple[Path, Image.Image]] = []
     hashes: list[np.ndarray] = []
     phashes: list[np.ndarray] = []
     embeddings: list[np.ndarray] = []
-    for path in paths:
+
+    def admit(path: Path) -> Image.Image | None:
         try:
             image = _rgba(decode_file(path, limits=Limits(), max_side=max_side), max_side)
         except DecodeError:
-            continue
+            return None
         if min(image.size) < 32:
-            continue
+            return None
         flat = Image.new("RGB", image.size, (255, 255, 255))
         flat.paste(image, mask=image.getchannel("A"))
         fp = pdq.fingerprint([flat])[0]
         if (fp.quality or 0.0) < 0.3:
-            continue  # nearly blank
+            return None  # nearly blank
         bits = fp.vector[None, :]
         if hashes and int(hamming(bits, np.stack(hashes)).min()) <= min_bits:
-            continue
+            return None
         short = phash.fingerprint([flat])[0].vector
         if phashes and int(hamming(short[None, :], np.stack(phashes)).min()) <= 12:
-            continue
+            return None
         if sscd is not None:
             embedding = sscd.fingerprint([flat])[0].vector
             if embeddings and float((np.stack(embeddings) @ embedding).max()) > max_cosine:
-                continue
+                return None
         if sift is not None:
             features = sift.extract(flat)
             if any(
@@ -122,16 +145,25 @@ def _distinct(
                 >= SHARED_INLIERS
                 for other in local
             ):
-                continue
+                return None
             local.append(features)
         if sscd is not None:
             embeddings.append(embedding)
         hashes.append(fp.vector)
         phashes.append(short)
-        chosen.append((path, image))
-        if len(chosen) == wanted:
-            break
-    return chosen
+        return image
+
+    picked: list[list[tuple[Path, Image.Image]]] = []
+    for paths, wanted in pools:
+        chosen: list[tuple[Path, Image.Image]] = []
+        for path in paths:
+            if len(chosen) >= wanted:
+                break
+            image = admit(path)
+            if image is not None:
+                chosen.append((path, image))
+        picked.append(chosen)
+    return picked
 
 
 def build(
@@ -142,25 +174,54 @@ def build(
     distractors: int,
     seed: int,
     categories: Sequence[str] | None = None,
+    distractor_sources: Sequence[Path] = (),
+    distractor_edits: int | None = None,
     max_side: int = 384,
     min_bits: int = 64,
     max_cosine: float = 0.6,
     progress: Callable[[int], None] | None = None,
 ) -> Suite:
-    """Write a suite under ``out`` (works/, queries/, truth.csv) and return it."""
+    """Write a suite under ``out`` (works/, queries/, truth.csv) and return it.
+
+    Distractors come from ``distractor_sources`` (files or folders) when given, else from
+    ``source``; each is kept untouched and gets ``distractor_edits`` of the edits (all
+    when None), drawn from its own seeded generator."""
     names = list(categories) if categories else list(TRANSFORMS)
     unknown = sorted(set(names) - set(TRANSFORMS))
     if unknown:
         raise ValueError(f"unknown transform(s) {unknown}; known: {sorted(TRANSFORMS)}")
+    if distractor_edits is not None and not 0 <= distractor_edits <= len(names):
+        raise ValueError(
+            f"distractor edits must be 0 to {len(names)} (the edits in use), not {distractor_edits}"
+        )
     rng = np.random.default_rng(seed)
     paths = _sources(source)
     order = [paths[i] for i in rng.permutation(len(paths))]
-    picked = _distinct(order, works + distractors, max_side, min_bits, max_cosine)
-    if len(picked) < works + distractors:
-        raise ValueError(
-            f"{source} has only {len(picked)} distinct usable images; "
-            f"asked for {works} works + {distractors} distractors"
+    if distractor_sources:
+        others = _distractor_sources(distractor_sources)
+        other_order = [others[i] for i in rng.permutation(len(others))]
+        picked_works, picked_distractors = _distinct(
+            [(order, works), (other_order, distractors)], max_side, min_bits, max_cosine
         )
+        if len(picked_works) < works:
+            raise ValueError(
+                f"{source} has only {len(picked_works)} distinct usable images; "
+                f"asked for {works} works"
+            )
+        if len(picked_distractors) < distractors:
+            named = ", ".join(str(p) for p in distractor_sources)
+            raise ValueError(
+                f"{named} has only {len(picked_distractors)} distinct usable images "
+                f"(none a copy of a work or of another); asked for {distractors} distractors"
+            )
+        picked = picked_works + picked_distractors
+    else:
+        (picked,) = _distinct([(order, works + distractors)], max_side, min_bits, max_cosine)
+        if len(picked) < works + distractors:
+            raise ValueError(
+                f"{source} has only {len(picked)} distinct usable images; "
+                f"asked for {works} works + {distractors} distractors"
+            )
     (out / "works").mkdir(parents=True, exist_ok=True)
     (out / "queries").mkdir(parents=True, exist_ok=True)
     suite_works: dict[str, list[Path]] = {}
@@ -175,7 +236,7 @@ def build(
             image.save(reference)
             suite_works[group] = [reference]
         item_rng = np.random.default_rng([seed, position])
-        todo = names if is_work else [UNTOUCHED, *names]
+        todo = names if is_work else [UNTOUCHED, *_some_edits(names, distractor_edits, item_rng)]
         for category in todo:
             if category == UNTOUCHED:
                 edited = Image.new("RGB", image.size, (255, 255, 255))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 from benchmarks import accuracy, accuracy_run, suite
+from benchmarks.cli import app as bench_app
 from benchmarks.transforms import TRANSFORMS
 from screener import fusion, samples
 from screener import policy as policy_mod
@@ -188,6 +191,8 @@ def test_the_benchmark_runs_end_to_end(image_folder: Path, tmp_path: Path) -> No
     )
     saved = json.loads((out / "accuracy.json").read_text())
     assert saved["config"]["background"] == {"folders": [str(bank)], "images": 24}
+    assert saved["config"]["distractor_images"] is None  # drawn from --images
+    assert saved["config"]["distractor_edits"] == "all"
     assert "sscd_norm_cosine" in saved["held_out"]["scores"]
     assert saved["config"]["queries"] == 4 * 3 + 6 * 4
     assert "fused" in saved["held_out"]["scores"]
@@ -199,3 +204,147 @@ def test_the_benchmark_runs_end_to_end(image_folder: Path, tmp_path: Path) -> No
     policy = policy_mod.load(policy_file)
     assert policy.version.startswith("fit-")
     assert report["fitted_policy"]["version"] == policy.version
+
+
+def _sized_scenes(folder: Path, seeds: range, first_width: int) -> dict[tuple[int, int], str]:
+    """Scenes of sizes unique to each file (below the suite's 384 px cap, so an untouched
+    query keeps its source's size): a query's size names the file it was made from."""
+    folder.mkdir()
+    named = {}
+    for k, seed in enumerate(seeds):
+        size = (first_width + 6 * k, 150 + 4 * k)
+        samples.scene(seed, size=size).save(folder / f"s{seed}.png")
+        named[size] = f"s{seed}.png"
+    return named
+
+
+def _source_sizes(built: suite.Suite) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    def size(path: Path) -> tuple[int, int]:
+        with Image.open(path) as image:
+            return image.size
+
+    works = {size(refs[0]) for refs in built.works.values()}
+    untouched = {
+        size(q.path) for q in built.queries if q.work_id is None and q.category == suite.UNTOUCHED
+    }
+    return works, untouched
+
+
+def test_distractors_come_only_from_the_distractor_folders(tmp_path: Path) -> None:
+    works_folder = tmp_path / "works-src"
+    work_files = _sized_scenes(works_folder, range(10, 15), 200)
+    other = tmp_path / "other"
+    new_sizes = set(_sized_scenes(other, range(40, 43), 300))
+    # Every works-folder image again, a little smaller, under another name: the copies of
+    # the two drawn as works must be left out, the other three are fair distractors.
+    copy_of: dict[str, tuple[int, int]] = {}
+    for k, (size, name) in enumerate(sorted(work_files.items())):
+        with Image.open(works_folder / name) as image:
+            copy = image.resize((size[0] - 20 - k, size[1] - 15))
+        copy.save(other / f"copy-{name}")
+        copy_of[name] = copy.size
+
+    def build(distractors: int) -> suite.Suite:
+        return suite.build(
+            works_folder,
+            tmp_path / f"s{distractors}",
+            works=2,
+            distractors=distractors,
+            seed=4,
+            categories=["jpeg"],
+            distractor_sources=[other],
+        )
+
+    built = build(6)
+    works, untouched = _source_sizes(built)
+    assert len(works) == 2 and works <= set(work_files)
+    unused = [name for size, name in work_files.items() if size not in works]
+    assert untouched == new_sizes | {copy_of[name] for name in unused}
+    assert not untouched & set(work_files)  # no distractor from the works folder itself
+    assert len([q for q in built.queries if q.work_id is None]) == 6 * 2
+    # Asking for more than the folder's distinct images names the folder and its count.
+    with pytest.raises(
+        ValueError, match=rf"{re.escape(str(other))} has only 6 distinct usable images.*7 distr"
+    ):
+        build(7)
+
+
+def test_bad_distractor_sources_are_clear_errors(image_folder: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no images here")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(empty))} holds no images"):
+        suite.build(
+            image_folder, tmp_path / "s", works=1, distractors=1, seed=0, distractor_sources=[empty]
+        )
+    with pytest.raises(ValueError, match=r"no such file or folder: .*missing"):
+        suite.build(
+            image_folder,
+            tmp_path / "s",
+            works=1,
+            distractors=1,
+            seed=0,
+            distractor_sources=[tmp_path / "missing"],
+        )
+    with pytest.raises(ValueError, match="distractor edits must be 0 to 2"):
+        suite.build(
+            image_folder,
+            tmp_path / "s",
+            works=1,
+            distractors=1,
+            seed=0,
+            categories=["jpeg", "blur"],
+            distractor_edits=3,
+        )
+    runner = CliRunner()
+    for extra in (["--distractor-edits", "2"], ["--distractor-images", str(image_folder)]):
+        res = runner.invoke(bench_app, ["accuracy", "--records", "r.json.gz", *extra])
+        assert res.exit_code == 2
+        assert "need --images" in res.output
+
+
+def test_distractor_edit_subsets_are_seeded_per_distractor() -> None:
+    names = sorted(TRANSFORMS)
+    drawn = [suite._some_edits(names, 5, np.random.default_rng([7, p])) for p in range(20)]
+    assert all(len(d) == 5 == len(set(d)) and set(d) <= set(names) for d in drawn)
+    assert all(d == sorted(d, key=names.index) for d in drawn)  # in the suite's order
+    again = [suite._some_edits(names, 5, np.random.default_rng([7, p])) for p in range(20)]
+    assert drawn == again
+    assert len({tuple(d) for d in drawn}) > 10  # each distractor draws its own
+    assert suite._some_edits(names, None, np.random.default_rng(0)) == names
+    assert suite._some_edits(names, len(names), np.random.default_rng(0)) == names
+    assert suite._some_edits(names, 0, np.random.default_rng(0)) == []
+
+
+def test_a_suite_with_distractor_edits_keeps_untouched_and_is_seeded(
+    image_folder: Path, tmp_path: Path
+) -> None:
+    edits = ["jpeg", "blur", "grayscale", "flip", "noise"]
+
+    def build(out: str, count: int) -> dict[str, list[str]]:
+        built = suite.build(
+            image_folder,
+            tmp_path / out,
+            works=1,
+            distractors=3,
+            seed=5,
+            categories=edits,
+            distractor_edits=count,
+        )
+        per_group: dict[str, list[str]] = {}
+        for q in built.queries:
+            per_group.setdefault(q.group, []).append(q.category)
+        return per_group
+
+    first = build("a", 2)
+    distractor_groups = [g for g in first if g.startswith("d")]
+    assert len(distractor_groups) == 3
+    for group, categories in first.items():
+        if group in distractor_groups:
+            assert categories[0] == suite.UNTOUCHED
+            assert len(categories) == 1 + 2 and set(categories[1:]) <= set(edits)
+        else:
+            assert categories == edits  # works always get every edit
+    assert build("b", 2) == first
+    untouched_only = build("c", 0)
+    assert all(untouched_only[g] == [suite.UNTOUCHED] for g in distractor_groups)
