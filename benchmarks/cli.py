@@ -27,7 +27,8 @@ def accuracy(
         Path | None, typer.Option(help="any image folder: build a seeded suite from it")
     ] = None,
     works_dir: Annotated[
-        Path | None, typer.Option("--works", help="one subfolder per work")
+        Path | None,
+        typer.Option("--works-dir", help="one subfolder per work (with --queries, --truth)"),
     ] = None,
     queries_dir: Annotated[
         Path | None, typer.Option("--queries", help="query images named by id")
@@ -88,10 +89,10 @@ def accuracy(
     from benchmarks import accuracy_run
 
     if records is None and (images is None) == (works_dir is None):
-        err.print("[red]error:[/] give either --images DIR, or --works, --queries and --truth")
+        err.print("[red]error:[/] give either --images DIR, or --works-dir, --queries and --truth")
         raise typer.Exit(2)
     if works_dir is not None and (queries_dir is None or truth is None):
-        err.print("[red]error:[/] --works needs --queries and --truth")
+        err.print("[red]error:[/] --works-dir needs --queries and --truth")
         raise typer.Exit(2)
     if (distractor_images or distractor_edits is not None) and (images is None or records):
         err.print("[red]error:[/] --distractor-images and --distractor-edits need --images")

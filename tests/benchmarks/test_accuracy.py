@@ -348,3 +348,21 @@ def test_a_suite_with_distractor_edits_keeps_untouched_and_is_seeded(
     assert build("b", 2) == first
     untouched_only = build("c", 0)
     assert all(untouched_only[g] == [suite.UNTOUCHED] for g in distractor_groups)
+
+
+def test_a_suite_folder_is_named_with_works_dir_beside_the_works_count(
+    image_folder: Path, tmp_path: Path
+) -> None:
+    """``--works`` is the count of works drawn from ``--images``; a ready suite's folder is
+    ``--works-dir`` (one option name each, so neither shadows the other)."""
+    built_dir = tmp_path / "s"
+    suite.build(image_folder, built_dir, works=1, distractors=1, seed=0, categories=["blur"])
+    runner = CliRunner()
+    alone = runner.invoke(bench_app, ["accuracy", "--works-dir", str(built_dir / "works")])
+    assert alone.exit_code == 2
+    assert "--works-dir needs --queries and --truth" in " ".join(alone.output.split())
+    both = runner.invoke(
+        bench_app,
+        ["accuracy", "--works-dir", str(built_dir / "works"), "--images", str(image_folder)],
+    )
+    assert both.exit_code == 2 and "give either --images" in " ".join(both.output.split())
