@@ -74,6 +74,8 @@ def run(
         template = policy_mod.load(settings.policy_path)
         with Screener(settings, policy=template) as screener:
             bank = _background(screener, background, bar) if background else None
+            if bank is None and screener.background is not None:  # the packaged bank
+                bank = {"source": screener.background.source, "images": screener.background.count}
             task = bar.add_task("screening", total=len(the_suite.queries))
             records = accuracy.evaluate(screener, the_suite, lambda n: bar.advance(task, n))
             signals_used = list(screener.signals.names)

@@ -33,6 +33,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,18 @@ def load(folder: Path, spec_id: str, specs: Mapping[str, str] | None = None) -> 
         rows,
         {s: built_specs[s] for s in rows},
     )
+
+
+def packaged(spec_id: str, specs: Mapping[str, str] | None = None) -> Bank | None:
+    """The bank shipped with the package (fingerprints of generic icons, see its
+    manifest's ``source``), used while a data directory has none of its own; None, with a
+    warning, where the running SSCD is another model than the one it was made with."""
+    folder = Path(str(resources.files("screener.data").joinpath("background")))
+    try:
+        return load(folder, spec_id, specs)
+    except ConfigurationError as exc:
+        log.warning("the packaged background bank is not used: %s", exc)
+        return None
 
 
 def _read_rows(data: bytes, specs: Mapping[str, str], count: int, where: str) -> dict[str, Rows]:

@@ -164,13 +164,16 @@ class Screener:
         return self.settings.data_dir / "background"
 
     def reload_background(self) -> None:
-        """(Re)load the background bank that normalises SSCD, if one was built."""
+        """(Re)load the background bank that normalises SSCD and gives the works' generic
+        levels: the data directory's own, else (by default) the one shipped with the
+        package."""
         sscd = self.signals.available.get("sscd")
-        self.background = (
-            None
-            if sscd is None
-            else background_mod.load(self.background_dir, sscd.spec_id, self.signals.specs)
-        )
+        bank = None
+        if sscd is not None:
+            bank = background_mod.load(self.background_dir, sscd.spec_id, self.signals.specs)
+            if bank is None and self.settings.background_bank == "packaged":
+                bank = background_mod.packaged(sscd.spec_id, self.signals.specs)
+        self.background = bank
         self._levels.clear()
 
     def build_background(

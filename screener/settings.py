@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         default=600, ge=16, le=5000, description="SIFT keypoints kept per image"
     )
 
+    background_bank: Literal["packaged", "none"] = Field(
+        default="packaged",
+        description="the background bank while data_dir has none of its own (`screener "
+        "background build`): the one shipped with the package, or none",
+    )
+
     index_structure: str = Field(
         default="auto",
         description="'auto', a FAISS factory string, or with the milvus backend a Milvus "

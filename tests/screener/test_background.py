@@ -31,7 +31,8 @@ def png(image: Image.Image) -> bytes:
 def test_build_normalises_sscd_and_names_the_bank(tmp_path: Path) -> None:
     data = tmp_path / "data"
     work = scene(5)
-    with Screener(Settings(data_dir=data, signals=["phash", "pdq", "sscd"])) as screener:
+    settings = Settings(data_dir=data, signals=["phash", "pdq", "sscd"], background_bank="none")
+    with Screener(settings) as screener:
         screener.registry.register("hero", [png(work)])
         before = screener.check(png(work))
         assert "sscd_norm_cosine" not in before.matches[0].signals
@@ -141,3 +142,29 @@ def test_a_damaged_or_tiny_bank_is_refused(tmp_path: Path) -> None:
         Screener(Settings(data_dir=data, signals=["phash", "pdq", "sscd"]))
     shown = runner.invoke(app, ["background", "show", "--data-dir", str(data)], env=ENV)
     assert shown.exit_code != 0 and "screener background build" in " ".join(shown.output.split())
+
+
+def test_a_data_directory_without_a_bank_uses_the_packaged_one(tmp_path: Path) -> None:
+    work = drawing(41)
+    with Screener(Settings(data_dir=tmp_path / "data", signals=["phash", "pdq", "sscd"])) as sc:
+        bank = sc.background
+        assert bank is not None and bank.source.startswith("packaged")
+        assert bank.count >= 500 and set(bank.rows) == {"phash", "pdq", "sscd"}
+        sc.registry.register("glyph", [png(work)])
+        verdict = sc.check(png(work))
+        values = verdict.matches[0].signals
+        assert values["sscd_norm_cosine"] is not None
+        assert values["sscd_cosine_generic"] is not None
+        assert verdict.index_version.endswith(f"+bg-{bank.digest[:12]}")
+        assert verdict.matches[0].decision == "block"  # an exact copy still blocks
+    shown = CliRunner().invoke(
+        app, ["background", "show", "--data-dir", str(tmp_path / "data")], env=ENV
+    )
+    assert shown.exit_code == 0 and "packaged" in shown.output
+    off = Settings(
+        data_dir=tmp_path / "data", signals=["phash", "pdq", "sscd"], background_bank="none"
+    )
+    with Screener(off) as sc:
+        assert sc.background is None
+        values = sc.check(png(work)).matches[0].signals
+        assert "sscd_norm_cosine" not in values and "sscd_cosine_generic" not in values
