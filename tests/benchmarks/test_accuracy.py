@@ -6,6 +6,7 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -273,29 +274,17 @@ def test_bad_distractor_sources_are_clear_errors(image_folder: Path, tmp_path: P
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.txt").write_text("no images here")
-    with pytest.raises(ValueError, match=rf"{re.escape(str(empty))} holds no images"):
-        suite.build(
-            image_folder, tmp_path / "s", works=1, distractors=1, seed=0, distractor_sources=[empty]
-        )
-    with pytest.raises(ValueError, match=r"no such file or folder: .*missing"):
-        suite.build(
-            image_folder,
-            tmp_path / "s",
-            works=1,
-            distractors=1,
-            seed=0,
-            distractor_sources=[tmp_path / "missing"],
-        )
-    with pytest.raises(ValueError, match="distractor edits must be 0 to 2"):
-        suite.build(
-            image_folder,
-            tmp_path / "s",
-            works=1,
-            distractors=1,
-            seed=0,
-            categories=["jpeg", "blur"],
-            distractor_edits=3,
-        )
+    cases: list[tuple[str, dict[str, Any]]] = [
+        (rf"{re.escape(str(empty))} holds no images", {"distractor_sources": [empty]}),
+        (r"no such file or folder: .*missing", {"distractor_sources": [tmp_path / "missing"]}),
+        (
+            "distractor edits must be 0 to 2",
+            {"categories": ["jpeg", "blur"], "distractor_edits": 3},
+        ),
+    ]
+    for message, options in cases:
+        with pytest.raises(ValueError, match=message):
+            suite.build(image_folder, tmp_path / "s", works=1, distractors=1, seed=0, **options)
     runner = CliRunner()
     for extra in (["--distractor-edits", "2"], ["--distractor-images", str(image_folder)]):
         res = runner.invoke(bench_app, ["accuracy", "--records", "r.json.gz", *extra])
