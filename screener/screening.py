@@ -148,8 +148,9 @@ class Screener:
                 self.signals.missing["local"] = str(exc)
                 log.warning("local-feature verification is NOT in use: %s", exc)
         self.background: background_mod.Bank | None = None
-        # Generic levels by (signal, work, k, quality floor, stored fingerprint ids).
+        # Generic levels by (bank, signal, work, k, quality floor, stored fingerprint ids).
         self._levels: OrderedDict[tuple[Any, ...], dict[str, float]] = OrderedDict()
+        self._levels_lock = threading.Lock()  # checks run on several threads in the service
         self.reload_background()
         self._lock = threading.RLock()
         with self._lock:
@@ -174,7 +175,8 @@ class Screener:
             if bank is None and self.settings.background_bank == "packaged":
                 bank = background_mod.packaged(sscd.spec_id, self.signals.specs)
         self.background = bank
-        self._levels.clear()
+        with self._levels_lock:
+            self._levels.clear()
 
     def build_background(
         self,
@@ -613,24 +615,28 @@ class Screener:
         todo: list[StoredFingerprint] = []
         keys: dict[str, tuple[Any, ...]] = {}
         for work_id, refs in by_work.items():
-            key = (signal, work_id, k, floor, tuple(sorted(r.id for r in refs)))
+            key = (bank.digest, signal, work_id, k, floor, tuple(sorted(r.id for r in refs)))
             keys[work_id] = key
-            cached = self._levels.get(key)
+            with self._levels_lock:
+                cached = self._levels.get(key)
+                if cached is not None:
+                    self._levels.move_to_end(key)
             if cached is None:
                 todo += refs
             else:
-                self._levels.move_to_end(key)
                 for name, level in cached.items():
                     out.setdefault(name, {})[work_id] = level
         if todo:
-            fresh = bank.levels(signal, todo, k, floor)
+            fresh = bank.levels(signal, todo, k, floor)  # outside the lock: numpy work
             for work_id in {r.work_id for r in todo}:
                 levels = {name: f[work_id] for name, f in fresh.items() if work_id in f}
-                self._levels[keys[work_id]] = levels
+                with self._levels_lock:
+                    self._levels[keys[work_id]] = levels
                 for name, level in levels.items():
                     out.setdefault(name, {})[work_id] = level
-            while len(self._levels) > LEVELS_CACHE:
-                self._levels.popitem(last=False)
+            with self._levels_lock:
+                while len(self._levels) > LEVELS_CACHE:
+                    self._levels.popitem(last=False)
         return out
 
     def _prompt_similarity(self, prompt: str, candidates: dict[str, Candidate]) -> None:

@@ -157,6 +157,34 @@ def test_a_data_directory_without_a_bank_uses_the_packaged_one(tmp_path: Path) -
         assert values["sscd_cosine_generic"] is not None
         assert verdict.index_version.endswith(f"+bg-{bank.digest[:12]}")
         assert verdict.matches[0].decision == "block"  # an exact copy still blocks
+
+        def levels_now() -> dict[str, float]:
+            stored = sc.catalog.fingerprints_of_works(
+                ["glyph"], "sscd", sc.signals.available["sscd"].spec_id
+            )
+            k = sc.policy.matching.background_k
+            return {
+                fusion.generic_name(n): by_work["glyph"]
+                for n, by_work in bank.levels("sscd", stored, k).items()
+            }
+
+        # The work's references change: its levels are computed afresh, never served
+        # stale from the cache.
+        before = levels_now()
+        first = sc.registry.register("glyph", [png(scene(43))]).added_references
+        assert first
+        for reference_id in {
+            f.reference_id
+            for f in sc.catalog.fingerprints_of_works(
+                ["glyph"], "sscd", sc.signals.available["sscd"].spec_id
+            )
+        } - set(first):
+            sc.registry.remove_reference("glyph", reference_id)
+        after = levels_now()
+        assert after != before  # a photo-like scene instead of a flat drawing
+        seen = sc.check(png(scene(43))).matches[0].signals
+        for name, level in after.items():
+            assert seen[name] == pytest.approx(level)
     shown = CliRunner().invoke(
         app, ["background", "show", "--data-dir", str(tmp_path / "data")], env=ENV
     )
@@ -166,5 +194,5 @@ def test_a_data_directory_without_a_bank_uses_the_packaged_one(tmp_path: Path) -
     )
     with Screener(off) as sc:
         assert sc.background is None
-        values = sc.check(png(work)).matches[0].signals
+        values = sc.check(png(scene(43))).matches[0].signals
         assert "sscd_norm_cosine" not in values and "sscd_cosine_generic" not in values
