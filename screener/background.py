@@ -244,7 +244,7 @@ def _read_rows(data: bytes, specs: Mapping[str, str], count: int, where: str) ->
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             rows = {
                 signal: Rows(
-                    archive[f"{signal}.matrix"],
+                    _matrix(archive[f"{signal}.matrix"]),
                     archive[f"{signal}.image"].astype(np.int64),
                     archive[f"{signal}.whole"].astype(bool),
                     archive[f"{signal}.quality"].astype(np.float32),
@@ -262,6 +262,14 @@ def _read_rows(data: bytes, specs: Mapping[str, str], count: int, where: str) ->
         ):
             raise ConfigurationError(f"background bank in {where} (bad {signal} rows)")
     return rows
+
+
+def _matrix(stored: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Dense rows (kept in half precision) as float32; anything else as it is (packed
+    bits, or a type the caller then refuses)."""
+    if stored.dtype in (np.float16, np.float32):
+        return stored.astype(np.float32)
+    return stored
 
 
 def _digest(vectors: npt.NDArray[Any]) -> str:
@@ -337,11 +345,13 @@ def build(
             for fp in fingerprints
             if fp.signal == signal
         ]
-        dtype = np.uint8 if fingerprinter.kind == "binary" else np.float32
+        # Dense rows are stored in half precision (read back as float32): cosines move by
+        # about 1e-3, far below what a level is used for, and the bank is half the size.
+        dtype = np.uint8 if fingerprinter.kind == "binary" else np.float16
         arrays[f"{signal}.matrix"] = np.stack(
             [np.asarray(fp.fingerprint.vector, dtype=dtype) for _, fp in found]
         )
-        arrays[f"{signal}.image"] = np.array([p for p, _ in found], dtype=np.int64)
+        arrays[f"{signal}.image"] = np.array([p for p, _ in found], dtype=np.int32)
         arrays[f"{signal}.whole"] = np.array([is_whole(fp.region) for _, fp in found])
         arrays[f"{signal}.quality"] = np.array(
             [np.nan if (q := fp.fingerprint.quality) is None else q for _, fp in found],
