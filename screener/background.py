@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from screener.candidates import hamming
 from screener.catalog import StoredFingerprint
 from screener.decode import Limits, decode_file
 from screener.errors import ConfigurationError, InputError
@@ -124,12 +125,7 @@ class Bank:
         stored = stored.reshape(len(refs), -1)
         if rows.binary:
             # Closeness as negated Hamming distance, so that larger is closer throughout.
-            word = np.uint64 if matrix.shape[1] % 8 == 0 else np.uint8
-            words: npt.NDArray[np.unsignedinteger[Any]] = np.ascontiguousarray(matrix).view(word)
-            theirs: npt.NDArray[np.unsignedinteger[Any]] = np.ascontiguousarray(stored).view(word)
-            xor = np.bitwise_xor(words[:, None, :], theirs[None, :, :])
-            distance = np.bitwise_count(xor).sum(axis=2)
-            closeness = -distance.astype(np.float64)
+            closeness = -hamming(matrix, stored).astype(np.float64)
         else:
             closeness = (matrix @ stored.T).astype(np.float64)
         ref_whole = np.array([is_whole(r.region) for r in refs])

@@ -19,13 +19,15 @@ from screener.fusion import generic_name
 from screener.signals import EVIDENCE_NAME, REGION_EVIDENCE_NAME, RegionFingerprint, is_whole
 from screener.verdict import RegionPair
 
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)
-
 
 def hamming(queries: npt.NDArray[np.uint8], refs: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
-    """Pairwise Hamming distances between packed bit rows: (Q, B) x (R, B) -> (Q, R)."""
-    xor = np.bitwise_xor(queries[:, None, :], refs[None, :, :])
-    distances: npt.NDArray[np.int64] = _POPCOUNT[xor].sum(axis=2, dtype=np.int64)
+    """Pairwise Hamming distances between packed bit rows: (Q, B) x (R, B) -> (Q, R).
+    Rows are compared 64 bits at a time where their width allows."""
+    word = np.uint64 if queries.shape[1] % 8 == 0 else np.uint8
+    ours: npt.NDArray[np.unsignedinteger[Any]] = np.ascontiguousarray(queries).view(word)
+    theirs: npt.NDArray[np.unsignedinteger[Any]] = np.ascontiguousarray(refs).view(word)
+    xor = np.bitwise_xor(ours[:, None, :], theirs[None, :, :])
+    distances: npt.NDArray[np.int64] = np.bitwise_count(xor).sum(axis=2, dtype=np.int64)
     return distances
 
 
