@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from screener.catalog import StoredFingerprint
-from screener.fusion import generic_name
+from screener.fusion import cohort_name, generic_name
 from screener.signals import EVIDENCE_NAME, REGION_EVIDENCE_NAME, RegionFingerprint, is_whole
 from screener.verdict import RegionPair
 
@@ -45,11 +45,15 @@ class Candidate:
     best: dict[str, Best] = field(default_factory=dict)
     # The work's generic level per evidence name (see `background.Bank.levels`).
     generic: dict[str, float] = field(default_factory=dict)
+    # ... and its cohort level: what the k-th closest other registered work reaches.
+    cohort: dict[str, float] = field(default_factory=dict)
 
     def values(self) -> dict[str, float | None]:
-        """The best values, and the generic levels under `fusion.generic_name`."""
+        """The best values, and the levels under `fusion.generic_name` and
+        `fusion.cohort_name`."""
         values: dict[str, float | None] = {name: b.value for name, b in self.best.items()}
         values.update({generic_name(name): level for name, level in self.generic.items()})
+        values.update({cohort_name(name): level for name, level in self.cohort.items()})
         return values
 
 

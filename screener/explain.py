@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
-from screener.fusion import GENERIC_SUFFIX
+from screener.fusion import is_level
 from screener.local import LocalMatch
 from screener.regions import CENTRE as CENTRE_REGION
 from screener.regions import GRID, WHOLE_REGION, Region
@@ -90,7 +90,7 @@ def draw(
     values = [
         f"{name} {value:g}" if float(value).is_integer() else f"{name} {value:.3f}"
         for name, value in match.signals.items()
-        if value is not None and not name.endswith(GENERIC_SUFFIX)  # levels: in the JSON
+        if value is not None and not is_level(name)  # levels: in the JSON
     ]
     lines = [
         f"{match.decision.upper()}  work {match.work_id}  fused {match.fused_score:.4f}",

@@ -13,6 +13,12 @@ signal's ramp starts no earlier than that level: it moves towards ``hi`` by as m
 the level is past ``lo``, by at most one ramp width. A work that ordinary pictures come
 close to needs a closer query for the same evidence; a distinctive one is unaffected. A
 more generic work never scores higher, all else equal.
+
+A work's *cohort level* (under ``cohort_name(name)``: the value that the k-th closest
+other registered work reaches against it) moves the ramp in the same way, and of the two
+levels the one that moves it further counts: a bank calibrates only against the style it
+holds, while the registry's own works are the style that unrelated queries in a themed
+catalogue come in (an icon set, one game's portraits).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from screener.policy import IMAGE_EVIDENCE, Calibration, Policy, sigmoid
 # reached, so a work override of review 1.0 / block 1.0 means "never flag".
 TOP_SCORE = 0.999999
 GENERIC_SUFFIX = "_generic"
+COHORT_SUFFIX = "_cohort"
+LEVEL_SUFFIXES = (GENERIC_SUFFIX, COHORT_SUFFIX)
 
 
 def generic_name(name: str) -> str:
@@ -33,20 +41,43 @@ def generic_name(name: str) -> str:
     return f"{name}{GENERIC_SUFFIX}"
 
 
-def evidence(value: float | None, calibration: Calibration, generic: float | None = None) -> float:
+def cohort_name(name: str) -> str:
+    """Where a work's cohort level for evidence ``name`` sits among the values."""
+    return f"{name}{COHORT_SUFFIX}"
+
+
+def is_level(name: str) -> bool:
+    """A work's level (generic or cohort) rather than a measured value."""
+    return name.endswith(LEVEL_SUFFIXES)
+
+
+def evidence(value: float | None, calibration: Calibration, *levels: float | None) -> float:
     """Evidence in [0, 1] that a raw value indicates a copy (0 for a missing value), with
-    the ramp moved past the work's ``generic`` level where it is past ``lo``."""
+    the ramp moved past the work's level where it is past ``lo`` (of several levels, the
+    one that moves it furthest), by at most one ramp width."""
     if value is None or not math.isfinite(value):
         return 0.0
     lo, width = calibration.lo, calibration.hi - calibration.lo
-    if generic is not None and math.isfinite(generic):
-        lo += width * min(1.0, max(0.0, (generic - lo) / width))
+    shift = max(
+        (
+            min(1.0, max(0.0, (level - lo) / width))
+            for level in levels
+            if level is not None and math.isfinite(level)
+        ),
+        default=0.0,
+    )
+    lo += width * shift
     return min(1.0, max(0.0, (value - lo) / width))
 
 
 def evidence_of(values: Mapping[str, float | None], name: str, calibration: Calibration) -> float:
     """:func:`evidence` of signal ``name`` among a candidate's values (and levels)."""
-    return evidence(values.get(name), calibration, values.get(generic_name(name)))
+    return evidence(
+        values.get(name),
+        calibration,
+        values.get(generic_name(name)),
+        values.get(cohort_name(name)),
+    )
 
 
 def contributions(values: Mapping[str, float | None], policy: Policy) -> dict[str, float]:

@@ -94,6 +94,8 @@ class Matching:
     min_votes: int = 5
     # The background neighbour whose similarity normalises SSCD (``sscd_norm_cosine``).
     background_k: int = 10
+    # The other registered work whose closeness sets a work's cohort level (0: none).
+    cohort_k: int = 0
 
     def __post_init__(self) -> None:
         if self.neighbours < 1 or self.max_matches < 1:
@@ -102,6 +104,8 @@ class Matching:
             raise ValueError("verify_top must be at least 0 (0: no local verification)")
         if self.vote_top < 0 or self.min_votes < 1:
             raise ValueError("vote_top must be at least 0 and min_votes at least 1")
+        if self.background_k < 1 or self.cohort_k < 0:
+            raise ValueError("background_k must be at least 1 and cohort_k at least 0")
 
 
 @dataclass(frozen=True)

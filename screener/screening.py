@@ -25,7 +25,7 @@ import numpy.typing as npt
 from PIL import Image
 
 import index as vindex
-from models import Fingerprinter, ModelUnavailable
+from models import Fingerprint, Fingerprinter, ModelUnavailable
 from models.local import LocalFeatures
 from screener import background as background_mod
 from screener import explain as explain_mod
@@ -596,7 +596,93 @@ class Screener:
             for work_id, level in by_work.items():
                 if work_id in candidates:
                     candidates[work_id].generic[name] = level
+        for work_id, levels in self._cohort_levels(work_ids).items():
+            candidates[work_id].cohort.update(levels)
         return candidates
+
+    def _cohort_levels(self, work_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Each work's cohort level by evidence name (see `_cohort_of`), from the levels
+        cache keyed by the catalog's high-water mark: any registration or removal anywhere
+        computes them afresh."""
+        k = self.policy.matching.cohort_k
+        if k < 1 or not work_ids:
+            return {}
+        version = self.catalog.high_water()
+        floor = self.policy.matching.pdq_min_quality
+        out: dict[str, dict[str, float]] = {}
+        for work_id in dict.fromkeys(work_ids):
+            key = ("cohort", version, work_id, k, floor, tuple(sorted(self.signals.specs.items())))
+            with self._levels_lock:
+                cached = self._levels.get(key)
+                if cached is not None:
+                    self._levels.move_to_end(key)
+            if cached is None:
+                cached = self._cohort_of(work_id, k, floor)
+                with self._levels_lock:
+                    self._levels[key] = cached
+                    while len(self._levels) > LEVELS_CACHE:
+                        self._levels.popitem(last=False)
+            out[work_id] = cached
+        return out
+
+    def _cohort_of(self, work_id: str, k: int, floor: float) -> dict[str, float]:
+        """The value of each evidence that the ``k``-th closest *other* registered work
+        reaches against ``work_id``: the work's stored fingerprints (whole, regions and
+        backgrounds) are screened as a query would be, through the indexes and then
+        exactly, against every work but itself. A work in a dense part of the registry
+        (one icon theme, one game's portraits) gets a high level; evidence no other work
+        gives, or that fewer than ``k`` give, sets none."""
+        by_signal: dict[str, list[RegionFingerprint]] = {}
+        own: dict[str, int] = {}  # the work's own fingerprints in each index
+        for signal, fingerprinter in self.signals.available.items():
+            binary = fingerprinter.kind == "binary"
+            stored = self.catalog.fingerprints_of_works([work_id], signal, fingerprinter.spec_id)
+            own[signal] = len(stored)
+            by_signal[signal] = [
+                RegionFingerprint(
+                    signal,
+                    ref.region,
+                    Fingerprint(
+                        np.frombuffer(ref.vector, dtype=np.uint8 if binary else np.float32),
+                        ref.quality,
+                    ),
+                )
+                for ref in stored
+                if signal != "pdq" or (ref.quality or 0.0) >= floor
+            ]
+        by_signal = {signal: fps for signal, fps in by_signal.items() if fps}
+        # Each fingerprint's nearest neighbours, past the work's own (which are nearest).
+        found_ids: set[int] = set()
+        with self._lock:
+            for signal, fps in by_signal.items():
+                binary = self.signals.available[signal].kind == "binary"
+                _, matrix = query_matrix(signal, fps, binary)
+                k_search = self.policy.matching.neighbours + own[signal]
+                found = self.indexes.search(signal, matrix, k=k_search, radius=None)
+                found_ids.update(int(i) for ids in found.ids for i in ids)
+        owners = self.catalog.owners(found_ids)
+        others = sorted({owner[0] for owner in owners.values()} - {work_id})
+        if not others:
+            return {}
+        values: dict[str, list[float]] = {}
+        for signal, fps in by_signal.items():
+            fingerprinter = self.signals.available[signal]
+            stored = self.catalog.fingerprints_of_works(others, signal, fingerprinter.spec_id)
+            exact = score_exact(
+                signal,
+                fingerprinter.kind == "binary",
+                fps,
+                stored,
+                floor if signal == "pdq" else None,
+            )
+            for name, by_work in exact.items():
+                values[name] = [best.value for best in by_work.values()]
+        levels: dict[str, float] = {}
+        for name, reached in values.items():
+            if len(reached) >= k:
+                closest_first = sorted(reached, reverse=not name.endswith("_hamming"))
+                levels[name] = closest_first[k - 1]
+        return levels
 
     def _generic_levels(
         self, signal: str, stored: Sequence[StoredFingerprint], floor: float | None

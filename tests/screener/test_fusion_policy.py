@@ -221,3 +221,44 @@ def test_the_ramp_starts_at_a_generic_level_past_lo_by_at_most_one_width() -> No
     assert generic < plain
     shares = fusion.contributions({"sscd_cosine": 0.6, "sscd_cosine_generic": 0.5}, policy)
     assert shares == {"sscd_cosine": pytest.approx(0.25)}
+
+
+# A work's cohort level (the value the k-th closest other registered work reaches) moves
+# the ramp as a generic level does; of the two, the one that moves it further counts.
+@given(
+    st.floats(0.0, 1.0, allow_nan=False),
+    st.one_of(st.none(), st.floats(0.0, 1.0, allow_nan=False)),
+    st.one_of(st.none(), st.floats(0.0, 1.0, allow_nan=False)),
+)
+def test_of_two_levels_the_one_that_moves_the_ramp_further_counts(
+    value: float, generic: float | None, cohort: float | None
+) -> None:
+    calibration = DEFAULT.signals["sscd_cosine"]
+    both = fusion.evidence(value, calibration, generic, cohort)
+    alone = [fusion.evidence(value, calibration, level) for level in (generic, cohort)]
+    assert both == pytest.approx(min(alone))
+    values: dict[str, float | None] = {"sscd_cosine": value}
+    if generic is not None:
+        values[fusion.generic_name("sscd_cosine")] = generic
+    if cohort is not None:
+        values[fusion.cohort_name("sscd_cosine")] = cohort
+    assert fusion.evidence_of(values, "sscd_cosine", calibration) == pytest.approx(both)
+    assert fusion.fuse(values, DEFAULT) <= fusion.fuse({"sscd_cosine": value}, DEFAULT) + 1e-12
+
+
+def test_a_cohort_level_past_lo_moves_the_ramp() -> None:
+    calibration = policy_mod.Calibration(lo=0.4, hi=0.8, weight=1.0)
+    assert fusion.evidence(0.6, calibration, None, 0.5) == pytest.approx(0.25)
+    assert fusion.evidence(0.6, calibration, 0.45, 0.5) == pytest.approx(0.25)
+    assert fusion.evidence(0.6, calibration, 0.5, 0.45) == pytest.approx(0.25)
+    values = {"sscd_cosine": 0.6, fusion.cohort_name("sscd_cosine"): 0.5}
+    assert fusion.evidence_of(values, "sscd_cosine", calibration) == pytest.approx(0.25)
+    assert fusion.is_level("sscd_cosine_cohort") and fusion.is_level("pdq_hamming_generic")
+    assert not fusion.is_level("sscd_cosine")
+
+
+def test_cohort_k_must_not_be_negative() -> None:
+    document = policy_mod.load(None).to_dict()
+    document["matching"]["cohort_k"] = -1
+    with pytest.raises(PolicyError, match="cohort_k"):
+        policy_mod.parse(document)
