@@ -184,6 +184,12 @@ def read_manifest(path: Path) -> Manifest:
 
 def read_index_arrays(path: Path, manifest: Manifest) -> Arrays:
     """The arrays of the index file, after checking its bytes against the manifest's sha256."""
+    return read_checked(path, manifest.checksum)
+
+
+def read_checked(path: Path, checksum: str) -> Arrays:
+    """The arrays of the file at ``path``, after checking its bytes against ``checksum``
+    (a sha256); ``IndexCorrupt`` if it is missing, unreadable, fails it or cannot be decoded."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -192,9 +198,40 @@ def read_index_arrays(path: Path, manifest: Manifest) -> Arrays:
     except OSError as e:
         raise IndexCorrupt(f"index file {path} is unreadable: {e}") from e
     digest = hashlib.sha256(data).hexdigest()
-    if digest != manifest.checksum:
+    if digest != checksum:
         raise IndexCorrupt(
             f"index file {path} fails its checksum (sha256 {digest}, manifest says "
-            f"{manifest.checksum}): truncated, edited, or a save was interrupted"
+            f"{checksum}): truncated, edited, or a save was interrupted"
         )
     return unpack(data, path)
+
+
+def write_document(path: Path, doc: dict[str, Any], arrays: Arrays) -> dict[str, Any]:
+    """Save ``arrays`` at ``path`` and ``doc`` as its manifest, with the sha256 of the
+    saved bytes added as ``checksum``, in the order :func:`write_index` uses (the manifest
+    last: the commit point). For an index with a manifest of its own (not a
+    :class:`VectorIndex`); returns the manifest written."""
+    if "checksum" in doc:
+        raise ValueError("the manifest's checksum is computed here, not given")
+    path = Path(path)
+    data = pack(arrays)
+    written = {**doc, "checksum": hashlib.sha256(data).hexdigest()}
+    write_atomic(path, data)
+    write_atomic(manifest_path(path), json.dumps(written, indent=2).encode())
+    return written
+
+
+def read_document(path: Path) -> tuple[dict[str, Any], Arrays]:
+    """The manifest and the checked arrays saved by :func:`write_document`;
+    ``IndexCorrupt`` if either file is missing, malformed or fails the checksum."""
+    path = Path(path)
+    mpath = manifest_path(path)
+    try:
+        doc = json.loads(mpath.read_bytes())
+    except FileNotFoundError as e:
+        raise IndexCorrupt(f"manifest {mpath} is missing") from e
+    except (OSError, ValueError) as e:
+        raise IndexCorrupt(f"manifest {mpath} is unreadable: {e}") from e
+    if not isinstance(doc, dict) or not isinstance(doc.get("checksum"), str):
+        raise IndexCorrupt(f"manifest {mpath} is not a JSON object with a checksum")
+    return doc, read_checked(path, doc["checksum"])

@@ -7,8 +7,10 @@ neighbours, with their labels and squared distances, are what a caller votes wit
 The descriptors are stored as their own bytes (8-bit codes, no training) in an HNSW
 graph, which takes additions at any time but no removals: a removed owner's rows are
 hidden (a tombstone) and the graph is rebuilt from the live rows once the hidden ones
-outnumber them. The index lives in memory only; its owner rebuilds it from where the
-descriptors are stored.
+outnumber them. :func:`save` writes the whole state (the graph, whose 8-bit storage holds
+the codes, the owner of every row and the live owners) to one file and a manifest with its
+sha256, as the vector indexes are saved; :func:`load` reads it back or raises
+``IndexCorrupt``, and the owner catches up from where the descriptors are stored.
 """
 
 from __future__ import annotations
@@ -16,14 +18,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from index._faiss import faiss
+from index._persist import Arrays, read_document, write_document
+from index.base import IndexCorrupt
 
 DIM = 128
+FORMAT_VERSION = 1
+KIND = "descriptors:HNSW,SQ8"
+#: The arrays :meth:`DescriptorIndex.state` fills; a caller's own arrays take other names.
+STATE = frozenset({"graph", "owners", "live"})
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,51 @@ class DescriptorIndex:
             self._owners.append(owners[keep])
             self._codes.append(codes[keep])
 
+    def state(self) -> Arrays:
+        """What :meth:`from_state` rebuilds this index from, tombstones included."""
+        with self._lock:
+            owners = np.concatenate(self._owners) if self._owners else np.zeros(0, np.int64)
+            return {
+                "graph": np.asarray(faiss.serialize_index(self._graph), dtype=np.uint8),
+                "owners": owners,
+                "live": np.asarray(sorted(self._live), dtype=np.int64),
+            }
+
+    @classmethod
+    def from_state(cls, arrays: Arrays, links: int = 16, search_depth: int = 64) -> DescriptorIndex:
+        """The index :meth:`state` described; ``ValueError`` saying what does not fit."""
+        missing = sorted(STATE - arrays.keys())
+        if missing:
+            raise ValueError(f"no {', '.join(missing)} saved")
+        owners, live = arrays["owners"], arrays["live"]
+        if owners.dtype != np.int64 or owners.ndim != 1:
+            raise ValueError(f"owners must be a row of int64, got {owners.dtype} {owners.shape}")
+        if live.dtype != np.int64 or live.ndim != 1 or len(np.unique(live)) != len(live):
+            raise ValueError("live owners must be a row of distinct int64")
+        try:
+            graph = faiss.deserialize_index(np.ascontiguousarray(arrays["graph"], np.uint8))
+        except RuntimeError as e:
+            raise ValueError(f"the graph cannot be read: {e}") from e
+        if not isinstance(graph, faiss.IndexHNSWSQ) or graph.d != DIM:
+            raise ValueError(f"the graph is not an HNSW over {DIM} 8-bit codes")
+        storage = faiss.downcast_index(graph.storage)
+        if storage.sq.qtype != faiss.ScalarQuantizer.QT_8bit_direct:
+            raise ValueError("the graph does not store 8-bit codes")
+        if graph.hnsw.nb_neighbors(1) != links:
+            raise ValueError(f"the graph has {graph.hnsw.nb_neighbors(1)} links, not {links}")
+        if graph.ntotal != len(owners):
+            raise ValueError(f"the graph holds {graph.ntotal} rows, the owners {len(owners)}")
+        index = cls(links, search_depth)
+        graph.hnsw.efSearch = search_depth
+        index._graph = graph
+        index._live = {int(o) for o in live}
+        if len(owners):
+            # The codes to rebuild from are those the graph stores, not a second copy.
+            codes = faiss.vector_to_array(storage.codes).reshape(len(owners), DIM)
+            index._owners, index._codes = [owners], [codes]
+            index._dead_rows = int((~np.isin(owners, live)).sum())
+        return index
+
     def search(self, descriptors: npt.NDArray[np.uint8], k: int) -> Neighbours:
         """The ``k`` nearest live descriptors of each query descriptor."""
         queries = np.ascontiguousarray(descriptors, dtype=np.uint8).reshape(-1, DIM)
@@ -149,3 +203,50 @@ class DescriptorIndex:
             labels[row, : len(chosen_owner)] = chosen_owner
             distances[row, : len(chosen_owner)] = found_d[row][keep][:k]
         return Neighbours(labels, distances)
+
+
+def save(
+    path: Path, index: DescriptorIndex, meta: dict[str, Any], arrays: Arrays | None = None
+) -> dict[str, Any]:
+    """Save ``index`` (and a caller's own ``arrays``) at ``path`` with a manifest holding
+    ``meta``, the index's parameters and the sha256 of the file; a crash leaves the old
+    save, the new one, or one that :func:`load` refuses. Returns the manifest."""
+    own = arrays or {}
+    clash = sorted(STATE & own.keys())
+    if clash:
+        raise ValueError(f"array names {clash} are the index's own")
+    state = index.state()
+    doc = {
+        **meta,
+        "format_version": FORMAT_VERSION,
+        "kind": KIND,
+        "dim": DIM,
+        "links": index.links,
+        "rows": len(state["owners"]),
+        "count": len(index),
+    }
+    return write_document(Path(path), doc, {**own, **state})
+
+
+def load(
+    path: Path, links: int = 16, search_depth: int = 64
+) -> tuple[DescriptorIndex, dict[str, Any], Arrays]:
+    """The index saved at ``path`` (which must have been built with ``links``), its
+    manifest and the caller's own arrays saved with it. ``IndexCorrupt`` saying why when
+    either file is missing, damaged, of another format or built otherwise."""
+    path = Path(path)
+    doc, arrays = read_document(path)
+    for name, wanted in (("format_version", FORMAT_VERSION), ("kind", KIND), ("dim", DIM)):
+        if doc.get(name) != wanted:
+            raise IndexCorrupt(f"index {path} has {name} {doc.get(name)!r}, not {wanted!r}")
+    if doc.get("links") != links:
+        raise IndexCorrupt(f"index {path} was built with {doc.get('links')!r} links, not {links}")
+    try:
+        index = DescriptorIndex.from_state(arrays, links, search_depth)
+    except ValueError as e:
+        raise IndexCorrupt(f"index {path} cannot be restored: {e}") from e
+    if len(index) != doc.get("count"):
+        raise IndexCorrupt(
+            f"index {path} holds {len(index)} descriptors, its manifest says {doc.get('count')!r}"
+        )
+    return index, doc, {name: a for name, a in arrays.items() if name not in STATE}

@@ -12,22 +12,28 @@ The global signals do not always propose the work a query copies: a small charac
 pasted into a busy scene changes the whole picture. :class:`DescriptorVotes` keeps the
 strongest descriptors of every stored keypoint set in a descriptor-level index; each
 query descriptor whose nearest stored descriptor is clearly nearer than any of another
-work's votes for that work, and the works with most votes are verified too.
+work's votes for that work, and the works with most votes are verified too. That index
+is saved in the index folder (``descriptors-<spec digest>.index``) and loaded at start, so
+that a start reads from the catalog only the keypoint sets added since the save.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from index import IndexError_
+from index import descriptors as stored_index
 from index.descriptors import DescriptorIndex
 from models.local import LocalFeatures, SiftExtractor, Verification, VerifyParams, verify
 from screener.catalog import Catalog, NewLocalFeatures, StoredLocalFeatures
@@ -92,11 +98,16 @@ class LocalVerifier:
     """Extracts and verifies local features; one per screener."""
 
     def __init__(
-        self, features: int, params: VerifyParams | None = None, cache_sets: int = 1024
+        self,
+        features: int,
+        params: VerifyParams | None = None,
+        cache_sets: int = 1024,
+        directory: Path | None = None,
     ) -> None:
+        """``directory``: where the descriptor index is saved (None: it is not)."""
         self.extractor = SiftExtractor(features=features)
         self.params = params or VerifyParams()
-        self.votes = DescriptorVotes(self.spec_id, on_removed=self.forget)
+        self.votes = DescriptorVotes(self.spec_id, on_removed=self.forget, directory=directory)
         # Parsed keypoint sets by catalog row, most recently used last: a check verifies
         # the same popular works again and again (a set is about 90 KB).
         self.cache_sets = cache_sets
@@ -233,7 +244,11 @@ class DescriptorVotes:
     Holds the ``per_set`` largest-scale descriptors of every stored keypoint set of one
     spec (large keypoints survive the shrinking of a pasted copy best) in memory. It is
     built from the catalog at start and kept in step by :meth:`sync`, which compares row
-    ids only and reads just the keypoint sets it lacks.
+    ids only and reads just the keypoint sets it lacks. With a ``directory``,
+    :meth:`open` starts from the index saved there by :meth:`save`, so a start reads
+    only the keypoint sets added since; a saved index that cannot be used (missing,
+    damaged, another spec or other parameters, another catalog) is named in a warning
+    and the index is built from the catalog instead.
     """
 
     def __init__(
@@ -243,6 +258,7 @@ class DescriptorVotes:
         ratio: float = 0.8,
         neighbours: int = 8,
         on_removed: Callable[[list[int]], None] | None = None,
+        directory: Path | None = None,
     ) -> None:
         self.spec_id = spec_id
         self.on_removed = on_removed
@@ -250,11 +266,112 @@ class DescriptorVotes:
         self.ratio = ratio
         self.neighbours = neighbours
         self.index = DescriptorIndex()
+        digest = hashlib.sha256(spec_id.encode()).hexdigest()[:10]
+        self.path = None if directory is None else directory / f"descriptors-{digest}.index"
+        self.loaded: Path | None = None  # the saved index that :meth:`open` started from
+        self.sets_read = 0  # keypoint sets read from the catalog so far
         self._work_of: dict[int, str] = {}  # catalog row id of a keypoint set -> work
         self._lock = threading.Lock()
+        # Held by whatever changes or saves the index (not by votes), so that a save sees
+        # the index and its rows' works from the same moment.
+        self._writing = threading.Lock()
+        self._changes = 0  # syncs that changed something, so far
+        self._saved = 0  # ... as of the last save or load
 
     def __len__(self) -> int:
         return len(self.index)
+
+    @property
+    def params(self) -> dict[str, int]:
+        """What the saved index must have been built with to be used."""
+        return {"per_set": self.per_set, "links": self.index.links}
+
+    def open(self, catalog: Catalog) -> tuple[int, int]:
+        """Start from the saved index where it can be used, then :meth:`sync`."""
+        with self._writing:
+            if len(self._work_of) or len(self.index):
+                raise ValueError("the descriptor index is open already")
+            rows = catalog.local_feature_rows(self.spec_id)
+            if self.path is not None and (rows or self.path.exists()):
+                why = self._load(self.path, rows)
+                if why is not None:
+                    self._changes += 1  # so that the next save replaces what is there
+                    log.warning(
+                        "descriptor index %s not used (%s); building it from the catalog "
+                        "(%d keypoint sets)",
+                        self.path,
+                        why,
+                        len(rows),
+                    )
+        return self.sync(catalog)
+
+    def _load(self, path: Path, rows: dict[int, str]) -> str | None:
+        """Take over the index saved at ``path``; None, or why it was not taken."""
+        if not path.exists():
+            return "no such file"
+        try:
+            index, doc, arrays = stored_index.load(path, self.index.links, self.index.search_depth)
+        except IndexError_ as exc:
+            return str(exc)
+        if doc.get("spec_id") != self.spec_id:
+            return f"made for keypoint spec {doc.get('spec_id')!r}, not {self.spec_id!r}"
+        saved = {name: doc.get(name) for name in self.params}
+        if saved != self.params:
+            return f"built with {saved}, not {self.params}"
+        set_rows, works = arrays.get("set_rows"), arrays.get("set_works")
+        if (
+            set_rows is None
+            or works is None
+            or set_rows.dtype != np.int64
+            or works.dtype.kind != "U"
+            or set_rows.shape != works.shape
+            or set_rows.ndim != 1
+        ):
+            return "its keypoint sets' rows and works are missing or malformed"
+        work_of = {int(r): str(w) for r, w in zip(set_rows, works, strict=True)}
+        if set(work_of) != index.owners:
+            return "its keypoint sets are not those its index holds"
+        # Row ids are never reused by one catalog: a row now of another work means that
+        # the file was saved against another catalog.
+        other = next((r for r, w in work_of.items() if r in rows and rows[r] != w), None)
+        if other is not None:
+            return (
+                f"saved against another catalog (keypoint set {other} was of work "
+                f"{work_of[other]!r}, the catalog says {rows[other]!r})"
+            )
+        with self._lock:
+            self.index, self._work_of = index, work_of
+        self.loaded = path
+        log.info("descriptor index %s loaded: %d keypoint sets", path, len(work_of))
+        return None
+
+    def save(self) -> bool:
+        """Save the index if it changed since it was loaded or last saved (and there is
+        a directory); returns whether it was written."""
+        if self.path is None:
+            return False
+        with self._writing:
+            if self._changes == self._saved and (self.path.exists() or not self._work_of):
+                return False
+            with self._lock:
+                rows = sorted(self._work_of)
+                works = [self._work_of[r] for r in rows]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            stored_index.save(
+                self.path,
+                self.index,
+                {
+                    "spec_id": self.spec_id,
+                    "per_set": self.per_set,
+                    "high_water": max(rows, default=0),
+                },
+                {
+                    "set_rows": np.asarray(rows, dtype=np.int64),
+                    "set_works": np.asarray(works, dtype=np.str_),
+                },
+            )
+            self._saved = self._changes
+        return True
 
     def sync(
         self, catalog: Catalog, batch: int = 500, *, added_only: bool = False
@@ -262,6 +379,13 @@ class DescriptorVotes:
         """Add the keypoint sets the catalog has and the index lacks, drop those it no
         longer has; returns (added, removed). ``added_only``: look only past the last row
         known (after a registration: no full comparison of row ids)."""
+        with self._writing:
+            added, removed = self._sync(catalog, batch, added_only)
+            if added or removed:
+                self._changes += 1
+        return added, removed
+
+    def _sync(self, catalog: Catalog, batch: int, added_only: bool) -> tuple[int, int]:
         with self._lock:
             after = max(self._work_of, default=0) if added_only else 0
         current = catalog.local_feature_rows(self.spec_id, after=after)
@@ -277,6 +401,7 @@ class DescriptorVotes:
         added = 0
         for start in range(0, len(new), batch):
             found = catalog.local_features_by_rows(new[start : start + batch])
+            self.sets_read += len(found)
             chosen = []
             for stored in found:
                 features = _stored(stored)

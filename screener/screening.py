@@ -143,7 +143,9 @@ class Screener:
         self.local: LocalVerifier | None = None
         if self.settings.local_features:
             try:
-                self.local = LocalVerifier(self.settings.local_max_features)
+                self.local = LocalVerifier(
+                    self.settings.local_max_features, directory=self.settings.index_dir
+                )
             except ModelUnavailable as exc:
                 self.signals.missing["local"] = str(exc)
                 log.warning("local-feature verification is NOT in use: %s", exc)
@@ -157,7 +159,7 @@ class Screener:
             self.indexes.open()
             if self.local is not None:
                 self.local.backfill(self.catalog, self.limits, self.settings.work_size, _over_black)
-                self.local.votes.sync(self.catalog)
+                self.local.votes.open(self.catalog)  # the saved index, then what changed
         self.registry = Registry(self)
 
     @property
@@ -222,6 +224,8 @@ class Screener:
     def close(self) -> None:
         with self._lock:
             self.indexes.save()
+            if self.local is not None:
+                self.local.votes.save()
         self.catalog.close()
 
     def __enter__(self) -> Screener:
@@ -954,6 +958,8 @@ class Registry:
     def save(self) -> None:
         with self._s._lock:
             self._s.indexes.save()
+            if self._s.local is not None:
+                self._s.local.votes.save()
 
 
 def check_work_id(work_id: object) -> str:
