@@ -123,3 +123,19 @@ def test_no_cohort_levels_when_k_is_zero_or_the_work_is_alone(tmp_path: Path) ->
         assert _cohort(sc.check(png(scene(7))).matches[0].signals)
         sc.policy = _policy(0)
         assert _cohort(sc.check(png(scene(7))).matches[0].signals) == {}
+
+
+def test_a_work_registered_twice_still_blocks_its_exact_copies(tmp_path: Path) -> None:
+    # Two ids for one drawing are each other's cohort (SSCD 1.0, 0 bits): every ramp moves
+    # by its full width, and an exact copy must still block on what is left.
+    settings = Settings(data_dir=tmp_path / "data", signals=SIGNALS, background_bank="none")
+    hero = drawing(77)
+    assert policy_mod.load(None).matching.cohort_k == 1  # the shipped policy uses them
+    with Screener(settings) as sc:
+        sc.registry.register("hero", [png(hero)])
+        sc.registry.register("hero-again", [png(hero)])
+        sc.registry.register("other", [png(scene(78))])
+        for match in sc.check(png(hero)).matches[:2]:
+            assert match.work_id in {"hero", "hero-again"}
+            assert _cohort(match.signals)["sscd_cosine"] == pytest.approx(1.0, abs=1e-3)
+            assert match.decision == "block"
