@@ -150,15 +150,20 @@ _FIELDS: dict[str, type] = {
 }
 
 
-def read_manifest(path: Path) -> Manifest:
-    """The manifest saved beside ``path``; ``IndexCorrupt`` if missing or malformed."""
-    mpath = manifest_path(Path(path))
+def _read_json(mpath: Path) -> Any:
+    """A manifest's JSON; ``IndexCorrupt`` if it is missing or unreadable."""
     try:
-        doc = json.loads(mpath.read_bytes())
+        return json.loads(mpath.read_bytes())
     except FileNotFoundError as e:
         raise IndexCorrupt(f"manifest {mpath} is missing") from e
     except (OSError, ValueError) as e:
         raise IndexCorrupt(f"manifest {mpath} is unreadable: {e}") from e
+
+
+def read_manifest(path: Path) -> Manifest:
+    """The manifest saved beside ``path``; ``IndexCorrupt`` if missing or malformed."""
+    mpath = manifest_path(Path(path))
+    doc = _read_json(mpath)
     if not isinstance(doc, dict):
         raise IndexCorrupt(f"manifest {mpath} is not a JSON object")
     for name, typ in _FIELDS.items():
@@ -226,12 +231,7 @@ def read_document(path: Path) -> tuple[dict[str, Any], Arrays]:
     ``IndexCorrupt`` if either file is missing, malformed or fails the checksum."""
     path = Path(path)
     mpath = manifest_path(path)
-    try:
-        doc = json.loads(mpath.read_bytes())
-    except FileNotFoundError as e:
-        raise IndexCorrupt(f"manifest {mpath} is missing") from e
-    except (OSError, ValueError) as e:
-        raise IndexCorrupt(f"manifest {mpath} is unreadable: {e}") from e
+    doc = _read_json(mpath)
     if not isinstance(doc, dict) or not isinstance(doc.get("checksum"), str):
         raise IndexCorrupt(f"manifest {mpath} is not a JSON object with a checksum")
     return doc, read_checked(path, doc["checksum"])

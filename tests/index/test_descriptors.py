@@ -14,8 +14,8 @@ def codes(seed: int, n: int) -> npt.NDArray[np.uint8]:
     return np.random.default_rng(seed).integers(0, 256, size=(n, 128), dtype=np.uint8)
 
 
-def noisy(x: npt.NDArray[np.uint8], seed: int) -> npt.NDArray[np.uint8]:
-    noise = np.random.default_rng(seed).integers(-4, 5, size=x.shape)
+def noisy(x: npt.NDArray[np.uint8], seed: int, spread: int = 4) -> npt.NDArray[np.uint8]:
+    noise = np.random.default_rng(seed).integers(-spread, spread + 1, size=x.shape)
     out: npt.NDArray[np.uint8] = np.clip(x.astype(np.int64) + noise, 0, 255).astype(np.uint8)
     return out
 

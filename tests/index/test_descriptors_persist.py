@@ -16,16 +16,12 @@ from index import IndexCorrupt
 from index import descriptors as stored
 from index._persist import manifest_path
 from index.descriptors import DescriptorIndex
-
-
-def codes(seed: int, n: int) -> npt.NDArray[np.uint8]:
-    return np.random.default_rng(seed).integers(0, 256, size=(n, 128), dtype=np.uint8)
+from tests.index.test_descriptors import codes
+from tests.index.test_descriptors import noisy as near
 
 
 def noisy(x: npt.NDArray[np.uint8], seed: int) -> npt.NDArray[np.uint8]:
-    noise = np.random.default_rng(seed).integers(-6, 7, size=x.shape)
-    out: npt.NDArray[np.uint8] = np.clip(x.astype(np.int64) + noise, 0, 255).astype(np.uint8)
-    return out
+    return near(x, seed, spread=6)
 
 
 def built() -> DescriptorIndex:

@@ -3,13 +3,11 @@ normalising SSCD in every verdict, named in the index version, refused when dama
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from screener import Screener, Settings, fusion
@@ -17,15 +15,10 @@ from screener.background import MANIFEST, MIN_IMAGES, SIGNALS, VECTORS
 from screener.cli import app
 from screener.errors import ConfigurationError
 from screener.samples import drawing, scene
+from tests.images import png
 
 pytestmark = [pytest.mark.slow, pytest.mark.sscd]
 ENV = {"SCREENER_SIGNALS": "phash,pdq,sscd"}
-
-
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def test_build_normalises_sscd_and_names_the_bank(tmp_path: Path) -> None:

@@ -4,13 +4,12 @@ other work taken; computed afresh whenever the registry changes."""
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import ImageFilter
 
 from models import Fingerprint
 from screener import Screener, Settings, fusion
@@ -18,15 +17,10 @@ from screener import policy as policy_mod
 from screener.candidates import score_exact
 from screener.samples import drawing, scene
 from screener.signals import RegionFingerprint
+from tests.images import png
 
 pytestmark = [pytest.mark.slow, pytest.mark.sscd]
 SIGNALS = ["phash", "pdq", "sscd"]
-
-
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def _policy(k: int) -> policy_mod.Policy:

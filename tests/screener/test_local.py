@@ -20,23 +20,10 @@ from screener.errors import NotFound
 from screener.local import SIGNAL
 from screener.policy import Policy
 from screener.samples import drawing, scene
+from tests.images import composite, png
 
 pytest.importorskip("cv2")
 pytestmark = pytest.mark.slow
-
-
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def composite(work: Image.Image, seed: int, at: tuple[int, int], scale: float) -> Image.Image:
-    """The work shrunk and pasted into a new scene twice its size."""
-    small = work.resize((round(work.width * scale), round(work.height * scale)))
-    canvas = scene(seed, size=(work.width * 2, work.height * 2))
-    canvas.paste(small, at)
-    return canvas
 
 
 WORKS = {f"art-{k}": scene(40 + k, size=(384, 288)) for k in range(3)}

@@ -4,7 +4,6 @@ changed meanwhile, and rebuilds from the catalog (with a warning) when the file 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import shutil
@@ -14,30 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from index._persist import manifest_path
 from models.local import LocalFeatures
 from screener import Screener, Settings
 from screener.samples import drawing, scene
+from tests.images import composite, png
 
 pytest.importorskip("cv2")
 pytestmark = pytest.mark.slow
 
 SIGNALS = ["phash", "pdq"]  # the descriptor index depends on the local features only
-
-
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def composite(work: Image.Image, seed: int, at: tuple[int, int], scale: float) -> Image.Image:
-    small = work.resize((round(work.width * scale), round(work.height * scale)))
-    canvas = scene(seed, size=(work.width * 2, work.height * 2))
-    canvas.paste(small, at)
-    return canvas
 
 
 WORKS = {f"art-{k}": scene(60 + k, size=(384, 288)) for k in range(5)}
