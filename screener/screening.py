@@ -631,8 +631,8 @@ class Screener:
 
     def _cohort_of(self, work_id: str, k: int, floor: float) -> dict[str, float]:
         """The value of each evidence that the ``k``-th closest *other* registered work
-        reaches against ``work_id``: the work's stored fingerprints (whole, regions and
-        backgrounds) are screened as a query would be, through the indexes and then
+        reaches against ``work_id``: the work's stored fingerprints (whole and regions, as
+        composited over white) are screened as a query would be, through the indexes and then
         exactly, against every work but itself. A work in a dense part of the registry
         (one icon theme, one game's portraits) gets a high level; evidence no other work
         gives, or that fewer than ``k`` give, sets none."""
@@ -652,7 +652,11 @@ class Screener:
                     ),
                 )
                 for ref in stored
-                if signal != "pdq" or (ref.quality or 0.0) >= floor
+                if (signal != "pdq" or (ref.quality or 0.0) >= floor)
+                # As a query, the work is one picture: its renderings over other
+                # backgrounds (transparent works) are reference-side only, and two of them
+                # (two icons over black) would look alike as no query and work do.
+                and "/bg-" not in ref.region
             ]
         by_signal = {signal: fps for signal, fps in by_signal.items() if fps}
         # Each fingerprint's nearest neighbours, past the work's own (which are nearest).

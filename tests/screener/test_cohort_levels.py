@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from models import Fingerprint
 from screener import Screener, Settings, fusion
@@ -43,7 +43,7 @@ def _brute_force(sc: Screener, work_id: str, k: int) -> dict[str, float]:
                 Fingerprint(np.frombuffer(ref.vector, np.uint8 if binary else np.float32)),
             )
             for ref in sc.catalog.fingerprints_of_works([work_id], signal, spec)
-            if signal != "pdq" or (ref.quality or 0.0) >= floor
+            if (signal != "pdq" or (ref.quality or 0.0) >= floor) and "/bg-" not in ref.region
         ]
         for other in others:
             stored = sc.catalog.fingerprints_of_works([other], signal, spec)
@@ -133,3 +133,34 @@ def test_a_work_registered_twice_still_blocks_its_exact_copies(tmp_path: Path) -
             assert match.work_id in {"hero", "hero-again"}
             assert _cohort(match.signals)["sscd_cosine"] == pytest.approx(1.0, abs=1e-3)
             assert match.decision == "block"
+
+
+def test_a_transparent_work_is_one_picture_as_a_query(tmp_path: Path) -> None:
+    # "glyph" is transparent (stored over white, black and grey); "on-black" is the
+    # same drawing flattened over black. As a query, the glyph is its picture over white:
+    # its over-black rendering is reference-side only, so the glyph's cohort is not its
+    # own twin. A query that *is* the glyph over black does match it: that is on-black's
+    # cohort level, and it is right.
+    glyph = Image.new("RGBA", (256, 256), (0, 0, 0, 0))
+    pen = ImageDraw.Draw(glyph)
+    pen.ellipse((40, 40, 216, 216), fill=(230, 60, 20, 255))
+    pen.rectangle((90, 100, 170, 150), fill=(20, 120, 230, 255))
+    pen.polygon([(128, 20), (150, 70), (106, 70)], fill=(40, 180, 60, 255))
+    on_black = Image.new("RGB", glyph.size, (0, 0, 0))
+    on_black.paste(glyph, mask=glyph.split()[3])
+    settings = Settings(data_dir=tmp_path / "data", signals=SIGNALS, background_bank="none")
+    with Screener(settings, policy=_policy(1)) as sc:
+        sc.registry.register("glyph", [png(glyph)])
+        sc.registry.register("on-black", [png(on_black)])
+        sc.registry.register("other", [png(scene(90))])
+        regions = {
+            f.region
+            for f in sc.catalog.fingerprints_of_works(
+                ["glyph"], "sscd", sc.signals.available["sscd"].spec_id
+            )
+        }
+        assert any("/bg-black" in r for r in regions)  # stored over black too
+        levels = sc._cohort_levels(["glyph", "on-black"])
+        assert levels["on-black"]["sscd_cosine"] > 0.95
+        assert levels["glyph"]["sscd_cosine"] < levels["on-black"]["sscd_cosine"] - 0.05
+        assert levels["glyph"] == pytest.approx(_brute_force(sc, "glyph", 1))
