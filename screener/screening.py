@@ -65,6 +65,7 @@ from screener.signals import (
     RegionFingerprint,
     SignalSet,
     background_variant,
+    is_background_variant,
     is_whole,
     over_background,
     vector_bytes,
@@ -656,7 +657,7 @@ class Screener:
                 # As a query, the work is one picture: its renderings over other
                 # backgrounds (transparent works) are reference-side only, and two of them
                 # (two icons over black) would look alike as no query and work do.
-                and "/bg-" not in ref.region
+                and not is_background_variant(ref.region)
             ]
         by_signal = {signal: fps for signal, fps in by_signal.items() if fps}
         # Each fingerprint's nearest neighbours, past the work's own (which are nearest).
@@ -672,7 +673,7 @@ class Screener:
         others = sorted({owner[0] for owner in owners.values()} - {work_id})
         if not others:
             return {}
-        values: dict[str, list[float]] = {}
+        levels: dict[str, float] = {}
         for signal, fps in by_signal.items():
             fingerprinter = self.signals.available[signal]
             stored = self.catalog.fingerprints_of_works(others, signal, fingerprinter.spec_id)
@@ -684,12 +685,9 @@ class Screener:
                 floor if signal == "pdq" else None,
             )
             for name, by_work in exact.items():
-                values[name] = [best.value for best in by_work.values()]
-        levels: dict[str, float] = {}
-        for name, reached in values.items():
-            if len(reached) >= k:
-                closest_first = sorted(reached, reverse=not name.endswith("_hamming"))
-                levels[name] = closest_first[k - 1]
+                if len(by_work) >= k:
+                    reached = sorted(b.value for b in by_work.values())
+                    levels[name] = reached[k - 1] if lower_is_closer(signal) else reached[-k]
         return levels
 
     def _generic_levels(

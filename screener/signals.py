@@ -158,6 +158,7 @@ class SignalSet:
 # Backgrounds a transparent reference is also fingerprinted over (it is decoded over
 # white): a character cut out of a transparent PNG reappears on any background.
 EXTRA_BACKGROUNDS = {"black": (0, 0, 0), "grey": (128, 128, 128)}
+BACKGROUND_MARK = "/bg-"
 
 
 def over_background(
@@ -174,7 +175,12 @@ def over_background(
 
 def background_variant(region: str, background: str) -> str:
     """The stored region name of a fingerprint taken over another background."""
-    return f"{region}/bg-{background}"
+    return f"{region}{BACKGROUND_MARK}{background}"
+
+
+def is_background_variant(region: str) -> bool:
+    """A fingerprint taken over another background than white (see `background_variant`)."""
+    return BACKGROUND_MARK in region
 
 
 def vector_bytes(fingerprint: Fingerprint) -> bytes:
