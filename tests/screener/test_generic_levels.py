@@ -106,7 +106,9 @@ def test_levels_are_the_kth_closest_bank_image_scored_as_a_query(
         }
         for name, by_work in seen.items()
     }
-    assert _flat(levels) == pytest.approx(_flat(expected))
+    # Both sides are float32 products of the same unit vectors, summed in another order
+    # (one matrix product against the bank, one per image): equal to float32 rounding.
+    assert _flat(levels) == pytest.approx(_flat(expected), rel=1e-5, abs=1e-6)
     if floor is None:  # every case has whole rows and whole references
         assert levels
 
