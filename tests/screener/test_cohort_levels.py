@@ -77,7 +77,7 @@ def test_levels_are_the_kth_closest_other_work_scored_as_a_query(tmp_path: Path,
             assert match.work_id == work_id
             levels = _cohort(match.signals)
             expected = _brute_force(sc, work_id, k)
-            assert levels == pytest.approx(expected)
+            assert levels == pytest.approx(expected, abs=1e-6)
             # Its own references are never its cohort: an exact copy scores 1.0 on SSCD.
             assert levels["sscd_cosine"] < 0.99
 
@@ -99,13 +99,13 @@ def test_levels_follow_the_registry_and_move_the_ramp(tmp_path: Path) -> None:
         during = next(m for m in sc.check(query).matches if m.work_id == "hero")
         near = _cohort(during.signals)["sscd_cosine"]
         assert near > far + 0.2
-        assert near == pytest.approx(_brute_force(sc, "hero", 1)["sscd_cosine"])
+        assert near == pytest.approx(_brute_force(sc, "hero", 1)["sscd_cosine"], abs=1e-6)
         values = {n: v for n, v in during.signals.items() if not n.endswith("_cohort")}
         assert fusion.fuse(during.signals, sc.policy) <= fusion.fuse(values, sc.policy) + 1e-12
         assert during.fused_score == pytest.approx(fusion.fuse(during.signals, sc.policy), abs=1e-6)
         sc.registry.remove("twin")
         after = sc.check(query).matches[0]
-        assert _cohort(after.signals)["sscd_cosine"] == pytest.approx(far)
+        assert _cohort(after.signals)["sscd_cosine"] == pytest.approx(far, abs=1e-6)
 
 
 def test_no_cohort_levels_when_k_is_zero_or_the_work_is_alone(tmp_path: Path) -> None:
@@ -163,4 +163,4 @@ def test_a_transparent_work_is_one_picture_as_a_query(tmp_path: Path) -> None:
         levels = sc._cohort_levels(["glyph", "on-black"])
         assert levels["on-black"]["sscd_cosine"] > 0.95
         assert levels["glyph"]["sscd_cosine"] < levels["on-black"]["sscd_cosine"] - 0.05
-        assert levels["glyph"] == pytest.approx(_brute_force(sc, "glyph", 1))
+        assert levels["glyph"] == pytest.approx(_brute_force(sc, "glyph", 1), abs=1e-6)
