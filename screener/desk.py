@@ -14,11 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from models import Fingerprint
 from screener import explain as explain_mod
 from screener import labels as labels_mod
 from screener import policies, stats
@@ -51,7 +49,7 @@ from screener.keys import ApiKey, KeyStore, Role, can_manage_work, can_read_work
 from screener.policy import Bands, Decision, Policy
 from screener.risk import risk_prompt
 from screener.screening import Analysis, CheckItem, Registered, Screener, check_work_id
-from screener.signals import RegionFingerprint, vector_bytes
+from screener.signals import RegionFingerprint, from_stored, vector_bytes
 from screener.verdict import Verdict
 
 MAX_PAGE = 500
@@ -718,10 +716,9 @@ class Desk:
                 ):
                     if specs.get(fp.signal) != fp.spec_id:  # made by another model version
                         continue
-                    dtype = np.uint8 if kinds[fp.signal] == "binary" else np.float32
-                    vector = np.frombuffer(fp.vector, dtype=dtype)
+                    binary = kinds[fp.signal] == "binary"
                     queries[fp.check_id].append(
-                        RegionFingerprint(fp.signal, fp.region, Fingerprint(vector, fp.quality))
+                        from_stored(fp.signal, fp.region, fp.vector, fp.quality, binary)
                     )
             yield [(cid, platform, queries[cid]) for cid, platform in rows if queries[cid]]
 

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from PIL import Image
 
 import index as vindex
-from models import Fingerprint, Fingerprinter, ModelUnavailable
+from models import Fingerprinter, ModelUnavailable
 from models.local import LocalFeatures
 from screener import background as background_mod
 from screener import explain as explain_mod
@@ -65,6 +65,7 @@ from screener.signals import (
     RegionFingerprint,
     SignalSet,
     background_variant,
+    from_stored,
     is_background_variant,
     is_whole,
     over_background,
@@ -464,18 +465,20 @@ class Screener:
     ) -> list[list[Match]]:
         """Score the stored fingerprints of earlier checks (each with the platform that made
         it) against one work now: the re-screening of released outputs after a notice.
-        The work and its reference fingerprints are read once for all the queries."""
+        The work, its reference fingerprints and its cohort levels are read once for all
+        the queries."""
         stored = {
             signal: self.catalog.fingerprints_of_works([work_id], signal, fingerprinter.spec_id)
             for signal, fingerprinter in self.signals.available.items()
         }
         works = self.catalog.works([work_id])
+        cohort = self._cohort_levels([work_id])
         results = []
         for query, platform in queries:
             by_signal = self._usable(list(query))
             results.append(
                 self._matches(
-                    self._score(by_signal, [work_id], stored),
+                    self._score(by_signal, [work_id], stored, cohort),
                     {},
                     None,
                     platform,
@@ -575,9 +578,11 @@ class Screener:
         by_signal: dict[str, list[RegionFingerprint]],
         work_ids: Sequence[str],
         known: dict[str, list[StoredFingerprint]] | None = None,
+        cohort: dict[str, dict[str, float]] | None = None,
     ) -> dict[str, Candidate]:
         """Exact scores of the query against ``work_ids``' references (``known``: those
-        references' fingerprints by signal, already read)."""
+        references' fingerprints by signal, already read; ``cohort``: the works' cohort
+        levels, already computed)."""
         if not work_ids:
             return {}
         exact: dict[str, dict[str, Best]] = {}
@@ -601,7 +606,9 @@ class Screener:
             for work_id, level in by_work.items():
                 if work_id in candidates:
                     candidates[work_id].generic[name] = level
-        for work_id, levels in self._cohort_levels(work_ids).items():
+        for work_id, levels in (
+            cohort if cohort is not None else self._cohort_levels(work_ids)
+        ).items():
             candidates[work_id].cohort.update(levels)
         return candidates
 
@@ -616,19 +623,28 @@ class Screener:
         floor = self.policy.matching.pdq_min_quality
         out: dict[str, dict[str, float]] = {}
         for work_id in dict.fromkeys(work_ids):
-            key = ("cohort", version, work_id, k, floor, tuple(sorted(self.signals.specs.items())))
-            with self._levels_lock:
-                cached = self._levels.get(key)
-                if cached is not None:
-                    self._levels.move_to_end(key)
+            key = ("cohort", version, work_id, k, floor)
+            cached = self._cached_levels(key)
             if cached is None:
                 cached = self._cohort_of(work_id, k, floor)
-                with self._levels_lock:
-                    self._levels[key] = cached
-                    while len(self._levels) > LEVELS_CACHE:
-                        self._levels.popitem(last=False)
+                self._keep_levels({key: cached})
             out[work_id] = cached
         return out
+
+    def _cached_levels(self, key: tuple[Any, ...]) -> dict[str, float] | None:
+        """A work's generic or cohort levels from the cache (most recently used last)."""
+        with self._levels_lock:
+            cached = self._levels.get(key)
+            if cached is not None:
+                self._levels.move_to_end(key)
+            return cached
+
+    def _keep_levels(self, fresh: dict[tuple[Any, ...], dict[str, float]]) -> None:
+        """Cache works' levels, the least recently used out past ``LEVELS_CACHE``."""
+        with self._levels_lock:
+            self._levels.update(fresh)
+            while len(self._levels) > LEVELS_CACHE:
+                self._levels.popitem(last=False)
 
     def _cohort_of(self, work_id: str, k: int, floor: float) -> dict[str, float]:
         """The value of each evidence that the ``k``-th closest *other* registered work
@@ -644,14 +660,7 @@ class Screener:
             stored = self.catalog.fingerprints_of_works([work_id], signal, fingerprinter.spec_id)
             own[signal] = len(stored)
             by_signal[signal] = [
-                RegionFingerprint(
-                    signal,
-                    ref.region,
-                    Fingerprint(
-                        np.frombuffer(ref.vector, dtype=np.uint8 if binary else np.float32),
-                        ref.quality,
-                    ),
-                )
+                from_stored(signal, ref.region, ref.vector, ref.quality, binary)
                 for ref in stored
                 if (signal != "pdq" or (ref.quality or 0.0) >= floor)
                 # As a query, the work is one picture: its renderings over other
@@ -709,10 +718,7 @@ class Screener:
         for work_id, refs in by_work.items():
             key = (bank.digest, signal, work_id, k, floor, tuple(sorted(r.id for r in refs)))
             keys[work_id] = key
-            with self._levels_lock:
-                cached = self._levels.get(key)
-                if cached is not None:
-                    self._levels.move_to_end(key)
+            cached = self._cached_levels(key)
             if cached is None:
                 todo += refs
             else:
@@ -720,15 +726,13 @@ class Screener:
                     out.setdefault(name, {})[work_id] = level
         if todo:
             fresh = bank.levels(signal, todo, k, floor)  # outside the lock: numpy work
+            kept: dict[tuple[Any, ...], dict[str, float]] = {}
             for work_id in {r.work_id for r in todo}:
                 levels = {name: f[work_id] for name, f in fresh.items() if work_id in f}
-                with self._levels_lock:
-                    self._levels[keys[work_id]] = levels
+                kept[keys[work_id]] = levels
                 for name, level in levels.items():
                     out.setdefault(name, {})[work_id] = level
-            with self._levels_lock:
-                while len(self._levels) > LEVELS_CACHE:
-                    self._levels.popitem(last=False)
+            self._keep_levels(kept)
         return out
 
     def _prompt_similarity(self, prompt: str, candidates: dict[str, Candidate]) -> None:

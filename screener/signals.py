@@ -186,3 +186,11 @@ def is_background_variant(region: str) -> bool:
 def vector_bytes(fingerprint: Fingerprint) -> bytes:
     """The stored form of a fingerprint's vector."""
     return np.ascontiguousarray(fingerprint.vector).tobytes()
+
+
+def from_stored(
+    signal: str, region: str, vector: bytes, quality: float | None, binary: bool
+) -> RegionFingerprint:
+    """A stored fingerprint (:func:`vector_bytes`) as a fingerprint of that region again."""
+    array = np.frombuffer(vector, dtype=np.uint8 if binary else np.float32)
+    return RegionFingerprint(signal, region, Fingerprint(array, quality))
