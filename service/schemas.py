@@ -242,6 +242,11 @@ class KeyOut(BaseModel):
 class LabelOut(BaseModel):
     labelled: bool
     label: dict[str, Any] | None
+    c2pa: dict[str, Any] | None = Field(
+        default=None,
+        description="C2PA credentials: present, validation_state, valid, trusted, failures, "
+        "assertions, check, created, signer, offline",
+    )
 
 
 class Health(BaseModel):

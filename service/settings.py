@@ -37,6 +37,9 @@ class ServiceSettings(Settings):
     )
     c2pa_key: Path | None = Field(default=None, description="PEM private key of c2pa_cert")
     c2pa_alg: str = Field(default="es256", description="es256, es384, ps256 ... of the key")
+    c2pa_trust_anchors: Path | None = Field(
+        default=None, description="PEM root certificates whose C2PA signers verify as Trusted"
+    )
 
     @field_validator("platform_territories")
     @classmethod
