@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -66,6 +66,21 @@ class LicenseeRow(Base):
         ForeignKey("works.id", ondelete="CASCADE"), primary_key=True
     )
     licensee: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+
+
+class TerritoryRow(Base):
+    """Where a work is protected (``scope`` "work"), where its own thresholds apply
+    ("thresholds") or where a licensee's licence holds ("licensee", with ``licensee``).
+    No row for a scope: everywhere. A table of its own, so databases made before it
+    gain it by ``create_all`` without altering the works."""
+
+    __tablename__ = "work_territories"
+    work_id: Mapped[str] = mapped_column(
+        ForeignKey("works.id", ondelete="CASCADE"), primary_key=True
+    )
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    licensee: Mapped[str] = mapped_column(String(200), primary_key=True, default="")
+    territory: Mapped[str] = mapped_column(String(2), primary_key=True)
 
 
 class BlobRow(Base):
@@ -199,6 +214,10 @@ class Work:
     reference_count: int
     created_at: dt.datetime
     licensees: tuple[str, ...] = ()
+    # ISO 3166-1 alpha-2 codes; empty: everywhere (see screener/territory.py).
+    territories: tuple[str, ...] = ()
+    threshold_territories: tuple[str, ...] = ()
+    licensee_territories: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -385,10 +404,12 @@ class Catalog:
         aliases: Sequence[str] | None = None,
         thresholds: dict[str, float] | None = _UNSET,
         licensees: Sequence[str] | None = None,
+        territories: dict[tuple[str, str], Sequence[str]] | None = None,
         hook: UpdateHook | None = None,
     ) -> Work:
         """Change a work's metadata; arguments left out stay as they are
-        (``thresholds=None`` clears the work's own thresholds)."""
+        (``thresholds=None`` clears the work's own thresholds). ``territories`` replaces
+        the territories of each (scope, licensee) it names (an empty list: everywhere)."""
         with Session(self.engine) as session, session.begin():
             row = session.get(WorkRow, work_id)
             if row is None:
@@ -403,6 +424,25 @@ class Catalog:
                 session.execute(delete(LicenseeRow).where(LicenseeRow.work_id == work_id))
                 session.add_all(
                     LicenseeRow(work_id=work_id, licensee=name) for name in dict.fromkeys(licensees)
+                )
+                session.execute(  # a licence withdrawn takes its territories along
+                    delete(TerritoryRow).where(
+                        TerritoryRow.work_id == work_id,
+                        TerritoryRow.scope == "licensee",
+                        TerritoryRow.licensee.not_in(list(licensees)),
+                    )
+                )
+            for (scope, licensee), codes in (territories or {}).items():
+                session.execute(
+                    delete(TerritoryRow).where(
+                        TerritoryRow.work_id == work_id,
+                        TerritoryRow.scope == scope,
+                        TerritoryRow.licensee == licensee,
+                    )
+                )
+                session.add_all(
+                    TerritoryRow(work_id=work_id, scope=scope, licensee=licensee, territory=code)
+                    for code in dict.fromkeys(codes)
                 )
             session.flush()
             work = self._query_works(session, WorkRow.id == work_id)[0]
@@ -424,6 +464,7 @@ class Catalog:
             )
             session.execute(delete(ReferenceRow).where(ReferenceRow.work_id == work_id))
             session.execute(delete(LicenseeRow).where(LicenseeRow.work_id == work_id))
+            session.execute(delete(TerritoryRow).where(TerritoryRow.work_id == work_id))
             session.delete(row)
             if hook is not None:
                 hook(session, removed)
@@ -492,6 +533,23 @@ class Catalog:
                 .order_by(LicenseeRow.licensee)
             ):
                 licensees.setdefault(work_id, []).append(name)
+        places: dict[tuple[str, str], list[str]] = {}
+        licensed_in: dict[str, dict[str, list[str]]] = {}
+        for start in range(0, len(ids), 900):
+            for work_id, scope, licensee, territory in session.execute(
+                select(
+                    TerritoryRow.work_id,
+                    TerritoryRow.scope,
+                    TerritoryRow.licensee,
+                    TerritoryRow.territory,
+                )
+                .where(TerritoryRow.work_id.in_(ids[start : start + 900]))
+                .order_by(TerritoryRow.territory)
+            ):
+                if scope == "licensee":
+                    licensed_in.setdefault(work_id, {}).setdefault(licensee, []).append(territory)
+                else:
+                    places.setdefault((work_id, scope), []).append(territory)
         return [
             Work(
                 id=row.id,
@@ -502,6 +560,11 @@ class Catalog:
                 reference_count=int(n or 0),
                 created_at=row.created_at,
                 licensees=tuple(licensees.get(row.id, ())),
+                territories=tuple(places.get((row.id, "work"), ())),
+                threshold_territories=tuple(places.get((row.id, "thresholds"), ())),
+                licensee_territories={
+                    name: tuple(found) for name, found in licensed_in.get(row.id, {}).items()
+                },
             )
             for row, n in rows
         ]

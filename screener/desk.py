@@ -268,7 +268,7 @@ class Desk:
         if key.role != Role.RIGHTS_HOLDER:
             return record
         verdict = dict(record.verdict)
-        for part in ("matches", "near_misses", "licensed"):
+        for part in ("matches", "near_misses", "licensed", "outside_territory"):
             verdict[part] = [m for m in verdict.get(part, []) if m.get("owner") == key.owner]
         verdict["prompt"] = None
         return CheckRecord(
@@ -343,6 +343,8 @@ class Desk:
             "top_work_id": record.top_work_id,
             "matches": verdict.get("matches", []),
             "licensed": verdict.get("licensed", []),
+            "territory": verdict.get("territory"),  # None: checked for everywhere
+            "outside_territory": verdict.get("outside_territory", []),
             "thresholds": verdict.get("thresholds"),
             "versions": {
                 "policy": verdict.get("policy_version"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -109,6 +110,25 @@ class Matching:
 
 
 @dataclass(frozen=True)
+class AppealDeadlines:
+    """Days the rights holder has to respond to an appeal and the operator to decide it,
+    counted from the filing."""
+
+    respond_days: float = 7.0
+    decide_days: float = 14.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.respond_days <= self.decide_days <= 3650):
+            raise ValueError(
+                "appeal deadlines need 0 < respond_days <= decide_days <= 3650 "
+                f"(got respond_days={self.respond_days}, decide_days={self.decide_days})"
+            )
+
+
+TERRITORY_CODE = re.compile(r"^[A-Z]{2}$")
+
+
+@dataclass(frozen=True)
 class Policy:
     version: str
     bias: float
@@ -124,10 +144,17 @@ class Policy:
     # regions) add only their largest weighted evidence per group, not each: an
     # unrelated image that looks alike to SSCD must not count twice for it.
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Bands for checks released in a territory (ISO 3166-1 alpha-2), instead of ``bands``;
+    # a work's own override still comes first.
+    territory_bands: Mapping[str, Bands] = field(default_factory=dict)
+    appeals: AppealDeadlines = field(default_factory=AppealDeadlines)
 
     def __post_init__(self) -> None:
         if not self.version.strip():
             raise ValueError("version must not be empty")
+        odd = sorted(t for t in self.territory_bands if not TERRITORY_CODE.match(t))
+        if odd:
+            raise ValueError(f"territory_bands keys must be ISO 3166-1 alpha-2 codes: {odd}")
         grouped = [name for members in self.groups.values() for name in members]
         if len(grouped) != len(set(grouped)):
             raise ValueError("a signal may be in one group only")
@@ -147,16 +174,24 @@ class Policy:
         prompt_only = sigmoid(
             self.bias + sum(c.weight for n, c in self.signals.items() if n in PROMPT_EVIDENCE)
         )
-        lowest_review = min([self.bands.review, *(b.review for b in self.work_overrides.values())])
+        lowest_review = min(
+            [
+                self.bands.review,
+                *(b.review for b in self.work_overrides.values()),
+                *(b.review for b in self.territory_bands.values()),
+            ]
+        )
         if prompt_only >= lowest_review:
             raise ValueError(
                 f"prompt evidence alone reaches fused score {prompt_only:.3f}, at or above the "
                 f"review band {lowest_review}: lower the prompt weights or the bias"
             )
 
-    def bands_for(self, work_id: str | None) -> Bands:
+    def bands_for(self, work_id: str | None, territory: str | None = None) -> Bands:
         if work_id is not None and work_id in self.work_overrides:
             return self.work_overrides[work_id]
+        if territory is not None and territory in self.territory_bands:
+            return self.territory_bands[territory]
         return self.bands
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ def match_from_dict(data: dict[str, Any]) -> Match:
         regions={k: RegionPair(**v) for k, v in (data.get("regions") or {}).items()},
         licensed=bool(data.get("licensed", False)),
         local=data.get("local"),
+        outside_territory=bool(data.get("outside_territory", False)),
     )
 
 
@@ -41,4 +42,6 @@ def verdict_from_dict(data: dict[str, Any]) -> Verdict:
         prompt=data.get("prompt"),
         timings_ms=dict(data.get("timings_ms") or {}),
         licensed=tuple(match_from_dict(m) for m in data.get("licensed", [])),
+        territory=data.get("territory"),
+        outside_territory=tuple(match_from_dict(m) for m in data.get("outside_territory", [])),
     )

@@ -71,6 +71,7 @@ from screener.signals import (
     over_background,
     vector_bytes,
 )
+from screener.territory import covers, grants
 from screener.verdict import Match, RegionPair, Verdict
 
 ImageInput = Path | str | bytes | DecodedImage
@@ -90,6 +91,7 @@ class CheckItem:
     prompt: str | None = None
     platform: str | None = None  # the caller's owner name, for licences
     include_works: tuple[str, ...] = ()
+    territory: str | None = None  # ISO 3166-1 alpha-2 of the release; None: everywhere
 
 
 @dataclass(frozen=True)
@@ -367,8 +369,9 @@ class Screener:
             item.platform,
             local=local,
             background=self._background_similarity(by_signal),
+            territory=item.territory,
         )
-        verdict = self._verdict(decoded, matches, prompt_info, clock)
+        verdict = self._verdict(decoded, matches, prompt_info, clock, item.territory)
         return Analysis(verdict, tuple(matches), tuple(query), local)
 
     def _vote(self, features: LocalFeatures | None) -> list[str]:
@@ -762,6 +765,7 @@ class Screener:
         works: dict[str, Work] | None = None,
         local: dict[str, LocalMatch] | None = None,
         background: float | None = None,
+        territory: str | None = None,
     ) -> list[Match]:
         matches = []
         if works is None:
@@ -785,7 +789,7 @@ class Screener:
                 values[NORM_SIGNAL] = round(raw - background, 6)
             if prompt:
                 values["prompt_keyword"] = 1.0 if work_id in prompt_works else 0.0
-            bands = self._bands(work)
+            bands = self._bands(work, territory)
             fused = fusion.fuse(values, self.policy)
             matches.append(
                 Match(
@@ -800,21 +804,24 @@ class Screener:
                         k: round(v, 6) for k, v in fusion.contributions(values, self.policy).items()
                     },
                     regions={name: best.pair for name, best in candidate.best.items()},
-                    licensed=platform is not None and platform in work.licensees,
+                    licensed=platform is not None
+                    and platform in work.licensees
+                    and grants(work.licensee_territories.get(platform, ()), territory),
                     local=local[work_id].evidence() if local and work_id in local else None,
+                    outside_territory=not covers(work.territories, territory),
                 )
             )
         matches.sort(key=lambda m: (_SEVERITY[Decision(m.decision)], m.fused_score), reverse=True)
         return matches
 
-    def _bands(self, work: Work) -> Bands:
-        if work.thresholds:
-            base = self.policy.bands_for(work.id)
+    def _bands(self, work: Work, territory: str | None = None) -> Bands:
+        base = self.policy.bands_for(work.id, territory)
+        if work.thresholds and grants(work.threshold_territories, territory):
             return Bands(
                 review=work.thresholds.get("review", base.review),
                 block=work.thresholds.get("block", base.block),
             )
-        return self.policy.bands_for(work.id)
+        return base
 
     def _verdict(
         self,
@@ -822,10 +829,14 @@ class Screener:
         matches: list[Match],
         prompt_info: dict[str, Any] | None,
         clock: _Clock,
+        territory: str | None = None,
     ) -> Verdict:
         limit = self.policy.matching.max_matches
-        licensed = [m for m in matches if m.licensed and m.decision != Decision.ALLOW.value]
-        flagged = [m for m in matches if not m.licensed and m.decision != Decision.ALLOW.value]
+        held = [m for m in matches if m.decision != Decision.ALLOW.value]
+        licensed = [m for m in held if m.licensed]
+        outside = [m for m in held if not m.licensed and m.outside_territory]
+        flagged = [m for m in held if not m.licensed and not m.outside_territory]
+        bands = self.policy.bands_for(None, territory)
         others = [m for m in matches if m.decision == Decision.ALLOW.value]
         top = flagged[0] if flagged else None
         best_score = max((m.fused_score for m in matches), default=0.0)
@@ -836,7 +847,7 @@ class Screener:
             top_work_id=top.work_id if top else None,
             matches=tuple(flagged[:limit]),
             near_misses=tuple(others[: min(3, limit)]),
-            thresholds={"review": self.policy.bands.review, "block": self.policy.bands.block},
+            thresholds={"review": bands.review, "block": bands.block},
             policy_version=self.policy.version,
             index_version=self.index_version(),
             models=self.signals.specs,
@@ -851,6 +862,8 @@ class Screener:
             prompt=prompt_info,
             timings_ms=clock.laps,
             licensed=tuple(licensed[:limit]),
+            territory=territory,
+            outside_territory=tuple(outside[:limit]),
         )
 
 

@@ -32,6 +32,8 @@ class Match:
     # and ``quad``, the work's outline inside the query (original pixels, clockwise from
     # the reference's top left corner). None where no reference verified.
     local: dict[str, Any] | None = None
+    # The work is not protected in the check's territory: reported, never held.
+    outside_territory: bool = False
 
     @property
     def best_region(self) -> RegionPair | None:
@@ -60,6 +62,10 @@ class Verdict:
     timings_ms: dict[str, float] = field(default_factory=dict)
     # Works the caller is licensed to publish that would otherwise have been flagged.
     licensed: tuple[Match, ...] = ()
+    # The territory the check applied (ISO 3166-1 alpha-2; None: everywhere) and the
+    # works that would have held the output but are not protected there.
+    territory: str | None = None
+    outside_territory: tuple[Match, ...] = ()
 
     @property
     def top_match(self) -> Match | None:
@@ -67,7 +73,7 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("matches", "near_misses", "licensed"):
+        for key in ("matches", "near_misses", "licensed", "outside_territory"):
             for raw, match in zip(data[key], getattr(self, key), strict=True):
                 best = match.best_region
                 raw["best_region"] = None if best is None else asdict(best)

@@ -90,6 +90,12 @@ class Metrics:
             "screener_index_vectors", "Vectors in each index", ["signal"], registry=self.registry
         )
         self.works = Gauge("screener_works", "Registered works", registry=self.registry)
+        self.appeals_overdue = Gauge(
+            "screener_appeals_overdue",
+            "Open appeals past a deadline: the rights holder's response or the decision",
+            ["deadline"],
+            registry=self.registry,
+        )
         self.ready = Gauge(
             "screener_ready", "1 once models and indexes are loaded", registry=self.registry
         )

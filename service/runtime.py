@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from screener.appeals import Appeals
 from screener.desk import Desk
 from screener.errors import InputError
 from screener.screening import Analysis, CheckItem, Prepared, Screener
@@ -32,6 +33,7 @@ class Runtime:
         self.settings = settings
         self.metrics = metrics
         self._desk: Desk | None = None
+        self._appeals: Appeals | None = None
         self._batcher: MicroBatcher[Image.Image, Fingerprinted] | None = None
         self.failure: str | None = None
         self._loaded = threading.Event()
@@ -53,6 +55,7 @@ class Runtime:
                     max_wait=self.settings.batch_wait_ms / 1000,
                     on_batch=self.metrics.batch,
                 )
+            self._appeals = Appeals.of(desk)
             self._desk = desk
             self.metrics.ready.set(1)
             log.info(
@@ -101,6 +104,12 @@ class Runtime:
             )
         return self._desk
 
+    @property
+    def appeals(self) -> Appeals:
+        _ = self.desk  # the same 503 while loading
+        assert self._appeals is not None  # set before the desk
+        return self._appeals
+
     # screening ------------------------------------------------------------------------------
 
     def _fingerprint_batch(self, images: Sequence[Image.Image]) -> list[Fingerprinted]:
@@ -143,3 +152,7 @@ class Runtime:
         for signal, size in screener.indexes.sizes().items():
             self.metrics.index_size.labels(signal).set(size)
         self.metrics.works.set(screener.catalog.count_works())
+        if self._appeals is not None:
+            late = self._appeals.overdue()
+            self.metrics.appeals_overdue.labels("respond").set(late.respond)
+            self.metrics.appeals_overdue.labels("decide").set(late.decide)

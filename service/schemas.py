@@ -98,6 +98,15 @@ class WorkOut(BaseModel):
     licensees: list[str]
     reference_count: int
     created_at: str
+    territories: list[str] = Field(
+        default_factory=list, description="ISO 3166-1 alpha-2 codes where protected; []: all"
+    )
+    licensee_territories: dict[str, list[str]] = Field(
+        default_factory=dict, description="where each licence holds (absent: everywhere)"
+    )
+    threshold_territories: list[str] = Field(
+        default_factory=list, description="where the work's own thresholds apply; []: all"
+    )
     references: list[ReferenceOut] | None = None
     references_added: list[int] | None = None
     references_already_registered: int | None = None
@@ -113,6 +122,9 @@ class WorkOut(BaseModel):
             licensees=list(work.licensees),
             reference_count=work.reference_count,
             created_at=work.created_at.isoformat(),
+            territories=list(work.territories),
+            licensee_territories={k: list(v) for k, v in work.licensee_territories.items()},
+            threshold_territories=list(work.threshold_territories),
             references=None if references is None else [ReferenceOut.of(r) for r in references],
             **extra,
         )
@@ -230,6 +242,11 @@ class KeyOut(BaseModel):
 class LabelOut(BaseModel):
     labelled: bool
     label: dict[str, Any] | None
+    c2pa: dict[str, Any] | None = Field(
+        default=None,
+        description="C2PA credentials: present, validation_state, valid, trusted, failures, "
+        "assertions, check, created, signer, offline",
+    )
 
 
 class Health(BaseModel):

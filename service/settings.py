@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
 
+from pydantic import Field, field_validator
+
+from screener import territory
+from screener.errors import InputError
 from screener.settings import Settings
 
 
@@ -23,3 +27,24 @@ class ServiceSettings(Settings):
     )
     log_json: bool = Field(default=True, description="one JSON object per log line")
     log_level: str = Field(default="INFO")
+    platform_territories: dict[str, str] = Field(
+        default_factory=dict,
+        description="each platform owner's default release territory (ISO 3166-1 alpha-2), "
+        'as JSON: {"genco": "CN"}',
+    )
+    c2pa_cert: Path | None = Field(
+        default=None, description="PEM certificate chain that signs C2PA manifests"
+    )
+    c2pa_key: Path | None = Field(default=None, description="PEM private key of c2pa_cert")
+    c2pa_alg: str = Field(default="es256", description="es256, es384, ps256 ... of the key")
+    c2pa_trust_anchors: Path | None = Field(
+        default=None, description="PEM root certificates whose C2PA signers verify as Trusted"
+    )
+
+    @field_validator("platform_territories")
+    @classmethod
+    def _codes(cls, value: dict[str, str]) -> dict[str, str]:
+        try:
+            return {owner: territory.code(code) for owner, code in value.items()}
+        except InputError as exc:
+            raise ValueError(str(exc)) from None

@@ -15,7 +15,7 @@ from screener import policy as policy_mod
 from screener.errors import InputError, NotFound, PolicyError
 from screener.regions import regions
 from service.console import geometry, plots
-from service.console.web import STAFF, FormViewer, TheViewer, redirect, render
+from service.console.web import STAFF, FormViewer, TheViewer, redirect, render, runtime
 from service.errors import status_of
 
 router = APIRouter()
@@ -355,4 +355,5 @@ def dashboard(request: Request, who: TheViewer, days: int = 14) -> Response:
         top_works=plots.bars(counts.top_works, "flagged checks"),
         index_sizes=plots.bars(sorted(data["index_sizes"].items()), "vectors"),
         days=len(counts.days),
+        appeals_late=runtime(request).appeals.overdue(),
     )

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from screener.desk import CheckOutcome
 from screener.errors import InputError
 from screener.screening import CheckItem
+from screener.territory import of_check as territory_of
 from service.errors import ServiceError, status_of
 from service.routes.common import AUTH_ERRORS, Key, Limit, Offset, TheRuntime, errors, read_uploads
 from service.schemas import CheckOut, CheckPage, CheckResponse, CheckResult, ErrorDetail
@@ -31,6 +32,14 @@ async def check(
     user_ref: Annotated[
         str | None, Form(max_length=200, description="your opaque user or session reference")
     ] = None,
+    territory: Annotated[
+        str | None,
+        Form(
+            max_length=2,
+            description="ISO 3166-1 alpha-2 code of the release territory; default: the "
+            "platform's (settings), else everywhere",
+        ),
+    ] = None,
 ) -> Any:
     """Each image gets the verdict (decision, fused score, matches with per-signal values,
     thresholds, versions), a `check_id`, and for review or block a risk prompt for the end
@@ -41,7 +50,10 @@ async def check(
     uploads = await run_in_threadpool(read_uploads, images, rt.settings.max_images)
     if not uploads:
         raise ServiceError(422, "invalid_request", "send at least one image")
-    analyses = await rt.screen([CheckItem(u.data, prompt, key.owner) for u in uploads])
+    where = territory_of(territory, rt.settings.platform_territories.get(key.owner))
+    analyses = await rt.screen(
+        [CheckItem(u.data, prompt, key.owner, territory=where) for u in uploads]
+    )
     results: list[CheckResult] = []
     failures: list[InputError] = []
     for position, (upload, analysis) in enumerate(zip(uploads, analyses, strict=True)):
