@@ -18,9 +18,10 @@ from index._persist import manifest_path
 from models.local import LocalFeatures
 from screener import Screener, Settings
 from screener.samples import drawing, scene
+from tests import needs
 from tests.images import composite, png
 
-pytest.importorskip("cv2")
+needs.module("cv2", "local")
 pytestmark = pytest.mark.slow
 
 SIGNALS = ["phash", "pdq"]  # the descriptor index depends on the local features only
