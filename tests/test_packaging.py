@@ -10,6 +10,7 @@ passes on the Dockerfile.
 from __future__ import annotations
 
 import fnmatch
+import importlib.metadata
 import re
 import shlex
 import shutil
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from screener import policy as policy_mod
 from tests import needs
@@ -229,6 +232,47 @@ def test_the_lock_pins_exact_versions_and_leaves_out_the_project() -> None:
         if line and not line.startswith("#"):
             name, _, version = line.partition("==")
             assert pins.get(name.lower()) == version, f"{line} is not in {CONSTRAINTS}"
+
+
+def dependency_closure(pyproject: dict[str, object], extras: set[str]) -> set[str]:
+    """Every distribution that the project with ``extras`` needs, as installed here: the
+    requirements in pyproject.toml, then those of each installed distribution in turn
+    (a distribution not installed here is named but not followed)."""
+    project = pyproject["project"]
+    assert isinstance(project, dict)
+    own = canonicalize_name(project["name"])
+    optional: dict[str, list[str]] = project["optional-dependencies"]
+    stack = [(Requirement(r), "") for r in project["dependencies"]]
+    stack += [(Requirement(r), extra) for extra in extras for r in optional[extra]]
+    names: set[str] = set()
+    followed: set[tuple[str, frozenset[str]]] = set()
+    while stack:
+        requirement, extra = stack.pop()
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name == own:  # the `all` extra names the project's other extras
+            stack += [(Requirement(r), e) for e in requirement.extras for r in optional[e]]
+            continue
+        names.add(name)
+        key = (name, frozenset(requirement.extras))
+        if key in followed:
+            continue
+        followed.add(key)
+        try:
+            requires = importlib.metadata.distribution(name).requires or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        stack += [(Requirement(r), e) for r in requires for e in ("", *requirement.extras)]
+    return names
+
+
+def test_the_lock_covers_every_dependency(pyproject: dict[str, object]) -> None:
+    """A dependency added to pyproject.toml without refreshing the lock would install at
+    whatever version is newest that day."""
+    pinned = {canonicalize_name(name) for name in lock()}
+    unpinned = sorted(dependency_closure(pyproject, {"all", "dev"}) - pinned)
+    assert not unpinned, f"not in {CONSTRAINTS}: {unpinned}; refresh it with tools/lock.sh"
 
 
 def test_the_lock_holds_the_opencv_the_shipped_policy_was_fitted_with() -> None:
