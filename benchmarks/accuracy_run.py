@@ -6,7 +6,7 @@ import gzip
 import json
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ def run(
             task = bar.add_task("screening", total=len(the_suite.queries))
             records = accuracy.evaluate(screener, the_suite, lambda n: bar.advance(task, n))
             signals_used = list(screener.signals.names)
-            models = dict(screener.signals.specs)
+            models = screener.model_specs
     # Where the distractors came from (None: from "source") and how many edits each got
     # besides its untouched form; both None for a loaded suite.
     drawn: dict[str, Any] = {"distractor_images": None, "distractor_edits": None}
@@ -176,6 +176,8 @@ def _report(
     out_dir.mkdir(parents=True, exist_ok=True)
     fit_half, held_out = accuracy.split(records, seed)
     fitted = accuracy.fit(fit_half, template, target_fpr=target_fpr, review_fpr=review_fpr)
+    # Fitted on these records: stamped with the models that made them, not the template's.
+    fitted = replace(fitted, fitted_with=dict(config.get("models") or {}))
     names = [n for n in IMAGE_EVIDENCE if any(r.values.get(n) is not None for r in records)]
     scored_names = [*names, accuracy.FUSED]
     report: dict[str, Any] = {

@@ -1053,7 +1053,7 @@ class Desk:
             "counts": counts,
             "index_sizes": screener.indexes.sizes(),
             "index_version": screener.index_version(),
-            "models": dict(screener.signals.specs),
+            "models": screener.model_specs,
             "signals_missing": dict(screener.signals.missing),
             "policy_version": screener.policy.version,
             "works": screener.catalog.count_works(),

@@ -148,6 +148,10 @@ class Policy:
     # a work's own override still comes first.
     territory_bands: Mapping[str, Bands] = field(default_factory=dict)
     appeals: AppealDeadlines = field(default_factory=AppealDeadlines)
+    # The spec id of each model whose output the ramps and bands were fitted on, keyed as
+    # a verdict's ``models`` (``local_inliers``: the keypoint extractor and its OpenCV
+    # release). A screener running another spec warns at start-up (`spec_drift`).
+    fitted_with: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.version.strip():
@@ -155,6 +159,8 @@ class Policy:
         odd = sorted(t for t in self.territory_bands if not TERRITORY_CODE.match(t))
         if odd:
             raise ValueError(f"territory_bands keys must be ISO 3166-1 alpha-2 codes: {odd}")
+        if any(not name.strip() or not spec.strip() for name, spec in self.fitted_with.items()):
+            raise ValueError("fitted_with needs a model name and a spec id in every entry")
         grouped = [name for members in self.groups.values() for name in members]
         if len(grouped) != len(set(grouped)):
             raise ValueError("a signal may be in one group only")
@@ -247,6 +253,18 @@ def load(path: Path | None = None) -> Policy:
 def dumps(policy: Policy) -> str:
     """Serialise a policy as YAML that `loads` reads back to an equal policy."""
     return yaml.safe_dump(json.loads(json.dumps(policy.to_dict())), sort_keys=False)
+
+
+def spec_drift(policy: Policy, running: Mapping[str, str]) -> list[str]:
+    """One sentence for each model the policy was fitted with that runs here under another
+    spec id (a model that does not run here at all is reported where it is missing)."""
+    return [
+        f"policy {policy.version!r} was fitted with {name} {fitted!r}, but this screener runs "
+        f"{running[name]!r}: the ramps and bands for its evidence may not hold here; install "
+        f"the locked versions (constraints.txt) or refit the policy (screener bench accuracy)"
+        for name, fitted in sorted(policy.fitted_with.items())
+        if name in running and running[name] != fitted
+    ]
 
 
 def decide(fused: float, bands: Bands) -> Decision:

@@ -129,7 +129,7 @@ class Screener:
         fingerprinters: Iterable[Fingerprinter] | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self.policy = policy or policy_mod.load(self.settings.policy_path)
+        self._policy = policy or policy_mod.load(self.settings.policy_path)
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.limits = Limits(max_bytes=self.settings.max_bytes, max_pixels=self.settings.max_pixels)
         self.catalog = Catalog(self.settings.resolved_database_url)
@@ -153,6 +153,7 @@ class Screener:
             except ModelUnavailable as exc:
                 self.signals.missing["local"] = str(exc)
                 log.warning("local-feature verification is NOT in use: %s", exc)
+        self._warn_spec_drift()
         self.background: background_mod.Bank | None = None
         # Generic levels by (bank, signal, work, k, quality floor, stored fingerprint ids).
         self._levels: OrderedDict[tuple[Any, ...], dict[str, float]] = OrderedDict()
@@ -165,6 +166,30 @@ class Screener:
                 self.local.backfill(self.catalog, self.limits, self.settings.work_size, _over_black)
                 self.local.votes.open(self.catalog)  # the saved index, then what changed
         self.registry = Registry(self)
+
+    @property
+    def policy(self) -> Policy:
+        """The policy in force. Putting one in force warns when it was fitted with another
+        spec of a model that runs here (`policy.spec_drift`)."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        self._policy = policy
+        self._warn_spec_drift()
+
+    @property
+    def model_specs(self) -> dict[str, str]:
+        """The spec id of every model behind a verdict's evidence: each fingerprinter's,
+        and that of the keypoint extractor behind ``local_inliers`` (its OpenCV release)."""
+        specs = dict(self.signals.specs)
+        if self.local is not None:
+            specs[LOCAL_SIGNAL] = self.local.spec_id
+        return specs
+
+    def _warn_spec_drift(self) -> None:
+        for problem in policy_mod.spec_drift(self._policy, self.model_specs):
+            log.warning("%s", problem)
 
     @property
     def background_dir(self) -> Path:
@@ -850,7 +875,7 @@ class Screener:
             thresholds={"review": bands.review, "block": bands.block},
             policy_version=self.policy.version,
             index_version=self.index_version(),
-            models=self.signals.specs,
+            models=self.model_specs,
             signals_used=tuple(self.signals.names),
             signals_missing=dict(self.signals.missing),
             input={

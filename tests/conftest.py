@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from screener import Screener, Settings
+from tests import needs
 from tests.milvus import MilvusStartError, MilvusTestServer, MilvusUnavailable
-from tests.postgres import PostgresServer, PostgresUnavailable
+from tests.postgres import PostgresServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PEERS_DIR = REPO_ROOT.parent / "shared" / "data" / "peers"
@@ -19,11 +18,13 @@ PEERS_DIR = REPO_ROOT.parent / "shared" / "data" / "peers"
 
 @pytest.fixture(scope="session")
 def peers_dir() -> Path:
-    """The peer test images (used in place, read-only); skips when they are not there."""
+    """The peer test images (used in place, read-only); skips when they are not there
+    (fails in CI)."""
     if not PEERS_DIR.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the peer test images at {PEERS_DIR}")
-        pytest.skip(f"peer test images not found at {PEERS_DIR} (../shared/data/peers)")
+        needs.missing(
+            f"the peer test images are not at {PEERS_DIR}: put the shared data folder "
+            "beside the checkout (../shared/data/peers)"
+        )
     return PEERS_DIR
 
 
@@ -45,16 +46,10 @@ def peer_screener(peers_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL server on loopback for the session (tests/postgres.py).
 
-    Skips when the server binaries or psycopg are missing; in CI their absence fails.
+    Skips, with the command that installs them, when the server binaries or psycopg are
+    missing; in CI their absence fails (tests/needs.py).
     """
-    try:
-        if importlib.util.find_spec("psycopg") is None:
-            raise PostgresUnavailable("psycopg is not installed (pip install -e '.[postgres]')")
-        server = PostgresServer()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs PostgreSQL: {exc}")
-        pytest.skip(str(exc))
+    server = needs.postgres_server()
     server.start()
     try:
         yield server
@@ -78,10 +73,12 @@ def milvus() -> Iterator[MilvusTestServer]:
     try:
         server = MilvusTestServer()
         server.start()
-    except (MilvusUnavailable, MilvusStartError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs Milvus: {exc}")
-        pytest.skip(f"Milvus is not available here: {exc}")
+    except MilvusUnavailable as exc:
+        needs.missing(
+            f"Milvus is not installed ({exc}); the milvus extra installs it: {needs.PIP_INSTALL}"
+        )
+    except MilvusStartError as exc:
+        needs.missing(f"the Milvus server did not start here: {exc}")
     try:
         yield server
     finally:

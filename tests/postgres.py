@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tests.needs import apt_command
 from tests.servers import ServerContext, free_port
 
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
@@ -67,7 +68,7 @@ def find_bin_dir() -> Path:
     raise PostgresUnavailable(
         "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; looked at: "
         + ", ".join(tried)
-        + ". Install them with: apt-get install --no-install-recommends postgresql"
+        + f". Install them with: {apt_command('postgresql')}"
     )
 
 
@@ -93,8 +94,8 @@ class PostgresServer(ServerContext):
             except KeyError:
                 raise PostgresUnavailable(
                     f"running as root, and PostgreSQL refuses to run as root, but there is no "
-                    f"{SYSTEM_USER!r} system user to run it as (Debian's postgresql package "
-                    f"creates it)"
+                    f"{SYSTEM_USER!r} system user to run it as. Debian's postgresql package "
+                    f"creates it: {apt_command('postgresql')}"
                 ) from None
             if shutil.which("runuser") is None and shutil.which("su") is None:
                 raise PostgresUnavailable(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,15 @@ def test_suite_load_reports_bad_truth_rows(image_folder: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_the_benchmark_runs_end_to_end(image_folder: Path, tmp_path: Path) -> None:
+def test_the_benchmark_runs_end_to_end(
+    image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A template fitted with other models: the fitted policy must not inherit its stamp.
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        policy_mod.dumps(replace(policy_mod.load(), fitted_with={"pdq": "pdq/pdqhash-0.0.1"}))
+    )
+    monkeypatch.setenv("SCREENER_POLICY_PATH", str(template))
     out = tmp_path / "out"
     policy_file = tmp_path / "policy.yaml"
     bank = tmp_path / "generic"  # generic images for the background bank, none a work
@@ -205,6 +214,9 @@ def test_the_benchmark_runs_end_to_end(image_folder: Path, tmp_path: Path) -> No
     policy = policy_mod.load(policy_file)
     assert policy.version.startswith("fit-")
     assert report["fitted_policy"]["version"] == policy.version
+    # Stamped with the models that made the records, the keypoint extractor's too.
+    assert policy.fitted_with == saved["config"]["models"]
+    assert policy.fitted_with["local_inliers"].startswith("sift/opencv-")
 
 
 def _sized_scenes(folder: Path, seeds: range, first_width: int) -> dict[tuple[int, int], str]:

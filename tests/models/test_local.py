@@ -8,8 +8,9 @@ from PIL import Image
 
 from models.local import NOTHING, LocalFeatures, SiftExtractor, VerifyParams, verify
 from screener.samples import scene
+from tests import needs
 
-pytest.importorskip("cv2")
+needs.module("cv2", "local")
 
 
 @pytest.fixture(scope="module")

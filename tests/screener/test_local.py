@@ -20,9 +20,10 @@ from screener.errors import NotFound
 from screener.local import SIGNAL
 from screener.policy import Policy
 from screener.samples import drawing, scene
+from tests import needs
 from tests.images import composite, png
 
-pytest.importorskip("cv2")
+needs.module("cv2", "local")
 pytestmark = pytest.mark.slow
 
 
