@@ -108,6 +108,62 @@ class Matching:
             raise ValueError("background_k must be at least 1 and cohort_k at least 0")
 
 
+PROMPT_HOWS = ("exact", "homoglyph", "separator", "romanised", "fuzzy")
+
+
+@dataclass(frozen=True)
+class PromptPolicy:
+    """How a prompt's matched terms become a work's prompt score and a decision.
+
+    A name found by ``how`` scores ``weights[how]``; each distinct related term of a work
+    scores ``related_weight``, but only ``related_min_terms`` or more of them count (one
+    related term alone never matches). A work's score is the larger of the two, at most
+    1; the prompt is refused at ``refuse``, warned about at ``warn``. ``fuzzy`` lists
+    (shortest key length, edits allowed from that length on); ``homophone_han``: a
+    Chinese prompt matches a Chinese name by its pinyin alone (another character of the
+    same sound) only for names of at least this many characters.
+    """
+
+    weights: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "exact": 1.0,
+            "homoglyph": 1.0,
+            "separator": 1.0,
+            "romanised": 1.0,
+            "fuzzy": 0.8,
+        }
+    )
+    related_weight: float = 0.45
+    related_min_terms: int = 2
+    warn: float = 0.6
+    refuse: float = 0.95
+    fuzzy: tuple[tuple[int, int], ...] = ((5, 1), (10, 2))
+    homophone_han: int = 3
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.weights) - set(PROMPT_HOWS))
+        if unknown:
+            raise ValueError(f"unknown prompt match kind(s) {unknown}; known: {list(PROMPT_HOWS)}")
+        for name, value in [*self.weights.items(), ("related_weight", self.related_weight)]:
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"prompt weight {name} must be in [0, 1] (got {value})")
+        if self.related_min_terms < 2:
+            raise ValueError("related_min_terms must be at least 2: one related term never matches")
+        if not 0.0 < self.warn <= self.refuse <= 1.0:
+            raise ValueError(
+                f"prompt bands need 0 < warn <= refuse <= 1 (got warn={self.warn}, "
+                f"refuse={self.refuse})"
+            )
+        for min_length, distance in self.fuzzy:
+            if min_length < 4 or not 0 <= distance <= 2:
+                raise ValueError(
+                    "fuzzy bounds are (shortest key length >= 4, edits 0-2) pairs "
+                    f"(got ({min_length}, {distance}))"
+                )
+        if self.homophone_han < 1:
+            raise ValueError("homophone_han must be at least 1")
+
+
 @dataclass(frozen=True)
 class Policy:
     version: str
@@ -124,6 +180,8 @@ class Policy:
     # regions) add only their largest weighted evidence per group, not each: an
     # unrelated image that looks alike to SSCD must not count twice for it.
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Prompt screening (before generation, and the prompt signal inside checks).
+    prompt: PromptPolicy = field(default_factory=PromptPolicy)
 
     def __post_init__(self) -> None:
         if not self.version.strip():
