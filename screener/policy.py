@@ -137,7 +137,7 @@ class PromptPolicy:
     related_min_terms: int = 2
     warn: float = 0.6
     refuse: float = 0.95
-    fuzzy: tuple[tuple[int, int], ...] = ((5, 1), (10, 2))
+    fuzzy: tuple[tuple[int, int], ...] = ((6, 1), (10, 2))
     homophone_han: int = 3
 
     def __post_init__(self) -> None:

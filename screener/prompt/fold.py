@@ -47,8 +47,10 @@ LEET = str.maketrans(
         "9": "g",
     }
 )
-# Characters that stand for letters inside words although they are not letters themselves.
-_LEET_SYMBOLS = frozenset("|!@$+")
+# Symbols that stand for letters inside words although they are not letters themselves;
+# the ambiguous ones also separate ("奥|特|曼"), so a text with them is folded both ways.
+_LEET_SYMBOLS = frozenset("@$")
+AMBIGUOUS = frozenset("|!+")
 DROP = ""  # a character that vanishes without leaving a boundary
 SEPARATOR = " "  # a character that vanishes but separates tokens
 
@@ -93,9 +95,11 @@ def is_latin(char: str) -> bool:
 
 
 @lru_cache(maxsize=65_536)
-def fold_char(char: str) -> str:
+def fold_char(char: str, symbols_as_letters: bool = False) -> str:
     """One character (already NFKC and case folded) folded: a string of letters, or
     :data:`DROP` or :data:`SEPARATOR`."""
+    if char in AMBIGUOUS:
+        return char.translate(LEET) if symbols_as_letters else SEPARATOR
     if char in ZERO_WIDTH or char in "\ufe0e\ufe0f":
         return DROP
     category = unicodedata.category(char)
@@ -158,14 +162,15 @@ def prepare(text: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
-def fold(text: str) -> Folded:
-    """The matching form of a text; see the module docstring."""
+def fold(text: str, symbols_as_letters: bool = False) -> Folded:
+    """The matching form of a text; see the module docstring. ``symbols_as_letters``:
+    read ``|``, ``!`` and ``+`` as the letters they imitate rather than as separators."""
     chars: list[str] = []
     origin: list[int] = []
     gap: list[bool] = []
     pending_gap = False
     for position, raw in _positions(text):
-        out = fold_char(raw)
+        out = fold_char(raw, symbols_as_letters)
         if out == SEPARATOR:
             pending_gap = True
             continue

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import ahocorasick
 from rapidfuzz.distance import OSA
 
-from screener.prompt.fold import Folded, basic, fold, key
+from screener.prompt.fold import AMBIGUOUS, Folded, basic, fold, key
 from screener.prompt.romanise import romanise_prompt, term_keys
 
 NAME = "name"
@@ -32,6 +32,8 @@ NATIVE = "native"
 ROMANISED = "romanised"
 FUZZY_MIN_KEY = 4  # keys shorter than this are never fuzzy candidates
 FUZZY_SHIFT = 2  # the most edits a fuzzy match may have (pieces may move this far)
+FUZZY_TOKENS = 2  # a fuzzy window spans at most this many tokens ("ultra mann")
+ROMANISED_MIN = 4  # shorter romanisations ("ru", "ana") are ordinary syllables
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,8 @@ class TermIndex:
             common = {"work_id": work.work_id, "term": term, "kind": kind}
             found = [(own, NATIVE)] + [(k, ROMANISED) for k in sorted(term_keys(term))]
             for k, form in found:
-                if len(k) < 2:
-                    continue  # one character matches too much to be evidence
+                if len(k) < (ROMANISED_MIN if form == ROMANISED else 2):
+                    continue  # one character (or syllable) matches too much to be evidence
                 entry = Entry(**common, form=form, basic=basic(term), han=_han_count(term))
                 self._entries.setdefault(k, []).append(entry)
                 keys.add(k)
@@ -191,13 +193,17 @@ class TermIndex:
         when the prompt's own characters are Chinese) and, for Latin keys at least
         ``fuzzy[i][0]`` long, within ``fuzzy[i][1]`` edits."""
         folded = fold(prompt)
+        variants = [folded]
+        if any(c in AMBIGUOUS for c in prompt):
+            variants.append(fold(prompt, symbols_as_letters=True))
         with self._lock:
-            hits = list(self._exact(folded))
+            hits = [hit for variant in variants for hit in self._exact(variant)]
             romanised = romanise_prompt(prompt)
             if romanised is not None:
                 hits += self._romanised(prompt, romanised, homophone_han)
             if fuzzy:
-                hits += self._fuzzy(folded, fuzzy)
+                for variant in variants:
+                    hits += self._fuzzy(variant, fuzzy)
         return hits
 
     def _found(self, text: str) -> Iterator[tuple[int, int, str]]:
@@ -241,7 +247,7 @@ class TermIndex:
         spans = list(zip(tokens, ends, strict=False))
         hits = []
         for i in range(len(spans)):
-            for j in range(i, min(i + 3, len(spans))):
+            for j in range(i, min(i + FUZZY_TOKENS, len(spans))):
                 start, end = spans[i][0], spans[j][1] + 1
                 if j > i and spans[j][0] != spans[j - 1][1] + 1:
                     break  # another script between the tokens
