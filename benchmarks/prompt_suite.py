@@ -318,7 +318,7 @@ def _romanised(rng: random.Random, name: str) -> str:
     if _kana(name) or (not _han(name)):
         import pykakasi
 
-        parts = pykakasi.kakasi().convert(name)
+        parts = pykakasi.kakasi().convert(name)  # type: ignore[no-untyped-call]
         pieces = [p["hepburn"] for p in parts]
     else:
         from pypinyin import Style, lazy_pinyin
@@ -354,7 +354,8 @@ def generate(seed: int, per_work: int = 5) -> Suite:
     prompts: list[SuitePrompt] = []
 
     def add(category: str, work: SuiteWork | None, text: str) -> None:
-        prompts.append(SuitePrompt(unicodedata.normalize("NFC", text), category, work and work.work_id))
+        owner = None if work is None else work.work_id
+        prompts.append(SuitePrompt(unicodedata.normalize("NFC", text), category, owner))
 
     for work in works:
         names = _names(work)
@@ -374,7 +375,11 @@ def generate(seed: int, per_work: int = 5) -> Suite:
         for text in work.lookalikes:
             add("benign", None, text)
         for term in work.related:  # one related term alone never matches
-            add("benign", None, rng.choice(("a {x} on the kitchen wall", "{x}", "一张{x}的照片")).format(x=term))
+            add(
+                "benign",
+                None,
+                rng.choice(("a {x} on the kitchen wall", "{x}", "一张{x}的照片")).format(x=term),
+            )
     for text in GENERIC_BENIGN:
         add("benign", None, text)
     return Suite(seed, "tuning" if seed % 2 else "held-out", works, tuple(prompts))

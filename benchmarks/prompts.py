@@ -108,13 +108,14 @@ def _fill(catalog: Catalog, works: int, terms: int, seed: int) -> None:
     """Write the synthetic works in one transaction (as `works import` would, minus the
     images, which prompt screening never reads)."""
     rng = random.Random(seed)
+    made = [_synthetic(rng, i, terms) for i in range(works)]
     with Session(catalog.engine) as session, session.begin():
-        for i in range(works):
-            title, aliases, related = _synthetic(rng, i, terms)
-            work_id = f"w{i:06d}"
-            session.add(WorkRow(id=work_id, title=title, owner="bench", aliases=aliases))
-            session.add_all(RelatedTermRow(work_id=work_id, term=t) for t in related)
-            session.add(TermLogRow(work_id=work_id, op="set"))
+        for i, (title, aliases, _) in enumerate(made):
+            session.add(WorkRow(id=f"w{i:06d}", title=title, owner="bench", aliases=aliases))
+        session.flush()  # the works before the rows that refer to them
+        for i, (_, _, related) in enumerate(made):
+            session.add_all(RelatedTermRow(work_id=f"w{i:06d}", term=t) for t in related)
+            session.add(TermLogRow(work_id=f"w{i:06d}", op="set"))
 
 
 def _old_normalise(text: str) -> str:

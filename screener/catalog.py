@@ -2,9 +2,10 @@
 
 Every change to the set of fingerprints is appended to ``index_log`` in the same
 transaction, so an index that saved its state at log position N catches up by replaying
-the log after N. Likewise every change to a work's prompt terms (title, aliases, related
-terms) appends the work's id to ``term_log``, which the prompt automaton follows. Fingerprint ids are never reused (SQLite AUTOINCREMENT; sequences
-elsewhere), so a replayed id always means the same vector.
+the log after N. Fingerprint ids are never reused (SQLite AUTOINCREMENT; sequences
+elsewhere), so a replayed id always means the same vector. Likewise every change to a
+work's prompt terms (title, aliases, related terms) appends the work's id to
+``term_log``, which the prompt automaton follows.
 """
 
 from __future__ import annotations
@@ -625,16 +626,15 @@ class Catalog:
                     rows += session.execute(columns.where(WorkRow.id.in_(chunk))).all()
             related = self._related(session, ids)
         return [
-            PromptTerms(
-                wid, title, owner, (title, *(aliases or ())), tuple(related.get(wid, ()))
-            )
+            PromptTerms(wid, title, owner, (title, *(aliases or ())), tuple(related.get(wid, ())))
             for wid, title, owner, aliases in rows
         ]
 
     def term_high_water(self) -> int:
         """The last position of the prompt-term log (0 when empty)."""
-        with self.engine.connect() as connection:
-            return int(connection.scalar(select(func.max(TermLogRow.seq))) or 0)
+        with self.engine.connect() as connection:  # plain SQL: asked before every prompt check
+            found = connection.exec_driver_sql("SELECT max(seq) FROM term_log").scalar()
+        return int(found or 0)
 
     def term_changes(self, after: int) -> tuple[list[str], int]:
         """The works whose prompt terms changed after log position ``after``, and the

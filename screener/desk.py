@@ -268,9 +268,7 @@ class Desk:
             row.audit_seq = record.seq
         return CheckOutcome(check_id, verdict, risk_prompt(verdict), record.seq)
 
-    def check_prompt(
-        self, key: ApiKey, prompt: str, user_ref: str | None = None
-    ) -> PromptOutcome:
+    def check_prompt(self, key: ApiKey, prompt: str, user_ref: str | None = None) -> PromptOutcome:
         """Screen a prompt before generation and audit it like a check (the record keeps
         the prompt's sha256 and what matched, not its text)."""
         self.authorise_check(key)

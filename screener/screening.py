@@ -585,7 +585,9 @@ class Screener:
         }
         return info, result.evidence(), list(found)
 
-    def _shortlist(self, proposed: dict[str, dict[str, Best]], prompt_works: list[str]) -> list[str]:
+    def _shortlist(
+        self, proposed: dict[str, dict[str, Best]], prompt_works: list[str]
+    ) -> list[str]:
         """The works worth an exact comparison: best first by a fused score of index hits."""
         limit = 4 * self.policy.matching.max_matches
         preliminary = merge(proposed)

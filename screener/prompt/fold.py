@@ -107,7 +107,7 @@ def fold_char(char: str, symbols_as_letters: bool = False) -> str:
         return DROP
     if char in _LEET_SYMBOLS:
         return char.translate(LEET)
-    if not (category[0] in "LN"):
+    if category[0] not in "LN":
         return SEPARATOR
     if not char.isascii():
         base = unicodedata.normalize("NFD", char)[0]
@@ -115,12 +115,19 @@ def fold_char(char: str, symbols_as_letters: bool = False) -> str:
             char = base.casefold()  # é -> e: accents (and pinyin tone marks) fold away
         else:
             char = _confusables().get(char, char)
-    if _is_cjk(char):
-        converted = _t2s().convert(char)  # type: ignore[attr-defined]
-        char = converted if len(converted) == 1 else char
-        if 0x3041 <= ord(char) <= 0x3096:  # hiragana -> katakana
-            char = chr(ord(char) + 0x60)
-    return char.translate(LEET)
+    return _unify(char).translate(LEET)
+
+
+def _unify(char: str) -> str:
+    """Simplified for Traditional Chinese, katakana for hiragana; other characters as
+    they are."""
+    if not _is_cjk(char):
+        return char
+    converted = _t2s().convert(char)  # type: ignore[attr-defined]
+    char = converted if len(converted) == 1 else char
+    if 0x3041 <= ord(char) <= 0x3096:
+        return chr(ord(char) + 0x60)
+    return char
 
 
 @dataclass(frozen=True)
@@ -223,12 +230,4 @@ def normalise(text: str) -> str:
 def basic(text: str) -> str:
     """The light fold that decides whether a match was ``exact``: NFKC, case, spacing,
     Traditional/Simplified Chinese and hiragana/katakana, but no look-alikes."""
-    out = []
-    for char in " ".join(prepare(text).split()):
-        if _is_cjk(char):
-            converted = _t2s().convert(char)  # type: ignore[attr-defined]
-            char = converted if len(converted) == 1 else char
-            if 0x3041 <= ord(char) <= 0x3096:
-                char = chr(ord(char) + 0x60)
-        out.append(char)
-    return "".join(out)
+    return "".join(_unify(c) for c in " ".join(prepare(text).split()))

@@ -272,7 +272,7 @@ class TermIndex:
             probes += [
                 (1, window[a + s : b + s])
                 for s in range(-allowed, allowed + 1)
-                if 0 <= a + s and b + s <= m
+                if a + s >= 0 and b + s <= m
             ]
             for piece_no, piece in probes:
                 for k in self._buckets.get((piece_no, length, piece), ()):

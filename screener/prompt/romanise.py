@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from functools import cache, lru_cache
+from typing import Any
 
 from screener.prompt.fold import Folded, fold, is_latin, key
 
@@ -35,10 +36,10 @@ def needs_romanising(text: str) -> bool:
 
 
 @cache
-def _kakasi() -> object:
+def _kakasi() -> Any:
     import pykakasi
 
-    return pykakasi.kakasi()
+    return pykakasi.kakasi()  # type: ignore[no-untyped-call]
 
 
 @lru_cache(maxsize=65_536)
@@ -57,7 +58,7 @@ def _anyascii(char: str) -> str:
 
 def _romaji(text: str) -> list[tuple[str, str]]:
     """(original segment, romaji) pairs, in Hepburn."""
-    result = _kakasi().convert(text)  # type: ignore[attr-defined]
+    result = _kakasi().convert(text)
     return [(part["orig"], part["hepburn"]) for part in result]
 
 
@@ -67,7 +68,7 @@ def term_forms(term: str) -> set[str]:
         return set()
     forms: set[str] = set()
     if _KANA.search(term) or not any(_is_han(c) for c in term):
-        result = _kakasi().convert(term)  # type: ignore[attr-defined]
+        result = _kakasi().convert(term)
         for style in ("hepburn", "kunrei", "passport"):
             forms.add("".join(part[style] for part in result))
     if any(_is_han(c) for c in term) and not _KANA.search(term):
@@ -98,7 +99,7 @@ def romanise_prompt(text: str) -> tuple[Folded, tuple[int, ...]] | None:
     if not needs_romanising(text):
         return None
     pieces: list[tuple[int, str]] = []  # (original index, romanised piece)
-    position = 0
+    position: int = 0
     while position < len(text):
         char = text[position]
         if _KANA.match(char):
@@ -106,9 +107,9 @@ def romanise_prompt(text: str) -> tuple[Folded, tuple[int, ...]] | None:
             while end < len(text) and (_KANA.match(text[end]) or _is_han(text[end])):
                 end += 1
             offset = position
-            for orig, romaji in _romaji(text[position:end]):
+            for segment, romaji in _romaji(text[position:end]):
                 pieces.append((offset, romaji))
-                offset += len(orig)
+                offset += len(segment)
             position = end
             continue
         if _is_han(char):
@@ -121,18 +122,18 @@ def romanise_prompt(text: str) -> tuple[Folded, tuple[int, ...]] | None:
     # Every romanised syllable is its own token: a space between pieces from other scripts.
     spaced: list[str] = []
     origins: list[int] = []
-    for index, (orig, piece) in enumerate(pieces):
-        source = text[orig]
+    for index, (at, piece) in enumerate(pieces):
+        source = text[at]
         separate = not (source.isascii() and is_latin(source.casefold()))
         if separate and index:
             spaced.append(" ")
-            origins.append(orig)
-        for char in piece:
-            spaced.append(char)
-            origins.append(orig)
+            origins.append(at)
+        for letter in piece:
+            spaced.append(letter)
+            origins.append(at)
         if separate:
             spaced.append(" ")
-            origins.append(orig)
+            origins.append(at)
     joined = "".join(spaced)
     folded = fold(joined)
     return folded, tuple(origins[i] for i in folded.origin)
