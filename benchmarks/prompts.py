@@ -170,7 +170,8 @@ def latency(
         screen.refresh()
         load_s = time.perf_counter() - start
         order = [prompts[i % len(prompts)] for i in range(checks)]
-        timed_check, timed_match = [], []
+        timed_check: list[float] = []
+        timed_match: list[float] = []
         for turn, text in enumerate(order):
             # Alternate which goes first, so neither always finds the caches warm.
             for which in (turn % 2, 1 - turn % 2):
