@@ -126,6 +126,39 @@ def accuracy(
     out.print(f"wrote {out_dir} in {time.perf_counter() - started:.0f} s", highlight=False)
 
 
+@app.command()
+def prompts(
+    seed: Annotated[
+        int, typer.Option(help="odd: the tuning works; even: the held-out works (report these)")
+    ] = 2,
+    works: Annotated[
+        int, typer.Option(help="synthetic works for the latency part (0: skip it)")
+    ] = 10_000,
+    terms: Annotated[int, typer.Option(help="terms per synthetic work")] = 20,
+    checks: Annotated[int, typer.Option(help="timed prompt checks")] = 2000,
+    old_checks: Annotated[
+        int, typer.Option(help="timed checks of the old per-check path (seconds each)")
+    ] = 5,
+    policy: Annotated[Path | None, typer.Option(help="policy file (default: shipped)")] = None,
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("benchmarks/results/prompts"),
+) -> None:
+    """Prompt screening: recall per evasion category, benign matches, check latency."""
+    from benchmarks import prompts as prompts_mod
+
+    report = prompts_mod.run(
+        seed,
+        out_dir,
+        works=works,
+        terms=terms,
+        checks=checks,
+        old_checks=old_checks,
+        policy_path=policy,
+    )
+    out.print(prompts_mod.markdown(report), highlight=False)
+    for miss in report["recall"]["misses"]:
+        err.print(f"miss: {miss}", highlight=False)
+
+
 def _register_optional() -> None:
     try:
         from benchmarks import lookup

@@ -3,7 +3,9 @@
 Every change to the set of fingerprints is appended to ``index_log`` in the same
 transaction, so an index that saved its state at log position N catches up by replaying
 the log after N. Fingerprint ids are never reused (SQLite AUTOINCREMENT; sequences
-elsewhere), so a replayed id always means the same vector.
+elsewhere), so a replayed id always means the same vector. Likewise every change to a
+work's prompt terms (title, aliases, related terms) appends the work's id to
+``term_log``, which the prompt automaton follows.
 """
 
 from __future__ import annotations
@@ -155,6 +157,27 @@ class IndexLogRow(Base):
     op: Mapped[str] = mapped_column(String(8))
 
 
+class RelatedTermRow(Base):
+    """A descriptive term of a work (weaker prompt evidence than a name). A table of its
+    own, not a column of ``works``, so databases made before it open unchanged."""
+
+    __tablename__ = "related_terms"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy reads it
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    work_id: Mapped[str] = mapped_column(ForeignKey("works.id", ondelete="CASCADE"), index=True)
+    term: Mapped[str] = mapped_column(Text)
+
+
+class TermLogRow(Base):
+    """A work whose prompt terms changed (or that was removed), in order."""
+
+    __tablename__ = "term_log"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy reads it
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    work_id: Mapped[str] = mapped_column(String(200))
+    op: Mapped[str] = mapped_column(String(8))
+
+
 class MetaRow(Base):
     __tablename__ = "meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -218,6 +241,18 @@ class Work:
     territories: tuple[str, ...] = ()
     threshold_territories: tuple[str, ...] = ()
     licensee_territories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    related_terms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PromptTerms:
+    """A work's terms for prompt screening."""
+
+    work_id: str
+    title: str
+    owner: str
+    names: tuple[str, ...]  # the title, then the aliases
+    related: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -331,6 +366,7 @@ class Catalog:
         owner: str,
         aliases: Sequence[str],
         references: Sequence[NewReference],
+        related_terms: Sequence[str] = (),
         create_only: bool = False,
         must_exist: bool = False,
         hook: RegisterHook | None = None,
@@ -349,6 +385,10 @@ class Catalog:
                 row = WorkRow(id=work_id, title=title, owner=owner, aliases=list(aliases))
                 session.add(row)
                 session.flush()
+                session.add_all(
+                    RelatedTermRow(work_id=work_id, term=t) for t in dict.fromkeys(related_terms)
+                )
+                session.add(TermLogRow(work_id=work_id, op="set"))
             elif create_only:
                 raise Conflict(f"work {work_id!r} already exists")
             known = set(
@@ -405,6 +445,7 @@ class Catalog:
         thresholds: dict[str, float] | None = _UNSET,
         licensees: Sequence[str] | None = None,
         territories: dict[tuple[str, str], Sequence[str]] | None = None,
+        related_terms: Sequence[str] | None = None,
         hook: UpdateHook | None = None,
     ) -> Work:
         """Change a work's metadata; arguments left out stay as they are
@@ -418,6 +459,13 @@ class Catalog:
                 row.title = title
             if aliases is not None:
                 row.aliases = list(aliases)
+            if related_terms is not None:
+                session.execute(delete(RelatedTermRow).where(RelatedTermRow.work_id == work_id))
+                session.add_all(
+                    RelatedTermRow(work_id=work_id, term=t) for t in dict.fromkeys(related_terms)
+                )
+            if title is not None or aliases is not None or related_terms is not None:
+                session.add(TermLogRow(work_id=work_id, op="set"))
             if thresholds is not _UNSET:
                 row.thresholds = dict(thresholds) if thresholds else None
             if licensees is not None:
@@ -465,6 +513,8 @@ class Catalog:
             session.execute(delete(ReferenceRow).where(ReferenceRow.work_id == work_id))
             session.execute(delete(LicenseeRow).where(LicenseeRow.work_id == work_id))
             session.execute(delete(TerritoryRow).where(TerritoryRow.work_id == work_id))
+            session.execute(delete(RelatedTermRow).where(RelatedTermRow.work_id == work_id))
+            session.add(TermLogRow(work_id=work_id, op="remove"))
             session.delete(row)
             if hook is not None:
                 hook(session, removed)
@@ -550,6 +600,7 @@ class Catalog:
                     licensed_in.setdefault(work_id, {}).setdefault(licensee, []).append(territory)
                 else:
                     places.setdefault((work_id, scope), []).append(territory)
+        related = Catalog._related(session, ids)
         return [
             Work(
                 id=row.id,
@@ -565,9 +616,26 @@ class Catalog:
                 licensee_territories={
                     name: tuple(found) for name, found in licensed_in.get(row.id, {}).items()
                 },
+                related_terms=tuple(related.get(row.id, ())),
             )
             for row, n in rows
         ]
+
+    @staticmethod
+    def _related(session: Session, ids: Sequence[str] | None) -> dict[str, list[str]]:
+        """Each work's related terms, in the order given (of ``ids`` only, or all)."""
+        query = select(RelatedTermRow.work_id, RelatedTermRow.term).order_by(RelatedTermRow.id)
+        found: dict[str, list[str]] = {}
+        if ids is None:
+            for work_id, term in session.execute(query):
+                found.setdefault(work_id, []).append(term)
+            return found
+        for start in range(0, len(ids), 900):  # keep under SQLite's variable limit
+            for work_id, term in session.execute(
+                query.where(RelatedTermRow.work_id.in_(ids[start : start + 900]))
+            ):
+                found.setdefault(work_id, []).append(term)
+        return found
 
     def get_work(self, work_id: str) -> Work:
         with Session(self.engine) as session:
@@ -601,10 +669,48 @@ class Catalog:
             return int(session.scalar(query) or 0)
 
     def keywords(self) -> dict[str, tuple[str, ...]]:
-        """Each work's title and aliases, for prompt screening."""
+        """Each work's title and aliases (the per-check load that the prompt automaton
+        replaced; the prompt benchmark times it for comparison)."""
         with Session(self.engine) as session:
             rows = session.execute(select(WorkRow.id, WorkRow.title, WorkRow.aliases)).all()
         return {wid: (title, *(aliases or ())) for wid, title, aliases in rows}
+
+    def prompt_terms(self, work_ids: Iterable[str] | None = None) -> list[PromptTerms]:
+        """The prompt terms of every work, or of those among ``work_ids`` that exist."""
+        ids = None if work_ids is None else list(dict.fromkeys(work_ids))
+        columns = select(WorkRow.id, WorkRow.title, WorkRow.owner, WorkRow.aliases)
+        with Session(self.engine) as session:
+            if ids is None:
+                rows = list(session.execute(columns).all())
+            else:
+                rows = []
+                for start in range(0, len(ids), 900):  # keep under SQLite's variable limit
+                    chunk = ids[start : start + 900]
+                    rows += session.execute(columns.where(WorkRow.id.in_(chunk))).all()
+            related = self._related(session, ids)
+        return [
+            PromptTerms(wid, title, owner, (title, *(aliases or ())), tuple(related.get(wid, ())))
+            for wid, title, owner, aliases in rows
+        ]
+
+    def term_high_water(self) -> int:
+        """The last position of the prompt-term log (0 when empty)."""
+        with self.engine.connect() as connection:  # plain SQL: asked before every prompt check
+            found = connection.exec_driver_sql("SELECT max(seq) FROM term_log").scalar()
+        return int(found or 0)
+
+    def term_changes(self, after: int) -> tuple[list[str], int]:
+        """The works whose prompt terms changed after log position ``after``, and the
+        position read up to."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(TermLogRow.seq, TermLogRow.work_id)
+                .where(TermLogRow.seq > after)
+                .order_by(TermLogRow.seq)
+            ).all()
+        if not rows:
+            return [], after
+        return list(dict.fromkeys(w for _, w in rows)), int(rows[-1][0])
 
     def references(self, work_id: str) -> list[Reference]:
         with Session(self.engine) as session:

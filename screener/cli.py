@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 from screener import policy as policy_mod
 from screener import transfer
 from screener.audit import Anchor, AuditLog
-from screener.catalog import make_engine
+from screener.catalog import Catalog, make_engine
 from screener.decode import DecodedImage
 from screener.errors import ConfigurationError, InputError, ScreenerError
 from screener.keys import KeyStore, Role
@@ -60,6 +60,7 @@ audit_app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=T
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 CLI_ACTOR = "cli"
+MAX_PROMPT = 2000  # as the service takes
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages stay whole lines for scripts
@@ -217,7 +218,16 @@ def works_add(
     images: Annotated[list[Path], typer.Argument(help="reference image files or folders")],
     title: Annotated[str | None, typer.Option(help="defaults to the work id")] = None,
     owner: str = "",
-    alias: Annotated[list[str] | None, typer.Option(help="keyword for prompt screening")] = None,
+    alias: Annotated[
+        list[str] | None, typer.Option(help="another name, for prompt screening (repeatable)")
+    ] = None,
+    related: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a descriptive term (repeatable): weaker than a name; two of them, or one "
+            "beside image evidence, match"
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Register a work (or add references to it) from image files."""
@@ -230,6 +240,7 @@ def works_add(
                 title=title,
                 owner=owner,
                 aliases=alias or [],
+                related_terms=related or [],
                 hook=_audit(screener).hook(CLI_ACTOR, "work.register", work_id, {}),
             )
         )
@@ -257,6 +268,7 @@ def works_list(
                         "title": w.title,
                         "owner": w.owner,
                         "aliases": list(w.aliases),
+                        "related_terms": list(w.related_terms),
                         "references": w.reference_count,
                     },
                     ensure_ascii=False,
@@ -266,9 +278,16 @@ def works_list(
     if not works:
         out.print("no works registered yet: try `screener works import DIR`")
         return
-    table = Table("id", "title", "owner", "aliases", "references")
+    table = Table("id", "title", "owner", "aliases", "related terms", "references")
     for w in works:
-        table.add_row(w.id, w.title, w.owner, ", ".join(w.aliases), str(w.reference_count))
+        table.add_row(
+            w.id,
+            w.title,
+            w.owner,
+            ", ".join(w.aliases),
+            ", ".join(w.related_terms),
+            str(w.reference_count),
+        )
     out.print(table)
 
 
@@ -282,6 +301,68 @@ def works_remove(work_id: str, data_dir: DataDir = None) -> None:
             )
         )
     out.print(f"removed {work_id} ({removed} fingerprints)", highlight=False)
+
+
+# prompt -----------------------------------------------------------------------------------------
+
+
+@app.command("prompt")
+def prompt_check(
+    prompts: Annotated[
+        list[str] | None,
+        typer.Argument(help="prompts to screen (default: one per line on standard input)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Screen prompts before generation: the works each names and allow, warn or refuse."""
+    from screener.prompt.live import PromptScreen
+
+    given = prompts if prompts else [line.rstrip("\r\n") for line in sys.stdin]
+    given = [p for p in given if p.strip()]
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    policy = _guard(lambda: policy_mod.load(settings.policy_path)).prompt
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(settings.resolved_database_url)  # no models or indexes needed
+    screen = PromptScreen(catalog)
+    table = Table("decision", "score", "works", "terms", "prompt")
+    failures = 0
+    try:
+        for text in given:
+            try:
+                result = screen.check(_prompt_text(text), policy)
+            except InputError as exc:
+                failures += 1
+                if as_json:
+                    print(json.dumps({"prompt": text, "error": str(exc)}, ensure_ascii=False))
+                else:
+                    table.add_row("[red]error[/]", "", "", str(exc), escape(text[:80]))
+                continue
+            if as_json:
+                print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+                continue
+            table.add_row(
+                result.decision.value,
+                f"{result.score:.2f}",
+                ", ".join(m.work_id for m in result.matches) or "-",
+                "; ".join(
+                    f"{t.term} ({t.how}: {t.matched_as})" for m in result.matches for t in m.terms
+                )
+                or "-",
+                escape(text),
+            )
+    finally:
+        catalog.close()
+    if not as_json:
+        out.print(table)
+    if failures:
+        raise typer.Exit(1)
+
+
+def _prompt_text(text: str) -> str:
+    if len(text) > MAX_PROMPT:
+        raise InputError(f"the prompt is longer than {MAX_PROMPT} characters")
+    return text
 
 
 # check ------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ object that does not exist.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ from screener.errors import (
 )
 from screener.keys import ApiKey, KeyStore, Role, can_manage_work, can_read_work, require_role
 from screener.policy import Bands, Decision, Policy
+from screener.prompt.result import PromptResult
 from screener.risk import risk_prompt
 from screener.screening import Analysis, CheckItem, Registered, Screener, check_work_id
 from screener.signals import RegionFingerprint, from_stored, vector_bytes
@@ -85,6 +87,22 @@ class CheckOutcome:
 
 
 @dataclass(frozen=True)
+class PromptOutcome:
+    """A prompt check before generation, as recorded."""
+
+    prompt_check_id: str
+    result: PromptResult
+    audit_seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt_check_id": self.prompt_check_id,
+            **self.result.to_dict(),
+            "audit_seq": self.audit_seq,
+        }
+
+
+@dataclass(frozen=True)
 class WorkView:
     work: Work
     references: tuple[Reference, ...] = field(default_factory=tuple)
@@ -98,6 +116,16 @@ def _text(name: str, value: str | None, limit: int = MAX_TEXT) -> str | None:
     if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
         raise InputError(f"{name} contains control characters")
     return value
+
+
+def _terms(name: str, values: Sequence[str], most: int = 100) -> list[str]:
+    """Terms stripped, blanks and repeats dropped, each checked like an alias."""
+    cleaned = list(dict.fromkeys(v.strip() for v in values if v.strip()))
+    for value in cleaned:
+        _text(name, value, 200)
+    if len(cleaned) > most:
+        raise InputError(f"at most {most} {name}s")
+    return cleaned
 
 
 def _page(offset: int, limit: int) -> None:
@@ -239,6 +267,38 @@ class Desk:
             )
             row.audit_seq = record.seq
         return CheckOutcome(check_id, verdict, risk_prompt(verdict), record.seq)
+
+    def check_prompt(self, key: ApiKey, prompt: str, user_ref: str | None = None) -> PromptOutcome:
+        """Screen a prompt before generation and audit it like a check (the record keeps
+        the prompt's sha256 and what matched, not its text)."""
+        self.authorise_check(key)
+        text = _text("prompt", prompt) or ""
+        if not text.strip():
+            raise InputError("prompt must not be empty")
+        user_ref = _text("user_ref", user_ref, 200)
+        result = self.screener.check_prompt(text, platform=key.owner)
+        prompt_check_id = new_id("prm")
+        with Session(self.engine) as session, session.begin():
+            record = self.audit.append_in(
+                session,
+                key.id,
+                "prompt.check",
+                prompt_check_id,
+                {
+                    "platform": key.owner,
+                    "user_ref": user_ref,
+                    "prompt_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                    "decision": result.decision.value,
+                    "score": result.score,
+                    "matched_works": [m.work_id for m in result.matches],
+                    "matched_terms": {
+                        m.work_id: [[t.term, t.how] for t in m.terms] for m in result.matches
+                    },
+                    "policy_version": self.screener.policy.version,
+                    "terms_version": self.screener.prompts.mark,
+                },
+            )
+        return PromptOutcome(prompt_check_id, result, record.seq)
 
     def _check_row(self, session: Session, key: ApiKey, check_id: str) -> CheckRow:
         """The check if ``key`` may read it (the platform that made it, operators, and the
@@ -401,6 +461,7 @@ class Desk:
         title: str | None = None,
         aliases: Sequence[str] = (),
         owner: str | None = None,
+        related_terms: Sequence[str] = (),
     ) -> Registered:
         require_role(key, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
         if key.role == Role.RIGHTS_HOLDER and owner not in (None, key.owner):
@@ -413,6 +474,7 @@ class Desk:
             _text("alias", alias, 200)
         if len(aliases) > 100:
             raise InputError("at most 100 aliases")
+        related = _terms("related term", related_terms)
         return self.screener.registry.register(
             work_id,
             [u.data for u in uploads],
@@ -420,6 +482,7 @@ class Desk:
             title=title,
             owner=owner,
             aliases=aliases,
+            related_terms=related,
             create_only=True,
             hook=self._audited(key, "work.create", work_id, {"title": title or work_id}),
         )
@@ -951,8 +1014,10 @@ class Desk:
         *,
         title: str | None = None,
         aliases: Sequence[str] | None = None,
+        related_terms: Sequence[str] | None = None,
     ) -> Work:
-        """Change a work's title and aliases (any script); left-out ones stay."""
+        """Change a work's title, aliases and related terms (any script); left-out ones
+        stay."""
         work = self._work_for(key, work_id, manage=True)
         if title is not None:
             title = (_text("title", title, 500) or "").strip()
@@ -965,11 +1030,16 @@ class Desk:
                 _text("alias", alias, 200)
             if len(cleaned) > 100:
                 raise InputError("at most 100 aliases")
+        related = None if related_terms is None else _terms("related term", related_terms)
+        changes = {"title": title, "aliases": cleaned}
+        if related is not None:
+            changes["related_terms"] = related
         return self.screener.catalog.update_work(
             work.id,
             title=title,
             aliases=cleaned,
-            hook=self._audited(key, "work.update", work_id, {"title": title, "aliases": cleaned}),
+            related_terms=related,
+            hook=self._audited(key, "work.update", work_id, changes),
         )
 
     def check_image(self, key: ApiKey, check_id: str) -> bytes:

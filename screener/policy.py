@@ -109,6 +109,62 @@ class Matching:
             raise ValueError("background_k must be at least 1 and cohort_k at least 0")
 
 
+PROMPT_HOWS = ("exact", "homoglyph", "separator", "romanised", "fuzzy")
+
+
+@dataclass(frozen=True)
+class PromptPolicy:
+    """How a prompt's matched terms become a work's prompt score and a decision.
+
+    A name found by ``how`` scores ``weights[how]``; each distinct related term of a work
+    scores ``related_weight``, but only ``related_min_terms`` or more of them count (one
+    related term alone never matches). A work's score is the larger of the two, at most
+    1; the prompt is refused at ``refuse``, warned about at ``warn``. ``fuzzy`` lists
+    (shortest key length, edits allowed from that length on); ``homophone_han``: a
+    Chinese prompt matches a Chinese name by its pinyin alone (another character of the
+    same sound) only for names of at least this many characters.
+    """
+
+    weights: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "exact": 1.0,
+            "homoglyph": 1.0,
+            "separator": 1.0,
+            "romanised": 1.0,
+            "fuzzy": 0.8,
+        }
+    )
+    related_weight: float = 0.45
+    related_min_terms: int = 2
+    warn: float = 0.6
+    refuse: float = 0.95
+    fuzzy: tuple[tuple[int, int], ...] = ((6, 1), (10, 2))
+    homophone_han: int = 3
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.weights) - set(PROMPT_HOWS))
+        if unknown:
+            raise ValueError(f"unknown prompt match kind(s) {unknown}; known: {list(PROMPT_HOWS)}")
+        for name, value in [*self.weights.items(), ("related_weight", self.related_weight)]:
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"prompt weight {name} must be in [0, 1] (got {value})")
+        if self.related_min_terms < 2:
+            raise ValueError("related_min_terms must be at least 2: one related term never matches")
+        if not 0.0 < self.warn <= self.refuse <= 1.0:
+            raise ValueError(
+                f"prompt bands need 0 < warn <= refuse <= 1 (got warn={self.warn}, "
+                f"refuse={self.refuse})"
+            )
+        for min_length, distance in self.fuzzy:
+            if min_length < 4 or not 0 <= distance <= 2:
+                raise ValueError(
+                    "fuzzy bounds are (shortest key length >= 4, edits 0-2) pairs "
+                    f"(got ({min_length}, {distance}))"
+                )
+        if self.homophone_han < 1:
+            raise ValueError("homophone_han must be at least 1")
+
+
 @dataclass(frozen=True)
 class AppealDeadlines:
     """Days the rights holder has to respond to an appeal and the operator to decide it,
@@ -152,6 +208,8 @@ class Policy:
     # a verdict's ``models`` (``local_inliers``: the keypoint extractor and its OpenCV
     # release). A screener running another spec warns at start-up (`spec_drift`).
     fitted_with: Mapping[str, str] = field(default_factory=dict)
+    # Prompt screening (before generation, and the prompt signal inside checks).
+    prompt: PromptPolicy = field(default_factory=PromptPolicy)
 
     def __post_init__(self) -> None:
         if not self.version.strip():

@@ -33,3 +33,30 @@ def risk_prompt(verdict: Verdict) -> dict[str, str] | None:
     texts = _TEXT[Decision(verdict.decision)]
     owner = top.owner or "unknown"
     return {lang: text.format(title=top.title, owner=owner) for lang, text in texts.items()}
+
+
+_PROMPT_TEXT = {
+    "refuse": {
+        "zh": "您的提示词指向受保护作品《{title}》（权利人：{owner}），生成的图像可能侵犯他人"
+        "著作权，因此不予生成。请修改提示词。",
+        "en": "Your prompt points to the protected work \u201c{title}\u201d (rights holder: "
+        "{owner}); an image made from it may infringe its copyright, so it will not be "
+        "generated. Please change the prompt.",
+    },
+    "warn": {
+        "zh": "您的提示词可能涉及受保护作品《{title}》（权利人：{owner}）。生成的图像将经过相似性"
+        "审查，与该作品近似的结果不能发布。",
+        "en": "Your prompt may refer to the protected work \u201c{title}\u201d (rights holder: "
+        "{owner}). Generated images will be screened, and any that resemble it cannot be "
+        "published.",
+    },
+}
+
+
+def prompt_risk(decision: str, title: str, owner: str) -> dict[str, str] | None:
+    """The text for a warned or refused prompt (None for allow)."""
+    texts = _PROMPT_TEXT.get(decision)
+    if texts is None:
+        return None
+    owner = owner or "unknown"
+    return {lang: text.format(title=title, owner=owner) for lang, text in texts.items()}

@@ -55,7 +55,8 @@ from screener.indexes import IndexSet, MilvusTarget
 from screener.local import OVER_BLACK, PLAIN, LocalMatch, LocalVerifier
 from screener.local import SIGNAL as LOCAL_SIGNAL
 from screener.policy import Bands, Decision, Policy
-from screener.prompt import keyword_matches
+from screener.prompt.live import PromptScreen
+from screener.prompt.result import PromptResult, evaluate
 from screener.regions import WHOLE
 from screener.settings import Settings
 from screener.signals import (
@@ -165,6 +166,7 @@ class Screener:
             if self.local is not None:
                 self.local.backfill(self.catalog, self.limits, self.settings.work_size, _over_black)
                 self.local.votes.open(self.catalog)  # the saved index, then what changed
+        self.prompts = PromptScreen(self.catalog)  # loaded on the first prompt
         self.registry = Registry(self)
 
     @property
@@ -371,9 +373,9 @@ class Screener:
     ) -> Analysis:
         by_signal = self._usable(query)
         proposed = self._propose(by_signal)
-        prompt_info, prompt_works = self._prompt(item.prompt)
+        prompt_info, prompt_evidence, named = self._prompt(item.prompt, item.platform)
         clock.lap("search")
-        work_ids = self._shortlist(proposed, prompt_works)
+        work_ids = self._shortlist(proposed, named)
         work_ids += [w for w in item.include_works if w not in work_ids]
         features = None  # the query's keypoints, extracted once where anything is verified
         if self.local is not None and self.policy.matching.verify_top > 0:
@@ -389,7 +391,7 @@ class Screener:
         clock.lap("verify")
         matches = self._matches(
             candidates,
-            prompt_works,
+            prompt_evidence,
             item.prompt,
             item.platform,
             local=local,
@@ -580,14 +582,39 @@ class Screener:
                     best[work_id] = Best(value, RegionPair(region, reference_id, ref_region))
         return proposed
 
-    def _prompt(self, prompt: str | None) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+    def check_prompt(self, prompt: str, *, platform: str | None = None) -> PromptResult:
+        """Screen a prompt before generation: the works it names (however spelled) and
+        the decision under the policy. ``platform``: works licensed to it are reported,
+        never refused."""
+        policy = self.policy.prompt
+        self.prompts.refresh()
+        index = self.prompts.index
+        hits = index.scan(prompt, fuzzy=policy.fuzzy, homophone_han=policy.homophone_han)
+        named = {h.entry.work_id for h in hits}
+        licensed: set[str] = set()
+        if platform is not None and named:
+            licensed = {w.id for w in self.catalog.works(named).values() if platform in w.licensees}
+        return evaluate(prompt, hits, policy, index.described(named), licensed)
+
+    def _prompt(
+        self, prompt: str | None, platform: str | None = None
+    ) -> tuple[dict[str, Any] | None, dict[str, float], list[str]]:
+        """The prompt's evidence: what the verdict shows, each work's prompt evidence (a
+        work with one related term only gets it beside image evidence), the works named."""
         if not prompt:
-            return None, {}
-        found = keyword_matches(prompt, self.catalog.keywords())
-        return {"text": prompt, "keyword_matches": found}, found
+            return None, {}, []
+        result = self.check_prompt(prompt, platform=platform)
+        found = {m.work_id: [t.term for t in m.terms] for m in result.matches}
+        info = {
+            "text": prompt,
+            "keyword_matches": found,
+            "decision": result.decision.value,
+            "matches": [m.to_dict() for m in result.matches],
+        }
+        return info, result.evidence(), list(found)
 
     def _shortlist(
-        self, proposed: dict[str, dict[str, Best]], prompt_works: dict[str, list[str]]
+        self, proposed: dict[str, dict[str, Best]], prompt_works: list[str]
     ) -> list[str]:
         """The works worth an exact comparison: best first by a fused score of index hits."""
         limit = 4 * self.policy.matching.max_matches
@@ -784,7 +811,7 @@ class Screener:
     def _matches(
         self,
         candidates: dict[str, Candidate],
-        prompt_works: dict[str, list[str]],
+        prompt_evidence: dict[str, float],
         prompt: str | None,
         platform: str | None = None,
         works: dict[str, Work] | None = None,
@@ -813,7 +840,7 @@ class Screener:
             if background is not None and raw is not None:
                 values[NORM_SIGNAL] = round(raw - background, 6)
             if prompt:
-                values["prompt_keyword"] = 1.0 if work_id in prompt_works else 0.0
+                values["prompt_keyword"] = prompt_evidence.get(work_id, 0.0)
             bands = self._bands(work, territory)
             fused = fusion.fuse(values, self.policy)
             matches.append(
@@ -907,6 +934,7 @@ class Registry:
         owner: str = "",
         aliases: Sequence[str] = (),
         names: Sequence[str] | None = None,
+        related_terms: Sequence[str] = (),
         create_only: bool = False,
         must_exist: bool = False,
         hook: RegisterHook | None = None,
@@ -930,6 +958,7 @@ class Registry:
                 owner=owner,
                 aliases=list(aliases),
                 references=references,
+                related_terms=list(related_terms),
                 create_only=create_only,
                 must_exist=must_exist,
                 hook=hook,

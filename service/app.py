@@ -25,6 +25,7 @@ from service.routes import (
     health,
     labels,
     notices,
+    prompts,
     review,
     territories,
     works,
@@ -66,7 +67,18 @@ def create_app(settings: ServiceSettings | None = None, *, configure_logs: bool 
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)  # inside the request id
     app.middleware("http")(middleware(metrics))
-    for module in (checks, appeals, works, territories, notices, review, admin, labels, health):
+    for module in (
+        checks,
+        prompts,
+        appeals,
+        works,
+        territories,
+        notices,
+        review,
+        admin,
+        labels,
+        health,
+    ):
         app.include_router(module.router)
     app.mount("/console", create_console(runtime))  # the web console: pages, not JSON
     return app

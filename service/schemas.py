@@ -94,6 +94,9 @@ class WorkOut(BaseModel):
     title: str
     owner: str
     aliases: list[str]
+    related_terms: list[str] = Field(
+        default_factory=list, description="descriptive terms: weaker prompt evidence than names"
+    )
     thresholds: dict[str, float] | None
     licensees: list[str]
     reference_count: int
@@ -118,6 +121,7 @@ class WorkOut(BaseModel):
             title=work.title,
             owner=work.owner,
             aliases=list(work.aliases),
+            related_terms=list(work.related_terms),
             thresholds=work.thresholds,
             licensees=list(work.licensees),
             reference_count=work.reference_count,
@@ -252,3 +256,38 @@ class LabelOut(BaseModel):
 class Health(BaseModel):
     status: str
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class PromptRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(min_length=1, max_length=2000, description="the prompt to screen")
+    user_ref: str | None = Field(
+        default=None, max_length=200, description="your opaque user or session reference"
+    )
+
+
+class PromptTermOut(BaseModel):
+    term: str = Field(description="the term as registered")
+    matched_as: str = Field(description="the prompt's own text that matched it")
+    how: str = Field(description="exact, homoglyph, separator, romanised, fuzzy or related")
+
+
+class PromptMatchOut(BaseModel):
+    work_id: str
+    title: str
+    owner: str
+    score: float = Field(description="the work's prompt score in [0, 1] under the policy")
+    licensed: bool = Field(description="the caller may publish this work: never refused")
+    terms: list[PromptTermOut]
+
+
+class PromptOut(BaseModel):
+    prompt_check_id: str
+    prompt: str
+    decision: str = Field(description="allow, warn or refuse")
+    score: float
+    matches: list[PromptMatchOut]
+    risk_prompt: dict[str, str] | None = Field(
+        default=None, description="text to show the end user (zh, en) for warn and refuse"
+    )
+    audit_seq: int

@@ -64,10 +64,11 @@ def create_work(
     work_id: Annotated[str, Form(max_length=200)] = "",
     title: Annotated[str, Form(max_length=500)] = "",
     aliases: Annotated[str, Form(max_length=20_000)] = "",
+    related_terms: Annotated[str, Form(max_length=20_000)] = "",
     images: Annotated[list[UploadFile] | None, File()] = None,
 ) -> Response:
     who.require(*OWNERS)
-    form = {"work_id": work_id, "title": title, "aliases": aliases}
+    form = {"work_id": work_id, "title": title, "aliases": aliases, "related_terms": related_terms}
     try:
         if not work_id.strip():
             raise InputError("give the work an id (letters, digits, - and _)")
@@ -80,6 +81,7 @@ def create_work(
             files,
             title=title.strip() or None,
             aliases=lines(aliases),
+            related_terms=lines(related_terms),
         )
     except InputError as exc:
         return _works_page(request, who, status_of(exc), form=form, error=str(exc))
@@ -101,7 +103,11 @@ def _work_page(
         matches=matches,
         matches_total=total,
         form=extra.pop("form", None)
-        or {"title": view.work.title, "aliases": "\n".join(view.work.aliases)},
+        or {
+            "title": view.work.title,
+            "aliases": "\n".join(view.work.aliases),
+            "related_terms": "\n".join(view.work.related_terms),
+        },
         **extra,
     )
 
@@ -118,13 +124,20 @@ def edit_work(
     work_id: str,
     title: Annotated[str, Form(max_length=500)] = "",
     aliases: Annotated[str, Form(max_length=20_000)] = "",
+    related_terms: Annotated[str, Form(max_length=20_000)] = "",
 ) -> Response:
     try:
-        who.desk.update_work(who.key, work_id, title=title, aliases=lines(aliases))
+        who.desk.update_work(
+            who.key,
+            work_id,
+            title=title,
+            aliases=lines(aliases),
+            related_terms=lines(related_terms),
+        )
     except InputError as exc:
         if status_of(exc) == 404:
             raise
-        form = {"title": title, "aliases": aliases}
+        form = {"title": title, "aliases": aliases, "related_terms": related_terms}
         return _work_page(request, who, work_id, status_of(exc), form=form, error=str(exc))
     return redirect(f"/works/{work_id}", "updated")
 

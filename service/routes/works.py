@@ -30,11 +30,24 @@ def create_work(
     owner: Annotated[
         str | None, Form(max_length=200, description="operators only: whose work it is")
     ] = None,
+    related_terms: Annotated[
+        list[str] | None,
+        Form(
+            description="descriptive terms for prompt screening (weaker than names: two of "
+            "them, or one beside image evidence, match)"
+        ),
+    ] = None,
 ) -> Any:
     """Register a work with its reference images (all are checked before any is stored)."""
     uploads = read_uploads(images, rt.settings.max_images)
     done = rt.desk.create_work(
-        key, work_id, uploads, title=title, aliases=aliases or [], owner=owner
+        key,
+        work_id,
+        uploads,
+        title=title,
+        aliases=aliases or [],
+        owner=owner,
+        related_terms=related_terms or [],
     )
     return WorkOut.of(
         done.work,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from screener.prompt import keyword_matches, normalise
@@ -26,6 +26,7 @@ def test_single_characters_are_not_evidence() -> None:
     assert keyword_matches("x marks the spot", KEYWORDS) == {}
 
 
+@settings(deadline=None)  # the first call loads the converters
 @given(st.text())
 def test_arbitrary_prompts_never_fail(prompt: str) -> None:
     found = keyword_matches(prompt, KEYWORDS)

@@ -140,6 +140,26 @@ def test_prompt_keywords_appear_in_evidence_but_never_decide_alone(screener: Scr
     assert copy.matches[0].contributions["prompt_keyword"] > 0
 
 
+def test_one_related_term_counts_only_beside_image_evidence(screener: Screener) -> None:
+    screener.registry.register(
+        "hero",
+        [png(samples.scene(4))],
+        title="Zorvex Prime",
+        related_terms=["iron comet ship", "violet jetpack"],
+    )
+    copy = screener.check(png(samples.scene(4)), prompt="a violet jetpack")
+    assert copy.top_work_id == "hero"
+    weight = screener.policy.prompt.related_weight
+    assert copy.matches[0].signals["prompt_keyword"] == pytest.approx(weight)
+    assert copy.prompt is not None and copy.prompt["matches"] == []  # not a match alone
+    unrelated = screener.check(png(samples.drawing(99)), prompt="a violet jetpack")
+    assert unrelated.decision == "allow"
+    assert unrelated.prompt is not None and unrelated.prompt["decision"] == "allow"
+    both = screener.check(png(samples.drawing(99)), prompt="violet jetpack, iron comet ship")
+    assert both.decision == "allow"  # the prompt never decides alone
+    assert both.near_misses[0].signals["prompt_keyword"] == pytest.approx(2 * weight)
+
+
 def test_per_work_thresholds_change_the_decision(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     query = png(samples.scene(5).resize((200, 150)))

@@ -115,10 +115,23 @@ def test_success_responses_match_the_schema(running: Service) -> None:
         "POST",
         "/v1/works",
         "/v1/works",
-        data={"work_id": "schema-work", "title": "Schema", "aliases": ["one", "two"]},
+        data={
+            "work_id": "schema-work",
+            "title": "Schema",
+            "aliases": ["one", "two"],
+            "related_terms": ["glass tower", "red scarf"],
+        },
         files=files(encode(original)),
     )
     reference = made["references_added"][0]
+    screened = call(
+        "platform",
+        "POST",
+        "/v1/prompt",
+        "/v1/prompt",
+        json={"prompt": "S c h e m a with a red scarf", "user_ref": "u1"},
+    )
+    assert screened["matches"][0]["work_id"] == "schema-work"
     call("holder", "GET", "/v1/works", "/v1/works")
     call("holder", "GET", "/v1/works/{work_id}", "/v1/works/schema-work")
     more = encode(scene(7002, (256, 192)))
