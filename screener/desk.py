@@ -845,7 +845,7 @@ class Desk:
         self.screener.catalog.get_work(target)
         data = self.screener.catalog.blob(image_sha256)
 
-        def hook(session: Session, work: Work, added: list[int]) -> None:
+        def hook(session: Session, work: Work, added: list[int], _held: list[int]) -> None:
             self.audit.lock(session)
             row = self._pending(session, check_id)
             row.review_status = "confirmed"
