@@ -18,7 +18,7 @@ from service import errors
 from service.console import create_console
 from service.limits import BodyLimit
 from service.observe import Metrics, configure_logging, middleware
-from service.routes import admin, checks, health, labels, notices, review, works
+from service.routes import admin, checks, health, held, labels, notices, review, works
 from service.runtime import Runtime
 from service.settings import ServiceSettings
 
@@ -56,7 +56,7 @@ def create_app(settings: ServiceSettings | None = None, *, configure_logs: bool 
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)  # inside the request id
     app.middleware("http")(middleware(metrics))
-    for module in (checks, works, notices, review, admin, labels, health):
+    for module in (checks, works, held, notices, review, admin, labels, health):
         app.include_router(module.router)
     app.mount("/console", create_console(runtime))  # the web console: pages, not JSON
     return app
