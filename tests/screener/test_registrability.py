@@ -94,7 +94,7 @@ def test_content_too_small_flat_or_smooth_is_refused_with_rule_value_and_thresho
 
 def test_one_flat_image_fails_the_whole_registration(banked: Path) -> None:
     with Screener(Settings(data_dir=banked, signals=SIGNALS)) as screener:
-        with pytest.raises(NotRegistrable, match="blue.png"):
+        with pytest.raises(NotRegistrable, match=r"blue\.png"):
             screener.registry.register(
                 "mixed", [png(drawing(5)), png(ATTACKS["blue"])], names=["art.png", "blue.png"]
             )
