@@ -572,8 +572,8 @@ class Desk:
                 "reference images"
             )
         stored = []
-        for upload in uploads:  # refuse bad images before anything is recorded
-            decoded = self.screener.decode(upload.data)
+        for upload in uploads:  # refuse bad or unregistrable images before anything is recorded
+            decoded = self.screener.registry.check_content(upload.data, upload.name)
             stored.append((decoded.sha256, upload))
         owner = existing.owner if existing is not None else key.owner
         notice_id = new_id("ntc")

@@ -959,6 +959,17 @@ class Registry:
         """Drop a held reference: it never becomes part of the work."""
         self._s.catalog.reject_held(work_id, held_id, hook)
 
+    def check_content(self, data: bytes, name: str) -> DecodedImage:
+        """Decode an image meant to become a reference and refuse it now
+        (:class:`NotRegistrable`) if it has too little content, before a caller records
+        anything that would register it later (a notice's images)."""
+        decoded = self._s.decode(data)
+        rules = self._s.policy.registration
+        content = registrability.content_findings(registrability.measure(decoded, rules), rules)
+        if content:
+            raise registrability.refuse(name, content)
+        return decoded
+
     def _reference(
         self, image: ImageInput, name: str
     ) -> tuple[NewReference, list[registrability.Finding], registrability.Finding | None]:

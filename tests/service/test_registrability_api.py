@@ -148,3 +148,18 @@ def test_the_console_lists_held_references_and_operators_approve_them(banked: Se
     assert done.status_code == 303 and done.headers["location"].endswith("done=approved")
     work = banked.client.get("/v1/works/console-stock", headers=banked.h("holder")).json()
     assert work["reference_count"] == 1 and work["references_held"] == []
+
+
+def test_a_notice_with_a_flat_image_is_refused_before_it_is_recorded(banked: Service) -> None:
+    """A notice's images are registered after it is recorded (and again after a crash):
+    one that can never be registered must be refused first, or the notice would be stuck."""
+    filed = banked.client.post(
+        "/v1/notices",
+        headers=banked.h("holder"),
+        data={"work_id": "flat-notice", "title": "Flat", "description": "a colour"},
+        files=[("images", ("blue.png", png(Image.new("RGB", (64, 64), (0, 0, 255))), "image/png"))],
+    )
+    assert filed.status_code == 422, filed.text
+    assert filed.json()["error"]["code"] == "not_registrable"
+    notices = banked.client.get("/v1/notices", headers=banked.h("holder")).json()
+    assert all(n["work_id"] != "flat-notice" for n in notices["items"])
