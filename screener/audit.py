@@ -346,6 +346,8 @@ class AuditLog:
                 extra["work_owner"] = reported[0].owner
                 if len(reported) > 1:
                     extra["references_added"] = list(reported[1])
+                if len(reported) > 2 and reported[2]:
+                    extra["references_held"] = list(reported[2])
             elif reported:
                 extra["fingerprints_removed"] = reported[0]
             self.append_in(session, actor, action, subject, {**payload, **extra})

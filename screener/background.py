@@ -110,8 +110,32 @@ class Bank:
         """Each work's generic level of one signal, by evidence name: the value of the
         bank image that is the k-th closest to the work (k clipped to the images that
         give the evidence at all), each bank image scored as a check scores a query
-        against ``refs`` (whole against whole; a region against the whole of the other;
-        PDQ rows and references under ``min_quality`` left out)."""
+        against ``refs`` (see `closest`)."""
+        works: dict[str, list[StoredFingerprint]] = {}
+        for ref in refs:
+            works.setdefault(ref.work_id, []).append(ref)
+        out: dict[str, dict[str, float]] = {}
+        for work_id, own in works.items():
+            for name, values in self.closest(signal, own, min_quality).items():
+                finite = values[np.isfinite(values)]
+                if not len(finite):
+                    continue
+                closeness = -finite if name.endswith("_hamming") else finite
+                kk = min(max(1, k), len(finite))
+                level = float(-np.partition(-closeness, kk - 1)[kk - 1])
+                out.setdefault(name, {})[work_id] = -level if name.endswith("_hamming") else level
+        return out
+
+    def closest(
+        self,
+        signal: str,
+        refs: Sequence[StoredFingerprint],
+        min_quality: float | None = None,
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        """Each bank image's best value of one signal against ``refs`` taken as one work,
+        by evidence name (NaN where the image gives none), scored as a check scores a
+        query: whole against whole; a region against the whole of the other; PDQ rows and
+        references under ``min_quality`` left out."""
         rows = self.rows.get(signal)
         if min_quality is not None:
             refs = [r for r in refs if (r.quality or 0.0) >= min_quality]
@@ -129,31 +153,23 @@ class Bank:
         else:
             closeness = (matrix @ stored.T).astype(np.float64)
         ref_whole = np.array([is_whole(r.region) for r in refs])
-        works: dict[str, list[int]] = {}
-        for column, ref in enumerate(refs):
-            works.setdefault(ref.work_id, []).append(column)
-        count = int(self.count)
-        out: dict[str, dict[str, float]] = {}
-        for work_id, columns in works.items():
-            cols = np.array(columns)
-            whole_cols, region_cols = cols[ref_whole[cols]], cols[~ref_whole[cols]]
-            pairs = {
-                EVIDENCE_NAME[signal]: [(whole, whole_cols)],
-                REGION_EVIDENCE_NAME[signal]: [(~whole, whole_cols), (whole, region_cols)],
-            }
-            for name, parts in pairs.items():
-                best = np.full(count, -np.inf)
-                for row_mask, part_cols in parts:
-                    if not row_mask.any() or not len(part_cols):
-                        continue
-                    per_row = closeness[np.ix_(row_mask, part_cols)].max(axis=1)
-                    np.maximum.at(best, image[row_mask], per_row)
-                finite = best[np.isfinite(best)]
-                if not len(finite):
+        cols = np.arange(len(refs))
+        whole_cols, region_cols = cols[ref_whole], cols[~ref_whole]
+        pairs = {
+            EVIDENCE_NAME[signal]: [(whole, whole_cols)],
+            REGION_EVIDENCE_NAME[signal]: [(~whole, whole_cols), (whole, region_cols)],
+        }
+        out: dict[str, npt.NDArray[np.float64]] = {}
+        for name, parts in pairs.items():
+            best = np.full(self.count, -np.inf)
+            for row_mask, part_cols in parts:
+                if not row_mask.any() or not len(part_cols):
                     continue
-                kk = min(max(1, k), len(finite))
-                level = float(-np.partition(-finite, kk - 1)[kk - 1])
-                out.setdefault(name, {})[work_id] = -level if rows.binary else level
+                per_row = closeness[np.ix_(row_mask, part_cols)].max(axis=1)
+                np.maximum.at(best, image[row_mask], per_row)
+            if np.isfinite(best).any():
+                best[~np.isfinite(best)] = np.nan
+                out[name] = -best if rows.binary else best
         return out
 
 

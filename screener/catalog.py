@@ -108,6 +108,25 @@ class ReferenceRow(Base):
     work: Mapped[WorkRow] = relationship(back_populates="references")
 
 
+class HeldReferenceRow(Base):
+    """A reference image held for an operator (see `screener.registrability`): its bytes
+    are kept (in ``blobs``), but it has no fingerprints, so no index ever sees it. Approval
+    fingerprints it and adds it as a reference in one transaction that also deletes this
+    row; rejection deletes the row."""
+
+    __tablename__ = "held_references"
+    __table_args__ = (UniqueConstraint("work_id", "sha256"), {"sqlite_autoincrement": True})
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    work_id: Mapped[str] = mapped_column(ForeignKey("works.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    source_name: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(16))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
 class VectorColumns:
     """One fingerprint as stored: which signal and model made it, of which region."""
 
@@ -186,7 +205,8 @@ class MetaRow(Base):
 
 # Called last inside a write's transaction (the audit record of the change goes there, so
 # the change and its record commit or roll back together).
-RegisterHook = Callable[[Session, "Work", list[int]], None]
+# A registration's hook gets the work, the references added and those held for an operator.
+RegisterHook = Callable[[Session, "Work", list[int], list[int]], None]
 RemoveHook = Callable[[Session, int], None]
 UpdateHook = Callable[[Session, "Work"], None]
 
@@ -225,6 +245,33 @@ class NewReference:
     data: bytes
     fingerprints: tuple[NewFingerprint, ...]
     local: tuple[NewLocalFeatures, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewHeld:
+    """A reference to hold for an operator, with why (`registrability.Finding` dicts)."""
+
+    sha256: str
+    source_name: str
+    format: str
+    width: int
+    height: int
+    data: bytes
+    findings: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class HeldReference:
+    id: int
+    work_id: str
+    owner: str
+    sha256: str
+    source_name: str
+    format: str
+    width: int
+    height: int
+    findings: tuple[dict[str, Any], ...]
+    created_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -370,14 +417,27 @@ class Catalog:
         create_only: bool = False,
         must_exist: bool = False,
         hook: RegisterHook | None = None,
-    ) -> tuple[Work, list[int]]:
+        held: Sequence[NewHeld] = (),
+        release: int | None = None,
+    ) -> tuple[Work, list[int], list[int]]:
         """Create the work (or extend it) and add references, all in one transaction.
 
-        References already on the work (same sha256) are skipped. Returns the work and the
-        ids of the references added.
+        References already on the work (same sha256) are skipped, and so are ``held``
+        ones already on it or already held. ``release``: the held reference being
+        approved, deleted in the same transaction (NotFound once it is gone). Returns the
+        work, the ids of the references added and of those held.
         """
         added: list[int] = []
+        held_ids: list[int] = []
         with Session(self.engine) as session, session.begin():
+            if release is not None:
+                gone = session.execute(
+                    delete(HeldReferenceRow).where(
+                        HeldReferenceRow.id == release, HeldReferenceRow.work_id == work_id
+                    )
+                )
+                if getattr(gone, "rowcount", 0) != 1:
+                    raise NotFound(f"work {work_id!r} has no held reference {release}")
             row = session.get(WorkRow, work_id)
             if row is None and must_exist:
                 raise NotFound(f"no work {work_id!r}")
@@ -430,11 +490,84 @@ class Catalog:
                     IndexLogRow(signal=f.signal, spec_id=f.spec_id, fingerprint_id=f.id, op="add")
                     for f in fp_rows
                 )
+            held_ids = self._hold(session, work_id, held, known)
             session.flush()
             work = self._query_works(session, WorkRow.id == row.id)[0]
             if hook is not None:
-                hook(session, work, added)
-        return work, added
+                hook(session, work, added, held_ids)
+        return work, added, held_ids
+
+    @staticmethod
+    def _hold(
+        session: Session, work_id: str, held: Sequence[NewHeld], known: set[str]
+    ) -> list[int]:
+        """Store references held for an operator (no fingerprints: no index sees them)."""
+        known = known | set(
+            session.scalars(
+                select(HeldReferenceRow.sha256).where(HeldReferenceRow.work_id == work_id)
+            )
+        )
+        ids: list[int] = []
+        for ref in held:
+            if ref.sha256 in known:
+                continue
+            known.add(ref.sha256)
+            if session.get(BlobRow, ref.sha256) is None:
+                session.add(BlobRow(sha256=ref.sha256, data=ref.data))
+            row = HeldReferenceRow(
+                work_id=work_id,
+                sha256=ref.sha256,
+                source_name=ref.source_name,
+                format=ref.format,
+                width=ref.width,
+                height=ref.height,
+                findings=list(ref.findings),
+            )
+            session.add(row)
+            session.flush()
+            ids.append(row.id)
+        return ids
+
+    def held(
+        self, *, work_id: str | None = None, owner: str | None = None, held_id: int | None = None
+    ) -> list[HeldReference]:
+        """References held for an operator, oldest first (of one work, owner or id)."""
+        query = select(HeldReferenceRow, WorkRow.owner).join(
+            WorkRow, WorkRow.id == HeldReferenceRow.work_id
+        )
+        if work_id is not None:
+            query = query.where(HeldReferenceRow.work_id == work_id)
+        if owner is not None:
+            query = query.where(WorkRow.owner == owner)
+        if held_id is not None:
+            query = query.where(HeldReferenceRow.id == held_id)
+        with Session(self.engine) as session:
+            rows = session.execute(query.order_by(HeldReferenceRow.id)).all()
+        return [
+            HeldReference(
+                r.id,
+                r.work_id,
+                work_owner,
+                r.sha256,
+                r.source_name,
+                r.format,
+                r.width,
+                r.height,
+                tuple(r.findings or ()),
+                r.created_at,
+            )
+            for r, work_owner in rows
+        ]
+
+    def reject_held(self, work_id: str, held_id: int, hook: RemoveHook | None = None) -> None:
+        """Drop a held reference (its bytes stay with the other blobs)."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(HeldReferenceRow, held_id)
+            if row is None or row.work_id != work_id:
+                raise NotFound(f"work {work_id!r} has no held reference {held_id}")
+            session.delete(row)
+            if hook is not None:
+                hook(session, 0)
 
     def update_work(
         self,
@@ -511,6 +644,7 @@ class Catalog:
                 delete(LocalFeatureRow).where(LocalFeatureRow.reference_id.in_(ref_ids))
             )
             session.execute(delete(ReferenceRow).where(ReferenceRow.work_id == work_id))
+            session.execute(delete(HeldReferenceRow).where(HeldReferenceRow.work_id == work_id))
             session.execute(delete(LicenseeRow).where(LicenseeRow.work_id == work_id))
             session.execute(delete(TerritoryRow).where(TerritoryRow.work_id == work_id))
             session.execute(delete(RelatedTermRow).where(RelatedTermRow.work_id == work_id))

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 from screener import policy as policy_mod
 from screener import transfer
 from screener.audit import Anchor, AuditLog
-from screener.catalog import Catalog, make_engine
+from screener.catalog import Catalog, HeldReference, make_engine
 from screener.decode import DecodedImage
 from screener.errors import ConfigurationError, InputError, ScreenerError
 from screener.keys import KeyStore, Role
@@ -202,6 +202,7 @@ def works_import(
                         f"{result.skipped} already registered",
                         highlight=False,
                     )
+                    _print_held(result.held)
                 except ScreenerError as exc:
                     failures += 1
                     err.print(f"[red]failed[/] {sub.name}: {exc}", highlight=False)
@@ -249,6 +250,70 @@ def works_add(
         f"{result.skipped} already registered ({result.work.reference_count} in all)",
         highlight=False,
     )
+    _print_held(result.held)
+
+
+def _held_reason(held: HeldReference) -> str:
+    return "; ".join(str(f.get("reason", "")) for f in held.findings)
+
+
+def _print_held(held: Sequence[HeldReference]) -> None:
+    for h in held:
+        err.print(
+            f"[yellow]held[/] {h.work_id} #{h.id} {h.source_name}: {_held_reason(h)}; it is not "
+            f"screened against until an operator runs `screener works approve {h.work_id} "
+            f"{h.id}`",
+            highlight=False,
+        )
+
+
+@works_app.command("held")
+def works_held(data_dir: DataDir = None) -> None:
+    """List reference images held for an operator, with why."""
+    with _open(data_dir) as screener:
+        held = screener.catalog.held()
+    if not held:
+        out.print("no held references")
+        return
+    table = Table("work", "held id", "image", "owner", "why")
+    for h in held:
+        table.add_row(h.work_id, str(h.id), h.source_name, h.owner, _held_reason(h))
+    out.print(table)
+
+
+@works_app.command("approve")
+def works_approve(work_id: str, held_id: int, data_dir: DataDir = None) -> None:
+    """Add a held reference image to its work (it is screened against from now on)."""
+    with _open(data_dir) as screener:
+        result = _guard(
+            lambda: screener.registry.approve(
+                work_id,
+                held_id,
+                _audit(screener).hook(
+                    CLI_ACTOR, "work.approve_reference", work_id, {"held_id": held_id}
+                ),
+            )
+        )
+    out.print(
+        f"{work_id}: held reference {held_id} approved ({result.work.reference_count} in all)",
+        highlight=False,
+    )
+
+
+@works_app.command("reject")
+def works_reject(work_id: str, held_id: int, data_dir: DataDir = None) -> None:
+    """Drop a held reference image: it never becomes part of the work."""
+    with _open(data_dir) as screener:
+        _guard(
+            lambda: screener.registry.reject(
+                work_id,
+                held_id,
+                _audit(screener).hook(
+                    CLI_ACTOR, "work.reject_reference", work_id, {"held_id": held_id}
+                ),
+            )
+        )
+    out.print(f"{work_id}: held reference {held_id} rejected", highlight=False)
 
 
 @works_app.command("list")

@@ -36,7 +36,7 @@ from screener.cases import (
     notice,
     now,
 )
-from screener.catalog import BlobRow, Reference, Work
+from screener.catalog import BlobRow, HeldReference, Reference, Work
 from screener.errors import (
     Conflict,
     Forbidden,
@@ -106,6 +106,7 @@ class PromptOutcome:
 class WorkView:
     work: Work
     references: tuple[Reference, ...] = field(default_factory=tuple)
+    held: tuple[HeldReference, ...] = field(default_factory=tuple)
 
 
 def _text(name: str, value: str | None, limit: int = MAX_TEXT) -> str | None:
@@ -500,7 +501,55 @@ class Desk:
 
     def get_work(self, key: ApiKey, work_id: str) -> WorkView:
         work = self._work_for(key, work_id)
-        return WorkView(work, tuple(self.screener.catalog.references(work_id)))
+        catalog = self.screener.catalog
+        return WorkView(
+            work, tuple(catalog.references(work_id)), tuple(catalog.held(work_id=work_id))
+        )
+
+    # references held for an operator (see screener.registrability) ------------------------
+
+    def held_references(self, key: ApiKey) -> list[HeldReference]:
+        """References waiting for an operator: all of them for operators, a rights
+        holder's own (with why they wait) for a rights holder."""
+        require_role(key, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
+        owner = key.owner if key.role == Role.RIGHTS_HOLDER else None
+        return self.screener.catalog.held(owner=owner)
+
+    def _held(self, key: ApiKey, work_id: str, held_id: int) -> HeldReference:
+        self._work_for(key, work_id)
+        found = self.screener.catalog.held(work_id=work_id, held_id=held_id)
+        if not found:
+            raise NotFound(f"work {quote(work_id)} has no held reference {held_id}")
+        return found[0]
+
+    def held_image(self, key: ApiKey, work_id: str, held_id: int) -> bytes:
+        """A held reference's bytes, for whoever may read its work."""
+        return self.screener.catalog.blob(self._held(key, work_id, held_id).sha256)
+
+    def approve_held(self, key: ApiKey, work_id: str, held_id: int, note: str = "") -> Registered:
+        """An operator judges a held reference to be the work's own: it is fingerprinted and
+        screened against from now on."""
+        require_role(key, Role.OPERATOR, Role.ADMIN)
+        note = _text("note", note) or ""
+        held = self._held(key, work_id, held_id)
+        payload = {"held_id": held_id, "sha256": held.sha256, "findings": list(held.findings)}
+        return self.screener.registry.approve(
+            work_id,
+            held_id,
+            self._audited(key, "work.approve_reference", work_id, {**payload, "note": note}),
+        )
+
+    def reject_held(self, key: ApiKey, work_id: str, held_id: int, note: str = "") -> None:
+        """An operator refuses a held reference: it never becomes part of the work."""
+        require_role(key, Role.OPERATOR, Role.ADMIN)
+        note = _text("note", note) or ""
+        held = self._held(key, work_id, held_id)
+        payload = {"held_id": held_id, "sha256": held.sha256, "findings": list(held.findings)}
+        self.screener.registry.reject(
+            work_id,
+            held_id,
+            self._audited(key, "work.reject_reference", work_id, {**payload, "note": note}),
+        )
 
     def list_works(self, key: ApiKey, offset: int = 0, limit: int = 50) -> tuple[list[Work], int]:
         require_role(key, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
@@ -588,8 +637,8 @@ class Desk:
                 "reference images"
             )
         stored = []
-        for upload in uploads:  # refuse bad images before anything is recorded
-            decoded = self.screener.decode(upload.data)
+        for upload in uploads:  # refuse bad or unregistrable images before anything is recorded
+            decoded = self.screener.registry.check_content(upload.data, upload.name)
             stored.append((decoded.sha256, upload))
         owner = existing.owner if existing is not None else key.owner
         notice_id = new_id("ntc")
@@ -910,7 +959,7 @@ class Desk:
         self.screener.catalog.get_work(target)
         data = self.screener.catalog.blob(image_sha256)
 
-        def hook(session: Session, work: Work, added: list[int]) -> None:
+        def hook(session: Session, work: Work, added: list[int], _held: list[int]) -> None:
             self.audit.lock(session)
             row = self._pending(session, check_id)
             row.review_status = "confirmed"

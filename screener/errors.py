@@ -74,6 +74,18 @@ class Conflict(InputError):
     code = "conflict"
 
 
+class NotRegistrable(InputError):
+    """A reference image has too little content to be a protected work (a flat colour, a
+    few pixels, a gradient): matching it would claim every plain output. ``findings``
+    names each rule broken, its measured value and the policy's threshold."""
+
+    code = "not_registrable"
+
+    def __init__(self, message: str, findings: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.findings = findings or []
+
+
 class LabelError(InputError):
     """An AI-content label is invalid: a bad field given to write, or a malformed one read."""
 

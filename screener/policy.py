@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
@@ -185,6 +185,36 @@ TERRITORY_CODE = re.compile(r"^[A-Z]{2}$")
 
 
 @dataclass(frozen=True)
+class Registration:
+    """What a reference image must have to be registered (see `screener.registrability`):
+    below any ``min_*`` it is refused; a background-bank image that would reach the
+    ``bank_hold`` band against it ("review", "block", or "never") holds it for an
+    operator. The defaults are those of the shipped policy."""
+
+    min_content_side: float = 16.0
+    min_contrast: float = 8.0
+    min_edge_density: float = 0.002
+    border_tolerance: float = 12.0
+    edge_step: float = 24.0
+    bank_hold: Literal["review", "block", "never"] = "review"
+
+    def __post_init__(self) -> None:
+        numbers = (
+            self.min_content_side,
+            self.min_contrast,
+            self.min_edge_density,
+            self.border_tolerance,
+            self.edge_step,
+        )
+        if not all(math.isfinite(n) and n >= 0 for n in numbers):
+            raise ValueError("registration thresholds must be finite numbers >= 0")
+        if self.min_edge_density > 1:
+            raise ValueError("registration.min_edge_density is a share: at most 1")
+        if self.edge_step <= 0 or self.border_tolerance >= 255:
+            raise ValueError("edge_step must be above 0 and border_tolerance below 255")
+
+
+@dataclass(frozen=True)
 class Policy:
     version: str
     bias: float
@@ -210,6 +240,8 @@ class Policy:
     fitted_with: Mapping[str, str] = field(default_factory=dict)
     # Prompt screening (before generation, and the prompt signal inside checks).
     prompt: PromptPolicy = field(default_factory=PromptPolicy)
+    # What a reference image needs to be registered, and when one is held.
+    registration: Registration = field(default_factory=Registration)
 
     def __post_init__(self) -> None:
         if not self.version.strip():

@@ -29,7 +29,7 @@ from models import Fingerprinter, ModelUnavailable
 from models.local import LocalFeatures
 from screener import background as background_mod
 from screener import explain as explain_mod
-from screener import fusion
+from screener import fusion, registrability
 from screener import policy as policy_mod
 from screener.candidates import (
     Best,
@@ -42,7 +42,9 @@ from screener.candidates import (
 )
 from screener.catalog import (
     Catalog,
+    HeldReference,
     NewFingerprint,
+    NewHeld,
     NewReference,
     RegisterHook,
     RemoveHook,
@@ -50,7 +52,7 @@ from screener.catalog import (
     Work,
 )
 from screener.decode import DecodedImage, Limits, decode, decode_file
-from screener.errors import DecodeError, InputError, NotFound, quote
+from screener.errors import DecodeError, InputError, NotFound, NotRegistrable, quote
 from screener.indexes import IndexSet, MilvusTarget
 from screener.local import OVER_BLACK, PLAIN, LocalMatch, LocalVerifier
 from screener.local import SIGNAL as LOCAL_SIGNAL
@@ -117,6 +119,8 @@ class Registered:
     work: Work
     added_references: tuple[int, ...]
     skipped: int
+    # References held for an operator (stored, not screened against until approved).
+    held: tuple[HeldReference, ...] = ()
 
 
 class Screener:
@@ -938,21 +942,49 @@ class Registry:
         create_only: bool = False,
         must_exist: bool = False,
         hook: RegisterHook | None = None,
+        vetted: bool = False,
     ) -> Registered:
         """Register a work (or add references to an existing one) from its images.
 
-        Every image is decoded and fingerprinted before anything is written: one bad image
-        fails the whole call and nothing changes.
+        Every image is decoded, fingerprinted and measured (`screener.registrability`)
+        before anything is written: one bad image, or one with too little content
+        (:class:`NotRegistrable`, naming each rule broken), fails the whole call and
+        nothing changes. An image that looks like an ordinary picture of the background
+        bank is stored but held for an operator (``Registered.held``), unless the caller
+        is an operator who already judged it (``vetted``).
         """
         check_work_id(work_id)
         if not images:
             raise InputError(f"work {quote(work_id)}: at least one reference image is needed")
-        references = [
+        prepared = [
             self._reference(image, names[i] if names else _name_of(image, i))
             for i, image in enumerate(images)
         ]
+        refused = [
+            registrability.refuse(ref.source_name, content)
+            for ref, content, _ in prepared
+            if content
+        ]
+        if refused:
+            raise NotRegistrable(
+                "; ".join(str(e) for e in refused), [f for e in refused for f in e.findings]
+            )
+        references = [ref for ref, _, hold in prepared if hold is None or vetted]
+        held = [
+            NewHeld(
+                ref.sha256,
+                ref.source_name,
+                ref.format,
+                ref.width,
+                ref.height,
+                ref.data,
+                (hold.to_dict(),),
+            )
+            for ref, _, hold in prepared
+            if hold is not None and not vetted
+        ]
         with self._s._lock:
-            work, added = self._s.catalog.register(
+            work, added, held_ids = self._s.catalog.register(
                 work_id,
                 title=title or work_id,
                 owner=owner,
@@ -962,11 +994,54 @@ class Registry:
                 create_only=create_only,
                 must_exist=must_exist,
                 hook=hook,
+                held=held,
             )
             self._s.catch_up(added_only=True)
-        return Registered(work, tuple(added), len(references) - len(added))
+        kept = tuple(h for h in self._s.catalog.held(work_id=work_id) if h.id in held_ids)
+        return Registered(work, tuple(added), len(prepared) - len(added) - len(kept), kept)
 
-    def _reference(self, image: ImageInput, name: str) -> NewReference:
+    def approve(self, work_id: str, held_id: int, hook: RegisterHook | None = None) -> Registered:
+        """Add a held reference to its work (fingerprinted afresh from its stored bytes) and
+        drop it from the held ones, in one transaction."""
+        found = self._s.catalog.held(work_id=work_id, held_id=held_id)
+        if not found:
+            raise NotFound(f"work {quote(work_id)} has no held reference {held_id}")
+        work = self._s.catalog.get_work(work_id)
+        ref, _, _ = self._reference(self._s.catalog.blob(found[0].sha256), found[0].source_name)
+        with self._s._lock:
+            work, added, _ = self._s.catalog.register(
+                work_id,
+                title=work.title,
+                owner=work.owner,
+                aliases=work.aliases,
+                references=[ref],
+                must_exist=True,
+                hook=hook,
+                release=held_id,
+            )
+            self._s.catch_up(added_only=True)
+        return Registered(work, tuple(added), 1 - len(added))
+
+    def reject(self, work_id: str, held_id: int, hook: RemoveHook | None = None) -> None:
+        """Drop a held reference: it never becomes part of the work."""
+        self._s.catalog.reject_held(work_id, held_id, hook)
+
+    def check_content(self, data: bytes, name: str) -> DecodedImage:
+        """Decode an image meant to become a reference and refuse it now
+        (:class:`NotRegistrable`) if it has too little content, before a caller records
+        anything that would register it later (a notice's images)."""
+        decoded = self._s.decode(data)
+        rules = self._s.policy.registration
+        content = registrability.content_findings(registrability.measure(decoded, rules), rules)
+        if content:
+            raise registrability.refuse(name, content)
+        return decoded
+
+    def _reference(
+        self, image: ImageInput, name: str
+    ) -> tuple[NewReference, list[registrability.Finding], registrability.Finding | None]:
+        """A reference ready to store, the content rules it breaks (each refuses it) and
+        the reason to hold it for an operator, if any."""
         if isinstance(image, DecodedImage):
             raise InputError("register needs the original bytes or a path, not a decoded image")
         try:
@@ -974,6 +1049,20 @@ class Registry:
             decoded = decode(data, limits=self._s.limits, max_side=self._s.settings.work_size)
         except DecodeError as exc:
             raise type(exc)(f"{name}: {exc}") from exc
+        rules = self._s.policy.registration
+        content = registrability.content_findings(registrability.measure(decoded, rules), rules)
+        if content:  # refused: not worth fingerprinting
+            return NewReference(decoded.sha256, name, decoded.format, 0, 0, b"", ()), content, None
+        reference = self._fingerprinted(decoded, data, name)
+        by_signal: dict[str, list[StoredFingerprint]] = {}
+        for fp in reference.fingerprints:
+            by_signal.setdefault(fp.signal, []).append(
+                StoredFingerprint(0, "", 0, fp.signal, fp.spec_id, fp.region, fp.vector, fp.quality)
+            )
+        hold = registrability.bank_finding(self._s.background, by_signal, self._s.policy)
+        return reference, [], hold
+
+    def _fingerprinted(self, decoded: DecodedImage, data: bytes, name: str) -> NewReference:
         signals = self._s.signals
         found = [(fp, fp.region) for fp in signals.fingerprint(decoded.image, dihedral=False)]
         local = (

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from screener.cases import CheckRecord, Notice
-from screener.catalog import Reference, Work
+from screener.catalog import HeldReference, Reference, Work
 from screener.keys import ApiKey
 
 
@@ -89,6 +89,54 @@ class ReferenceOut(BaseModel):
         )
 
 
+class FindingOut(BaseModel):
+    """A registrability rule a reference broke: the measured value and the threshold."""
+
+    rule: str
+    measure: str
+    value: float
+    threshold: float
+    action: str
+    reason: str
+
+
+class HeldOut(BaseModel):
+    """A reference image held for an operator: stored, not screened against until approved."""
+
+    held_id: int
+    work_id: str
+    owner: str
+    source_name: str
+    format: str
+    width: int
+    height: int
+    findings: list[FindingOut]
+    created_at: str
+
+    @classmethod
+    def of(cls, held: HeldReference) -> HeldOut:
+        return cls(
+            held_id=held.id,
+            work_id=held.work_id,
+            owner=held.owner,
+            source_name=held.source_name,
+            format=held.format,
+            width=held.width,
+            height=held.height,
+            findings=[FindingOut.model_validate(f) for f in held.findings],
+            created_at=held.created_at.isoformat(),
+        )
+
+
+class HeldPage(BaseModel):
+    items: list[HeldOut]
+
+
+class HeldDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(default="", max_length=2000)
+
+
 class WorkOut(BaseModel):
     work_id: str
     title: str
@@ -113,6 +161,8 @@ class WorkOut(BaseModel):
     references: list[ReferenceOut] | None = None
     references_added: list[int] | None = None
     references_already_registered: int | None = None
+    # Held for an operator (see screener/registrability.py): not screened against yet.
+    references_held: list[HeldOut] | None = None
 
     @classmethod
     def of(cls, work: Work, references: list[Reference] | None = None, **extra: Any) -> WorkOut:

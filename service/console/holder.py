@@ -75,7 +75,7 @@ def create_work(
         files = uploads(images)
         if not files:
             raise InputError("add at least one reference image")
-        who.desk.create_work(
+        done = who.desk.create_work(
             who.key,
             work_id.strip(),
             files,
@@ -85,7 +85,7 @@ def create_work(
         )
     except InputError as exc:
         return _works_page(request, who, status_of(exc), form=form, error=str(exc))
-    return redirect(f"/works/{work_id.strip()}", "created")
+    return redirect(f"/works/{work_id.strip()}", "held" if done.held else "created")
 
 
 def _work_page(
@@ -100,6 +100,7 @@ def _work_page(
         status=status,
         work=view.work,
         references=view.references,
+        held=view.held,
         matches=matches,
         matches_total=total,
         form=extra.pop("form", None)
@@ -153,12 +154,12 @@ def add_references(
         files = uploads(images)
         if not files:
             raise InputError("choose or drop at least one image")
-        who.desk.add_references(who.key, work_id, files)
+        done = who.desk.add_references(who.key, work_id, files)
     except InputError as exc:
         if status_of(exc) == 404:
             raise
         return _work_page(request, who, work_id, status_of(exc), upload_error=str(exc))
-    return redirect(f"/works/{work_id}", "references")
+    return redirect(f"/works/{work_id}", "held" if done.held else "references")
 
 
 @router.post("/works/{work_id}/references/{reference_id}/remove")
@@ -176,6 +177,38 @@ def delete_work(who: FormViewer, work_id: str) -> Response:
 @router.get("/works/{work_id}/references/{reference_id}/image")
 def reference_image(who: TheViewer, work_id: str, reference_id: int) -> Response:
     return image_response(who.desk.reference_image(who.key, work_id, reference_id))
+
+
+# references held for an operator -------------------------------------------------------
+
+
+@router.get("/held", response_class=HTMLResponse)
+def held_page(request: Request, who: TheViewer) -> Response:
+    """Operators: every held reference with approve and reject; a rights holder: their
+    own, with why they wait."""
+    who.require(*OWNERS)
+    return render(request, "held.html", who, held=who.desk.held_references(who.key))
+
+
+@router.get("/works/{work_id}/held/{held_id}/image")
+def held_image(who: TheViewer, work_id: str, held_id: int) -> Response:
+    return image_response(who.desk.held_image(who.key, work_id, held_id))
+
+
+@router.post("/works/{work_id}/held/{held_id}/approve")
+def approve_held(
+    who: FormViewer, work_id: str, held_id: int, note: Annotated[str, Form(max_length=2000)] = ""
+) -> Response:
+    who.desk.approve_held(who.key, work_id, held_id, note)
+    return redirect("/held", "approved")
+
+
+@router.post("/works/{work_id}/held/{held_id}/reject")
+def reject_held(
+    who: FormViewer, work_id: str, held_id: int, note: Annotated[str, Form(max_length=2000)] = ""
+) -> Response:
+    who.desk.reject_held(who.key, work_id, held_id, note)
+    return redirect("/held", "dropped")
 
 
 # notices ----------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, UploadFile
 
+from screener.screening import Registered
 from service.routes.common import AUTH_ERRORS, Key, Limit, Offset, TheRuntime, errors, read_uploads
-from service.schemas import Licensees, Removed, Thresholds, WorkOut, WorkPage
+from service.schemas import HeldOut, Licensees, Removed, Thresholds, WorkOut, WorkPage
 
 router = APIRouter(prefix="/v1/works", tags=["works"])
 
@@ -38,7 +39,12 @@ def create_work(
         ),
     ] = None,
 ) -> Any:
-    """Register a work with its reference images (all are checked before any is stored)."""
+    """Register a work with its reference images (all are checked before any is stored).
+
+    An image with too little content to be a work (a flat colour, a few pixels, a
+    gradient) is refused with 422 naming the rule, the measured value and the threshold;
+    one that looks like an ordinary picture of the background bank is stored but held for
+    an operator (``references_held``, with why) and not screened against until approved."""
     uploads = read_uploads(images, rt.settings.max_images)
     done = rt.desk.create_work(
         key,
@@ -49,10 +55,15 @@ def create_work(
         owner=owner,
         related_terms=related_terms or [],
     )
+    return _registered(done)
+
+
+def _registered(done: Registered) -> WorkOut:
     return WorkOut.of(
         done.work,
         references_added=list(done.added_references),
         references_already_registered=done.skipped,
+        references_held=[HeldOut.of(h) for h in done.held],
     )
 
 
@@ -65,7 +76,9 @@ def list_works(key: Key, rt: TheRuntime, offset: Offset = 0, limit: Limit = 50) 
 @router.get("/{work_id}", response_model=WorkOut, responses=errors(*AUTH_ERRORS, 404))
 def get_work(key: Key, rt: TheRuntime, work_id: str) -> Any:
     view = rt.desk.get_work(key, work_id)
-    return WorkOut.of(view.work, list(view.references))
+    return WorkOut.of(
+        view.work, list(view.references), references_held=[HeldOut.of(h) for h in view.held]
+    )
 
 
 @router.delete("/{work_id}", response_model=Removed, responses=errors(*AUTH_ERRORS, 404))
@@ -85,11 +98,7 @@ def add_references(
     images: Annotated[list[UploadFile], File(description="more reference images")],
 ) -> Any:
     done = rt.desk.add_references(key, work_id, read_uploads(images, rt.settings.max_images))
-    return WorkOut.of(
-        done.work,
-        references_added=list(done.added_references),
-        references_already_registered=done.skipped,
-    )
+    return _registered(done)
 
 
 @router.delete(

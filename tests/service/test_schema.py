@@ -12,6 +12,7 @@ responses of operations that need real ids or real images.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from screener.catalog import NewHeld
 from screener.samples import scene
 from service.app import create_app
 from service.settings import ServiceSettings
@@ -269,6 +271,44 @@ def test_success_responses_match_the_schema(running: Service) -> None:
         "DELETE",
         "/v1/works/{work_id}/references/{reference_id}",
         f"/v1/works/schema-work/references/{reference}",
+    )
+    # References held for an operator: stored through the catalog as a registration holds
+    # one (which needs a picture of the background bank in use).
+    catalog = running.app.state.runtime.desk.screener.catalog
+    held_ids = []
+    for seed in (7006, 7007):
+        data = encode(scene(seed, (256, 192)))
+        _, _, ids = catalog.register(
+            "schema-work",
+            title="Schema",
+            owner="",
+            aliases=(),
+            references=(),
+            must_exist=True,
+            held=[
+                NewHeld(hashlib.sha256(data).hexdigest(), f"{seed}.png", "PNG", 256, 192, data, ())
+            ],
+        )
+        held_ids += ids
+    call("holder", "GET", "/v1/references/held", "/v1/references/held")
+    call(
+        "holder",
+        "GET",
+        "/v1/works/{work_id}/held/{held_id}/image",
+        f"/v1/works/schema-work/held/{held_ids[0]}/image",
+    )
+    call(
+        "operator",
+        "POST",
+        "/v1/works/{work_id}/held/{held_id}/approve",
+        f"/v1/works/schema-work/held/{held_ids[0]}/approve",
+        json={"note": "its own photograph"},
+    )
+    call(
+        "operator",
+        "POST",
+        "/v1/works/{work_id}/held/{held_id}/reject",
+        f"/v1/works/schema-work/held/{held_ids[1]}/reject",
     )
     call("holder", "DELETE", "/v1/works/{work_id}", "/v1/works/schema-work")
 
