@@ -809,11 +809,11 @@ class Screener:
 
     def _bands(self, work: Work) -> Bands:
         if work.thresholds:
+            # One band stored alone (before both were stored) beside a policy changed since
+            # may cross the other: the block band wins, so a check never fails on it.
             base = self.policy.bands_for(work.id)
-            return Bands(
-                review=work.thresholds.get("review", base.review),
-                block=work.thresholds.get("block", base.block),
-            )
+            block = work.thresholds.get("block", base.block)
+            return Bands(review=min(work.thresholds.get("review", base.review), block), block=block)
         return self.policy.bands_for(work.id)
 
     def _verdict(

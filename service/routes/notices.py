@@ -35,6 +35,7 @@ def file_notice(
     """File a notice. The service records it (`received`), adds the images to the work's
     references and re-screens every output it allowed earlier against the work
     (`measures_taken`, listing the affected check ids)."""
+    rt.desk.authorise_works(key)
     uploads = read_uploads(images or [], rt.settings.max_images)
     return NoticeOut.of(
         rt.desk.file_notice(

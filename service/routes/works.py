@@ -31,7 +31,9 @@ def create_work(
         str | None, Form(max_length=200, description="operators only: whose work it is")
     ] = None,
 ) -> Any:
-    """Register a work with its reference images (all are checked before any is stored)."""
+    """Register a work with its reference images (all are checked before any is stored).
+    A taken work id gets one 409 whoever's work holds it."""
+    rt.desk.authorise_works(key)
     uploads = read_uploads(images, rt.settings.max_images)
     done = rt.desk.create_work(
         key, work_id, uploads, title=title, aliases=aliases or [], owner=owner
@@ -71,6 +73,7 @@ def add_references(
     work_id: str,
     images: Annotated[list[UploadFile], File(description="more reference images")],
 ) -> Any:
+    rt.desk.authorise_works(key)
     done = rt.desk.add_references(key, work_id, read_uploads(images, rt.settings.max_images))
     return WorkOut.of(
         done.work,
