@@ -99,6 +99,11 @@ def _text(name: str, value: str | None, limit: int = MAX_TEXT) -> str | None:
         raise InputError(f"{name} is longer than {limit} characters")
     if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
         raise InputError(f"{name} contains control characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, from a JSON "\\ud800" escape
+            raise InputError(f"{name} is not valid Unicode text") from None
     return value
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -132,7 +132,9 @@ class Removed(BaseModel):
 
 class Licensees(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    licensees: list[str] = Field(max_length=1000, description="platform owner names")
+    licensees: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        max_length=1000, description="platform owner names"
+    )
 
 
 class Thresholds(BaseModel):
