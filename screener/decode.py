@@ -459,9 +459,7 @@ def tiff_pieces(data: bytes) -> int | None:
         return None
     (magic,) = struct.unpack_from(f"{order}H", data, 2)
     big = magic == 43
-    head, count_fmt, entry_fmt, entry_size = (
-        (8, "Q", "HHQ", 20) if big else (4, "H", "HHI", 12)
-    )
+    head, count_fmt, entry_fmt, entry_size = (8, "Q", "HHQ", 20) if big else (4, "H", "HHI", 12)
     (directory,) = struct.unpack_from(f"{order}{'Q' if big else 'I'}", data, head)
     try:
         (entries,) = struct.unpack_from(f"{order}{count_fmt}", data, directory)

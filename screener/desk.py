@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from screener import explain as explain_mod
 from screener import labels as labels_mod
 from screener import policies, redaction, stats
+from screener import policy as policy_mod
 from screener.audit import AuditLog, AuditRecord, VerifyReport, ensure_tables, format_at
 from screener.cases import (
     CHECK_TABLES,
@@ -46,7 +47,6 @@ from screener.errors import (
     quote,
 )
 from screener.keys import ApiKey, KeyStore, Role, can_manage_work, can_read_work, require_role
-from screener import policy as policy_mod
 from screener.policy import Decision, Policy
 from screener.risk import risk_prompt
 from screener.screening import Analysis, CheckItem, Registered, Screener, check_work_id

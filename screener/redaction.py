@@ -94,7 +94,9 @@ def redact(
     if rule.own_works_only:
         for part in MATCH_LISTS:
             listed = verdict.get(part, [])
-            verdict[part] = keep(f"verdict.{part}", listed, [m for m in listed if mine(m["work_id"])])
+            verdict[part] = keep(
+                f"verdict.{part}", listed, [m for m in listed if mine(m["work_id"])]
+            )
         top = record.top_work_id
         fields["top_work_id"] = keep("top_work_id", top, top if mine(top) else None)
         if "top_work_id" in verdict:

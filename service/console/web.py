@@ -82,7 +82,7 @@ def safe_next(target: str) -> str:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
         return ""
-    path, seen = parts.path, set()
+    path, seen = parts.path, set[str]()
     while path not in seen and len(seen) < 5:
         seen.add(path)
         segments = path.split("/")

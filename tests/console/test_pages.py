@@ -130,7 +130,10 @@ def test_sign_in_returns_only_to_console_pages(service: Service, target: str) ->
     [
         ("/console/works", "/console/works"),
         ("/console/checks?decision=block&page=2", "/console/checks?decision=block&page=2"),
-        ("/console/works/%E5%A5%A5%E7%89%B9%E6%9B%BC", "/console/works/%E5%A5%A5%E7%89%B9%E6%9B%BC"),
+        (
+            "/console/works/%E5%A5%A5%E7%89%B9%E6%9B%BC",
+            "/console/works/%E5%A5%A5%E7%89%B9%E6%9B%BC",
+        ),
         ("/console/works#top", "/console/works"),
     ],
 )

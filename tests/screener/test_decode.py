@@ -1052,15 +1052,17 @@ def pieces_tiff(count: int, *, tiles: bool = False, order: str = "<", shared: bo
     patched = {258: bits_at, offsets_tag: offsets_at, counts_tag: counts_at}
     head = b"II*\x00" if order == "<" else b"MM\x00*"
     out = head + struct.pack(f"{order}IH", 8, len(tags))
-    for tag, kind, number, value in tags:
-        value = patched.get(tag, value)
+    for tag, kind, number, stated in tags:
+        value = patched.get(tag, stated)
         if kind == 3 and number == 1:
             out += struct.pack(f"{order}HHIHH", tag, kind, number, value, 0)
         else:
             out += struct.pack(f"{order}HHII", tag, kind, number, value)
     out += struct.pack(f"{order}I", 0) + struct.pack(f"{order}3H", 8, 8, 8)
     starts = [pixels_at] * count if shared else range(pixels_at, pixels_at + piece * count, piece)
-    out += struct.pack(f"{order}{count}I", *starts) + struct.pack(f"{order}{count}I", *[piece] * count)
+    out += struct.pack(f"{order}{count}I", *starts) + struct.pack(
+        f"{order}{count}I", *[piece] * count
+    )
     if shared:
         return out + bytes(i % 256 for i in range(piece))
     return out + b"".join(bytes([i % 256]) * piece for i in range(count))

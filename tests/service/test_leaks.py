@@ -63,7 +63,9 @@ def test_evidence_picture_draws_only_the_checks_matched_works(
         assert Image.open(io.BytesIO(picture.content)).format == "PNG"
     # A work that exists but never matched is answered exactly as one that does not exist.
     never = service.client.get(url, params={"work_id": "leak-never"}, headers=service.h("platform"))
-    made_up = service.client.get(url, params={"work_id": "leak-nope!"}, headers=service.h("platform"))
+    made_up = service.client.get(
+        url, params={"work_id": "leak-nope!"}, headers=service.h("platform")
+    )
     assert error_of(never, 404, "leak-never") == error_of(made_up, 404, "leak-nope!")
     assert never.headers["content-type"] == made_up.headers["content-type"]
     assert len(never.content) == len(made_up.content)  # ids of one length
@@ -177,7 +179,9 @@ def test_the_role_is_checked_before_the_uploads(
     service: Service, path: str, form: dict[str, str]
 ) -> None:
     many = [encode(scene(1705, (32, 24)))] * 20
-    response = service.client.post(path, headers=service.h("platform"), data=form, files=files(*many))
+    response = service.client.post(
+        path, headers=service.h("platform"), data=form, files=files(*many)
+    )
     assert error_of(response, 403)["code"] == "forbidden"
 
 

@@ -81,10 +81,25 @@ def test_every_operation_as_admin(case: Any, running: Service) -> None:
     case.call_and_validate(headers=running.h("admin"), checks=CHECKS)
 
 
-@schema.include(tag=["checks", "labels", "works"]).parametrize()
+@schema.parametrize()
+@FUZZ
+def test_every_operation_as_operator(case: Any, running: Service) -> None:
+    """An operator key: everything but key management (403)."""
+    case.call_and_validate(headers=running.h("operator"), checks=CHECKS)
+
+
+@schema.include(tag=["checks", "labels", "works", "notices"]).parametrize()
+@FUZZ
+def test_holder_operations_as_rights_holder(case: Any, running: Service) -> None:
+    """A rights holder's key: its works and notices, the checks that matched them, labels;
+    checks and thresholds answer 403 to it."""
+    case.call_and_validate(headers=running.h("holder"), checks=CHECKS)
+
+
+@schema.include(tag=["checks", "labels", "works", "notices"]).parametrize()
 @FUZZ
 def test_platform_operations_as_platform(case: Any, running: Service) -> None:
-    """A platform key: checks and labels are its own; works answer 403 to it."""
+    """A platform key: checks and labels are its own; works and notices answer 403 to it."""
     case.call_and_validate(headers=running.h("platform"), checks=CHECKS)
 
 
