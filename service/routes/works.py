@@ -6,7 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, UploadFile
 
-from service.routes.common import AUTH_ERRORS, Key, Limit, Offset, TheRuntime, errors, read_uploads
+from service.routes.common import (
+    AUTH_ERRORS,
+    Key,
+    Limit,
+    Offset,
+    RegistrarKey,
+    TheRuntime,
+    errors,
+    read_uploads,
+)
 from service.schemas import Licensees, Removed, Thresholds, WorkOut, WorkPage
 
 router = APIRouter(prefix="/v1/works", tags=["works"])
@@ -19,7 +28,7 @@ router = APIRouter(prefix="/v1/works", tags=["works"])
     responses=errors(*AUTH_ERRORS, 409, 413, 415, 422),
 )
 def create_work(
-    key: Key,
+    key: RegistrarKey,
     rt: TheRuntime,
     work_id: Annotated[str, Form(min_length=1, max_length=200)],
     images: Annotated[list[UploadFile], File(description="reference images")],
@@ -33,7 +42,6 @@ def create_work(
 ) -> Any:
     """Register a work with its reference images (all are checked before any is stored).
     A taken work id gets one 409 whoever's work holds it."""
-    rt.desk.authorise_works(key)
     uploads = read_uploads(images, rt.settings.max_images)
     done = rt.desk.create_work(
         key, work_id, uploads, title=title, aliases=aliases or [], owner=owner
@@ -68,12 +76,11 @@ def delete_work(key: Key, rt: TheRuntime, work_id: str) -> Any:
     responses=errors(*AUTH_ERRORS, 404, 413, 415, 422),
 )
 def add_references(
-    key: Key,
+    key: RegistrarKey,
     rt: TheRuntime,
     work_id: str,
     images: Annotated[list[UploadFile], File(description="more reference images")],
 ) -> Any:
-    rt.desk.authorise_works(key)
     done = rt.desk.add_references(key, work_id, read_uploads(images, rt.settings.max_images))
     return WorkOut.of(
         done.work,

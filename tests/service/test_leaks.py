@@ -183,6 +183,18 @@ def test_the_role_is_checked_before_the_uploads(
         path, headers=service.h("platform"), data=form, files=files(*many)
     )
     assert error_of(response, 403)["code"] == "forbidden"
+    # Before the form is validated, too.
+    incomplete = service.client.post(path, headers=service.h("platform"), data={"title": 1})
+    assert error_of(incomplete, 403)["code"] == "forbidden"
+
+
+def test_a_rights_holder_is_refused_a_check_before_its_form_is_validated(
+    service: Service,
+) -> None:
+    many = [encode(scene(1705, (32, 24)))] * 20
+    for body in ({"files": files(*many)}, {"data": {"prompt": "no images"}}):
+        response = service.client.post("/v1/check", headers=service.h("holder"), **body)
+        assert error_of(response, 403)["code"] == "forbidden"
 
 
 def test_a_405_allows_every_method_of_its_path(service: Service) -> None:
