@@ -292,7 +292,8 @@ class Desk:
 
     def get_check(self, key: ApiKey, check_id: str) -> CheckRecord:
         with Session(self.engine) as session:
-            return self._redact(check_record(self._check_row(session, key, check_id)), key)
+            stored = check_record(self._check_row(session, key, check_id))
+        return self._redact(stored, key)
 
     def list_checks(
         self,
