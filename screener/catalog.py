@@ -34,9 +34,17 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from screener.errors import Conflict, NotFound
+from screener.errors import Conflict, NotFound, quote
 
 SCHEMA_VERSION = "1"
+
+
+def unavailable(work_id: str) -> str:
+    """The one answer to creating a work under a taken id, whoever's work holds it."""
+    return (
+        f"work id {quote(work_id)} is not available: choose another (to add images to a work "
+        "of yours, add references to it)"
+    )
 
 
 def _now() -> dt.datetime:
@@ -450,7 +458,7 @@ class Catalog:
                 )
                 session.add(TermLogRow(work_id=work_id, op="set"))
             elif create_only:
-                raise Conflict(f"work {work_id!r} already exists")
+                raise Conflict(unavailable(work_id))
             known = set(
                 session.scalars(select(ReferenceRow.sha256).where(ReferenceRow.work_id == work_id))
             )

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from screener import explain as explain_mod
 from screener import labels as labels_mod
-from screener import policies, stats
+from screener import policies, redaction, stats
+from screener import policy as policy_mod
 from screener.audit import AuditLog, AuditRecord, VerifyReport, ensure_tables, format_at
 from screener.cases import (
     CHECK_TABLES,
@@ -36,7 +37,7 @@ from screener.cases import (
     notice,
     now,
 )
-from screener.catalog import BlobRow, HeldReference, Reference, Work
+from screener.catalog import BlobRow, HeldReference, Reference, Work, unavailable
 from screener.errors import (
     Conflict,
     Forbidden,
@@ -47,7 +48,7 @@ from screener.errors import (
     quote,
 )
 from screener.keys import ApiKey, KeyStore, Role, can_manage_work, can_read_work, require_role
-from screener.policy import Bands, Decision, Policy
+from screener.policy import Decision, Policy
 from screener.prompt.result import PromptResult
 from screener.risk import risk_prompt
 from screener.screening import Analysis, CheckItem, Registered, Screener, check_work_id
@@ -57,6 +58,7 @@ from screener.verdict import Verdict
 MAX_PAGE = 500
 MAX_TEXT = 2000
 MAX_NAMED_CHECKS = 100
+WORK_ROLES = (Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
 _RESCREEN_BATCH = 200
 
 
@@ -116,6 +118,11 @@ def _text(name: str, value: str | None, limit: int = MAX_TEXT) -> str | None:
         raise InputError(f"{name} is longer than {limit} characters")
     if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
         raise InputError(f"{name} contains control characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, from a JSON "\\ud800" escape
+            raise InputError(f"{name} is not valid Unicode text") from None
     return value
 
 
@@ -169,6 +176,12 @@ class Desk:
     @staticmethod
     def authorise_check(key: ApiKey) -> None:
         require_role(key, Role.PLATFORM, Role.OPERATOR)
+
+    @staticmethod
+    def authorise_works(key: ApiKey) -> None:
+        """Registering works, adding references, filing notices: before any upload is read,
+        so a key that may not do it learns nothing about its request (not even its size)."""
+        require_role(key, *WORK_ROLES)
 
     def screen(self, items: Sequence[CheckItem]) -> list[Analysis | InputError]:
         """The CPU part of checks (decode, fingerprint, search, fuse): batchable, no state."""
@@ -310,41 +323,38 @@ class Desk:
                 return row
             if key.role == Role.PLATFORM and row.platform == key.owner:
                 return row
-            if key.role == Role.RIGHTS_HOLDER and self._matched_owner(session, check_id, key):
+            if key.role == Role.RIGHTS_HOLDER and self._matched_owner(session, check_id, key.owner):
                 return row
         raise NotFound(f"no check {quote(check_id)}")
 
     @staticmethod
-    def _matched_owner(session: Session, check_id: str, key: ApiKey) -> bool:
+    def _matched_owner(session: Session, check_id: str, owner: str) -> bool:
         found = session.scalar(
             select(func.count())
             .select_from(CheckMatchRow)
-            .where(CheckMatchRow.check_id == check_id, CheckMatchRow.owner == key.owner)
+            .where(CheckMatchRow.check_id == check_id, CheckMatchRow.owner == owner)
         )
         return bool(found)
 
-    @staticmethod
-    def _redact(record: CheckRecord, key: ApiKey) -> CheckRecord:
-        """A rights holder sees a check only as far as it concerns its own works."""
-        if key.role != Role.RIGHTS_HOLDER:
-            return record
-        verdict = dict(record.verdict)
-        for part in ("matches", "near_misses", "licensed", "outside_territory"):
-            verdict[part] = [m for m in verdict.get(part, []) if m.get("owner") == key.owner]
-        verdict["prompt"] = None
-        return CheckRecord(
-            **{
-                **record.__dict__,
-                "verdict": verdict,
-                "prompt": None,
-                "user_ref": None,
-                "platform": "",
-            }
-        )
+    def _shown(
+        self, key: ApiKey, records: Sequence[CheckRecord], payload: dict[str, Any] | None = None
+    ) -> list[redaction.Shown]:
+        """``records`` as ``key`` may see them (one rule per role: :mod:`screener.redaction`);
+        ``payload``, the audit payload of a single record, likewise."""
+        owned: set[str] = set()
+        if redaction.rule_for(key).own_works_only:
+            named = set().union(*(redaction.mentioned_works(r, payload) for r in records))
+            found = self.screener.catalog.works(sorted(named)) if named else {}
+            owned = {w for w, work in found.items() if work.owner == key.owner}
+        return [redaction.redact(key, r, payload, owned) for r in records]
+
+    def _redact(self, record: CheckRecord, key: ApiKey) -> CheckRecord:
+        return self._shown(key, [record])[0].record
 
     def get_check(self, key: ApiKey, check_id: str) -> CheckRecord:
         with Session(self.engine) as session:
-            return self._redact(check_record(self._check_row(session, key, check_id)), key)
+            stored = check_record(self._check_row(session, key, check_id))
+        return self._redact(stored, key)
 
     def list_checks(
         self,
@@ -375,26 +385,34 @@ class Desk:
             rows = session.scalars(
                 query.order_by(CheckRow.created_at.desc(), CheckRow.id).offset(offset).limit(limit)
             )
-            return [self._redact(check_record(r), key) for r in rows], total
+            records = [check_record(r) for r in rows]
+        return [v.record for v in self._shown(key, records)], total
 
     def evidence(self, key: ApiKey, check_id: str) -> dict[str, Any]:
         """Everything needed to show what was decided, on what basis, and that the record
-        has not changed since: the audit record with its place in the hash chain."""
+        has not changed since: the audit record with its place in the hash chain. Cut to
+        what ``key`` may see by the same rule as :meth:`get_check`; ``redacted`` names
+        every cut (the hashed payload itself is kept whole in the chain)."""
         with Session(self.engine) as session:
-            record = self._redact(check_record(self._check_row(session, key, check_id)), key)
+            stored = check_record(self._check_row(session, key, check_id))
         chain: dict[str, Any] | None = None
-        if record.audit_seq is not None:
-            entry = self.audit.get(record.audit_seq)
+        payload: dict[str, Any] | None = None
+        if stored.audit_seq is not None:
+            entry = self.audit.get(stored.audit_seq)
             head = self.audit.head()
+            payload = entry.payload
             chain = {
                 "seq": entry.seq,
                 "at": format_at(entry.at),
                 "hash": entry.hash,
                 "prev_hash": entry.prev_hash,
-                "payload": entry.payload,
                 "head_seq": head.seq,
                 "head_hash": head.hash,
             }
+        shown = self._shown(key, [stored], payload)[0]
+        record = shown.record
+        if chain is not None:
+            chain["payload"] = shown.payload
         verdict = record.verdict
         return {
             "check_id": record.id,
@@ -420,6 +438,7 @@ class Desk:
             "review": record.review,
             "rescreen": record.rescreen,
             "chain": chain,
+            "redacted": list(shown.redacted),
         }
 
     def evidence_picture(
@@ -428,18 +447,25 @@ class Desk:
         """The check's kept image with the matched region outlined beside the matched
         reference (``work_id``, default the check's top work). For the platform that made
         the check and operators, like the kept image itself; allowed checks keep no image,
-        so they have no picture."""
+        so they have no picture. Only works the check matched can be drawn: any other id
+        gets the same :class:`NotFound` as a work that does not exist, so the picture shows
+        no other work and tells nobody which work ids exist."""
         with Session(self.engine) as session:
             row = self._check_row(session, key, check_id)
             sha256, top, created = row.image_sha256, row.top_work_id, row.created_at
+            matched = set(
+                session.scalars(
+                    select(CheckMatchRow.work_id).where(CheckMatchRow.check_id == check_id)
+                )
+            )
         if key.role == Role.RIGHTS_HOLDER or sha256 is None:
             raise NotFound(
                 f"check {quote(check_id)} kept no image (allowed outputs are not kept), "
                 "so it has no evidence picture"
             )
         target = work_id if work_id is not None else top
-        if work_id is not None:
-            check_work_id(work_id)
+        if target is not None and target not in matched | {top}:
+            raise NotFound(f"no work {quote(target)}")
         return self.screener.explain(
             self.screener.catalog.blob(sha256),
             target,
@@ -464,7 +490,14 @@ class Desk:
         owner: str | None = None,
         related_terms: Sequence[str] = (),
     ) -> Registered:
-        require_role(key, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
+        """Register a new work. Work ids are one namespace shared by every owner (they key
+        the indexes, verdicts and the audit chain), so a create must fail on any id already
+        taken. It fails with one answer for every taken id, the caller's own works and
+        other owners' alike (:func:`screener.catalog.unavailable`): it names no owner and
+        says nothing else of the work, and ``GET /v1/works/{id}`` stays a 404 for works the
+        caller may not read. That an id is taken is all anyone can learn, as with any name
+        chosen by the caller in a shared namespace."""
+        self.authorise_works(key)
         if key.role == Role.RIGHTS_HOLDER and owner not in (None, key.owner):
             raise Forbidden(f"key {key.id} registers works for {key.owner!r} only")
         if owner is not None and not is_plain_id(owner):
@@ -592,15 +625,17 @@ class Desk:
         self, key: ApiKey, work_id: str, thresholds: dict[str, float] | None
     ) -> Work:
         """A work's own review/block bands (operators only: bands are policy), or None to
-        return to the policy's."""
+        return to the policy's. A band left out takes the policy's value now, and both are
+        stored, so a later policy change cannot turn the pair upside down."""
         require_role(key, Role.OPERATOR, Role.ADMIN)
         work = self._work_for(key, work_id, manage=True)
         if thresholds is not None:
             base = self.screener.policy.bands_for(work_id)
-            Bands(
+            checked = policy_mod.bands(
                 review=thresholds.get("review", base.review),
                 block=thresholds.get("block", base.block),
-            )  # validates
+            )
+            thresholds = {"review": checked.review, "block": checked.block}
         return self.screener.catalog.update_work(
             work.id,
             thresholds=thresholds,
@@ -621,7 +656,7 @@ class Desk:
     ) -> Notice:
         """Record a rights holder's notice, then take the measures at once: the images join
         the work's references and every allowed output is re-screened against the work."""
-        require_role(key, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
+        self.authorise_works(key)
         description = _text("description", description) or ""
         if len(check_ids) > MAX_NAMED_CHECKS:
             raise InputError(f"a notice names at most {MAX_NAMED_CHECKS} checks")
@@ -630,7 +665,11 @@ class Desk:
         check_work_id(work_id)
         existing = self.screener.catalog.works([work_id]).get(work_id)
         if existing is not None and not can_manage_work(key, existing.owner):
-            raise NotFound(f"no work {quote(work_id)}")
+            # Another owner's work is answered as for a work id not registered, and as a
+            # create is: a notice tells nobody whose the id is.
+            if uploads:
+                raise Conflict(unavailable(work_id))
+            existing = None
         if existing is None and not uploads:
             raise InputError(
                 f"work {quote(work_id)} is not registered: a notice for a new work needs its "
@@ -712,7 +751,7 @@ class Desk:
             )
             added, skipped = list(registered.added_references), registered.skipped
         affected = self.rescreen(work_id, notice_id)
-        named_status = self._named_checks(named, affected)
+        named_status = self._named_checks(named, affected, owner)
         at = now()
         measures = {
             "at": at.isoformat(),
@@ -744,14 +783,19 @@ class Desk:
             session.flush()
             return notice(row)
 
-    def _named_checks(self, named: list[str], affected: dict[str, Any]) -> dict[str, str]:
-        """What became of each output the notice named."""
+    def _named_checks(
+        self, named: list[str], affected: dict[str, Any], owner: str
+    ) -> dict[str, str]:
+        """What became of each output the notice named. An output that matched none of the
+        ``owner``'s works, then or now, is ``unknown`` like an id that names nothing: a
+        notice learns nothing of other platforms' checks."""
         hit = {a["check_id"] for a in affected["affected"]}
         status: dict[str, str] = {}
         with Session(self.engine) as session:
             for check_id in named:
                 row = session.get(CheckRow, check_id)
-                if row is None:
+                seen = check_id in hit or self._matched_owner(session, check_id, owner)
+                if row is None or not seen:
                     status[check_id] = "unknown"
                 elif check_id in hit:
                     status[check_id] = "matches_now"
@@ -1160,7 +1204,8 @@ class Desk:
             rows = session.scalars(
                 query.order_by(CheckRow.created_at.desc(), CheckRow.id).offset(offset).limit(limit)
             )
-            return [self._redact(check_record(r), key) for r in rows], total
+            records = [check_record(r) for r in rows]
+        return [v.record for v in self._shown(key, records)], total
 
     def dashboard(self, key: ApiKey, days: int = 14) -> dict[str, Any]:
         """Checks per decision per day, top matched works, review backlog, index sizes,

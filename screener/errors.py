@@ -98,6 +98,12 @@ class PolicyError(InputError):
     code = "invalid_policy"
 
 
+class InvalidThresholds(InputError):
+    """Review/block bands out of order or outside 0..1 (maps to 422)."""
+
+    code = "invalid_thresholds"
+
+
 class ConfigurationError(ScreenerError):
     """Settings ask for something this installation cannot do (maps to start-up failure)."""
 

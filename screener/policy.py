@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from screener.errors import PolicyError
+from screener.errors import InvalidThresholds, PolicyError
 
 IMAGE_EVIDENCE = (
     "pdq_hamming",
@@ -78,6 +78,16 @@ class Bands:
                 f"bands need 0 <= review <= block <= 1 (got review={self.review}, "
                 f"block={self.block})"
             )
+
+
+def bands(review: float, block: float) -> Bands:
+    """Bands from a caller's values: :class:`InvalidThresholds` says what is wrong (the
+    dataclass raises ``ValueError``, which policy parsing reports with its place)."""
+    if not all(math.isfinite(v) for v in (review, block)) or not 0.0 <= review <= block <= 1.0:
+        raise InvalidThresholds(
+            f"thresholds need 0 <= review <= block <= 1 (got review={review:g}, block={block:g})"
+        )
+    return Bands(review=review, block=block)
 
 
 @dataclass(frozen=True)

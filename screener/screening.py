@@ -873,10 +873,10 @@ class Screener:
     def _bands(self, work: Work, territory: str | None = None) -> Bands:
         base = self.policy.bands_for(work.id, territory)
         if work.thresholds and grants(work.threshold_territories, territory):
-            return Bands(
-                review=work.thresholds.get("review", base.review),
-                block=work.thresholds.get("block", base.block),
-            )
+            # One band stored alone (before both were stored) beside a policy changed since
+            # may cross the other: the block band wins, so a check never fails on it.
+            block = work.thresholds.get("block", base.block)
+            return Bands(review=min(work.thresholds.get("review", base.review), block), block=block)
         return base
 
     def _verdict(

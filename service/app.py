@@ -66,6 +66,7 @@ def create_app(settings: ServiceSettings | None = None, *, configure_logs: bool 
     app.state.runtime = runtime
     app.state.settings = settings
     errors.install(app)
+    errors.document_body_errors(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)  # inside the request id
     app.middleware("http")(middleware(metrics))
     for module in (

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from screener.cases import CheckRecord, Notice
 from screener.catalog import HeldReference, Reference, Work
@@ -198,13 +198,24 @@ class Removed(BaseModel):
 
 class Licensees(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    licensees: list[str] = Field(max_length=1000, description="platform owner names")
+    licensees: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        max_length=1000, description="platform owner names"
+    )
 
 
 class Thresholds(BaseModel):
+    """A work's own bands; one left out keeps the policy's value. Review must not be above
+    block (checked here when both are given, and against the policy's bands by the desk)."""
+
     model_config = ConfigDict(extra="forbid")
     review: float | None = Field(default=None, gt=0, lt=1)
     block: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.review is not None and self.block is not None and self.review > self.block:
+            raise ValueError(f"review ({self.review:g}) must not be above block ({self.block:g})")
+        return self
 
 
 class NoticeOut(BaseModel):

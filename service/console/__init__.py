@@ -35,6 +35,7 @@ from service.console.web import (
     redirect,
     render,
     runtime,
+    safe_next,
     set_session,
     templates,
 )
@@ -195,9 +196,7 @@ def create_console(rt: Runtime) -> FastAPI:
                 LOGIN_COOKIE, token, path=BASE, secure=True, httponly=True, samesite="strict"
             )
             return page
-        # Only a path inside the console, never another host.
-        safe_next = next if next.startswith(BASE + "/") and "//" not in next else ""
-        response = RedirectResponse(safe_next or BASE + HOME[key.role], 303)
+        response = RedirectResponse(safe_next(next) or BASE + HOME[key.role], 303)
         set_session(response, api_key.strip())
         response.delete_cookie(LOGIN_COOKIE, path=BASE)
         return response

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote as url_quote
+from urllib.parse import unquote, urlsplit
 
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -69,6 +70,37 @@ class SignInNeeded(Exception):
         super().__init__(message or "sign in")
         self.next_path = next_path
         self.message = message
+
+
+def safe_next(target: str) -> str:
+    """``target`` if it is a page of this console to return to after sign-in, else "".
+
+    A path under ``/console/`` only: no scheme or host, no backslash, no empty (``//``),
+    ``.`` or ``..`` segment and no control character, looked for in the path as sent and
+    after each round of percent-decoding (``%2e%2e``, ``%252e``, ``%5c``). The query is
+    kept; the fragment is dropped.
+    """
+    if len(target) > 2000 or "\\" in target or any(c < " " or c == "\x7f" for c in target):
+        return ""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return ""
+    path, seen = parts.path, set[str]()
+    while path not in seen and len(seen) < 5:
+        seen.add(path)
+        segments = path.split("/")
+        if (
+            not path.startswith(BASE + "/")
+            or "\\" in path
+            or any(c < " " or c == "\x7f" for c in path)
+            or any(s in ("", ".", "..") for s in segments[1:-1])
+            or segments[-1] in (".", "..")
+        ):
+            return ""
+        path = unquote(path)
+    if path not in seen:  # still changing after five rounds of decoding
+        return ""
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 class CsrfRefused(Exception):

@@ -12,7 +12,16 @@ from screener.errors import InputError
 from screener.screening import CheckItem
 from screener.territory import of_check as territory_of
 from service.errors import ServiceError, status_of
-from service.routes.common import AUTH_ERRORS, Key, Limit, Offset, TheRuntime, errors, read_uploads
+from service.routes.common import (
+    AUTH_ERRORS,
+    CheckerKey,
+    Key,
+    Limit,
+    Offset,
+    TheRuntime,
+    errors,
+    read_uploads,
+)
 from service.schemas import CheckOut, CheckPage, CheckResponse, CheckResult, ErrorDetail
 
 router = APIRouter(prefix="/v1", tags=["checks"])
@@ -25,7 +34,7 @@ router = APIRouter(prefix="/v1", tags=["checks"])
     summary="Screen generated images before release",
 )
 async def check(
-    key: Key,
+    key: CheckerKey,
     rt: TheRuntime,
     images: Annotated[list[UploadFile], File(description="one or more images")],
     prompt: Annotated[str | None, Form(max_length=2000)] = None,
@@ -46,7 +55,6 @@ async def check(
     user. One bad image gets an error in its place; if every image is bad, the request
     fails with the first image's error."""
     desk = rt.desk
-    desk.authorise_check(key)
     uploads = await run_in_threadpool(read_uploads, images, rt.settings.max_images)
     if not uploads:
         raise ServiceError(422, "invalid_request", "send at least one image")

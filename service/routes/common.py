@@ -16,6 +16,22 @@ from service.schemas import ErrorBody
 Key = Annotated[ApiKey, Depends(current_key)]
 TheDesk = Annotated[Desk, Depends(desk)]
 TheRuntime = Annotated[Runtime, Depends(runtime)]
+
+
+def _checker(key: Annotated[ApiKey, Depends(current_key)], the_desk: TheDesk) -> ApiKey:
+    the_desk.authorise_check(key)
+    return key
+
+
+def _registrar(key: Annotated[ApiKey, Depends(current_key)], the_desk: TheDesk) -> ApiKey:
+    the_desk.authorise_works(key)
+    return key
+
+
+# Keys whose role is checked as a dependency, before the body is validated or its images
+# counted: a key that may not upload learns nothing about its upload (422, 413) first.
+CheckerKey = Annotated[ApiKey, Depends(_checker)]
+RegistrarKey = Annotated[ApiKey, Depends(_registrar)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 

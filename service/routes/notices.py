@@ -6,7 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
-from service.routes.common import AUTH_ERRORS, Key, Limit, Offset, TheRuntime, errors, read_uploads
+from service.routes.common import (
+    AUTH_ERRORS,
+    Key,
+    Limit,
+    Offset,
+    RegistrarKey,
+    TheRuntime,
+    errors,
+    read_uploads,
+)
 from service.schemas import NoticeOut, NoticePage, Reason
 
 router = APIRouter(prefix="/v1/notices", tags=["notices"])
@@ -19,7 +28,7 @@ router = APIRouter(prefix="/v1/notices", tags=["notices"])
     responses=errors(*AUTH_ERRORS, 404, 409, 413, 415, 422),
 )
 def file_notice(
-    key: Key,
+    key: RegistrarKey,
     rt: TheRuntime,
     work_id: Annotated[str, Form(min_length=1, max_length=200)],
     images: Annotated[

@@ -7,7 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Path, UploadFile
 
 from screener.screening import Registered
-from service.routes.common import AUTH_ERRORS, Key, Limit, Offset, TheRuntime, errors, read_uploads
+from service.routes.common import (
+    AUTH_ERRORS,
+    Key,
+    Limit,
+    Offset,
+    RegistrarKey,
+    TheRuntime,
+    errors,
+    read_uploads,
+)
 from service.schemas import HeldOut, Licensees, Removed, Thresholds, WorkOut, WorkPage
 
 router = APIRouter(prefix="/v1/works", tags=["works"])
@@ -20,7 +29,7 @@ router = APIRouter(prefix="/v1/works", tags=["works"])
     responses=errors(*AUTH_ERRORS, 409, 413, 415, 422),
 )
 def create_work(
-    key: Key,
+    key: RegistrarKey,
     rt: TheRuntime,
     work_id: Annotated[str, Form(min_length=1, max_length=200)],
     images: Annotated[list[UploadFile], File(description="reference images")],
@@ -44,7 +53,9 @@ def create_work(
     An image with too little content to be a work (a flat colour, a few pixels, a
     gradient) is refused with 422 naming the rule, the measured value and the threshold;
     one that looks like an ordinary picture of the background bank is stored but held for
-    an operator (``references_held``, with why) and not screened against until approved."""
+    an operator (``references_held``, with why) and not screened against until approved.
+
+    A taken work id gets one 409 whoever's work holds it."""
     uploads = read_uploads(images, rt.settings.max_images)
     done = rt.desk.create_work(
         key,
@@ -92,7 +103,7 @@ def delete_work(key: Key, rt: TheRuntime, work_id: str) -> Any:
     responses=errors(*AUTH_ERRORS, 404, 413, 415, 422),
 )
 def add_references(
-    key: Key,
+    key: RegistrarKey,
     rt: TheRuntime,
     work_id: str,
     images: Annotated[list[UploadFile], File(description="more reference images")],

@@ -18,7 +18,7 @@ from screener.errors import Conflict, Forbidden, NotFound, PolicyError
 from screener.keys import ApiKey
 from screener.samples import scene
 from screener.screening import Screener
-from service.console.web import SESSION_COOKIE
+from service.console.web import SESSION_COOKIE, safe_next
 from service.settings import ServiceSettings
 from tests.service.conftest import Service, encode, running_service
 
@@ -90,6 +90,55 @@ def test_sign_in_needs_a_valid_key_and_the_login_token(service: Service) -> None
         follow_redirects=False,
     )
     assert away.headers["location"] == "/console/works"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/console/../v1/keys",
+        "/console/%2e%2e/v1/keys",
+        "/console/%252e%252e/v1/keys",
+        "/console/works/..",
+        "/console/./works",
+        "/console//elsewhere.example/",
+        "/console/%2f%2felsewhere.example",
+        "/console\\..\\v1/keys",
+        "/console/%5c../v1/keys",
+        "//elsewhere.example/console/",
+        "https://elsewhere.example/console/works",
+        "javascript:alert(1)//console/",
+        "/console/works\r\nLocation: /v1",
+        "/v1/keys",
+        "/consolex/works",
+    ],
+)
+def test_sign_in_returns_only_to_console_pages(service: Service, target: str) -> None:
+    assert safe_next(target) == ""
+    client = TestClient(service.app, base_url="https://testserver")
+    token = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/console/login").text)
+    assert token is not None
+    done = client.post(
+        "/console/login",
+        data={"api_key": service.keys["holder"], "login_csrf": token.group(1), "next": target},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/console/works"
+
+
+@pytest.mark.parametrize(
+    ("target", "kept"),
+    [
+        ("/console/works", "/console/works"),
+        ("/console/checks?decision=block&page=2", "/console/checks?decision=block&page=2"),
+        (
+            "/console/works/%E5%A5%A5%E7%89%B9%E6%9B%BC",
+            "/console/works/%E5%A5%A5%E7%89%B9%E6%9B%BC",
+        ),
+        ("/console/works#top", "/console/works"),
+    ],
+)
+def test_sign_in_keeps_a_console_page_to_return_to(target: str, kept: str) -> None:
+    assert safe_next(target) == kept
 
 
 def test_roles_see_only_their_pages_and_sign_out_ends_the_session(service: Service) -> None:

@@ -18,7 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 
-from screener.decode import DecodedImage, Limits, composite, decode, decode_file, to_rgb
+from screener.decode import (
+    DecodedImage,
+    Limits,
+    composite,
+    decode,
+    decode_file,
+    tiff_pieces,
+    to_rgb,
+)
 from screener.errors import (
     CorruptImage,
     DecodeError,
@@ -1010,3 +1018,81 @@ def test_fuzz_signature_then_garbage(signature: bytes, tail: bytes) -> None:
 def test_seeds_are_valid() -> None:
     for seed in SEEDS:
         assert decode(seed).image.size in {(16, 12), (12, 16)}
+
+
+# ------------------------------------------------------------- TIFF strips and tiles (a bomb)
+
+
+def pieces_tiff(count: int, *, tiles: bool = False, order: str = "<", shared: bool = True) -> bytes:
+    """An uncompressed RGB TIFF in ``count`` one-row strips (4 pixels wide) or 16x16 tiles
+    stacked downwards. ``shared``: every piece points at the same bytes, so the file stays
+    small whatever ``count``; else row ``i`` is grey level ``i % 256``."""
+    side = 16 if tiles else 4
+    piece = side * (side if tiles else 1) * 3
+    height = count * (side if tiles else 1)
+    placement = [(322, 3, 1, side), (323, 3, 1, side)] if tiles else [(278, 3, 1, 1)]
+    offsets_tag, counts_tag = (324, 325) if tiles else (273, 279)
+    tags = sorted(
+        [
+            (256, 3, 1, side),
+            (257, 4, 1, height),
+            (258, 3, 3, 0),  # bits per sample: patched to their offset below
+            (259, 3, 1, 1),
+            (262, 3, 1, 2),
+            (277, 3, 1, 3),
+            (offsets_tag, 4, count, 0),
+            (counts_tag, 4, count, 0),
+            *placement,
+        ]
+    )
+    bits_at = 8 + 2 + 12 * len(tags) + 4
+    offsets_at = bits_at + 6
+    counts_at = offsets_at + 4 * count
+    pixels_at = counts_at + 4 * count
+    patched = {258: bits_at, offsets_tag: offsets_at, counts_tag: counts_at}
+    head = b"II*\x00" if order == "<" else b"MM\x00*"
+    out = head + struct.pack(f"{order}IH", 8, len(tags))
+    for tag, kind, number, stated in tags:
+        value = patched.get(tag, stated)
+        if kind == 3 and number == 1:
+            out += struct.pack(f"{order}HHIHH", tag, kind, number, value, 0)
+        else:
+            out += struct.pack(f"{order}HHII", tag, kind, number, value)
+    out += struct.pack(f"{order}I", 0) + struct.pack(f"{order}3H", 8, 8, 8)
+    starts = [pixels_at] * count if shared else range(pixels_at, pixels_at + piece * count, piece)
+    out += struct.pack(f"{order}{count}I", *starts) + struct.pack(
+        f"{order}{count}I", *[piece] * count
+    )
+    if shared:
+        return out + bytes(i % 256 for i in range(piece))
+    return out + b"".join(bytes([i % 256]) * piece for i in range(count))
+
+
+@pytest.mark.parametrize(
+    ("tiles", "order"), [(False, "<"), (False, ">"), (True, "<")], ids=["strips", "MM", "tiles"]
+)
+def test_a_tiff_in_too_many_pieces_is_refused_before_it_is_opened(tiles: bool, order: str) -> None:
+    """Pillow spends time and memory per strip or tile (1,000,000 one-row strips: 4 s and
+    456 MB); the header says how many there are before anything is parsed."""
+    limit = Limits().max_tiff_pieces
+    data = pieces_tiff(limit + 1, tiles=tiles, order=order)
+    assert len(data) < 1_000_000
+    with pytest.raises(ImageTooLarge, match="strips or tiles"):
+        decode(data)
+    with pytest.raises(ImageTooLarge, match="strips or tiles"):
+        decode(pieces_tiff(10, tiles=tiles, order=order), limits=Limits(max_tiff_pieces=9))
+
+
+def test_a_tiff_in_many_strips_under_the_cap_decodes() -> None:
+    decoded = decode(pieces_tiff(600, shared=False))
+    assert decoded.format == "TIFF" and (decoded.width, decoded.height) == (4, 600)
+    pixels = np.asarray(decoded.image)
+    assert pixels[300, 0].tolist() == [300 % 256] * 3
+    assert decode(pieces_tiff(40, tiles=True)).height == 640
+
+
+def test_tiff_pieces_reads_bigtiff_and_gives_up_on_damage() -> None:
+    big = b"II+\x00" + struct.pack("<HHQQ", 8, 0, 16, 1) + struct.pack("<HHQQ", 324, 16, 50_000, 0)
+    assert tiff_pieces(big) == 50_000
+    assert tiff_pieces(pieces_tiff(7, order=">")) == 7
+    assert tiff_pieces(b"II*\x00" + struct.pack("<I", 10**9) + bytes(8)) is None

@@ -161,7 +161,10 @@ def test_platform_and_other_holders_cannot_touch_notices(
         data={"work_id": "auth-mine"},
         files={"images": ("x.png", encode(scene(107)), "image/png")},
     )
-    assert response.status_code == 404  # another owner's work: as if absent
+    # Another owner's work: refused as a create of a taken id is, naming no owner.
+    assert response.status_code == 409
+    assert "not available" in response.json()["error"]["message"]
+    assert "tsuburaya" not in response.text
     assert (
         service.client.get("/v1/works/auth-mine", headers=service.h("holder")).json()[
             "reference_count"

@@ -573,6 +573,43 @@ def test_thresholds_out_of_range_are_refused(api: Service, value: str) -> None:
     refused(response, 422, "invalid_request", "review")
 
 
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ('{"review": 0.9, "block": 0.5}', "invalid_request"),
+        ('{"block": 5e-324}', "invalid_thresholds"),
+        ('{"review": 0.99, "block": 0.98}', "invalid_request"),
+        ('{"block": 0.01}', "invalid_thresholds"),
+    ],
+)
+def test_inverted_thresholds_are_refused(api: Service, body: str, code: str) -> None:
+    """Bands upside down, given both or one against the policy's other: a 422 that says
+    review must not be above block, and the work keeps its bands."""
+    url = f"/v1/works/{BASE}/thresholds"
+    before = api.client.get(f"/v1/works/{BASE}", headers=api.h("operator")).json()["thresholds"]
+    response = api.client.put(
+        url, headers={**api.h("operator"), "content-type": "application/json"}, content=body
+    )
+    refused(response, 422, code, "review", "block")
+    after = api.client.get(f"/v1/works/{BASE}", headers=api.h("operator")).json()["thresholds"]
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", f"/v1/works/{BASE}/licensees", '{"licensees": ["\\ud800"]}'),
+        ("POST", "/v1/keys", '{"role": "platform", "owner": "\\udfff"}'),
+    ],
+)
+def test_lone_surrogates_are_refused(api: Service, method: str, path: str, body: str) -> None:
+    """JSON may escape half a UTF-16 pair; no database can store it."""
+    response = api.client.request(
+        method, path, headers={**api.h("admin"), "content-type": "application/json"}, content=body
+    )
+    refused(response, 422, "invalid_request", "unicode")
+
+
 def test_unknown_role_is_refused(api: Service) -> None:
     response = api.client.post(
         "/v1/keys", headers=api.h("admin"), json={"role": "superuser", "owner": "evil"}
