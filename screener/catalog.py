@@ -365,6 +365,12 @@ def _stored_local(row: LocalFeatureRow, work_id: str) -> StoredLocalFeatures:
     )
 
 
+def _keep_blob(session: Session, sha256: str, data: bytes) -> None:
+    """Store an image's bytes once, however many references or held references name it."""
+    if session.get(BlobRow, sha256) is None:
+        session.add(BlobRow(sha256=sha256, data=data))
+
+
 def _local_rows(reference_id: int, local: Iterable[NewLocalFeatures]) -> list[LocalFeatureRow]:
     return [
         LocalFeatureRow(
@@ -466,8 +472,7 @@ class Catalog:
                 if ref.sha256 in known:
                     continue
                 known.add(ref.sha256)
-                if session.get(BlobRow, ref.sha256) is None:
-                    session.add(BlobRow(sha256=ref.sha256, data=ref.data))
+                _keep_blob(session, ref.sha256, ref.data)
                 ref_row = ReferenceRow(
                     work_id=work_id,
                     sha256=ref.sha256,
@@ -520,8 +525,7 @@ class Catalog:
             if ref.sha256 in known:
                 continue
             known.add(ref.sha256)
-            if session.get(BlobRow, ref.sha256) is None:
-                session.add(BlobRow(sha256=ref.sha256, data=ref.data))
+            _keep_blob(session, ref.sha256, ref.data)
             row = HeldReferenceRow(
                 work_id=work_id,
                 sha256=ref.sha256,
