@@ -224,6 +224,13 @@ class Appeals:
             raise NotFound(f"no appeal {quote(appeal_id)}")
         return row
 
+    def _open_row(self, session: Session, key: ApiKey, appeal_id: str) -> AppealRow:
+        """The appeal, which must still be open to be answered or decided."""
+        row = self._row(session, key, appeal_id)
+        if row.status != AppealStatus.OPEN.value:
+            raise Conflict(f"appeal {appeal_id} was already {row.status}")
+        return row
+
     # duties -----------------------------------------------------------------------------
 
     def file(
@@ -297,9 +304,7 @@ class Appeals:
         body = _text("response", text, MAX_STATEMENT, required=True)
         with Session(self.engine) as session, session.begin():
             self.audit.lock(session)
-            row = self._row(session, key, appeal_id)
-            if row.status != AppealStatus.OPEN.value:
-                raise Conflict(f"appeal {appeal_id} was already {row.status}")
+            row = self._open_row(session, key, appeal_id)
             moment = self.clock()
             late = moment > _aware(row.respond_by)
             entry = {
@@ -335,9 +340,7 @@ class Appeals:
         why = _text("reason", reason, MAX_STATEMENT, required=True)
         with Session(self.engine) as session, session.begin():
             self.audit.lock(session)
-            row = self._row(session, key, appeal_id)
-            if row.status != AppealStatus.OPEN.value:
-                raise Conflict(f"appeal {appeal_id} was already {row.status}")
+            row = self._open_row(session, key, appeal_id)
             moment = self.clock()
             late = moment > _aware(row.decide_by)
             row.status = outcome
