@@ -32,7 +32,7 @@ NATIVE = "native"
 ROMANISED = "romanised"
 FUZZY_MIN_KEY = 4  # keys shorter than this are never fuzzy candidates
 FUZZY_SHIFT = 2  # the most edits a fuzzy match may have (pieces may move this far)
-FUZZY_TOKENS = 2  # a fuzzy window spans at most this many tokens ("ultra mann")
+FUZZY_TOKENS = 3  # a fuzzy window spans at most this many tokens ("azure phoenix warior")
 ROMANISED_MIN = 4  # shorter romanisations ("ru", "ana") are ordinary syllables
 
 
