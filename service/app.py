@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from service import errors
 from service.console import create_console
+from service.docs import install_docs
 from service.limits import BodyLimit
 from service.observe import Metrics, configure_logging, middleware
 from service.routes import (
@@ -62,6 +63,8 @@ def create_app(settings: ServiceSettings | None = None, *, configure_logs: bool 
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.settings = settings
@@ -83,6 +86,7 @@ def create_app(settings: ServiceSettings | None = None, *, configure_logs: bool 
         health,
     ):
         app.include_router(module.router)
+    install_docs(app)
     app.mount("/console", create_console(runtime))  # the web console: pages, not JSON
     return app
 
