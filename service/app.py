@@ -19,6 +19,7 @@ from service.console import create_console
 from service.docs import install_docs
 from service.limits import BodyLimit
 from service.observe import Metrics, configure_logging, middleware
+from service.openapi_docs import install_openapi
 from service.routes import (
     admin,
     appeals,
@@ -70,6 +71,7 @@ def create_app(settings: ServiceSettings | None = None, *, configure_logs: bool 
     app.state.settings = settings
     errors.install(app)
     errors.document_body_errors(app)
+    install_openapi(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)  # inside the request id
     app.middleware("http")(middleware(metrics))
     for module in (

@@ -124,7 +124,9 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(SignInNeeded)
     async def sign_in(request: Request, exc: SignInNeeded) -> Response:
         if request.method != "GET":
-            return _error_page(request, 401, _title(401), _("Your session has ended: sign in again."))
+            return _error_page(
+                request, 401, _title(401), _("Your session has ended: sign in again.")
+            )
         response = RedirectResponse(
             f"{BASE}/login?next={exc.next_path}" + ("&expired=1" if exc.message else ""), 303
         )

@@ -27,7 +27,8 @@ def uploads(files: list[UploadFile] | None) -> list[Upload]:
     chosen = [f for f in files or [] if f.filename]
     if len(chosen) > MAX_FILES:
         raise InputError(
-            _("%(n)d images chosen; at most %(max)d at a time") % {"n": len(chosen), "max": MAX_FILES}
+            _("%(n)d images chosen; at most %(max)d at a time")
+            % {"n": len(chosen), "max": MAX_FILES}
         )
     return [Upload(f.file.read(), (f.filename or "image")[:200]) for f in chosen]
 

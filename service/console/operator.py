@@ -119,7 +119,8 @@ def match_views(verdict: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]
                     "reference_id": local.get("reference_id"),
                     "query_box": outlines[0],
                     "reference_box": outlines[1],
-                    "query_region": _("outlined: %(n)s local features agree") % {"n": local.get("inliers")},
+                    "query_region": _("outlined: %(n)s local features agree")
+                    % {"n": local.get("inliers")},
                     "reference_region": _("outlined: the part copied"),
                 }
             )

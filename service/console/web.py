@@ -190,7 +190,9 @@ def page_context(request: Request, who: Viewer | None) -> dict[str, Any]:
     switch = {
         tag: request.url.path
         + "?"
-        + urlencode([*((k, v) for k, v in request.query_params.multi_items() if k != "lang"), ("lang", tag)])
+        + urlencode(
+            [*((k, v) for k, v in request.query_params.multi_items() if k != "lang"), ("lang", tag)]
+        )
         for tag in i18n.NAMES
         if tag != lang
     }

@@ -76,6 +76,7 @@ def test_translations_keep_the_placeholders_of_their_message() -> None:
 
 def test_the_compiled_catalogue_is_the_po_file() -> None:
     """console.mo ships beside console.po; a .po edited without recompiling fails here."""
+
     def flat(messages: Iterable[Message]) -> dict[object, object]:
         return {
             tuple(m.id) if isinstance(m.id, (list, tuple)) else m.id: (
