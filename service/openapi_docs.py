@@ -19,7 +19,7 @@ EVERYONE = "any valid key (platform, rights holder, operator, admin)"
 OWNERS = "rights holders (their own works) and operators and admins (any work)"
 
 _AT = "2025-03-01T08:30:00+00:00"
-_VERDICT = {
+_VERDICT: dict[str, Any] = {
     "decision": "block",
     "fused_score": 0.9931,
     "thresholds": {"review": 0.55, "block": 0.85},
@@ -34,11 +34,11 @@ _VERDICT = {
     ],
     "versions": {"policy": "2025-02", "index": "idx-41"},
 }
-_RISK = {
+_RISK: dict[str, Any] = {
     "zh": "该图片与受保护作品《奥特曼》高度相似，已被拦截。",
     "en": "This image closely resembles the protected work Ultraman and was blocked.",
 }
-CHECK = {
+CHECK: dict[str, Any] = {
     "check_id": "chk_01J9Z6Q4ZK",
     "created_at": _AT,
     "platform": "genco",
@@ -52,7 +52,7 @@ CHECK = {
     "review": None,
     "rescreen": None,
 }
-WORK = {
+WORK: dict[str, Any] = {
     "work_id": "ultraman-1966",
     "title": "奥特曼",
     "owner": "tsuburaya",
@@ -66,7 +66,7 @@ WORK = {
     "licensee_territories": {},
     "threshold_territories": [],
 }
-HELD = {
+HELD: dict[str, Any] = {
     "held_id": 7,
     "work_id": "ultraman-1966",
     "owner": "tsuburaya",
@@ -86,7 +86,7 @@ HELD = {
     ],
     "created_at": _AT,
 }
-NOTICE = {
+NOTICE: dict[str, Any] = {
     "notice_id": "ntc_01J9Z7B2",
     "created_at": _AT,
     "updated_at": _AT,
@@ -100,7 +100,7 @@ NOTICE = {
     "measures": {"references_added": [12], "rescreened_checks": 380, "affected_check_ids": []},
     "reason": None,
 }
-APPEAL = {
+APPEAL: dict[str, Any] = {
     "appeal_id": "apl_01J9Z8",
     "check_id": "chk_01J9Z6Q4ZK",
     "platform": "genco",
@@ -120,7 +120,7 @@ APPEAL = {
     "overdue": False,
     "released": False,
 }
-KEY = {
+KEY: dict[str, Any] = {
     "key_id": "key_9",
     "owner": "genco",
     "role": "platform",
@@ -129,7 +129,7 @@ KEY = {
     "description": "genco production",
     "key": None,
 }
-AUDIT = {
+AUDIT: dict[str, Any] = {
     "seq": 1042,
     "at": _AT,
     "actor": "key_2",
@@ -139,7 +139,11 @@ AUDIT = {
     "prev_hash": "9f2c…",
     "hash": "a71e…",
 }
-LABEL = {"labelled": True, "label": {"provider": "genco", "content_id": "img-77"}, "c2pa": None}
+LABEL: dict[str, Any] = {
+    "labelled": True,
+    "label": {"provider": "genco", "content_id": "img-77"},
+    "c2pa": None,
+}
 PNG = "(PNG bytes)"
 
 

@@ -66,7 +66,8 @@ def test_translations_keep_the_placeholders_of_their_message() -> None:
         if not message.id:
             continue
         source = message.id if isinstance(message.id, str) else message.id[1]
-        targets = message.string if isinstance(message.string, tuple) else (message.string,)
+        strings = message.string
+        targets = list(strings) if isinstance(strings, (list, tuple)) else [strings or ""]
         for target in targets:
             assert sorted(PLACEHOLDER.findall(target)) == sorted(PLACEHOLDER.findall(source)), (
                 message.id,
