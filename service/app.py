@@ -16,8 +16,10 @@ from fastapi import FastAPI
 
 from service import errors
 from service.console import create_console
+from service.docs import install_docs
 from service.limits import BodyLimit
 from service.observe import Metrics, configure_logging, middleware
+from service.openapi_docs import install_openapi
 from service.routes import (
     admin,
     appeals,
@@ -62,11 +64,14 @@ def create_app(settings: ServiceSettings | None = None, *, configure_logs: bool 
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.settings = settings
     errors.install(app)
     errors.document_body_errors(app)
+    install_openapi(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)  # inside the request id
     app.middleware("http")(middleware(metrics))
     for module in (
@@ -83,6 +88,7 @@ def create_app(settings: ServiceSettings | None = None, *, configure_logs: bool 
         health,
     ):
         app.include_router(module.router)
+    install_docs(app)
     app.mount("/console", create_console(runtime))  # the web console: pages, not JSON
     return app
 

@@ -20,6 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from screener import errors as e
 from service.console import appeals, holder, operator, platform
+from service.console.i18n import N_, ConsoleLanguage
+from service.console.i18n import gettext as _
 from service.console.web import (
     BASE,
     CSRF_FIELD,
@@ -29,9 +31,11 @@ from service.console.web import (
     CsrfRefused,
     SignInNeeded,
     TheViewer,
+    Viewer,
     clear_session,
     csrf_token,
     login_token,
+    page_context,
     redirect,
     render,
     runtime,
@@ -70,16 +74,26 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def _signed_in(request: Request) -> Viewer | None:
+    """The session's viewer where there is a valid one, so that an error page keeps the
+    navigation; None otherwise (the page then offers sign-in)."""
+    value = request.cookies.get(SESSION_COOKIE)
+    if not value:
+        return None
+    try:
+        desk = runtime(request).desk
+        return Viewer(desk.authenticate(value), desk, csrf_token(value))
+    except Exception:  # not ready, revoked, unknown: an error page without navigation
+        return None
+
+
 def _error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         "error.html",
         {
-            "who": None,
-            "key": None,
-            "csrf": None,
+            **page_context(request, _signed_in(request)),
             "done": None,
-            "path": request.url.path,
             "status": status,
             "title": title,
             "message": message,
@@ -89,23 +103,30 @@ def _error_page(request: Request, status: int, title: str, message: str) -> HTML
 
 
 _TITLES = {
-    401: "Sign in needed",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Not allowed",
-    409: "Conflict",
-    413: "Too large",
-    415: "Not an image we can read",
-    422: "Cannot do that",
-    503: "Not ready",
+    401: N_("Sign in needed"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    405: N_("Not allowed"),
+    409: N_("Conflict"),
+    413: N_("Too large"),
+    415: N_("Not an image we can read"),
+    422: N_("Cannot do that"),
+    503: N_("Not ready"),
 }
+_NOTHING_HERE = N_("There is nothing here for you.")
+
+
+def _title(status: int) -> str:
+    return _(_TITLES.get(status, N_("Error")))
 
 
 def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(SignInNeeded)
     async def sign_in(request: Request, exc: SignInNeeded) -> Response:
         if request.method != "GET":
-            return _error_page(request, 401, _TITLES[401], "Your session has ended: sign in again.")
+            return _error_page(
+                request, 401, _title(401), _("Your session has ended: sign in again.")
+            )
         response = RedirectResponse(
             f"{BASE}/login?next={exc.next_path}" + ("&expired=1" if exc.message else ""), 303
         )
@@ -118,9 +139,11 @@ def _install_errors(app: FastAPI) -> None:
         return _error_page(
             request,
             403,
-            "Form refused",
-            "This form did not carry this session's security token (CSRF), so nothing was "
-            "done. Reload the page and send the form again.",
+            _("Form refused"),
+            _(
+                "This form did not carry this session's security token (CSRF), so nothing was "
+                "done. Reload the page and send the form again."
+            ),
         )
 
     @app.exception_handler(e.ScreenerError)
@@ -128,12 +151,12 @@ def _install_errors(app: FastAPI) -> None:
         status = status_of(exc)
         if status == 404:
             # Never the object's data, and the same page whether it exists or is another's.
-            return _error_page(request, 404, _TITLES[404], "There is nothing here for you.")
-        return _error_page(request, status, _TITLES.get(status, "Error"), str(exc))
+            return _error_page(request, 404, _title(404), _(_NOTHING_HERE))
+        return _error_page(request, status, _title(status), str(exc))
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
-        return _error_page(request, exc.status, _TITLES.get(exc.status, "Error"), exc.message)
+        return _error_page(request, exc.status, _title(exc.status), exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -141,18 +164,19 @@ def _install_errors(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in err.get('loc', ())[1:]) or 'form'}: {err.get('msg', '')}"
             for err in exc.errors()
         )
-        return _error_page(request, 422, _TITLES[422], problems or "The form was incomplete.")
+        return _error_page(request, 422, _title(422), problems or _("The form was incomplete."))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        message = "There is nothing here for you." if exc.status_code == 404 else str(exc.detail)
-        return _error_page(request, exc.status_code, _TITLES.get(exc.status_code, "Error"), message)
+        message = _(_NOTHING_HERE) if exc.status_code == 404 else str(exc.detail)
+        return _error_page(request, exc.status_code, _title(exc.status_code), message)
 
 
 def create_console(rt: Runtime) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.runtime = rt
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(ConsoleLanguage, cookie_path=BASE)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_errors(app)
 
@@ -163,7 +187,7 @@ def create_console(rt: Runtime) -> FastAPI:
     @app.get("/login", response_class=HTMLResponse)
     def login_page(request: Request, next: str = "", expired: bool = False) -> Response:
         token = login_token()
-        message = "Your session ended: sign in again." if expired else None
+        message = _("Your session ended: sign in again.") if expired else None
         response = render(request, "login.html", login_csrf=token, next=next, message=message)
         response.set_cookie(
             LOGIN_COOKIE, token, path=BASE, secure=True, httponly=True, samesite="strict"
@@ -190,7 +214,7 @@ def create_console(rt: Runtime) -> FastAPI:
                 status=401,
                 login_csrf=token,
                 next=next,
-                error="That key is not valid (wrong, or revoked). Check it and try again.",
+                error=_("That key is not valid (wrong, or revoked). Check it and try again."),
             )
             page.set_cookie(
                 LOGIN_COOKIE, token, path=BASE, secure=True, httponly=True, samesite="strict"

@@ -11,16 +11,18 @@ from fastapi.responses import HTMLResponse, Response
 
 from screener.errors import InputError
 from screener.keys import Role
+from service.console.i18n import N_
+from service.console.i18n import gettext as _
 from service.console.web import FormViewer, TheViewer, Viewer, redirect, render, runtime
 from service.errors import status_of
 
 router = APIRouter()
 
 DONE = {
-    "filed": "Appeal filed: the rights holder is told, and an operator will decide.",
-    "responded": "Response sent.",
-    "upheld": "Upheld: the output stays held.",
-    "overturned": "Overturned: the output is released and recorded as a false positive.",
+    "filed": N_("Appeal filed: the rights holder is told, and an operator will decide."),
+    "responded": N_("Response sent."),
+    "upheld": N_("Upheld: the output stays held."),
+    "overturned": N_("Overturned: the output is released and recorded as a false positive."),
 }
 
 
@@ -32,6 +34,7 @@ def _page(request: Request, who: Viewer, status: int = 200, error: str | None = 
     except InputError:
         items, total = appeals.list(who.key, limit=200)
     late = appeals.overdue() if who.staff else None
+    done = request.query_params.get("appeal") or ""
     return render(
         request,
         "appeals.html",
@@ -41,7 +44,7 @@ def _page(request: Request, who: Viewer, status: int = 200, error: str | None = 
         total=total,
         late=late,
         error=error,
-        shown=DONE.get(request.query_params.get("appeal") or ""),
+        shown=_(DONE[done]) if done in DONE else None,
     )
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from screener.desk import Upload
 from screener.errors import InputError
 from screener.keys import Role
+from service.console.i18n import gettext as _
 from service.console.operator import image_response
 from service.console.web import FormViewer, TheViewer, Viewer, redirect, render
 from service.errors import status_of
@@ -25,7 +26,10 @@ MAX_FILES = 8
 def uploads(files: list[UploadFile] | None) -> list[Upload]:
     chosen = [f for f in files or [] if f.filename]
     if len(chosen) > MAX_FILES:
-        raise InputError(f"{len(chosen)} images chosen; at most {MAX_FILES} at a time")
+        raise InputError(
+            _("%(n)d images chosen; at most %(max)d at a time")
+            % {"n": len(chosen), "max": MAX_FILES}
+        )
     return [Upload(f.file.read(), (f.filename or "image")[:200]) for f in chosen]
 
 
@@ -71,10 +75,10 @@ def create_work(
     form = {"work_id": work_id, "title": title, "aliases": aliases, "related_terms": related_terms}
     try:
         if not work_id.strip():
-            raise InputError("give the work an id (letters, digits, - and _)")
+            raise InputError(_("Give the work an id (letters, digits, - and _)."))
         files = uploads(images)
         if not files:
-            raise InputError("add at least one reference image")
+            raise InputError(_("Add at least one reference image."))
         done = who.desk.create_work(
             who.key,
             work_id.strip(),
@@ -153,7 +157,7 @@ def add_references(
     try:
         files = uploads(images)
         if not files:
-            raise InputError("choose or drop at least one image")
+            raise InputError(_("Choose or drop at least one image."))
         done = who.desk.add_references(who.key, work_id, files)
     except InputError as exc:
         if status_of(exc) == 404:
@@ -258,7 +262,7 @@ def file_notice(
     target = new_work_id.strip() or work_id.strip()
     try:
         if not target:
-            raise InputError("pick one of your works, or name a new one")
+            raise InputError(_("Pick one of your works, or name a new one."))
         ids = [part for line in lines(check_ids) for part in line.replace(",", " ").split()]
         filed = who.desk.file_notice(
             who.key,

@@ -15,6 +15,8 @@ from screener import policy as policy_mod
 from screener.errors import InputError, NotFound, PolicyError
 from screener.regions import regions
 from service.console import geometry, plots
+from service.console.i18n import N_
+from service.console.i18n import gettext as _
 from service.console.web import STAFF, FormViewer, TheViewer, redirect, render, runtime
 from service.errors import status_of
 
@@ -23,10 +25,10 @@ router = APIRouter()
 PAGE = 50
 _REGIONS = {r.name: r for r in regions(True)}
 REJECT_REASONS = (
-    "not a copy of the work",
-    "a different character or subject",
-    "licensed or permitted use",
-    "generic style or common motif only",
+    N_("not a copy of the work"),
+    N_("a different character or subject"),
+    N_("licensed or permitted use"),
+    N_("generic style or common motif only"),
 )
 _MEDIA = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -96,7 +98,7 @@ def quad(points: object, size: object) -> tuple[dict[str, str], dict[str, str]] 
 
 
 def _named(region: object) -> str | None:
-    return f"region {region}" if isinstance(region, str) else None
+    return _("region %(name)s") % {"name": region} if isinstance(region, str) else None
 
 
 def match_views(verdict: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]:
@@ -117,8 +119,9 @@ def match_views(verdict: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]
                     "reference_id": local.get("reference_id"),
                     "query_box": outlines[0],
                     "reference_box": outlines[1],
-                    "query_region": f"outlined: {local.get('inliers')} local features agree",
-                    "reference_region": "outlined: the part copied",
+                    "query_region": _("outlined: %(n)s local features agree")
+                    % {"n": local.get("inliers")},
+                    "reference_region": _("outlined: the part copied"),
                 }
             )
             continue
@@ -173,7 +176,7 @@ def reject(
 ) -> Response:
     text = " — ".join(part for part in (reason.strip(), note.strip()) if part)
     if not text:
-        raise InputError("say why it is not a copy: pick a reason or write one")
+        raise InputError(_("Say why it is not a copy: pick a reason or write one."))
     who.desk.reject_review(who.key, check_id, text)
     return redirect("/review", "rejected")
 
@@ -187,7 +190,7 @@ def _date(name: str, value: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise InputError(f"{name} must be a date like 2025-01-31") from None
+        raise InputError(_("%(name)s must be a date like 2025-01-31") % {"name": name}) from None
 
 
 @router.get("/checks", response_class=HTMLResponse)
@@ -221,11 +224,11 @@ def checks(
             decision=decision or None,
             work_id=work.strip() or None,
             platform=platform.strip() or None,
-            since=_date("from", since),
-            until=_date("to", until),
+            since=_date(_("From"), since),
+            until=_date(_("To"), until),
         )
     except NotFound:
-        error = f"no work {work.strip()!r}"
+        error = _("No work %(id)r.") % {"id": work.strip()}
     except InputError as exc:
         error = str(exc)
     chain = who.desk.audit_verify(who.key)
@@ -312,9 +315,9 @@ def policy_preview(
 ) -> Response:
     who.require(*STAFF)
     data = policy_file.file.read() if policy_file is not None else b""
-    name = (policy_file.filename if policy_file is not None else None) or "the uploaded policy"
+    name = (policy_file.filename if policy_file is not None else None) or _("the uploaded policy")
     if not data:
-        return _policy_page(request, who, 422, error="Choose a policy file (YAML or JSON).")
+        return _policy_page(request, who, 422, error=_("Choose a policy file (YAML or JSON)."))
     try:
         preview = who.desk.preview_policy(who.key, data)
     except PolicyError as exc:
@@ -351,9 +354,14 @@ def dashboard(request: Request, who: TheViewer, days: int = 14) -> Response:
         who,
         data=data,
         counts=counts,
-        per_day=plots.stacked_days(counts.days, counts.per_day),
-        top_works=plots.bars(counts.top_works, "flagged checks"),
-        index_sizes=plots.bars(sorted(data["index_sizes"].items()), "vectors"),
+        per_day=plots.stacked_days(
+            counts.days,
+            counts.per_day,
+            {d: _(d) for d in ("allow", "review", "block")},
+            _("checks per day by decision"),
+        ),
+        top_works=plots.bars(counts.top_works, _("flagged checks")),
+        index_sizes=plots.bars(sorted(data["index_sizes"].items()), _("vectors")),
         days=len(counts.days),
         appeals_late=runtime(request).appeals.overdue(),
     )

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from screener.errors import InputError
 from screener.keys import Role
 from service.console.holder import uploads
+from service.console.i18n import gettext as _
 from service.console.web import FormViewer, TheViewer, Viewer, redirect, render
 from service.errors import status_of
 
@@ -41,7 +42,7 @@ def try_check(
     try:
         files = uploads([image] if image is not None else [])
         if not files:
-            raise InputError("choose an image to check")
+            raise InputError(_("Choose an image to check."))
         outcome = who.desk.check(who.key, files[:1], prompt.strip() or None)[0]
         if isinstance(outcome, InputError):
             raise outcome

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote as url_quote
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -25,6 +25,8 @@ from fastapi.templating import Jinja2Templates
 from screener.desk import Desk
 from screener.errors import AuthError, Forbidden
 from screener.keys import ApiKey, Role
+from service.console import i18n
+from service.console.i18n import N_
 from service.runtime import Runtime
 
 BASE = "/console"
@@ -41,26 +43,32 @@ HOME = {
 }
 STAFF = (Role.OPERATOR, Role.ADMIN)
 
-# Messages a redirect may ask the next page to show (?done=...).
+# Messages a redirect may ask the next page to show (?done=...), translated when shown.
 DONE = {
-    "confirmed": "Confirmed: the output joined the work's references.",
-    "rejected": "Rejected: recorded as a false positive.",
-    "created": "Work registered.",
-    "updated": "Saved.",
-    "references": "References added.",
-    "held": "Stored, but held for an operator: see the held images below and why.",
-    "approved": "Approved: the image joined the work's references.",
-    "dropped": "Rejected: the held image was dropped.",
-    "removed": "Reference removed.",
-    "deleted": "Work removed.",
-    "policy": "The new policy is in force.",
-    "notice": "Notice filed; the measures taken are listed below.",
-    "signed_out": "Signed out.",
+    "confirmed": N_("Confirmed: the output joined the work's references."),
+    "rejected": N_("Rejected: recorded as a false positive."),
+    "created": N_("Work registered."),
+    "updated": N_("Saved."),
+    "references": N_("References added."),
+    "held": N_("Stored, but held for an operator: see the held images below and why."),
+    "approved": N_("Approved: the image joined the work's references."),
+    "dropped": N_("Rejected: the held image was dropped."),
+    "removed": N_("Reference removed."),
+    "deleted": N_("Work removed."),
+    "policy": N_("The new policy is in force."),
+    "notice": N_("Notice filed; the measures taken are listed below."),
+    "signed_out": N_("Signed out."),
 }
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.globals["BASE"] = BASE
 templates.env.globals["CSRF_FIELD"] = CSRF_FIELD
+templates.env.globals["LANGUAGES"] = i18n.NAMES
+templates.env.add_extension("jinja2.ext.i18n")
+templates.env.install_gettext_callables(  # type: ignore[attr-defined]
+    i18n.gettext, i18n.ngettext, newstyle=True
+)
+templates.env.filters["script_lang"] = i18n.script_language
 
 
 class SignInNeeded(Exception):
@@ -130,7 +138,10 @@ class Viewer:
 
     def require(self, *roles: Role) -> None:
         if self.key.role not in roles:
-            raise Forbidden(f"a {self.key.role.value} key cannot open this page")
+            raise Forbidden(
+                i18n.gettext("A %(role)s key cannot open this page.")
+                % {"role": role_name(self.key.role)}
+            )
 
 
 def viewer(request: Request) -> Viewer:
@@ -142,7 +153,7 @@ def viewer(request: Request) -> Viewer:
     try:
         key = desk.authenticate(value)
     except AuthError:
-        raise SignInNeeded(here, "The key of this session is no longer valid.") from None
+        raise SignInNeeded(here, N_("The key of this session is no longer valid.")) from None
     return Viewer(key, desk, csrf_token(value))
 
 
@@ -160,6 +171,44 @@ TheViewer = Annotated[Viewer, Depends(viewer)]
 FormViewer = Annotated[Viewer, Depends(checked_viewer)]
 
 
+ROLE_NAMES = {
+    Role.OPERATOR: N_("operator"),
+    Role.ADMIN: N_("admin"),
+    Role.RIGHTS_HOLDER: N_("rights holder"),
+    Role.PLATFORM: N_("platform"),
+}
+
+
+def role_name(role: Role) -> str:
+    return i18n.gettext(ROLE_NAMES[role])
+
+
+def page_context(request: Request, who: Viewer | None) -> dict[str, Any]:
+    """What base.html needs on every page: the viewer, the language and its switch."""
+    done = request.query_params.get("done")
+    lang = i18n.language()
+    switch = {
+        tag: request.url.path
+        + "?"
+        + urlencode(
+            [*((k, v) for k, v in request.query_params.multi_items() if k != "lang"), ("lang", tag)]
+        )
+        for tag in i18n.NAMES
+        if tag != lang
+    }
+    return {
+        "who": who,
+        "key": None if who is None else who.key,
+        "csrf": None if who is None else who.csrf,
+        "role_name": None if who is None else role_name(who.key.role),
+        "done": i18n.gettext(DONE[done]) if done in DONE else None,
+        "path": request.url.path,
+        "lang": lang,
+        "switch": switch,
+        "max_upload": runtime(request).settings.max_request_bytes,
+    }
+
+
 def render(
     request: Request,
     template: str,
@@ -167,21 +216,9 @@ def render(
     status: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    done = request.query_params.get("done")
-    response = templates.TemplateResponse(
-        request,
-        template,
-        {
-            "who": who,
-            "key": None if who is None else who.key,
-            "csrf": None if who is None else who.csrf,
-            "done": DONE.get(done or ""),
-            "path": request.url.path,
-            **context,
-        },
-        status_code=status,
+    return templates.TemplateResponse(
+        request, template, {**page_context(request, who), **context}, status_code=status
     )
-    return response
 
 
 def redirect(path: str, done: str | None = None) -> RedirectResponse:

@@ -79,16 +79,18 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
-SignIn = Callable[[str], Any]
+SignIn = Callable[..., Any]
 
 
 @pytest.fixture
 def sign_in(console: Console, browser: Any) -> Iterator[SignIn]:
-    """``sign_in(who)``: a page in a new context, signed in with that person's key."""
+    """``sign_in(who)``: a page in a new context, signed in with that person's key
+    (``locale`` sets the browser's language, so its Accept-Language; ``options`` go to
+    the context: a viewport, bypass_csp to inject a test script)."""
     contexts: list[Any] = []
 
-    def open_page(who: str) -> Any:
-        context = browser.new_context(viewport=VIEWPORT, locale="en-GB")
+    def open_page(who: str, locale: str = "en-GB", **options: Any) -> Any:
+        context = browser.new_context(**{"viewport": VIEWPORT, "locale": locale, **options})
         contexts.append(context)
         page = context.new_page()
         page.goto(console.url + "/login")

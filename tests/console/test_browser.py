@@ -83,7 +83,7 @@ def test_rights_holder_registers_a_work_with_two_images(
     assert "Medusa" in row.inner_text() and "美杜莎" in row.inner_text()
     assert row.locator("td").nth(3).inner_text() == "2"
     page.click("text=medusa-1")
-    screenshot(page, tmp_path, "my-works", docs=True)
+    screenshot(page, tmp_path, "my-works-en")
     stored = console.api.get("/v1/works/medusa-1", headers=console.h("holder")).json()
     assert stored["reference_count"] == 2 and stored["aliases"] == ["美杜莎", "メドゥーサ"]
 
@@ -108,7 +108,7 @@ def test_platform_check_of_a_copy_shows_block_with_evidence_picture(
         " return i.complete && i.naturalWidth > 0; }",
         timeout=30_000,
     )
-    screenshot(page, tmp_path, "check-evidence", docs=True)
+    screenshot(page, tmp_path, "check-evidence-en")
     check_id = page.url.rsplit("/", 1)[-1]
     fetched = page.request.get(f"{console.url}/checks/{check_id}/evidence.png")
     assert fetched.status == 200 and fetched.headers["content-type"] == "image/png"
@@ -137,7 +137,11 @@ def test_operator_confirms_a_review_item_and_the_next_similar_check_is_caught(
     assert "Reviewed work" in item.inner_text()
     assert "sscd_cosine" in item.inner_text()
     assert page.locator("article.review .pair img").count() >= 2
-    screenshot(page, tmp_path, "review-queue", docs=True)
+    screenshot(page, tmp_path, "review-queue-en")
+    page.keyboard.press("c")  # arms the confirm form: one key press decides nothing
+    assert page.locator("form.armed[data-key='c']").count() == 1
+    assert "again" in page.locator("#key-hint").inner_text()
+    assert page.url.endswith("/console/review")
     with page.expect_navigation(url="**/console/review?done=confirmed"):
         page.keyboard.press("c")
     assert "Confirmed" in page.locator(".flash").inner_text()

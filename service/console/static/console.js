@@ -2,14 +2,38 @@
 // their progress and keep the form (and its files) when the server refuses it.
 "use strict";
 
+// Words the page gives in its own language (data-msg-* on <body>).
+function message(name, values = {}) {
+  const text = document.body.dataset[name] || "";
+  return text.replace(/\{(\w+)\}/g, (_, key) => String(values[key] ?? ""));
+}
+
+// A shortcut key decides irreversibly, so it takes two presses: the first arms its form
+// (outlined, and said aloud through the live hint), the same key again submits it; any
+// other key, Esc included, disarms it.
+let armed = null;
+function disarm() {
+  if (armed) armed.classList.remove("armed");
+  armed = null;
+}
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
   const target = event.target;
   if (target instanceof HTMLElement && target.closest("input, textarea, select, [contenteditable]")) return;
   const form = document.querySelector(`form[data-key="${CSS.escape(event.key)}"]`);
+  if (form && form === armed) {
+    event.preventDefault();
+    disarm();
+    form.requestSubmit();
+    return;
+  }
+  disarm();
   if (form) {
     event.preventDefault();
-    form.requestSubmit();
+    armed = form;
+    form.classList.add("armed");
+    const hint = document.getElementById("key-hint");
+    if (hint) hint.textContent = message("msgPressAgain", { key: event.key });
   }
 });
 
@@ -23,6 +47,11 @@ document.addEventListener("submit", (event) => {
   for (const button of form.querySelectorAll("button[type=submit]")) button.disabled = true;
   if (form.hasAttribute("data-xhr")) {
     event.preventDefault();
+    if (tooLarge(form)) {
+      for (const button of form.querySelectorAll("button[type=submit]")) button.disabled = false;
+      showError(form, message("msgTooLarge"));
+      return;
+    }
     send(form);
   }
 });
@@ -30,6 +59,34 @@ document.addEventListener("submit", (event) => {
 window.addEventListener("pageshow", () => {
   for (const button of document.querySelectorAll("button[type=submit]")) button.disabled = false;
 });
+
+// The files alone already over the service's body limit: say so before uploading them.
+function tooLarge(form) {
+  const limit = Number(document.body.dataset.maxUpload || 0);
+  let total = 0;
+  for (const input of form.querySelectorAll("input[type=file]")) for (const f of input.files) total += f.size;
+  return limit > 0 && total > limit;
+}
+
+function showError(form, text) {
+  const error = form.querySelector("#form-error") || document.getElementById("form-error");
+  if (error) { error.textContent = text; error.hidden = false; error.scrollIntoView({ block: "nearest" }); }
+  else window.alert(text);
+}
+
+// The words of a refusal: the console page's own message, or the service's JSON error
+// (the body limit answers before the console does), or the status.
+function refusal(request) {
+  if (request.status === 413) return message("msgTooLarge");
+  const page = new DOMParser().parseFromString(request.responseText, "text/html");
+  const found = page.getElementById("form-error");
+  if (found && found.textContent.trim()) return found.textContent.trim();
+  try {
+    const body = JSON.parse(request.responseText);
+    if (body && body.error && body.error.message) return body.error.message;
+  } catch (_) { /* not JSON */ }
+  return message("msgRefused", { status: request.status });
+}
 
 function send(form) {
   const progress = form.querySelector("[data-progress]");
@@ -43,7 +100,7 @@ function send(form) {
   request.upload.addEventListener("progress", (e) => {
     if (!bar || !e.lengthComputable) return;
     bar.value = Math.round((100 * e.loaded) / e.total);
-    if (e.loaded >= e.total && text) text.textContent = "Uploaded; working…";
+    if (e.loaded >= e.total && text) text.textContent = message("msgWorking");
   });
   request.addEventListener("load", () => {
     if (request.status >= 200 && request.status < 300) {
@@ -58,16 +115,12 @@ function send(form) {
     }
     if (progress) progress.hidden = true;
     done();
-    const page = new DOMParser().parseFromString(request.responseText, "text/html");
-    const found = page.getElementById("form-error");
-    const message = (found && found.textContent.trim()) || `The server refused the form (${request.status}).`;
-    if (error) { error.textContent = message; error.hidden = false; error.scrollIntoView({ block: "nearest" }); }
-    else window.alert(message);
+    showError(form, refusal(request));
   });
   request.addEventListener("error", () => {
     if (progress) progress.hidden = true;
     done();
-    if (error) { error.textContent = "The server could not be reached; nothing was lost, try again."; error.hidden = false; }
+    showError(form, message("msgUnreachable"));
   });
   request.open(form.method || "POST", form.action);
   request.send(new FormData(form));
