@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, ForeignKey, String, Text, and_, func, or_, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 from sqlalchemy.types import JSON
 
 from screener.audit import AuditLog, ensure_tables
@@ -176,6 +176,9 @@ class Appeals:
         open_ = row.status == AppealStatus.OPEN.value
         holder = key.role == Role.RIGHTS_HOLDER
         responses = [r for r in row.responses or [] if not holder or r.get("owner") == key.owner]
+        works = tuple(row.works or ())
+        if holder:  # only its own works: another owner's are no business of this one
+            works = tuple(w for w in works if w in self._owned(row, key.owner))
         return Appeal(
             id=row.id,
             check_id=row.check_id,
@@ -187,7 +190,7 @@ class Appeals:
             respond_by=iso(row.respond_by) or "",
             decide_by=iso(row.decide_by) or "",
             responded_at=iso(row.responded_at),
-            works=tuple(row.works or ()),
+            works=works,
             responses=tuple(responses),
             decision=dict(row.decision) if row.decision else None,
             history=tuple(
@@ -196,6 +199,20 @@ class Appeals:
             response_overdue=open_ and row.responded_at is None and moment > _aware(row.respond_by),
             decision_overdue=open_ and moment > _aware(row.decide_by),
             released=row.status == AppealStatus.OVERTURNED.value,
+        )
+
+    @staticmethod
+    def _owned(row: AppealRow, owner: str) -> set[str]:
+        """The works of ``owner`` that the appealed check matched (read in the row's own
+        session, so inside the transaction that changes it)."""
+        session = object_session(row)
+        assert session is not None  # every view is made while its row is loaded
+        return set(
+            session.scalars(
+                select(CheckMatchRow.work_id).where(
+                    CheckMatchRow.check_id == row.check_id, CheckMatchRow.owner == owner
+                )
+            )
         )
 
     def _visible(self, key: ApiKey) -> Any:
