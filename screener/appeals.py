@@ -89,6 +89,10 @@ def _text(name: str, value: str | None, limit: int, *, required: bool = False) -
     return value.strip()
 
 
+def _anonymous(step: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in step.items() if k != "by"}
+
+
 @dataclass(frozen=True)
 class Appeal:
     """An appeal as one caller may see it (a rights holder does not see the platform,
@@ -194,7 +198,11 @@ class Appeals:
             responses=tuple(responses),
             decision=dict(row.decision) if row.decision else None,
             history=tuple(
-                h for h in row.history or [] if not holder or h.get("owner") in (None, key.owner)
+                # A rights holder sees its own steps and the others' without who took them
+                # (the platform's key is the platform's business).
+                h if not holder or h.get("owner") == key.owner else _anonymous(h)
+                for h in row.history or []
+                if not holder or h.get("owner") in (None, key.owner)
             ),
             response_overdue=open_ and row.responded_at is None and moment > _aware(row.respond_by),
             decision_overdue=open_ and moment > _aware(row.decide_by),

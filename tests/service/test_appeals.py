@@ -263,3 +263,15 @@ def test_a_rights_holder_sees_only_its_own_works_in_an_appeal(service: Service) 
         assert answered.status_code == 200 and answered.json()["works"] == [own]
     operator = service.client.get(f"/v1/appeals/{appeal_id}", headers=service.h("operator"))
     assert operator.json()["works"] == ["shared-2505-a", "shared-2505-b"]
+
+
+def test_a_rights_holder_does_not_see_which_key_of_the_platform_filed(service: Service) -> None:
+    check_id = held_check(service, 2506)
+    appeal_id = appeal(service, "platform", check_id).json()["appeal_id"]
+    platform_key = service.app.state.runtime.desk.authenticate(service.keys["platform"]).id
+    seen = service.client.get(f"/v1/appeals/{appeal_id}", headers=service.h("holder"))
+    assert seen.status_code == 200, seen.text
+    assert [h["action"] for h in seen.json()["history"]] == ["filed"]
+    assert platform_key not in seen.text
+    own = service.client.get(f"/v1/appeals/{appeal_id}", headers=service.h("platform")).json()
+    assert own["history"][0]["by"] == platform_key
