@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, ForeignKey, String, Text, and_, func, or_, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 from sqlalchemy.types import JSON
 
 from screener.audit import AuditLog, ensure_tables
@@ -87,6 +87,10 @@ def _text(name: str, value: str | None, limit: int, *, required: bool = False) -
     if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
         raise InputError(f"{name} contains control characters")
     return value.strip()
+
+
+def _anonymous(step: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in step.items() if k != "by"}
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,9 @@ class Appeals:
         open_ = row.status == AppealStatus.OPEN.value
         holder = key.role == Role.RIGHTS_HOLDER
         responses = [r for r in row.responses or [] if not holder or r.get("owner") == key.owner]
+        works = tuple(row.works or ())
+        if holder:  # only its own works: another owner's are no business of this one
+            works = tuple(w for w in works if w in self._owned(row, key.owner))
         return Appeal(
             id=row.id,
             check_id=row.check_id,
@@ -187,15 +194,33 @@ class Appeals:
             respond_by=iso(row.respond_by) or "",
             decide_by=iso(row.decide_by) or "",
             responded_at=iso(row.responded_at),
-            works=tuple(row.works or ()),
+            works=works,
             responses=tuple(responses),
             decision=dict(row.decision) if row.decision else None,
             history=tuple(
-                h for h in row.history or [] if not holder or h.get("owner") in (None, key.owner)
+                # A rights holder sees its own steps and the others' without who took them
+                # (the platform's key is the platform's business).
+                h if not holder or h.get("owner") == key.owner else _anonymous(h)
+                for h in row.history or []
+                if not holder or h.get("owner") in (None, key.owner)
             ),
             response_overdue=open_ and row.responded_at is None and moment > _aware(row.respond_by),
             decision_overdue=open_ and moment > _aware(row.decide_by),
             released=row.status == AppealStatus.OVERTURNED.value,
+        )
+
+    @staticmethod
+    def _owned(row: AppealRow, owner: str) -> set[str]:
+        """The works of ``owner`` that the appealed check matched (read in the row's own
+        session, so inside the transaction that changes it)."""
+        session = object_session(row)
+        assert session is not None  # every view is made while its row is loaded
+        return set(
+            session.scalars(
+                select(CheckMatchRow.work_id).where(
+                    CheckMatchRow.check_id == row.check_id, CheckMatchRow.owner == owner
+                )
+            )
         )
 
     def _visible(self, key: ApiKey) -> Any:

@@ -274,6 +274,8 @@ class Desk:
                     "fused_score": verdict.fused_score,
                     "top_work_id": verdict.top_work_id,
                     "matched_works": [m.work_id for m in verdict.matches],
+                    # The release territory decides whether a match holds the output.
+                    "territory": verdict.territory,
                     "policy_version": verdict.policy_version,
                     "index_version": verdict.index_version,
                     "models": verdict.models,

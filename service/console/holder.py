@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from screener.desk import Upload
@@ -17,6 +17,8 @@ from service.console.web import FormViewer, TheViewer, Viewer, redirect, render
 from service.errors import status_of
 
 router = APIRouter()
+# Reference and held ids as the API bounds them: a larger one would reach the database.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 OWNERS = (Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
 PAGE = 50
@@ -167,7 +169,7 @@ def add_references(
 
 
 @router.post("/works/{work_id}/references/{reference_id}/remove")
-def remove_reference(who: FormViewer, work_id: str, reference_id: int) -> Response:
+def remove_reference(who: FormViewer, work_id: str, reference_id: RowId) -> Response:
     who.desk.remove_reference(who.key, work_id, reference_id)
     return redirect(f"/works/{work_id}", "removed")
 
@@ -179,7 +181,7 @@ def delete_work(who: FormViewer, work_id: str) -> Response:
 
 
 @router.get("/works/{work_id}/references/{reference_id}/image")
-def reference_image(who: TheViewer, work_id: str, reference_id: int) -> Response:
+def reference_image(who: TheViewer, work_id: str, reference_id: RowId) -> Response:
     return image_response(who.desk.reference_image(who.key, work_id, reference_id))
 
 
@@ -195,13 +197,13 @@ def held_page(request: Request, who: TheViewer) -> Response:
 
 
 @router.get("/works/{work_id}/held/{held_id}/image")
-def held_image(who: TheViewer, work_id: str, held_id: int) -> Response:
+def held_image(who: TheViewer, work_id: str, held_id: RowId) -> Response:
     return image_response(who.desk.held_image(who.key, work_id, held_id))
 
 
 @router.post("/works/{work_id}/held/{held_id}/approve")
 def approve_held(
-    who: FormViewer, work_id: str, held_id: int, note: Annotated[str, Form(max_length=2000)] = ""
+    who: FormViewer, work_id: str, held_id: RowId, note: Annotated[str, Form(max_length=2000)] = ""
 ) -> Response:
     who.desk.approve_held(who.key, work_id, held_id, note)
     return redirect("/held", "approved")
@@ -209,7 +211,7 @@ def approve_held(
 
 @router.post("/works/{work_id}/held/{held_id}/reject")
 def reject_held(
-    who: FormViewer, work_id: str, held_id: int, note: Annotated[str, Form(max_length=2000)] = ""
+    who: FormViewer, work_id: str, held_id: RowId, note: Annotated[str, Form(max_length=2000)] = ""
 ) -> Response:
     who.desk.reject_held(who.key, work_id, held_id, note)
     return redirect("/held", "dropped")

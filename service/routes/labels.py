@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,7 +43,7 @@ def label(
     ] = False,
     check_id: Annotated[
         str | None,
-        Form(max_length=40, description="the check of this output, named in the C2PA manifest"),
+        Form(max_length=40, description="the check of these bytes, named in the C2PA manifest"),
     ] = None,
 ) -> Response:
     """The image with an implicit label in its metadata (PNG text chunk and XMP; JPEG and
@@ -61,7 +62,10 @@ def label(
     data = done.data
     if c2pa:
         data = credentials.sign(
-            data, done.media_type, _claim(key, rt, provider, content_id, check_id), _signing(rt)
+            data,
+            done.media_type,
+            _claim(key, rt, provider, content_id, check_id, upload.data),
+            _signing(rt),
         )
     return Response(data, media_type=done.media_type, headers={"X-Label-Format": done.format})
 
@@ -77,11 +81,15 @@ def _signing(rt: Runtime) -> credentials.Signing:
 
 
 def _claim(
-    key: ApiKey, rt: Runtime, provider: str, content_id: str, check_id: str | None
+    key: ApiKey, rt: Runtime, provider: str, content_id: str, check_id: str | None, image: bytes
 ) -> credentials.Claim:
     if check_id is None:
         return credentials.Claim(provider, content_id)
     record = rt.desk.get_check(key, check_id)  # the caller's own check (else 404)
+    # The operator's certificate vouches for the check: it must be this image's, not an
+    # allowed check of another picture.
+    if record.verdict.get("input", {}).get("sha256") != hashlib.sha256(image).hexdigest():
+        raise LabelError(f"check {check_id} screened another image than the one to label")
     return credentials.Claim(
         provider,
         content_id,

@@ -266,3 +266,33 @@ def test_policy_is_previewed_replaced_audited_and_kept_across_a_restart(
         ServiceSettings(data_dir=service.data_dir, signals=["pdq"], policy_path=newer)
     ) as screener:
         assert Desk(screener).screener.policy.version == "deployed-3"
+
+
+def test_a_reference_or_held_id_out_of_range_is_refused_not_a_server_error(
+    service: Service,
+) -> None:
+    """Ids in console paths are bounded as the API's are: one the database cannot hold is
+    refused (422) on every page and form that takes one, never a server error."""
+    holder = key(service, "holder")
+    desk(service).create_work(holder, "bounded", [Upload(encode(scene(9171)), "a.png")])
+    huge = 2**70
+    client = sign_in(service, "holder")
+    operator = sign_in(service, "operator")
+    for path in (
+        f"/console/works/bounded/held/{huge}/image",
+        f"/console/works/bounded/references/{huge}/image",
+    ):
+        for who in (client, operator):
+            response = who.get(path)
+            assert response.status_code == 422, (path, response.status_code)
+    token = csrf(operator, "/console/held")
+    for action in ("approve", "reject"):
+        response = operator.post(
+            f"/console/works/bounded/held/{huge}/{action}", data={"csrf_token": token}
+        )
+        assert response.status_code == 422, (action, response.status_code)
+    removal = client.post(
+        f"/console/works/bounded/references/{huge}/remove",
+        data={"csrf_token": csrf(client, "/console/works/bounded")},
+    )
+    assert removal.status_code == 422, removal.status_code

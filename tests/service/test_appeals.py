@@ -232,3 +232,46 @@ def test_overdue_appeals_show_in_the_list_and_the_metrics(service: Service) -> N
             "/v1/appeals?overdue=false&limit=500", headers=service.h("operator")
         )
         assert appeal_id in [a["appeal_id"] for a in within.json()["items"]]
+
+
+def test_a_rights_holder_sees_only_its_own_works_in_an_appeal(service: Service) -> None:
+    """An output held by two owners' works: each rights holder is told of the appeal, but
+    an appeal names to each only its own works (never another owner's), as checks do."""
+    original = scene(2505)
+    for who, work_id in (("holder", "shared-2505-a"), ("holder2", "shared-2505-b")):
+        made = service.register(who, work_id, encode(original), title=work_id)
+        assert made.status_code == 201, made.text
+    copy = encode(original.filter(ImageFilter.GaussianBlur(1)), "JPEG", quality=80)
+    result = service.check("platform", copy).json()["results"][0]
+    matches = result["verdict"]["matches"]
+    held_by = {m["work_id"] for m in matches if m["decision"] != "allow"}
+    assert held_by == {"shared-2505-a", "shared-2505-b"}, result
+    filed = appeal(service, "platform", result["check_id"])
+    assert filed.status_code == 201, filed.text
+    appeal_id = filed.json()["appeal_id"]
+    assert filed.json()["works"] == ["shared-2505-a", "shared-2505-b"]
+    for who, own in (("holder", "shared-2505-a"), ("holder2", "shared-2505-b")):
+        alone = service.client.get(f"/v1/appeals/{appeal_id}", headers=service.h(who))
+        assert alone.status_code == 200, alone.text
+        assert alone.json()["works"] == [own]
+        listed = service.client.get("/v1/appeals?limit=500", headers=service.h(who)).json()
+        [mine] = [a for a in listed["items"] if a["appeal_id"] == appeal_id]
+        assert mine["works"] == [own]
+        answered = service.client.post(
+            f"/v1/appeals/{appeal_id}/response", headers=service.h(who), json={"text": "ours"}
+        )
+        assert answered.status_code == 200 and answered.json()["works"] == [own]
+    operator = service.client.get(f"/v1/appeals/{appeal_id}", headers=service.h("operator"))
+    assert operator.json()["works"] == ["shared-2505-a", "shared-2505-b"]
+
+
+def test_a_rights_holder_does_not_see_which_key_of_the_platform_filed(service: Service) -> None:
+    check_id = held_check(service, 2506)
+    appeal_id = appeal(service, "platform", check_id).json()["appeal_id"]
+    platform_key = service.app.state.runtime.desk.authenticate(service.keys["platform"]).id
+    seen = service.client.get(f"/v1/appeals/{appeal_id}", headers=service.h("holder"))
+    assert seen.status_code == 200, seen.text
+    assert [h["action"] for h in seen.json()["history"]] == ["filed"]
+    assert platform_key not in seen.text
+    own = service.client.get(f"/v1/appeals/{appeal_id}", headers=service.h("platform")).json()
+    assert own["history"][0]["by"] == platform_key

@@ -161,6 +161,23 @@ def test_the_check_named_must_be_the_callers(signing: Service) -> None:
     assert verify(signing, unnamed.content, "PNG")["c2pa"]["check"]["check_id"] is None
 
 
+def test_the_check_named_must_have_screened_the_labelled_image(signing: Service) -> None:
+    """The operator's certificate vouches for the check named: a platform cannot name an
+    allowed check of one picture on credentials it has signed over another."""
+    passed = encode(scene(2704, (256, 192)), "PNG")
+    checked = signing.check("platform", passed).json()["results"][0]
+    assert checked["decision"] == "allow"
+    other = encode(scene(2705, (256, 192)), "PNG")
+    refused = label(signing, other, "PNG", check_id=checked["check_id"])
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "label_error"
+    assert "another image" in refused.json()["error"]["message"]
+    same = label(signing, passed, "PNG", check_id=checked["check_id"])
+    assert same.status_code == 200, same.text
+    claim = verify(signing, same.content, "PNG")["c2pa"]["check"]
+    assert claim["check_id"] == checked["check_id"] and claim["decision"] == "allow"
+
+
 def test_without_a_signing_certificate_c2pa_is_refused(tmp_path: Path) -> None:
     with running_service(tmp_path) as service:
         picture = encode(scene(2704, (256, 192)), "PNG")

@@ -111,7 +111,7 @@ def test_new_success_responses_match_the_schema(running: Service) -> None:
             "c2pa": "true",
             "check_id": held["check_id"],
         },
-        files={"image": ("out.png", encode(scene(7102, (128, 96))), "image/png")},
+        files={"image": ("out.jpg", copy, "image/jpeg")},  # the check's own bytes
     )
     assert labelled.status_code == 200, labelled.text
     validate("/v1/label", "POST", labelled)
@@ -120,6 +120,6 @@ def test_new_success_responses_match_the_schema(running: Service) -> None:
         "POST",
         "/v1/label/verify",
         "/v1/label/verify",
-        files={"image": ("out.png", labelled.content, "image/png")},
+        files={"image": ("out.jpg", labelled.content, "image/jpeg")},
     )
     assert found["c2pa"]["validation_state"] == "Trusted"

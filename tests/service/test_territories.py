@@ -131,3 +131,18 @@ def test_a_platforms_default_territory_applies(tmp_path: Path) -> None:
         assert named["decision"] == "block"
         other = one(service, "platform2", copy_of(original))
         assert other["decision"] == "block" and other["verdict"]["territory"] is None
+
+
+def test_the_territory_a_check_applied_is_in_its_audit_record(service: Service) -> None:
+    """The territory decides whether a match holds the output, so the hash chain keeps it
+    with the decision (a verdict row edited afterwards cannot move it unseen)."""
+    original = scene(2605)
+    assert service.register("holder", "cn-audited", encode(original)).status_code == 201
+    assert put(service, "holder", "/v1/works/cn-audited/territories", ["CN"]).status_code == 200
+    released = one(service, "platform", copy_of(original), territory="US")
+    held = one(service, "platform", copy_of(original))
+    assert released["decision"] == "allow" and held["decision"] == "block"
+    records = service.client.get("/v1/audit?limit=1000", headers=service.h("operator")).json()
+    payloads = {r["subject"]: r["payload"] for r in records if r["action"] == "check"}
+    assert payloads[released["check_id"]]["territory"] == "US"
+    assert payloads[held["check_id"]]["territory"] is None
