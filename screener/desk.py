@@ -1096,6 +1096,33 @@ class Desk:
             limits=self.screener.limits,
         )
 
+    def record_label(
+        self,
+        key: ApiKey,
+        source: bytes,
+        labelled: bytes,
+        label: labels_mod.Label,
+        *,
+        visible: bool,
+        c2pa: bool,
+        check_id: str | None,
+    ) -> None:
+        """Audit a label written (``label.apply``): what came in, what went out, and whether
+        the operator's certificate signed it, so a credential found later can be traced."""
+        self.audit.append(
+            key.id,
+            "label.apply",
+            hashlib.sha256(labelled).hexdigest(),
+            {
+                "input_sha256": hashlib.sha256(source).hexdigest(),
+                "provider": label.provider,
+                "content_id": label.content_id,
+                "visible": visible,
+                "c2pa": c2pa,
+                "check_id": check_id,
+            },
+        )
+
     def read_label(self, key: ApiKey, data: bytes) -> labels_mod.Label | None:
         require_role(key, Role.PLATFORM, Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
         return labels_mod.read(data, limits=self.screener.limits)

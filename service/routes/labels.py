@@ -67,6 +67,15 @@ def label(
             _claim(key, rt, provider, content_id, check_id, upload.data),
             _signing(rt),
         )
+    rt.desk.record_label(
+        key,
+        upload.data,
+        data,
+        Label(provider=provider, content_id=content_id),
+        visible=visible or visible_text is not None,
+        c2pa=c2pa,
+        check_id=check_id if c2pa else None,
+    )
     return Response(data, media_type=done.media_type, headers={"X-Label-Format": done.format})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from typing import Any
 
@@ -304,6 +305,14 @@ def test_labels_round_trip(service: Service) -> None:
     assert read["labelled"] is True
     assert read["label"]["provider"] == "genco"
     assert read["label"]["content_id"] == "out-1"
+    records = service.client.get("/v1/audit?limit=1000", headers=service.h("operator")).json()
+    applied = [r for r in records if r["action"] == "label.apply"]
+    assert len(applied) == 1
+    assert applied[0]["subject"] == hashlib.sha256(labelled.content).hexdigest()
+    assert (
+        applied[0]["payload"]["input_sha256"] == hashlib.sha256(encode(work_image(61))).hexdigest()
+    )
+    assert (applied[0]["payload"]["visible"], applied[0]["payload"]["c2pa"]) == (True, False)
     plain = service.client.post(
         "/v1/label/verify",
         headers=service.h("platform"),
