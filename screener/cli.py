@@ -67,6 +67,8 @@ err = Console(stderr=True, soft_wrap=True)  # messages stay whole lines for scri
 T = TypeVar("T")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+# A held reference's id, as `works held` lists it (bounded as the catalog's integer ids).
+HeldId = Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="id from `works held`")]
 DataDir = Annotated[
     Path | None,
     typer.Option(
@@ -282,7 +284,7 @@ def works_held(data_dir: DataDir = None) -> None:
 
 
 @works_app.command("approve")
-def works_approve(work_id: str, held_id: int, data_dir: DataDir = None) -> None:
+def works_approve(work_id: str, held_id: HeldId, data_dir: DataDir = None) -> None:
     """Add a held reference image to its work (it is screened against from now on)."""
     with _open(data_dir) as screener:
         result = _guard(
@@ -301,7 +303,7 @@ def works_approve(work_id: str, held_id: int, data_dir: DataDir = None) -> None:
 
 
 @works_app.command("reject")
-def works_reject(work_id: str, held_id: int, data_dir: DataDir = None) -> None:
+def works_reject(work_id: str, held_id: HeldId, data_dir: DataDir = None) -> None:
     """Drop a held reference image: it never becomes part of the work."""
     with _open(data_dir) as screener:
         _guard(

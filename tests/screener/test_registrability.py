@@ -187,6 +187,11 @@ def test_cli_refuses_a_flat_image_and_an_operator_approves_a_held_one(
     listed = runner.invoke(app, ["works", "held", "--data-dir", str(banked)], env=env)
     assert "cli-stock" in listed.output
     held_id = said.split("held cli-stock #")[1].split()[0]
+    for verb in ("approve", "reject"):
+        huge = runner.invoke(
+            app, ["works", verb, "cli-stock", str(2**70), "--data-dir", str(banked)], env=env
+        )
+        assert huge.exit_code == 2 and "held_id" in huge.output  # a usage error, no traceback
     approved = runner.invoke(
         app, ["works", "approve", "cli-stock", held_id, "--data-dir", str(banked)], env=env
     )
