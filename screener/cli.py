@@ -30,6 +30,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from screener import policy as policy_mod
+from screener import territory as territory_mod
 from screener import transfer
 from screener.audit import Anchor, AuditLog
 from screener.catalog import Catalog, HeldReference, make_engine
@@ -283,6 +284,30 @@ def works_held(data_dir: DataDir = None) -> None:
     out.print(table)
 
 
+@works_app.command("territories")
+def works_territories(
+    work_id: str,
+    codes: Annotated[
+        list[str] | None,
+        typer.Argument(help="ISO 3166-1 alpha-2 codes (e.g. CN HK); none: everywhere"),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Where a work is protected: a check released elsewhere reports a match against it
+    (``outside_territory``) without holding the output."""
+    found = _guard(lambda: territory_mod.codes(codes or []))
+    with _open(data_dir) as screener:
+        payload = {"scope": "work", "territories": list(found)}
+        _guard(
+            lambda: screener.catalog.update_work(
+                work_id,
+                territories={("work", ""): found},
+                hook=_audit(screener).hook(CLI_ACTOR, "work.territories", work_id, payload),
+            )
+        )
+    out.print(f"{work_id}: protected in {', '.join(found) or 'every territory'}", highlight=False)
+
+
 @works_app.command("approve")
 def works_approve(work_id: str, held_id: HeldId, data_dir: DataDir = None) -> None:
     """Add a held reference image to its work (it is screened against from now on)."""
@@ -453,6 +478,12 @@ def _row(path: Path, verdict: Any) -> dict[str, Any]:
 def check(
     paths: Annotated[list[Path], typer.Argument(help="image files or folders")],
     prompt: Annotated[str | None, typer.Option(help="the prompt that produced the image")] = None,
+    territory: Annotated[
+        str | None,
+        typer.Option(
+            help="where the output is released (ISO 3166-1 alpha-2, e.g. CN); default: everywhere"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     explain: Annotated[
         Path | None,
@@ -469,6 +500,7 @@ def check(
     files = images_in(paths)
     if not files:
         _fail(InputError("no image files found in the given paths"))
+    where = _guard(lambda: territory_mod.code(territory)) if territory is not None else None
     pictures = _picture_paths(files, explain) if explain is not None else {}
     failures = 0
     table = Table("decision", "score", "work", "pdq", "phash", "sscd", "local", "path")
@@ -478,7 +510,7 @@ def check(
         for path in files:
             try:
                 decoded = screener.decode(path)
-                analysis = screener.analyse(decoded, prompt)
+                analysis = screener.analyse(decoded, prompt, territory=where)
             except ScreenerError as exc:
                 failures += 1
                 if as_json:

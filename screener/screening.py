@@ -31,6 +31,7 @@ from screener import background as background_mod
 from screener import explain as explain_mod
 from screener import fusion, registrability
 from screener import policy as policy_mod
+from screener import territory as territory_mod
 from screener.candidates import (
     Best,
     Candidate,
@@ -300,14 +301,21 @@ class Screener:
         return replayed
 
     def check(
-        self, image: ImageInput, prompt: str | None = None, *, platform: str | None = None
+        self,
+        image: ImageInput,
+        prompt: str | None = None,
+        *,
+        platform: str | None = None,
+        territory: str | None = None,
     ) -> Verdict:
         """Screen one image (a path, bytes or an already decoded image).
 
         ``platform`` is the caller's owner name: works that list it as a licensee are
-        reported but do not make the verdict review or block.
+        reported but do not make the verdict review or block. ``territory`` (ISO 3166-1
+        alpha-2) is where the output is released: works not protected there are reported
+        under ``outside_territory`` and hold nothing; None: released everywhere.
         """
-        return self.analyse(image, prompt, platform=platform).verdict
+        return self.analyse(image, prompt, platform=platform, territory=territory).verdict
 
     def analyse(
         self,
@@ -316,13 +324,16 @@ class Screener:
         include_works: Sequence[str] = (),
         *,
         platform: str | None = None,
+        territory: str | None = None,
     ) -> Analysis:
         """A check that also returns every scored candidate, not just the reported ones.
 
         ``include_works`` are compared exactly even when no index proposed them: the
         accuracy benchmark uses it to measure each signal against the true work.
         """
-        result = self.analyse_many([CheckItem(image, prompt, platform, tuple(include_works))])[0]
+        where = None if territory is None else territory_mod.code(territory)
+        item = CheckItem(image, prompt, platform, tuple(include_works), where)
+        result = self.analyse_many([item])[0]
         if isinstance(result, InputError):
             raise result
         return result
