@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -371,6 +371,31 @@ def _keep_blob(session: Session, sha256: str, data: bytes) -> None:
         session.add(BlobRow(sha256=sha256, data=data))
 
 
+_Image = TypeVar("_Image", NewReference, NewHeld)
+
+
+def _unseen(session: Session, images: Iterable[_Image], known: set[str]) -> Iterator[_Image]:
+    """The images whose bytes the work does not hold yet (``known``: their sha256, updated
+    as they go), each with its bytes stored."""
+    for image in images:
+        if image.sha256 in known:
+            continue
+        known.add(image.sha256)
+        _keep_blob(session, image.sha256, image.data)
+        yield image
+
+
+def _image_columns(work_id: str, image: NewReference | NewHeld) -> dict[str, Any]:
+    return {
+        "work_id": work_id,
+        "sha256": image.sha256,
+        "source_name": image.source_name,
+        "format": image.format,
+        "width": image.width,
+        "height": image.height,
+    }
+
+
 def _local_rows(reference_id: int, local: Iterable[NewLocalFeatures]) -> list[LocalFeatureRow]:
     return [
         LocalFeatureRow(
@@ -468,20 +493,8 @@ class Catalog:
             known = set(
                 session.scalars(select(ReferenceRow.sha256).where(ReferenceRow.work_id == work_id))
             )
-            for ref in references:
-                if ref.sha256 in known:
-                    continue
-                known.add(ref.sha256)
-                _keep_blob(session, ref.sha256, ref.data)
-                ref_row = ReferenceRow(
-                    work_id=work_id,
-                    sha256=ref.sha256,
-                    source_name=ref.source_name,
-                    format=ref.format,
-                    width=ref.width,
-                    height=ref.height,
-                    byte_size=len(ref.data),
-                )
+            for ref in _unseen(session, references, known):
+                ref_row = ReferenceRow(**_image_columns(work_id, ref), byte_size=len(ref.data))
                 session.add(ref_row)
                 session.flush()
                 added.append(ref_row.id)
@@ -521,20 +534,8 @@ class Catalog:
             )
         )
         ids: list[int] = []
-        for ref in held:
-            if ref.sha256 in known:
-                continue
-            known.add(ref.sha256)
-            _keep_blob(session, ref.sha256, ref.data)
-            row = HeldReferenceRow(
-                work_id=work_id,
-                sha256=ref.sha256,
-                source_name=ref.source_name,
-                format=ref.format,
-                width=ref.width,
-                height=ref.height,
-                findings=list(ref.findings),
-            )
+        for ref in _unseen(session, held, known):
+            row = HeldReferenceRow(**_image_columns(work_id, ref), findings=list(ref.findings))
             session.add(row)
             session.flush()
             ids.append(row.id)
