@@ -35,6 +35,7 @@ from screener.cases import (
     Notice,
     NoticeRow,
     ReferenceOriginRow,
+    action_of,
     check_record,
     iso,
     new_id,
@@ -106,6 +107,11 @@ class CheckOutcome:
             "fused_score": self.verdict.fused_score,
             "risk_prompt": self.risk_prompt,
             "audit_seq": self.audit_seq,
+            "action": action_of(
+                self.verdict.decision,
+                "pending" if self.verdict.decision == Decision.REVIEW.value else None,
+                None,
+            ),
             "verdict": self.verdict.to_dict(),
         }
 

@@ -167,7 +167,9 @@ def draw(
         if value is not None and not is_level(name)  # levels: in the JSON
     ]
     lines = [
-        f"{match.decision.upper()}  work {match.work_id}  fused {match.fused_score:.4f}",
+        f"{match.decision.upper()}  work {match.work_id}"
+        + (f"  《{match.title}》" if match.title and match.title != match.work_id else "")
+        + f"  fused {match.fused_score:.4f}",
         *("   ".join(values[i : i + 4]) for i in range(0, len(values), 4)),
         *caption,
     ]

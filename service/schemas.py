@@ -34,6 +34,9 @@ class CheckResult(BaseModel):
         default=None, description="text to show the end user (zh, en) for review and block"
     )
     audit_seq: int | None = None
+    action: str | None = Field(
+        default=None, description="publish, hold (until reviewed) or do_not_publish"
+    )
     verdict: dict[str, Any] | None = Field(
         default=None, description="decision, matches with per-signal values, thresholds, versions"
     )
