@@ -82,6 +82,7 @@ def cjk_font() -> FontFile:
     if found is None:
         missing(
             "no CJK font for evidence captions: the service extra installs noto-cjk-sans-otc "
-            f"({PIP_INSTALL}); Debian's fonts-noto-cjk also serves ({apt_command('fonts-noto-cjk')})"
+            f"({PIP_INSTALL}); Debian's fonts-noto-cjk also serves "
+            f"({apt_command('fonts-noto-cjk')})"
         )
     return found

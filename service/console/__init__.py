@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from screener import errors as e
-from service.console import appeals, holder, operator, platform
+from service.console import appeals, holder, keys, operator, platform
 from service.console.web import (
     BASE,
     CSRF_FIELD,
@@ -210,7 +210,7 @@ def create_console(rt: Runtime) -> FastAPI:
         clear_session(response)
         return response
 
-    for module in (operator, holder, platform, appeals):
+    for module in (operator, holder, platform, appeals, keys):
         app.include_router(module.router)
     return app
 

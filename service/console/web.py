@@ -55,10 +55,18 @@ DONE = {
     "deleted": "Work removed.",
     "policy": "The new policy is in force.",
     "notice": "Notice filed; the measures taken are listed below.",
+    "thresholds": "The work's thresholds are saved.",
+    "licensees": "The work's licensees are saved.",
+    "notice_rejected": "Notice rejected: the references it added were removed.",
+    "key_created": "Key created: copy it now, it is not shown again.",
+    "key_revoked": "Key revoked.",
+    "display_name": "Display name saved.",
     "signed_out": "Signed out.",
 }
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.add_extension("jinja2.ext.i18n")
+templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
 templates.env.globals["BASE"] = BASE
 templates.env.globals["CSRF_FIELD"] = CSRF_FIELD
 

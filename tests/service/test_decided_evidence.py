@@ -23,7 +23,8 @@ def picture(service: Service, who: str, check_id: str, **params: str) -> bytes:
         f"/v1/checks/{check_id}/evidence.png", params=params, headers=service.h(who)
     )
     assert response.status_code == 200, response.text
-    return response.content
+    data: bytes = response.content
+    return data
 
 
 def test_confirmed_checks_evidence_picture_is_byte_identical_after_the_confirmation(
@@ -167,9 +168,12 @@ def test_a_notice_finds_released_outputs_by_image_and_shows_the_holder_no_platfo
         "/v1/checks", params={"takedown": "false"}, headers=service.h("platform")
     ).json()
     assert check_id not in [c["check_id"] for c in rest["items"]]
-    assert service.client.get(
-        "/v1/checks", params={"takedown": "true"}, headers=service.h("platform2")
-    ).json()["items"] == []
+    assert (
+        service.client.get(
+            "/v1/checks", params={"takedown": "true"}, headers=service.h("platform2")
+        ).json()["items"]
+        == []
+    )
 
     view = service.client.get("/v1/works/noticed-1", headers=service.h("holder")).json()
     assert [r["origin"] for r in view["references"]] == [{"kind": "notice", "source": notice_id}]
