@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
-from screener.cases import CheckRecord
+from screener.cases import CheckRecord, Notice
 from screener.keys import ApiKey, Role
 
 MATCH_LISTS = ("matches", "near_misses", "licensed", "outside_territory")
@@ -125,3 +125,20 @@ def redact(
                     "chain.payload.top_work_id", top, top if mine(top) else None
                 )
     return Shown(shown_record, shown_payload, tuple(cut))
+
+
+def redact_notice(key: ApiKey, item: Notice) -> Notice:
+    """A notice as ``key`` may see it: the outputs its measures list, with the fields of a
+    check the role may not see (a rights holder: the platform) left out, as
+    ``GET /v1/checks/{id}`` leaves them out."""
+    rule = rule_for(key)
+    if not rule.hidden or item.measures is None:
+        return item
+    measures = dict(item.measures)
+    affected = measures.get("affected")
+    if isinstance(affected, list):
+        measures["affected"] = [
+            {k: v for k, v in a.items() if k not in rule.hidden} if isinstance(a, dict) else a
+            for a in affected
+        ]
+    return replace(item, measures=measures)
