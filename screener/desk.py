@@ -884,7 +884,7 @@ class Desk:
                     **({"found_by_image": found} if outputs else {}),
                 },
             )
-        return redaction.redact_notice(key, self._take_measures(key.id, notice_id))
+        return self._notice_for(key, self._take_measures(key.id, notice_id))
 
     def find_outputs(self, outputs: Sequence[Upload]) -> dict[str, list[str]]:
         """The released (allowed) checks whose image is each of ``outputs`` (by name):
@@ -1114,9 +1114,18 @@ class Desk:
             raise NotFound(f"no notice {quote(notice_id)}")
         return row
 
+    def _notice_for(self, key: ApiKey, item: Notice) -> Notice:
+        """``item`` as ``key`` may see it (:func:`redaction.redact_notice`), with the checks
+        found by image that ``key`` may open."""
+        found = redaction.found_by_image(item)
+        own = redaction.rule_for(key).own_works_only
+        readable = self.readable_checks(key, sorted(found)) if own and found else set()
+        return redaction.redact_notice(key, item, readable)
+
     def get_notice(self, key: ApiKey, notice_id: str) -> Notice:
         with Session(self.engine) as session:
-            return redaction.redact_notice(key, notice(self._notice_row(session, key, notice_id)))
+            found = notice(self._notice_row(session, key, notice_id))
+        return self._notice_for(key, found)
 
     def list_notices(
         self, key: ApiKey, *, offset: int = 0, limit: int = 50, status: str | None = None
@@ -1135,7 +1144,8 @@ class Desk:
                 .offset(offset)
                 .limit(limit)
             )
-            return [redaction.redact_notice(key, notice(r)) for r in rows], total
+            items = [notice(r) for r in rows]
+        return [self._notice_for(key, n) for n in items], total
 
     def reject_notice(self, key: ApiKey, notice_id: str, reason: str) -> Notice:
         """An operator rejects a notice: the references it added are removed again."""

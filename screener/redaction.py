@@ -127,14 +127,44 @@ def redact(
     return Shown(shown_record, shown_payload, tuple(cut))
 
 
-def redact_notice(key: ApiKey, item: Notice) -> Notice:
+def found_by_image(item: Notice) -> set[str]:
+    """The check ids a notice found by the images of outputs uploaded with it."""
+    found: set[str] = set()
+    for part in (*item.history, item.measures or {}):
+        for ids in (part.get("found_by_image") or {}).values():
+            found.update(ids)
+    return found
+
+
+def redact_notice(key: ApiKey, item: Notice, readable: Collection[str] = ()) -> Notice:
     """A notice as ``key`` may see it: the outputs its measures list, with the fields of a
     check the role may not see (a rights holder: the platform) left out, as
-    ``GET /v1/checks/{id}`` leaves them out."""
+    ``GET /v1/checks/{id}`` leaves them out. A rights holder is named only those checks
+    found by an uploaded output's image that it may open (``readable``: those matching its
+    works); the rest are other platforms' released outputs it has no claim to."""
     rule = rule_for(key)
-    if not rule.hidden or item.measures is None:
+    if not rule.hidden:
         return item
-    measures = dict(item.measures)
+    unseen = found_by_image(item) - set(readable) if rule.own_works_only else set()
+
+    def cut(part: dict[str, Any]) -> dict[str, Any]:
+        found = part.get("found_by_image")
+        if not unseen or not isinstance(found, dict):
+            return part
+        kept = {name: [c for c in ids if c not in unseen] for name, ids in found.items()}
+        return {**part, "found_by_image": kept}
+
+    item = replace(
+        item,
+        check_ids=tuple(c for c in item.check_ids if c not in unseen),
+        history=tuple(cut(h) for h in item.history),
+    )
+    if item.measures is None:
+        return item
+    measures = cut(dict(item.measures))
+    named = measures.get("named_checks")
+    if unseen and isinstance(named, dict):
+        measures["named_checks"] = {c: v for c, v in named.items() if c not in unseen}
     affected = measures.get("affected")
     if isinstance(affected, list):
         measures["affected"] = [

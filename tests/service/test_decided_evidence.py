@@ -202,3 +202,46 @@ def test_risk_prompts_name_the_rights_holder_by_its_display_name(service: Servic
         "/v1/owners/gorgon-studio", headers=service.h("operator"), json={"display_name": ""}
     )
     assert cleared.json()["display_name"] == "gorgon-studio"
+
+
+def test_a_holder_is_named_only_the_outputs_found_by_image_that_match_its_work(
+    service: Service,
+) -> None:
+    """An uploaded output's image may find another platform's released output that has
+    nothing to do with the holder's work: the holder is not given its check id; operators
+    see every check found."""
+    work = scene(2406, (400, 300))
+    unrelated = scene(2407, (400, 300))
+    elsewhere = only(service.check("platform2", encode(unrelated, "JPEG", quality=92)))
+    copied = only(service.check("platform", encode(work, "JPEG", quality=92)))
+    assert elsewhere["decision"] == copied["decision"] == "allow"
+    filed = service.client.post(
+        "/v1/notices",
+        headers=service.h("holder"),
+        data={"work_id": "noticed-2", "title": "另一部作品"},
+        files=[
+            ("images", ("work.png", encode(work), "image/png")),
+            ("outputs", ("ours.jpg", copy_of(work), "image/jpeg")),
+            ("outputs", ("not-ours.jpg", copy_of(unrelated), "image/jpeg")),
+        ],
+    )
+    assert filed.status_code == 201, filed.text
+    notice_id = filed.json()["notice_id"]
+    hidden = elsewhere["check_id"]
+
+    one = service.client.get(f"/v1/notices/{notice_id}", headers=service.h("holder"))
+    listed = service.client.get("/v1/notices", headers=service.h("holder"))
+    assert one.status_code == listed.status_code == 200
+    for shown in (filed.text, one.text, listed.text):
+        assert hidden not in shown
+    body = one.json()
+    assert body["measures"]["found_by_image"] == {
+        "ours.jpg": [copied["check_id"]],
+        "not-ours.jpg": [],
+    }
+    assert body["measures"]["named_checks"] == {copied["check_id"]: "matches_now"}
+    assert body["check_ids"] == [copied["check_id"]]
+    operator = service.client.get(f"/v1/notices/{notice_id}", headers=service.h("operator"))
+    found = operator.json()["measures"]["found_by_image"]
+    assert found == {"ours.jpg": [copied["check_id"]], "not-ours.jpg": [hidden]}
+    assert operator.json()["measures"]["named_checks"][hidden] == "unknown"
