@@ -20,6 +20,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
 )
@@ -27,7 +28,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from screener.catalog import Base, VectorColumns
 
-CHECK_TABLES = ("checks", "check_matches", "check_fingerprints", "notices")
+CHECK_TABLES = (
+    "checks",
+    "check_matches",
+    "check_fingerprints",
+    "check_pictures",
+    "notices",
+    "reference_origins",
+)
 
 
 def now() -> dt.datetime:
@@ -87,6 +95,32 @@ class CheckFingerprintRow(VectorColumns, Base):
     check_id: Mapped[str] = mapped_column(ForeignKey("checks.id", ondelete="CASCADE"), index=True)
 
 
+class CheckPictureRow(Base):
+    """The evidence picture of one matched work of a held check, drawn once and then only
+    served: what a reviewer decided on stays what everyone sees later, even after the
+    output itself (or a notice's image) joined the work's references."""
+
+    __tablename__ = "check_pictures"
+    check_id: Mapped[str] = mapped_column(
+        ForeignKey("checks.id", ondelete="CASCADE"), primary_key=True
+    )
+    work_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ReferenceOriginRow(Base):
+    """Where a reference came from when it was not uploaded by its owner: a reviewer's
+    confirmation of a check, or a notice. Keyed with the image's sha256 as well as the
+    reference id, so an id used again after a removal does not inherit the origin."""
+
+    __tablename__ = "reference_origins"
+    reference_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    work_id: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "review" or "notice"
+    source: Mapped[str] = mapped_column(String(40))  # the check or notice id
+
+
 class NoticeRow(Base):
     __tablename__ = "notices"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -124,6 +158,11 @@ class CheckRecord:
     review: dict[str, Any] | None
     rescreen: dict[str, Any] | None
 
+    @property
+    def action(self) -> str:
+        """What the platform must do with the output now, after any review and notice."""
+        return action_of(self.decision, self.review_status, self.rescreen)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "check_id": self.id,
@@ -138,7 +177,28 @@ class CheckRecord:
             "review_status": self.review_status,
             "review": self.review,
             "rescreen": self.rescreen,
+            "action": self.action,
         }
+
+
+# What a platform does with an output: the check's decision, then what a reviewer or a
+# later notice made of it.
+ACTIONS = {
+    "publish": "may be published",
+    "hold": "held until a person has reviewed it",
+    "do_not_publish": "must not be published",
+    "take_down": "was released, but a later notice matched it: take it down",
+}
+
+
+def action_of(decision: str, review_status: str | None, rescreen: dict[str, Any] | None) -> str:
+    if decision == "block" or review_status == "confirmed":
+        return "do_not_publish"
+    if review_status == "pending":
+        return "hold"
+    if rescreen is not None and rescreen.get("decision") not in (None, "allow"):
+        return "take_down"
+    return "publish"
 
 
 def check_record(row: CheckRow) -> CheckRecord:

@@ -821,6 +821,19 @@ def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
     out.print(f"revoked {key.id} ({key.role.value} for {key.owner!r})", highlight=False)
 
 
+@keys_app.command("display-name")
+def keys_display_name(
+    owner: str,
+    name: Annotated[str, typer.Argument(help="the name end users see; '' for none")],
+    data_dir: DataDir = None,
+) -> None:
+    """Set what risk prompts call an owner (instead of its account name)."""
+    with _engine(data_dir) as engine:
+        store = KeyStore(engine, AuditLog(engine))
+        shown = _guard(lambda: store.set_display_name(owner, name, actor=CLI_ACTOR))
+    out.print(f"{owner!r} is shown as {shown!r}", highlight=False)
+
+
 @audit_app.command("verify")
 def audit_verify(
     anchor: Annotated[

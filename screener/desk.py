@@ -12,14 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from screener import explain as explain_mod
 from screener import labels as labels_mod
+from screener import outputs as outputs_mod
 from screener import policies, redaction, stats
 from screener import policy as policy_mod
 from screener.audit import AuditLog, AuditRecord, VerifyReport, ensure_tables, format_at
@@ -27,17 +29,28 @@ from screener.cases import (
     CHECK_TABLES,
     CheckFingerprintRow,
     CheckMatchRow,
+    CheckPictureRow,
     CheckRecord,
     CheckRow,
     Notice,
     NoticeRow,
+    ReferenceOriginRow,
+    action_of,
     check_record,
     iso,
     new_id,
     notice,
     now,
 )
-from screener.catalog import BlobRow, HeldReference, Reference, Work, unavailable
+from screener.catalog import (
+    BlobRow,
+    HeldReference,
+    Reference,
+    ReferenceRow,
+    RegisterHook,
+    Work,
+    unavailable,
+)
 from screener.errors import (
     Conflict,
     Forbidden,
@@ -51,7 +64,14 @@ from screener.keys import ApiKey, KeyStore, Role, can_manage_work, can_read_work
 from screener.policy import Decision, Policy
 from screener.prompt.result import PromptResult
 from screener.risk import risk_prompt
-from screener.screening import Analysis, CheckItem, Registered, Screener, check_work_id
+from screener.screening import (
+    Analysis,
+    CheckItem,
+    Prepared,
+    Registered,
+    Screener,
+    check_work_id,
+)
 from screener.signals import RegionFingerprint, from_stored, vector_bytes
 from screener.verdict import Verdict
 
@@ -60,6 +80,9 @@ MAX_TEXT = 2000
 MAX_NAMED_CHECKS = 100
 WORK_ROLES = (Role.RIGHTS_HOLDER, Role.OPERATOR, Role.ADMIN)
 _RESCREEN_BATCH = 200
+# Evidence pictures drawn with a held check, from its own analysis (more matched works, a
+# rare case, are drawn when first asked for and kept from then on).
+MAX_PICTURES = 5
 
 
 @dataclass(frozen=True)
@@ -84,6 +107,11 @@ class CheckOutcome:
             "fused_score": self.verdict.fused_score,
             "risk_prompt": self.risk_prompt,
             "audit_seq": self.audit_seq,
+            "action": action_of(
+                self.verdict.decision,
+                "pending" if self.verdict.decision == Decision.REVIEW.value else None,
+                None,
+            ),
             "verdict": self.verdict.to_dict(),
         }
 
@@ -105,10 +133,24 @@ class PromptOutcome:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a reference came from: ``uploaded`` by its owner (or approved after a hold),
+    added by a reviewer's confirmation of check ``source`` (``review``), or by notice
+    ``source`` (``notice``)."""
+
+    kind: str = "uploaded"
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"kind": self.kind, "source": self.source}
+
+
+@dataclass(frozen=True)
 class WorkView:
     work: Work
     references: tuple[Reference, ...] = field(default_factory=tuple)
     held: tuple[HeldReference, ...] = field(default_factory=tuple)
+    origins: dict[int, Origin] = field(default_factory=dict)
 
 
 def _text(name: str, value: str | None, limit: int = MAX_TEXT) -> str | None:
@@ -217,13 +259,17 @@ class Desk:
         check_id = new_id("chk")
         sha256 = str(verdict.input["sha256"])
         keep_image = verdict.decision != Decision.ALLOW.value
+        created = now()
+        pictures = (
+            self._draw_pictures(check_id, created, upload.data, analysis) if keep_image else []
+        )
         with Session(self.engine) as session, session.begin():
             self.audit.lock(session)
             if keep_image and session.get(BlobRow, sha256) is None:
                 session.add(BlobRow(sha256=sha256, data=upload.data))
             row = CheckRow(
                 id=check_id,
-                created_at=now(),
+                created_at=created,
                 platform=key.owner,
                 key_id=key.id,
                 user_ref=user_ref,
@@ -248,6 +294,9 @@ class Desk:
                     licensed=m.licensed,
                 )
                 for m in verdict.matches + verdict.licensed
+            )
+            session.add_all(
+                CheckPictureRow(check_id=check_id, work_id=p.work_id, png=p.png) for p in pictures
             )
             if verdict.decision == Decision.ALLOW.value:
                 session.add_all(
@@ -282,7 +331,32 @@ class Desk:
                 },
             )
             row.audit_seq = record.seq
-        return CheckOutcome(check_id, verdict, risk_prompt(verdict), record.seq)
+        return CheckOutcome(check_id, verdict, self._risk_prompt(verdict), record.seq)
+
+    def _risk_prompt(self, verdict: Verdict) -> dict[str, str] | None:
+        top = verdict.top_match
+        names = self.keys.display_names([top.owner] if top is not None and top.owner else [])
+        return risk_prompt(verdict, names)
+
+    def _draw_pictures(
+        self, check_id: str, created: dt.datetime, data: bytes, analysis: Analysis
+    ) -> list[explain_mod.Picture]:
+        """The evidence pictures of a held check, drawn from the analysis it was decided on
+        (its candidates, local matches and the references as they are now)."""
+        verdict = analysis.verdict
+        works = [m.work_id for m in verdict.matches + verdict.licensed][:MAX_PICTURES]
+        if not works:
+            return []
+        decoded = self.screener.decode(data)
+        drawn = []
+        for work_id in dict.fromkeys(works):
+            try:
+                drawn.append(
+                    self.screener.picture(decoded, analysis, work_id, _caption(check_id, created))
+                )
+            except NotFound:
+                continue
+        return drawn
 
     def check_prompt(self, key: ApiKey, prompt: str, user_ref: str | None = None) -> PromptOutcome:
         """Screen a prompt before generation and audit it like a check (the record keeps
@@ -293,6 +367,9 @@ class Desk:
             raise InputError("prompt must not be empty")
         user_ref = _text("user_ref", user_ref, 200)
         result = self.screener.check_prompt(text, platform=key.owner)
+        result = replace(
+            result, owner_names=self.keys.display_names(m.owner for m in result.matches)
+        )
         prompt_check_id = new_id("prm")
         with Session(self.engine) as session, session.begin():
             record = self.audit.append_in(
@@ -325,9 +402,33 @@ class Desk:
                 return row
             if key.role == Role.PLATFORM and row.platform == key.owner:
                 return row
-            if key.role == Role.RIGHTS_HOLDER and self._matched_owner(session, check_id, key.owner):
+            if key.role == Role.RIGHTS_HOLDER and (
+                self._matched_owner(session, check_id, key.owner)
+                or self._rescreened_for(row, key.owner)
+            ):
                 return row
         raise NotFound(f"no check {quote(check_id)}")
+
+    def _rescreened_for(self, row: CheckRow, owner: str) -> bool:
+        """A released output that a notice found to match one of ``owner``'s works: that
+        owner may see it (cut by :mod:`screener.redaction`) to ask for its take-down."""
+        work_id = (row.rescreen or {}).get("work_id")
+        if not isinstance(work_id, str):
+            return False
+        found = self.screener.catalog.works([work_id]).get(work_id)
+        return found is not None and found.owner == owner
+
+    def readable_checks(self, key: ApiKey, check_ids: Sequence[str]) -> set[str]:
+        """Which of ``check_ids`` ``key`` may open (for links)."""
+        readable = set()
+        with Session(self.engine) as session:
+            for check_id in dict.fromkeys(check_ids):
+                try:
+                    self._check_row(session, key, check_id)
+                except NotFound:
+                    continue
+                readable.add(check_id)
+        return readable
 
     @staticmethod
     def _matched_owner(session: Session, check_id: str, owner: str) -> bool:
@@ -366,8 +467,11 @@ class Desk:
         limit: int = 50,
         decision: str | None = None,
         rescreened: bool | None = None,
+        takedown: bool | None = None,
     ) -> tuple[list[CheckRecord], int]:
-        """Newest first: a platform's own checks, a rights holder's matches, or all."""
+        """Newest first: a platform's own checks, a rights holder's matches, or all.
+        ``takedown``: only (or no) released outputs that a later notice matched (their
+        ``action`` is ``take_down``)."""
         _page(offset, limit)
         query = select(CheckRow)
         if key.role == Role.PLATFORM:
@@ -382,6 +486,11 @@ class Desk:
         if rescreened is not None:
             column = CheckRow.rescreen
             query = query.where(column.is_not(None) if rescreened else column.is_(None))
+        if takedown is not None:
+            to_take_down = (CheckRow.decision == Decision.ALLOW.value) & CheckRow.rescreen.is_not(
+                None
+            )
+            query = query.where(to_take_down if takedown else ~to_take_down)
         with Session(self.engine) as session:
             total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
             rows = session.scalars(
@@ -447,32 +556,58 @@ class Desk:
         self, key: ApiKey, check_id: str, work_id: str | None = None
     ) -> explain_mod.Picture:
         """The check's kept image with the matched region outlined beside the matched
-        reference (``work_id``, default the check's top work). For the platform that made
-        the check and operators, like the kept image itself; allowed checks keep no image,
-        so they have no picture. Only works the check matched can be drawn: any other id
+        reference (``work_id``, default the check's top work), as drawn when the check was
+        made: a later confirmation or notice that adds references changes nothing in it.
+
+        For the platform that made the check and operators, like the kept image itself,
+        and for a rights holder the picture of its own work's match only (default: its
+        closest). Allowed checks keep no image, so they have no picture. Only works the
+        check matched can be drawn (for a rights holder: its own among them): any other id
         gets the same :class:`NotFound` as a work that does not exist, so the picture shows
         no other work and tells nobody which work ids exist."""
         with Session(self.engine) as session:
             row = self._check_row(session, key, check_id)
             sha256, top, created = row.image_sha256, row.top_work_id, row.created_at
-            matched = set(
-                session.scalars(
-                    select(CheckMatchRow.work_id).where(CheckMatchRow.check_id == check_id)
-                )
-            )
-        if key.role == Role.RIGHTS_HOLDER or sha256 is None:
+            matched = session.execute(
+                select(CheckMatchRow.work_id, CheckMatchRow.owner)
+                .where(CheckMatchRow.check_id == check_id)
+                .order_by(CheckMatchRow.fused_score.desc(), CheckMatchRow.work_id)
+            ).all()
+        if sha256 is None:
             raise NotFound(
                 f"check {quote(check_id)} kept no image (allowed outputs are not kept), "
                 "so it has no evidence picture"
             )
-        target = work_id if work_id is not None else top
-        if target is not None and target not in matched | {top}:
+        if key.role == Role.RIGHTS_HOLDER:
+            drawable = [w for w, owner in matched if owner == key.owner]
+            target = work_id if work_id is not None else (drawable[0] if drawable else None)
+        else:
+            drawable = [w for w, _ in matched] + ([top] if top is not None else [])
+            target = work_id if work_id is not None else top
+        if target is None:
+            raise NotFound("no registered work resembles this image: nothing to explain")
+        if target not in drawable:
             raise NotFound(f"no work {quote(target)}")
-        return self.screener.explain(
-            self.screener.catalog.blob(sha256),
-            target,
-            caption=[f"check {check_id}  {iso(created)}"],
+        return self._picture(check_id, target, sha256, created)
+
+    def _picture(
+        self, check_id: str, work_id: str, sha256: str, created: dt.datetime
+    ) -> explain_mod.Picture:
+        """The stored picture of (check, work); one drawn now and stored when there is none
+        (a check made before pictures were stored, or a match past :data:`MAX_PICTURES`)."""
+        with Session(self.engine) as session:
+            stored = session.get(CheckPictureRow, (check_id, work_id))
+            if stored is not None:
+                return explain_mod.from_png(stored.png, work_id)
+        picture = self.screener.explain(
+            self.screener.catalog.blob(sha256), work_id, caption=_caption(check_id, created)
         )
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(CheckPictureRow(check_id=check_id, work_id=work_id, png=picture.png))
+        except IntegrityError:  # drawn at the same time by another request: theirs stands
+            return self._picture(check_id, work_id, sha256, created)
+        return picture
 
     # works --------------------------------------------------------------------------------
 
@@ -537,9 +672,22 @@ class Desk:
     def get_work(self, key: ApiKey, work_id: str) -> WorkView:
         work = self._work_for(key, work_id)
         catalog = self.screener.catalog
+        references = tuple(catalog.references(work_id))
         return WorkView(
-            work, tuple(catalog.references(work_id)), tuple(catalog.held(work_id=work_id))
+            work,
+            references,
+            tuple(catalog.held(work_id=work_id)),
+            self._origins(work_id, references),
         )
+
+    def _origins(self, work_id: str, references: Sequence[Reference]) -> dict[int, Origin]:
+        """Each reference's origin (``uploaded`` unless a review or notice added it)."""
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(ReferenceOriginRow).where(ReferenceOriginRow.work_id == work_id)
+            ).all()
+        found = {(r.reference_id, r.sha256): Origin(r.kind, r.source) for r in rows}
+        return {r.id: found.get((r.id, r.sha256), Origin()) for r in references}
 
     # references held for an operator (see screener.registrability) ------------------------
 
@@ -653,11 +801,14 @@ class Desk:
         *,
         uploads: Sequence[Upload] = (),
         check_ids: Sequence[str] = (),
+        outputs: Sequence[Upload] = (),
         title: str | None = None,
         description: str = "",
     ) -> Notice:
         """Record a rights holder's notice, then take the measures at once: the images join
-        the work's references and every allowed output is re-screened against the work."""
+        the work's references and every allowed output is re-screened against the work.
+        ``outputs``: images of released outputs complained of; the service finds their
+        checks (:mod:`screener.outputs`) and names them in the notice."""
         self.authorise_works(key)
         description = _text("description", description) or ""
         if len(check_ids) > MAX_NAMED_CHECKS:
@@ -681,6 +832,11 @@ class Desk:
         for upload in uploads:  # refuse bad or unregistrable images before anything is recorded
             decoded = self.screener.registry.check_content(upload.data, upload.name)
             stored.append((decoded.sha256, upload))
+        found = self.find_outputs(outputs)
+        by_image = [c for ids in found.values() for c in ids]
+        check_ids = list(dict.fromkeys([*check_ids, *by_image]))
+        if len(check_ids) > MAX_NAMED_CHECKS:
+            raise InputError(f"a notice names at most {MAX_NAMED_CHECKS} checks")
         owner = existing.owner if existing is not None else key.owner
         notice_id = new_id("ntc")
         with Session(self.engine) as session, session.begin():
@@ -704,7 +860,14 @@ class Desk:
                     images=[[sha256, upload.name] for sha256, upload in stored],
                     title=title,
                     status="received",
-                    history=[{"status": "received", "at": at.isoformat(), "by": key.id}],
+                    history=[
+                        {
+                            "status": "received",
+                            "at": at.isoformat(),
+                            "by": key.id,
+                            **({"found_by_image": found} if outputs else {}),
+                        }
+                    ],
                 )
             )
             session.flush()
@@ -718,9 +881,62 @@ class Desk:
                     "owner": owner,
                     "check_ids": list(check_ids),
                     "images": [sha256 for sha256, _ in stored],
+                    **({"found_by_image": found} if outputs else {}),
                 },
             )
-        return self._take_measures(key.id, notice_id)
+        return self._notice_for(key, self._take_measures(key.id, notice_id))
+
+    def find_outputs(self, outputs: Sequence[Upload]) -> dict[str, list[str]]:
+        """The released (allowed) checks whose image is each of ``outputs`` (by name):
+        the same bytes, or the same image by the policy's ramps (:mod:`screener.outputs`)."""
+        if not outputs:
+            return {}
+        if len(outputs) > MAX_NAMED_CHECKS:
+            raise InputError(f"a notice names at most {MAX_NAMED_CHECKS} outputs")
+        prepared = []
+        for upload in outputs:
+            ready = self.screener.prepare(CheckItem(upload.data))
+            if isinstance(ready, InputError):
+                raise type(ready)(f"{upload.name}: {ready}")
+            prepared.append(ready)
+        queries = [
+            outputs_mod.whole(fps)
+            for fps in self.screener.fingerprint_many([p.decoded.image for p in prepared])
+        ]
+        kinds = {n: f.kind for n, f in self.screener.signals.available.items()}
+        policy = self.screener.policy
+        found: dict[str, list[str]] = {self._output_name(u, outputs): [] for u in outputs}
+        names = list(found)
+        with Session(self.engine) as session:
+            for name, ready in zip(names, prepared, strict=True):
+                found[name].extend(self._same_bytes(session, ready))
+        for batch in self._allowed_checks(rescreened=True):
+            for check_id, _, query in batch:
+                stored = outputs_mod.whole(query)
+                for name, mine in zip(names, queries, strict=True):
+                    if check_id not in found[name] and outputs_mod.same_output(
+                        mine, stored, kinds, policy
+                    ):
+                        found[name].append(check_id)
+        return found
+
+    @staticmethod
+    def _output_name(upload: Upload, outputs: Sequence[Upload]) -> str:
+        same = [u for u in outputs if u.name == upload.name]
+        return upload.name if len(same) == 1 else f"{upload.name} #{outputs.index(upload) + 1}"
+
+    @staticmethod
+    def _same_bytes(session: Session, ready: Prepared) -> list[str]:
+        return list(
+            session.scalars(
+                select(CheckRow.id)
+                .where(
+                    CheckRow.input_sha256 == ready.decoded.sha256,
+                    CheckRow.decision == Decision.ALLOW.value,
+                )
+                .order_by(CheckRow.id)
+            )
+        )
 
     def resume_notices(self) -> list[Notice]:
         """Take the measures of notices recorded but not acted on (a crash in between)."""
@@ -735,6 +951,7 @@ class Desk:
             row = session.get(NoticeRow, notice_id)
             assert row is not None
             work_id, named, title = row.work_id, list(row.check_ids), row.title
+            by_image = (row.history[0] if row.history else {}).get("found_by_image")
             images = [(sha256, name) for sha256, name in row.images or []]
             owner = row.owner
         catalog = self.screener.catalog
@@ -749,7 +966,11 @@ class Desk:
                 title=title,
                 owner=owner,
                 must_exist=exists,
-                hook=self.audit.hook(actor, "notice.references", work_id, {"notice_id": notice_id}),
+                hook=_with_origins(
+                    self.audit.hook(actor, "notice.references", work_id, {"notice_id": notice_id}),
+                    "notice",
+                    notice_id,
+                ),
             )
             added, skipped = list(registered.added_references), registered.skipped
         affected = self.rescreen(work_id, notice_id)
@@ -763,6 +984,7 @@ class Desk:
             "affected_check_ids": [a["check_id"] for a in affected["affected"]],
             "affected": affected["affected"],
             "named_checks": named_status,
+            **({"found_by_image": by_image} if by_image is not None else {}),
         }
         with Session(self.engine) as session, session.begin():
             self.audit.lock(session)
@@ -849,9 +1071,10 @@ class Desk:
         return {"rescreened": count, "affected": affected}
 
     def _allowed_checks(
-        self,
+        self, *, rescreened: bool = False
     ) -> Iterator[list[tuple[str, str, list[RegionFingerprint]]]]:
-        """Allowed checks with their stored fingerprints, a batch at a time."""
+        """Allowed checks with their stored fingerprints, a batch at a time (those an
+        earlier notice re-screened too, with ``rescreened``)."""
         specs = self.screener.signals.specs
         kinds = {n: f.kind for n, f in self.screener.signals.available.items()}
         after = ""
@@ -861,7 +1084,7 @@ class Desk:
                     select(CheckRow.id, CheckRow.platform)
                     .where(
                         CheckRow.decision == Decision.ALLOW.value,
-                        CheckRow.rescreen.is_(None),
+                        CheckRow.rescreen.is_(None) if not rescreened else CheckRow.id.is_not(None),
                         CheckRow.id > after,
                     )
                     .order_by(CheckRow.id)
@@ -891,9 +1114,18 @@ class Desk:
             raise NotFound(f"no notice {quote(notice_id)}")
         return row
 
+    def _notice_for(self, key: ApiKey, item: Notice) -> Notice:
+        """``item`` as ``key`` may see it (:func:`redaction.redact_notice`), with the checks
+        found by image that ``key`` may open."""
+        found = redaction.found_by_image(item)
+        own = redaction.rule_for(key).own_works_only
+        readable = self.readable_checks(key, sorted(found)) if own and found else set()
+        return redaction.redact_notice(key, item, readable)
+
     def get_notice(self, key: ApiKey, notice_id: str) -> Notice:
         with Session(self.engine) as session:
-            return notice(self._notice_row(session, key, notice_id))
+            found = notice(self._notice_row(session, key, notice_id))
+        return self._notice_for(key, found)
 
     def list_notices(
         self, key: ApiKey, *, offset: int = 0, limit: int = 50, status: str | None = None
@@ -912,7 +1144,8 @@ class Desk:
                 .offset(offset)
                 .limit(limit)
             )
-            return [notice(r) for r in rows], total
+            items = [notice(r) for r in rows]
+        return [self._notice_for(key, n) for n in items], total
 
     def reject_notice(self, key: ApiKey, notice_id: str, reason: str) -> Notice:
         """An operator rejects a notice: the references it added are removed again."""
@@ -999,11 +1232,22 @@ class Desk:
         with Session(self.engine) as session:
             row = self._pending(session, check_id)
             target = work_id or row.top_work_id
-            image_sha256 = row.image_sha256
+            image_sha256, created = row.image_sha256, row.created_at
+            matched = set(
+                session.scalars(
+                    select(CheckMatchRow.work_id).where(CheckMatchRow.check_id == check_id)
+                )
+            )
         if target is None or image_sha256 is None:
             raise InputError(f"check {check_id}: name the work it copies")
         self.screener.catalog.get_work(target)
         data = self.screener.catalog.blob(image_sha256)
+        # The evidence as decided on, before the output becomes one of the work's references.
+        for shown in sorted(matched | {target}):
+            try:
+                self._picture(check_id, shown, image_sha256, created)
+            except NotFound:
+                continue
 
         def hook(session: Session, work: Work, added: list[int], _held: list[int]) -> None:
             self.audit.lock(session)
@@ -1023,6 +1267,7 @@ class Desk:
                 check_id,
                 {"work_id": work.id, "note": note, "references_added": added},
             )
+            _record_origins(session, work.id, added, "review", check_id)
 
         self.screener.registry.register(
             target, [data], names=[f"review-{check_id}"], must_exist=True, hook=hook
@@ -1075,6 +1320,20 @@ class Desk:
     def revoke_key(self, key: ApiKey, key_id: str) -> ApiKey:
         require_role(key, Role.ADMIN)
         return self.keys.revoke(key_id, actor=key.id)
+
+    def set_display_name(self, key: ApiKey, owner: str, display_name: str) -> str:
+        """The name risk prompts give ``owner`` (empty: its account name again): operators
+        and admins for any owner, anyone else for its own."""
+        if key.role not in (Role.OPERATOR, Role.ADMIN) and owner != key.owner:
+            raise Forbidden(f"key {key.id} names {key.owner!r} only")
+        display_name = _text("display name", display_name, 200) or ""
+        return self.keys.set_display_name(owner, display_name, actor=key.id)
+
+    def display_name(self, key: ApiKey, owner: str) -> str:
+        """``owner``'s display name (its account name where none is set)."""
+        if key.role not in (Role.OPERATOR, Role.ADMIN) and owner != key.owner:
+            raise Forbidden(f"key {key.id} names {key.owner!r} only")
+        return self.keys.display_names([owner]).get(owner, owner)
 
     # labels -------------------------------------------------------------------------------
 
@@ -1325,4 +1584,34 @@ class Desk:
         """The risk prompt the check's end user was shown (None for allow)."""
         from screener.replay import verdict_from_dict
 
-        return risk_prompt(verdict_from_dict(self.get_check(key, check_id).verdict))
+        return self._risk_prompt(verdict_from_dict(self.get_check(key, check_id).verdict))
+
+
+def _caption(check_id: str, created: dt.datetime) -> list[str]:
+    return [f"check {check_id}  {iso(created)}"]
+
+
+def _record_origins(
+    session: Session, work_id: str, added: Sequence[int], kind: str, source: str
+) -> None:
+    """Note, in the registering transaction, where the references just added came from."""
+    for reference_id in added:
+        reference = session.get(ReferenceRow, reference_id)
+        if reference is not None:
+            session.merge(
+                ReferenceOriginRow(
+                    reference_id=reference_id,
+                    sha256=reference.sha256,
+                    work_id=work_id,
+                    kind=kind,
+                    source=source,
+                )
+            )
+
+
+def _with_origins(hook: Callable[..., None], kind: str, source: str) -> RegisterHook:
+    def both(session: Session, work: Work, added: list[int], held: list[int]) -> None:
+        hook(session, work, added, held)
+        _record_origins(session, work.id, added, kind, source)
+
+    return both

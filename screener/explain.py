@@ -9,10 +9,16 @@ boxes of the best whole-image or region pair are drawn instead.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from screener.fusion import is_level
@@ -30,7 +36,20 @@ OUTLINE = (230, 30, 30)
 LINK = (20, 170, 60)
 INK = (20, 20, 20)
 PAPER = (255, 255, 255)
+CHECKER = ((255, 255, 255), (204, 204, 204))  # transparent areas, as the console shows them
+CHECKER_CELL = 10
 _REGIONS = {r.name: r for r in (*GRID, CENTRE_REGION, WHOLE_REGION)}
+# Captions name works in any script (Chinese titles and ids above all). The font comes with
+# the install (the PyPI wheel noto-cjk-sans-otc, Noto Sans CJK under the SIL OFL), else
+# from Debian's fonts-noto-cjk; the face is the Simplified Chinese one.
+CJK_PACKAGE = ("noto_cjk_sans_otc", "NotoSansCJK-Regular.ttc")
+CJK_SYSTEM = (
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf"),
+)
+CJK_FACE = "Noto Sans CJK SC"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,11 +80,66 @@ def _box(region: Region, image: Image.Image) -> tuple[float, float, float, float
     )
 
 
+@dataclass(frozen=True)
+class FontFile:
+    path: Path
+    index: int  # the face within a collection (.ttc)
+
+
+def _face_index(path: Path) -> int | None:
+    """The index of the Simplified Chinese face in ``path`` (None if it has none)."""
+    for index in range(16):
+        try:
+            face = ImageFont.truetype(str(path), 14, index=index)
+        except OSError:
+            return 0 if index else None  # past the last face; a single font is face 0
+        if face.getname()[0] == CJK_FACE:
+            return index
+    return None
+
+
+@functools.cache
+def caption_font_file() -> FontFile | None:
+    """The CJK font captions are drawn in, or None (then captions in other scripts than
+    Latin come out as boxes, and a warning says so once)."""
+    package, name = CJK_PACKAGE
+    candidates: list[Path] = []
+    with contextlib.suppress(ModuleNotFoundError):
+        candidates.append(Path(str(resources.files(package).joinpath(name))))
+    candidates.extend(CJK_SYSTEM)
+    for path in candidates:
+        if path.is_file():
+            index = _face_index(path)
+            if index is not None:
+                return FontFile(path, index)
+    log.warning(
+        "no CJK font found (pip install noto-cjk-sans-otc, or apt-get install "
+        "fonts-noto-cjk): evidence captions in Chinese will show boxes"
+    )
+    return None
+
+
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    found = caption_font_file()
+    if found is not None:
+        return ImageFont.truetype(str(found.path), size, index=found.index)
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):  # Pillow built without FreeType
         return ImageFont.load_default()
+
+
+def over_checkerboard(image: Image.Image, alpha: Image.Image) -> Image.Image:
+    """``image`` (RGB, composited over white with ``alpha``) over a checkerboard instead,
+    so that a transparent reference reads as transparent, not as white or black."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    a = np.asarray(alpha.resize(image.size), dtype=np.float32)[..., None] / 255.0
+    ys, xs = np.indices((image.height, image.width))
+    dark = ((ys // CHECKER_CELL + xs // CHECKER_CELL) % 2).astype(bool)
+    board = np.where(dark[..., None], CHECKER[1], CHECKER[0]).astype(np.float32)
+    # rgb = a * colour + (1 - a) * white, so the same colour over the board is:
+    out = rgb + (1.0 - a) * (board - 255.0)
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "RGB")
 
 
 def draw(
@@ -93,7 +167,9 @@ def draw(
         if value is not None and not is_level(name)  # levels: in the JSON
     ]
     lines = [
-        f"{match.decision.upper()}  work {match.work_id}  fused {match.fused_score:.4f}",
+        f"{match.decision.upper()}  work {match.work_id}"
+        + (f"  《{match.title}》" if match.title and match.title != match.work_id else "")
+        + f"  fused {match.fused_score:.4f}",
         *("   ".join(values[i : i + 4]) for i in range(0, len(values), 4)),
         *caption,
     ]
@@ -158,3 +234,9 @@ def to_png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG", optimize=True)
     return buffer.getvalue()
+
+
+def from_png(png: bytes, work_id: str) -> Picture:
+    """A stored picture again, as drawn."""
+    with Image.open(io.BytesIO(png)) as image:
+        return Picture(png, image.width, image.height, work_id)

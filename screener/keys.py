@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -43,6 +44,7 @@ from screener.errors import AuthError, Forbidden, InputError, NotFound, is_plain
 KEY_PREFIX = "sk_"
 MAX_OWNER = 200
 MAX_DESCRIPTION = 1000
+MAX_DISPLAY_NAME = 200
 INVALID_KEY = "invalid or revoked API key"
 _KEY_RE = re.compile(r"sk_(k_[a-z2-7]{8})_([A-Za-z0-9_-]{43})")
 _HASH_CONTEXT = b"screener.api-key.v1\x00"
@@ -78,6 +80,16 @@ class ApiKeyRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
+
+
+class OwnerProfileRow(Base):
+    """What end users are told an owner is called (risk prompts name the rights holder):
+    a display name instead of the account name the keys carry."""
+
+    __tablename__ = "owner_profiles"
+    owner: Mapped[str] = mapped_column(String(MAX_OWNER), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(MAX_DISPLAY_NAME))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 @dataclass(frozen=True)
@@ -141,7 +153,7 @@ class KeyStore:
     def __init__(self, engine: Engine, audit: AuditLog | None = None) -> None:
         self.engine = engine
         self.audit = audit
-        ensure_tables(engine, ("api_keys",))
+        ensure_tables(engine, ("api_keys", "owner_profiles"))
 
     def _begin(self, session: Session) -> None:
         if self.audit is not None:
@@ -257,6 +269,34 @@ class KeyStore:
             query = query.where(ApiKeyRow.revoked_at.is_(None))
         with Session(self.engine) as session:
             return [_key(row) for row in session.scalars(query)]
+
+    def set_display_name(self, owner: str, display_name: str, *, actor: str = "cli") -> str:
+        """Name ``owner`` for end users (an empty name removes it; the account name is
+        shown again). Returns the name now in force."""
+        if not is_plain_id(owner, MAX_OWNER):
+            raise InputError("owner must be 1-200 characters, without control characters")
+        name = _text("display name", display_name, MAX_DISPLAY_NAME, empty=True).strip()
+        with Session(self.engine) as session, session.begin():
+            self._begin(session)
+            row = session.get(OwnerProfileRow, owner)
+            if not name:
+                if row is not None:
+                    session.delete(row)
+            elif row is None:
+                session.add(OwnerProfileRow(owner=owner, display_name=name, updated_at=_now()))
+            else:
+                row.display_name, row.updated_at = name, _now()
+            self._record(session, actor, "owner.display_name", owner, {"display_name": name})
+        return name or owner
+
+    def display_names(self, owners: Iterable[str]) -> dict[str, str]:
+        """The display names set for ``owners`` (those without one are left out)."""
+        wanted = sorted({o for o in owners if o})
+        if not wanted:
+            return {}
+        with Session(self.engine) as session:
+            rows = session.scalars(select(OwnerProfileRow).where(OwnerProfileRow.owner.in_(wanted)))
+            return {r.owner: r.display_name for r in rows}
 
 
 # authorisation (pure) ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
-from screener.cases import CheckRecord
+from screener.cases import CheckRecord, Notice
 from screener.keys import ApiKey, Role
 
 MATCH_LISTS = ("matches", "near_misses", "licensed", "outside_territory")
@@ -125,3 +125,50 @@ def redact(
                     "chain.payload.top_work_id", top, top if mine(top) else None
                 )
     return Shown(shown_record, shown_payload, tuple(cut))
+
+
+def found_by_image(item: Notice) -> set[str]:
+    """The check ids a notice found by the images of outputs uploaded with it."""
+    found: set[str] = set()
+    for part in (*item.history, item.measures or {}):
+        for ids in (part.get("found_by_image") or {}).values():
+            found.update(ids)
+    return found
+
+
+def redact_notice(key: ApiKey, item: Notice, readable: Collection[str] = ()) -> Notice:
+    """A notice as ``key`` may see it: the outputs its measures list, with the fields of a
+    check the role may not see (a rights holder: the platform) left out, as
+    ``GET /v1/checks/{id}`` leaves them out. A rights holder is named only those checks
+    found by an uploaded output's image that it may open (``readable``: those matching its
+    works); the rest are other platforms' released outputs it has no claim to."""
+    rule = rule_for(key)
+    if not rule.hidden:
+        return item
+    unseen = found_by_image(item) - set(readable) if rule.own_works_only else set()
+
+    def cut(part: dict[str, Any]) -> dict[str, Any]:
+        found = part.get("found_by_image")
+        if not unseen or not isinstance(found, dict):
+            return part
+        kept = {name: [c for c in ids if c not in unseen] for name, ids in found.items()}
+        return {**part, "found_by_image": kept}
+
+    item = replace(
+        item,
+        check_ids=tuple(c for c in item.check_ids if c not in unseen),
+        history=tuple(cut(h) for h in item.history),
+    )
+    if item.measures is None:
+        return item
+    measures = cut(dict(item.measures))
+    named = measures.get("named_checks")
+    if unseen and isinstance(named, dict):
+        measures["named_checks"] = {c: v for c, v in named.items() if c not in unseen}
+    affected = measures.get("affected")
+    if isinstance(affected, list):
+        measures["affected"] = [
+            {k: v for k, v in a.items() if k not in rule.hidden} if isinstance(a, dict) else a
+            for a in affected
+        ]
+    return replace(item, measures=measures)

@@ -6,6 +6,8 @@ which mean nothing to an end user.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from screener.policy import Decision
 from screener.verdict import Verdict
 
@@ -25,13 +27,20 @@ _TEXT = {
 }
 
 
-def risk_prompt(verdict: Verdict) -> dict[str, str] | None:
-    """The prompt for a review or block verdict (None for allow)."""
+def holder_name(owner: str | None, names: Mapping[str, str]) -> str:
+    """The rights holder as end users are told of it: its display name where one is set
+    (see ``screener keys display-name``), else its account name."""
+    return names.get(owner or "") or owner or "unknown"
+
+
+def risk_prompt(verdict: Verdict, names: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """The prompt for a review or block verdict (None for allow); ``names``: owners'
+    display names."""
     top = verdict.top_match
     if top is None or verdict.decision == Decision.ALLOW.value:
         return None
     texts = _TEXT[Decision(verdict.decision)]
-    owner = top.owner or "unknown"
+    owner = holder_name(top.owner, names or {})
     return {lang: text.format(title=top.title, owner=owner) for lang, text in texts.items()}
 
 

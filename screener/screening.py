@@ -489,12 +489,11 @@ class Screener:
         else:
             reference_id = min(references)
         reference = self.decode(self.catalog.blob(references[reference_id].sha256))
-        shown_reference = reference.image
-        if local is not None and local.variant == OVER_BLACK:
-            shown_reference = _over_black(reference) or reference.image
+        # Transparency on a checkerboard, as the console shows it (whichever background the
+        # keypoints were found over: the geometry is the same).
         drawn = explain_mod.draw(
-            decoded.image,
-            shown_reference,
+            _on_checkerboard(decoded),
+            _on_checkerboard(reference),
             match,
             local,
             None if local is not None else region,
@@ -1155,6 +1154,12 @@ def _over_black(decoded: DecodedImage) -> Image.Image | None:
     if not decoded.is_transparent or decoded.alpha is None:
         return None
     return over_background(decoded.image, decoded.alpha, EXTRA_BACKGROUNDS[OVER_BLACK])
+
+
+def _on_checkerboard(decoded: DecodedImage) -> Image.Image:
+    if not decoded.is_transparent or decoded.alpha is None:
+        return decoded.image
+    return explain_mod.over_checkerboard(decoded.image, decoded.alpha)
 
 
 def _name_of(image: ImageInput, position: int) -> str:

@@ -51,6 +51,7 @@ CHECK: dict[str, Any] = {
     "review_status": None,
     "review": None,
     "rescreen": None,
+    "action": "do_not_publish",
 }
 WORK: dict[str, Any] = {
     "work_id": "ultraman-1966",
@@ -174,6 +175,7 @@ OPERATIONS: dict[str, Doc] = {
                     "risk_prompt": _RISK,
                     "audit_seq": 1042,
                     "verdict": _VERDICT,
+                    "action": "do_not_publish",
                     "error": None,
                 }
             ]
@@ -181,7 +183,8 @@ OPERATIONS: dict[str, Doc] = {
     ),
     "GET /v1/checks": Doc(
         f"{EVERYONE}: platforms see their own checks, rights holders those that matched "
-        "their works, operators and admins all",
+        "their works, operators and admins all; `takedown=true` lists the released outputs "
+        "a later notice matched (`action` take_down)",
         _page(CHECK),
     ),
     "GET /v1/checks/{check_id}": Doc(
@@ -245,7 +248,23 @@ OPERATIONS: dict[str, Doc] = {
     ),
     "POST /v1/works": Doc(OWNERS, {**WORK, "references_added": [11, 12]}),
     "GET /v1/works": Doc(f"{OWNERS}: a rights holder lists their own", _page(WORK)),
-    "GET /v1/works/{work_id}": Doc(OWNERS, WORK),
+    "GET /v1/works/{work_id}": Doc(
+        OWNERS,
+        {
+            **WORK,
+            "references": [
+                {
+                    "id": 12,
+                    "sha256": "5d1f…",
+                    "source_name": "ultraman-front.png",
+                    "format": "PNG",
+                    "width": 1024,
+                    "height": 1024,
+                    "origin": {"kind": "notice", "source": "ntc_01J9Z7B2"},
+                }
+            ],
+        },
+    ),
     "DELETE /v1/works/{work_id}": Doc(OWNERS, {"removed": True, "fingerprints_removed": 24}),
     "POST /v1/works/{work_id}/references": Doc(
         OWNERS, {**WORK, "reference_count": 3, "references_added": [13]}
@@ -284,7 +303,11 @@ OPERATIONS: dict[str, Doc] = {
     "PUT /v1/works/{work_id}/thresholds/territories": Doc(
         OPERATOR, {**WORK, "threshold_territories": ["CN"]}, {"territories": ["CN"]}
     ),
-    "POST /v1/notices": Doc(OWNERS, {**NOTICE, "status": "received", "measures": None}),
+    "POST /v1/notices": Doc(
+        f"{OWNERS}; `outputs` (images of released outputs) find their checks "
+        "(`measures.found_by_image`: a rights holder sees only checks matching its work)",
+        {**NOTICE, "status": "received", "measures": None},
+    ),
     "GET /v1/notices": Doc(f"{OWNERS}: a rights holder lists their own notices", _page(NOTICE)),
     "GET /v1/notices/{notice_id}": Doc(OWNERS, NOTICE),
     "POST /v1/notices/{notice_id}/reject": Doc(
@@ -293,7 +316,8 @@ OPERATIONS: dict[str, Doc] = {
         {"reason": "not the notifier's work"},
     ),
     "GET /v1/review": Doc(
-        OPERATOR, _page({**CHECK, "decision": "review", "review_status": "pending"})
+        OPERATOR,
+        _page({**CHECK, "decision": "review", "review_status": "pending", "action": "hold"}),
     ),
     "POST /v1/review/{check_id}/confirm": Doc(
         OPERATOR,
@@ -302,7 +326,7 @@ OPERATIONS: dict[str, Doc] = {
     ),
     "POST /v1/review/{check_id}/reject": Doc(
         OPERATOR,
-        {**CHECK, "decision": "review", "review_status": "rejected"},
+        {**CHECK, "decision": "review", "review_status": "rejected", "action": "publish"},
         {"work_id": None, "note": "a different character"},
     ),
     "GET /v1/audit": Doc(OPERATOR, [AUDIT]),
@@ -326,6 +350,15 @@ OPERATIONS: dict[str, Doc] = {
         {"role": "platform", "owner": "genco", "description": "genco production"},
     ),
     "GET /v1/keys": Doc("admins", [KEY]),
+    "GET /v1/owners/{owner}": Doc(
+        "operators and admins (any owner), every other key (its own owner)",
+        {"owner": "tsuburaya", "display_name": "圆谷制作株式会社"},
+    ),
+    "PUT /v1/owners/{owner}": Doc(
+        "operators and admins (any owner), every other key (its own owner)",
+        {"owner": "tsuburaya", "display_name": "圆谷制作株式会社"},
+        {"display_name": "圆谷制作株式会社"},
+    ),
     "DELETE /v1/keys/{key_id}": Doc("admins", {**KEY, "revoked_at": _AT}),
     "POST /v1/label": Doc("platforms, operators and admins", PNG),
     "POST /v1/label/verify": Doc(EVERYONE, LABEL),

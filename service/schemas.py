@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -33,6 +34,9 @@ class CheckResult(BaseModel):
         default=None, description="text to show the end user (zh, en) for review and block"
     )
     audit_seq: int | None = None
+    action: str | None = Field(
+        default=None, description="publish, hold (until reviewed) or do_not_publish"
+    )
     verdict: dict[str, Any] | None = Field(
         default=None, description="decision, matches with per-signal values, thresholds, versions"
     )
@@ -56,6 +60,11 @@ class CheckOut(BaseModel):
     review_status: str | None
     review: dict[str, Any] | None
     rescreen: dict[str, Any] | None
+    action: str = Field(
+        description="what to do with the output now: publish, hold (review pending), "
+        "do_not_publish (blocked, or confirmed by a reviewer), take_down (released, but a "
+        "later notice matched it)"
+    )
 
     @classmethod
     def of(cls, record: CheckRecord) -> CheckOut:
@@ -69,6 +78,14 @@ class CheckPage(BaseModel):
     limit: int
 
 
+class OriginOut(BaseModel):
+    kind: str = Field(
+        description="uploaded (by the owner, or approved after a hold), review (a reviewer "
+        "confirmed check `source` as a copy) or notice (added by notice `source`)"
+    )
+    source: str | None = Field(default=None, description="the check or notice id")
+
+
 class ReferenceOut(BaseModel):
     id: int
     sha256: str
@@ -76,9 +93,10 @@ class ReferenceOut(BaseModel):
     format: str
     width: int
     height: int
+    origin: OriginOut | None = None
 
     @classmethod
-    def of(cls, ref: Reference) -> ReferenceOut:
+    def of(cls, ref: Reference, origin: OriginOut | None = None) -> ReferenceOut:
         return cls(
             id=ref.id,
             sha256=ref.sha256,
@@ -86,6 +104,7 @@ class ReferenceOut(BaseModel):
             format=ref.format,
             width=ref.width,
             height=ref.height,
+            origin=origin,
         )
 
 
@@ -165,7 +184,14 @@ class WorkOut(BaseModel):
     references_held: list[HeldOut] | None = None
 
     @classmethod
-    def of(cls, work: Work, references: list[Reference] | None = None, **extra: Any) -> WorkOut:
+    def of(
+        cls,
+        work: Work,
+        references: list[Reference] | None = None,
+        origins: Mapping[int, Any] | None = None,
+        **extra: Any,
+    ) -> WorkOut:
+        found = origins or {}
         return cls(
             work_id=work.id,
             title=work.title,
@@ -179,7 +205,12 @@ class WorkOut(BaseModel):
             territories=list(work.territories),
             licensee_territories={k: list(v) for k, v in work.licensee_territories.items()},
             threshold_territories=list(work.threshold_territories),
-            references=None if references is None else [ReferenceOut.of(r) for r in references],
+            references=None
+            if references is None
+            else [
+                ReferenceOut.of(r, OriginOut(**found[r.id].to_dict()) if r.id in found else None)
+                for r in references
+            ],
             **extra,
         )
 
@@ -273,6 +304,20 @@ class VerifyOut(BaseModel):
     reason: str | None
     head_seq: int
     head_hash: str
+
+
+class DisplayName(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    display_name: str = Field(
+        max_length=200,
+        description="what risk prompts call the owner (empty: its account name again)",
+        examples=["圆谷制作株式会社"],
+    )
+
+
+class OwnerOut(BaseModel):
+    owner: str
+    display_name: str
 
 
 class NewKey(BaseModel):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 
 if TYPE_CHECKING:
+    from screener.explain import FontFile
     from tests.postgres import PostgresServer
 
 # The README's install: what puts every Python package the tests use in place.
@@ -71,3 +72,17 @@ def postgres_server() -> PostgresServer:
         return PostgresServer()
     except PostgresUnavailable as exc:
         missing(str(exc))
+
+
+def cjk_font() -> FontFile:
+    """The CJK font evidence pictures caption in (the service extra's noto-cjk-sans-otc)."""
+    from screener.explain import caption_font_file
+
+    found = caption_font_file()
+    if found is None:
+        missing(
+            "no CJK font for evidence captions: the service extra installs noto-cjk-sans-otc "
+            f"({PIP_INSTALL}); Debian's fonts-noto-cjk also serves "
+            f"({apt_command('fonts-noto-cjk')})"
+        )
+    return found

@@ -15,7 +15,7 @@ from typing import Any
 
 from screener.policy import PromptPolicy
 from screener.prompt.index import NAME, Hit
-from screener.risk import prompt_risk
+from screener.risk import holder_name, prompt_risk
 
 HOW_ORDER = ("exact", "homoglyph", "separator", "romanised", "fuzzy", "related")
 
@@ -64,6 +64,8 @@ class PromptResult:
     matches: tuple[WorkMatch, ...]  # works the prompt names, highest score first
     # Works with some related-term evidence short of a match: image evidence may add to it.
     partial: Mapping[str, float] = field(default_factory=dict)
+    # Owners' display names for the risk prompt (the account name where none is set).
+    owner_names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def top(self) -> WorkMatch | None:
@@ -76,7 +78,7 @@ class PromptResult:
         top = self.top
         if top is None:
             return None
-        return prompt_risk(self.decision.value, top.title, top.owner)
+        return prompt_risk(self.decision.value, top.title, holder_name(top.owner, self.owner_names))
 
     def evidence(self) -> dict[str, float]:
         """Each work's prompt evidence in [0, 1], for the prompt signal of a check."""

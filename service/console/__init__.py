@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from screener import errors as e
-from service.console import appeals, holder, operator, platform
+from service.console import appeals, holder, keys, operator, platform
 from service.console.i18n import N_, ConsoleLanguage
 from service.console.i18n import gettext as _
 from service.console.web import (
@@ -234,7 +234,7 @@ def create_console(rt: Runtime) -> FastAPI:
         clear_session(response)
         return response
 
-    for module in (operator, holder, platform, appeals):
+    for module in (operator, holder, platform, appeals, keys):
         app.include_router(module.router)
     return app
 

@@ -13,7 +13,7 @@ from screener.errors import InputError
 from screener.keys import Role
 from service.console.i18n import gettext as _
 from service.console.operator import image_response
-from service.console.web import FormViewer, TheViewer, Viewer, redirect, render
+from service.console.web import STAFF, FormViewer, TheViewer, Viewer, redirect, render
 from service.errors import status_of
 
 router = APIRouter()
@@ -106,7 +106,12 @@ def _work_page(
         status=status,
         work=view.work,
         references=view.references,
+        origins=view.origins,
+        readable=who.desk.readable_checks(
+            who.key, [o.source for o in view.origins.values() if o.kind == "review" and o.source]
+        ),
         held=view.held,
+        policy_bands=who.desk.screener.policy.bands_for(work_id),
         matches=matches,
         matches_total=total,
         form=extra.pop("form", None)
@@ -147,6 +152,66 @@ def edit_work(
         form = {"title": title, "aliases": aliases, "related_terms": related_terms}
         return _work_page(request, who, work_id, status_of(exc), form=form, error=str(exc))
     return redirect(f"/works/{work_id}", "updated")
+
+
+def _number(name: str, value: str) -> float | None:
+    if not value.strip():
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(
+            _("%(name)s must be a number between 0 and 1, like 0.85") % {"name": name}
+        ) from None
+
+
+@router.post("/works/{work_id}/thresholds")
+def set_thresholds(
+    request: Request,
+    who: FormViewer,
+    work_id: str,
+    review: Annotated[str, Form(max_length=40)] = "",
+    block: Annotated[str, Form(max_length=40)] = "",
+    use_policy: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """Operators: the work's own review and block thresholds, or the policy's again."""
+    try:
+        if use_policy:
+            who.desk.set_thresholds(who.key, work_id, None)
+        else:
+            given = {
+                name: number
+                for name, number in (
+                    ("review", _number(_("Review from"), review)),
+                    ("block", _number(_("Block from"), block)),
+                )
+                if number is not None
+            }
+            if not given:
+                raise InputError(_("Give a review or a block threshold, or use the policy's."))
+            who.desk.set_thresholds(who.key, work_id, given)
+    except InputError as exc:
+        if status_of(exc) in (403, 404):
+            raise
+        return _work_page(request, who, work_id, status_of(exc), thresholds_error=str(exc))
+    return redirect(f"/works/{work_id}", "thresholds")
+
+
+@router.post("/works/{work_id}/licensees")
+def set_licensees(
+    request: Request,
+    who: FormViewer,
+    work_id: str,
+    licensees: Annotated[str, Form(max_length=200_000)] = "",
+) -> Response:
+    """The platforms (owner names) licensed to publish the work, one a line."""
+    try:
+        who.desk.set_licensees(who.key, work_id, lines(licensees))
+    except InputError as exc:
+        if status_of(exc) in (403, 404):
+            raise
+        return _work_page(request, who, work_id, status_of(exc), licensees_error=str(exc))
+    return redirect(f"/works/{work_id}", "licensees")
 
 
 @router.post("/works/{work_id}/references")
@@ -252,6 +317,7 @@ def file_notice(
     description: Annotated[str, Form(max_length=2000)] = "",
     check_ids: Annotated[str, Form(max_length=10_000)] = "",
     images: Annotated[list[UploadFile] | None, File()] = None,
+    outputs: Annotated[list[UploadFile] | None, File()] = None,
 ) -> Response:
     who.require(*OWNERS)
     form = {
@@ -271,6 +337,7 @@ def file_notice(
             target,
             uploads=uploads(images),
             check_ids=ids,
+            outputs=uploads(outputs),
             title=title.strip() or None,
             description=description,
         )
@@ -279,6 +346,41 @@ def file_notice(
     return redirect(f"/notices/{filed.id}", "notice")
 
 
+def _notice_page(
+    request: Request, who: Viewer, notice_id: str, status: int = 200, **extra: Any
+) -> Response:
+    item = who.desk.get_notice(who.key, notice_id)
+    measures = item.measures or {}
+    named = [*item.check_ids, *measures.get("affected_check_ids", [])]
+    return render(
+        request,
+        "notice.html",
+        who,
+        status=status,
+        notice=item,
+        readable=who.desk.readable_checks(who.key, named),
+        **extra,
+    )
+
+
 @router.get("/notices/{notice_id}", response_class=HTMLResponse)
 def notice(request: Request, who: TheViewer, notice_id: str) -> Response:
-    return render(request, "notice.html", who, notice=who.desk.get_notice(who.key, notice_id))
+    return _notice_page(request, who, notice_id)
+
+
+@router.post("/notices/{notice_id}/reject")
+def reject_notice(
+    request: Request,
+    who: FormViewer,
+    notice_id: str,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Operators: reject a notice with a reason; the references it added are removed."""
+    who.require(*STAFF)
+    try:
+        who.desk.reject_notice(who.key, notice_id, reason)
+    except InputError as exc:
+        if status_of(exc) == 404:
+            raise
+        return _notice_page(request, who, notice_id, status_of(exc), error=str(exc))
+    return redirect(f"/notices/{notice_id}", "notice_rejected")

@@ -19,6 +19,14 @@ router = APIRouter()
 CHECKERS = (Role.PLATFORM, Role.OPERATOR)
 
 
+@router.get("/takedown", response_class=HTMLResponse)
+def takedown_page(request: Request, who: TheViewer) -> Response:
+    """Released outputs that a later notice matched: the platform must take them down."""
+    who.require(*CHECKERS)
+    items, total = who.desk.list_checks(who.key, takedown=True, limit=200)
+    return render(request, "takedown.html", who, items=items, total=total)
+
+
 def _try_page(request: Request, who: Viewer, status: int = 200, **extra: Any) -> Response:
     recent, _ = who.desk.find_checks(who.key, limit=10)
     return render(request, "try.html", who, status=status, recent=recent, **extra)

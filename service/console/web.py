@@ -57,6 +57,12 @@ DONE = {
     "deleted": N_("Work removed."),
     "policy": N_("The new policy is in force."),
     "notice": N_("Notice filed; the measures taken are listed below."),
+    "thresholds": N_("The work's thresholds are saved."),
+    "licensees": N_("The work's licensees are saved."),
+    "notice_rejected": N_("Notice rejected: the references it added were removed."),
+    "key_created": N_("Key created: copy it now, it is not shown again."),
+    "key_revoked": N_("Key revoked."),
+    "display_name": N_("Display name saved."),
     "signed_out": N_("Signed out."),
 }
 
@@ -181,6 +187,9 @@ ROLE_NAMES = {
 
 def role_name(role: Role) -> str:
     return i18n.gettext(ROLE_NAMES[role])
+
+
+templates.env.filters["role_name"] = role_name
 
 
 def page_context(request: Request, who: Viewer | None) -> dict[str, Any]:

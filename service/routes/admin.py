@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from screener.audit import format_at
 from service.routes.common import AUTH_ERRORS, Key, TheRuntime, errors
-from service.schemas import AuditRecordOut, KeyOut, NewKey, VerifyOut
+from service.schemas import AuditRecordOut, DisplayName, KeyOut, NewKey, OwnerOut, VerifyOut
 
 router = APIRouter(prefix="/v1", tags=["operations"])
 
@@ -73,3 +73,18 @@ def list_keys(
 @router.delete("/keys/{key_id}", response_model=KeyOut, responses=errors(*AUTH_ERRORS, 404))
 def revoke_key(key: Key, rt: TheRuntime, key_id: str) -> Any:
     return KeyOut.of(rt.desk.revoke_key(key, key_id))
+
+
+@router.get("/owners/{owner}", response_model=OwnerOut, responses=errors(*AUTH_ERRORS))
+def get_owner(key: Key, rt: TheRuntime, owner: str) -> Any:
+    """An owner's display name (its account name where none is set): operators and admins
+    for any owner, every other key for its own."""
+    return OwnerOut(owner=owner, display_name=rt.desk.display_name(key, owner))
+
+
+@router.put("/owners/{owner}", response_model=OwnerOut, responses=errors(*AUTH_ERRORS, 422))
+def set_owner(key: Key, rt: TheRuntime, owner: str, body: DisplayName) -> Any:
+    """Set the name risk prompts give the owner (empty: its account name again):
+    operators and admins for any owner, every other key for its own."""
+    shown = rt.desk.set_display_name(key, owner, body.display_name)
+    return OwnerOut(owner=owner, display_name=shown)

@@ -95,11 +95,25 @@ def list_checks(
     limit: Limit = 50,
     decision: Annotated[str | None, Query(pattern="^(allow|review|block)$")] = None,
     rescreened: bool | None = None,
+    takedown: Annotated[
+        bool | None,
+        Query(
+            description="true: only released outputs a later notice matched, to take down "
+            "(`action` take_down); false: all others"
+        ),
+    ] = None,
 ) -> Any:
     """A platform's own checks; a rights holder's matches; every check for operators.
-    `rescreened=true` lists released outputs a notice has since found to match."""
+    `rescreened=true` lists released outputs a notice has since found to match;
+    `takedown=true` the outputs to take down now. Each check's `action` says what to do
+    with the output."""
     items, total = rt.desk.list_checks(
-        key, offset=offset, limit=limit, decision=decision, rescreened=rescreened
+        key,
+        offset=offset,
+        limit=limit,
+        decision=decision,
+        rescreened=rescreened,
+        takedown=takedown,
     )
     return CheckPage(items=[CheckOut.of(i) for i in items], total=total, offset=offset, limit=limit)
 

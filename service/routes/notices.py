@@ -38,6 +38,13 @@ def file_notice(
     check_ids: Annotated[
         list[str] | None, Form(description="released outputs complained about")
     ] = None,
+    outputs: Annotated[
+        list[UploadFile] | None,
+        File(
+            description="images of released outputs complained about: the service finds "
+            "their checks and names them (`measures.found_by_image`)"
+        ),
+    ] = None,
     title: Annotated[str | None, Form(max_length=500)] = None,
     description: Annotated[str, Form(max_length=2000)] = "",
 ) -> Any:
@@ -45,12 +52,14 @@ def file_notice(
     references and re-screens every output it allowed earlier against the work
     (`measures_taken`, listing the affected check ids)."""
     uploads = read_uploads(images or [], rt.settings.max_images)
+    complained = read_uploads(outputs or [], rt.settings.max_images)
     return NoticeOut.of(
         rt.desk.file_notice(
             key,
             work_id,
             uploads=uploads,
             check_ids=check_ids or [],
+            outputs=complained,
             title=title,
             description=description,
         )

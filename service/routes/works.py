@@ -88,7 +88,10 @@ def list_works(key: Key, rt: TheRuntime, offset: Offset = 0, limit: Limit = 50) 
 def get_work(key: Key, rt: TheRuntime, work_id: str) -> Any:
     view = rt.desk.get_work(key, work_id)
     return WorkOut.of(
-        view.work, list(view.references), references_held=[HeldOut.of(h) for h in view.held]
+        view.work,
+        list(view.references),
+        view.origins,
+        references_held=[HeldOut.of(h) for h in view.held],
     )
 
 

@@ -19,6 +19,7 @@ from tests import needs
 from tests.service.test_process import Server, make_keys
 
 PEOPLE = {
+    "admin": ("admin", "ops"),
     "operator": ("operator", "ops"),
     "platform": ("platform", "genco"),
     "holder": ("rights_holder", "tsuburaya"),

@@ -33,8 +33,16 @@ def test_flagged_check_has_an_evidence_picture(service: Service) -> None:
         assert image.format == "PNG" and image.width >= 600 and image.height >= 300
         assert len(picture.content) < 1_000_000
 
-    # Another platform and rights holders do not see the platform's image.
-    for who in ("platform2", "holder", "holder2"):
+    # The rights holder whose work matched sees the picture of that match (the same as the
+    # platform's: one picture per check and work); another platform and another rights
+    # holder do not.
+    own = service.client.get(url, headers=service.h("holder"))
+    assert own.status_code == 200, own.text
+    assert own.content == service.client.get(url, headers=service.h("platform")).content
+    assert service.client.get(f"{url}?work_id=hero", headers=service.h("holder")).content == (
+        own.content
+    )
+    for who in ("platform2", "holder2"):
         refused = service.client.get(url, headers=service.h(who))
         assert refused.status_code == 404, (who, refused.text)
     assert service.client.get(url).status_code == 401

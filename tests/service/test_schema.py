@@ -266,6 +266,15 @@ def test_success_responses_match_the_schema(running: Service) -> None:
         "admin", "POST", "/v1/keys", "/v1/keys", json={"role": "platform", "owner": "newgen"}
     )
     call("admin", "GET", "/v1/keys", "/v1/keys")
+    named = call(
+        "holder",
+        "PUT",
+        "/v1/owners/{owner}",
+        "/v1/owners/tsuburaya",
+        json={"display_name": "圆谷"},
+    )
+    assert named == {"owner": "tsuburaya", "display_name": "圆谷"}
+    call("operator", "GET", "/v1/owners/{owner}", "/v1/owners/tsuburaya")
     call("admin", "DELETE", "/v1/keys/{key_id}", f"/v1/keys/{key['key_id']}")
 
     image = {"image": ("out.png", encode(scene(7005, (128, 96))), "image/png")}
