@@ -30,8 +30,8 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from screener import policy as policy_mod
+from screener import registrability, transfer
 from screener import territory as territory_mod
-from screener import transfer
 from screener.audit import Anchor, AuditLog
 from screener.catalog import Catalog, HeldReference, make_engine
 from screener.decode import DecodedImage
@@ -185,9 +185,16 @@ def works_import(
         for sub in subfolders:
             images = images_in([sub])
             good: list[Path] = []
+            rules = screener.policy.registration
             for image in images:
                 try:
-                    screener.decode(image)
+                    decoded = screener.decode(image)
+                    # One image with too little content would fail its whole work: skip it.
+                    content = registrability.content_findings(
+                        registrability.measure(decoded, rules), rules
+                    )
+                    if content:
+                        raise registrability.refuse(image.name, content)
                     good.append(image)
                 except ScreenerError as exc:
                     failures += 1

@@ -1,0 +1,45 @@
+"""`screener works import` with an image that cannot be a work among good ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from screener import samples
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_flat_image_is_skipped_and_the_rest_of_its_work_registered(tmp_path: Path) -> None:
+    works = tmp_path / "works"
+    (works / "hero").mkdir(parents=True)
+    (works / "villain").mkdir()
+    samples.scene(21).save(works / "hero" / "a.png")
+    samples.scene(22).save(works / "hero" / "b.png")
+    Image.new("RGB", (512, 512), (20, 60, 200)).save(works / "hero" / "flat.png")
+    samples.scene(23).save(works / "villain" / "a.png")
+    env = {**os.environ, "SCREENER_DATA_DIR": str(tmp_path / "d"), "SCREENER_SIGNALS": "phash,pdq"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "screener", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+
+    imported = run("works", "import", str(works))
+    assert imported.returncode == 1  # something was skipped: said, and the exit code shows it
+    said = " ".join(imported.stderr.split())
+    assert "skipped" in said and "flat.png" in said and "registration.min_contrast" in said
+    lines = run("works", "list", "--json").stdout.splitlines()
+    counts = {work["id"]: work["references"] for work in map(json.loads, lines)}
+    assert counts == {"hero": 2, "villain": 1}
