@@ -158,6 +158,7 @@ class Appeals:
         audit: AuditLog,
         deadlines: Callable[[], AppealDeadlines],
         clock: Callable[[], dt.datetime] = now,
+        withdraw: Callable[[ApiKey, str, str], list[int]] | None = None,
     ) -> None:
         """``deadlines`` returns the policy's :class:`~screener.policy.AppealDeadlines` in
         force (read at each filing, so a policy put into force later applies to new
@@ -166,12 +167,21 @@ class Appeals:
         self.audit = audit
         self.deadlines = deadlines
         self.clock = clock
+        # Removes what a reviewer's confirmation of a check added to works (key, check id,
+        # appeal id): called when the check's appeal is overturned.
+        self.withdraw = withdraw
         ensure_tables(engine, APPEAL_TABLES)
 
     @classmethod
     def of(cls, desk: Desk, clock: Callable[[], dt.datetime] = now) -> Appeals:
         """Appeals on the desk's database and audit chain, under its policy in force."""
-        return cls(desk.engine, desk.audit, lambda: desk.screener.policy.appeals, clock)
+        return cls(
+            desk.engine,
+            desk.audit,
+            lambda: desk.screener.policy.appeals,
+            clock,
+            desk.withdraw_confirmed,
+        )
 
     # views ------------------------------------------------------------------------------
 
@@ -389,7 +399,13 @@ class Appeals:
                 payload.update(top_work_id=check.top_work_id, fused_score=check.fused_score)
             self.audit.append_in(session, key.id, f"appeal.{outcome}", appeal_id, payload)
             session.flush()
-            return self._view(row, key)
+            decided = self._view(row, key)
+        if outcome == AppealStatus.OVERTURNED.value and self.withdraw is not None:
+            # After the decision is committed; each removal is a catalog transaction of its
+            # own. A crash in between leaves the reference, still listed with its origin (the
+            # review of this check) on the work's page, where an operator can remove it.
+            self.withdraw(key, decided.check_id, appeal_id)
+        return decided
 
     def get(self, key: ApiKey, appeal_id: str) -> Appeal:
         with Session(self.engine) as session:

@@ -747,6 +747,40 @@ class Desk:
             work_id, self._audited(key, "work.delete", work_id, {})
         )
 
+    def withdraw_confirmed(self, key: ApiKey, check_id: str, appeal_id: str) -> list[int]:
+        """Remove the references a reviewer's confirmation of ``check_id`` added to works
+        (the output itself), once an appeal has overturned that check: a false positive
+        must not go on blocking outputs like it. Each removal is audited. Returns the ids."""
+        require_role(key, Role.OPERATOR, Role.ADMIN)
+        with Session(self.engine) as session:
+            found = [
+                (row.work_id, row.reference_id, row.sha256)
+                for row in session.scalars(
+                    select(ReferenceOriginRow).where(
+                        ReferenceOriginRow.kind == "review", ReferenceOriginRow.source == check_id
+                    )
+                )
+            ]
+            still = {
+                (ref.work_id, ref.id)
+                for ref in session.scalars(
+                    select(ReferenceRow).where(
+                        ReferenceRow.id.in_([rid for _, rid, _ in found]),
+                        ReferenceRow.sha256.in_([sha for _, _, sha in found]),
+                    )
+                )
+            }
+        removed: list[int] = []
+        for work_id, reference_id, _ in found:
+            if (work_id, reference_id) not in still:
+                continue  # removed already (by hand, or by an earlier try)
+            payload = {"reference_id": reference_id, "check_id": check_id, "appeal_id": appeal_id}
+            self.screener.registry.remove_reference(
+                work_id, reference_id, self._audited(key, "work.remove_reference", work_id, payload)
+            )
+            removed.append(reference_id)
+        return removed
+
     def remove_reference(self, key: ApiKey, work_id: str, reference_id: int) -> int:
         self._work_for(key, work_id, manage=True)
         return self.screener.registry.remove_reference(

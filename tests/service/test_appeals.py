@@ -275,3 +275,51 @@ def test_a_rights_holder_does_not_see_which_key_of_the_platform_filed(service: S
     assert platform_key not in seen.text
     own = service.client.get(f"/v1/appeals/{appeal_id}", headers=service.h("platform")).json()
     assert own["history"][0]["by"] == platform_key
+
+
+def test_overturning_a_confirmed_check_withdraws_the_reference_its_confirmation_added(
+    service: Service,
+) -> None:
+    original = scene(2531)
+    assert service.register("holder", "appealed-2531", encode(original)).status_code == 201
+    bands = service.client.put(
+        "/v1/works/appealed-2531/thresholds",
+        headers=service.h("operator"),
+        json={"review": 0.5, "block": 1.0},  # never block: the crop goes to review
+    )
+    assert bands.status_code == 200, bands.text
+    width, height = original.size
+    crop = original.crop((width // 8, height // 8, width - width // 8, height - height // 8))
+    held = service.check("platform", encode(crop)).json()["results"][0]
+    assert held["decision"] == "review", held["fused_score"]
+    check_id = held["check_id"]
+    confirmed = service.client.post(
+        f"/v1/review/{check_id}/confirm", headers=service.h("operator"), json={}
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    added = confirmed.json()["review"]["references_added"]
+    assert len(added) == 1
+
+    def references() -> list[int]:
+        work = service.client.get("/v1/works/appealed-2531", headers=service.h("holder")).json()
+        return [r["id"] for r in work["references"]]
+
+    assert added[0] in references()
+    filed = appeal(service, "platform", check_id)
+    assert filed.status_code == 201, filed.text
+    decided = service.client.post(
+        f"/v1/appeals/{filed.json()['appeal_id']}/decision",
+        headers=service.h("operator"),
+        json={"outcome": "overturned", "reason": "the user's own drawing"},
+    )
+    assert decided.status_code == 200, decided.text
+    # The false positive no longer blocks outputs like it: the output left the work.
+    assert added[0] not in references() and len(references()) == 1
+    records = service.client.get("/v1/audit?limit=1000", headers=service.h("operator")).json()
+    removals = [r for r in records if r["action"] == "work.remove_reference"]
+    assert [(r["payload"]["reference_id"], r["payload"]["check_id"]) for r in removals] == [
+        (added[0], check_id)
+    ]
+    indexes = service.app.state.runtime.desk.screener.indexes
+    assert all(report.ok for report in indexes.verify())  # the indexes agree with the catalog
+    assert service.client.get("/v1/audit/verify", headers=service.h("operator")).json()["ok"]
