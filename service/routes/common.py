@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, UploadFile
+from pydantic import BeforeValidator
 
 from screener.desk import Desk, Upload
 from screener.keys import ApiKey
@@ -63,3 +64,18 @@ def read_uploads(files: list[UploadFile], limit: int, what: str = "images") -> l
         data = item.file.read()
         uploads.append(Upload(data, (item.filename or f"image-{position + 1}")[:200]))
     return uploads
+
+
+def _form_bool(value: object) -> object:
+    """A multipart field the schema calls a boolean takes the two words it is written as,
+    ``true`` or ``false``: the lax spellings pydantic would also read ("0", "yes", "on")
+    are not in the schema, and a client that sends them gets a 422 saying so."""
+    if isinstance(value, str):
+        if value not in ("true", "false"):
+            raise ValueError(f"must be true or false, not {value[:20]!r}")
+        return value == "true"
+    return value
+
+
+# A boolean form field, read as the schema documents it.
+FormBool = Annotated[bool, BeforeValidator(_form_bool)]

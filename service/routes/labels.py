@@ -13,7 +13,7 @@ from screener import credentials, decode
 from screener.errors import ConfigurationError, LabelError
 from screener.keys import ApiKey
 from screener.labels import Label
-from service.routes.common import AUTH_ERRORS, Key, TheRuntime, errors, read_uploads
+from service.routes.common import AUTH_ERRORS, FormBool, Key, TheRuntime, errors, read_uploads
 from service.runtime import Runtime
 from service.schemas import LabelOut
 
@@ -27,7 +27,7 @@ _MEDIA = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
     response_class=Response,
     responses={
         200: {"content": {m: {} for m in _MEDIA.values()}, "description": "the labelled image"},
-        **errors(*AUTH_ERRORS, 413, 415, 422),
+        **errors(*AUTH_ERRORS, 404, 413, 415, 422),
     },
 )
 def label(
@@ -36,10 +36,10 @@ def label(
     image: Annotated[UploadFile, File()],
     provider: Annotated[str, Form(min_length=1, max_length=200, description="name or code")],
     content_id: Annotated[str, Form(min_length=1, max_length=200)],
-    visible: Annotated[bool, Form(description="also draw a visible label")] = False,
+    visible: Annotated[FormBool, Form(description="also draw a visible label")] = False,
     visible_text: Annotated[str | None, Form(max_length=100)] = None,
     c2pa: Annotated[
-        bool, Form(description="also embed a signed C2PA manifest (signed last)")
+        FormBool, Form(description="also embed a signed C2PA manifest (signed last)")
     ] = False,
     check_id: Annotated[
         str | None,

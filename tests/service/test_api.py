@@ -338,3 +338,27 @@ def test_health_readiness_metrics_and_docs(service: Service) -> None:
     assert service.client.get("/docs").status_code == 200
     response = service.client.get("/healthz", headers={"X-Request-ID": "trace-123"})
     assert response.headers["X-Request-ID"] == "trace-123"
+
+
+@pytest.mark.parametrize("field", ["visible", "c2pa"])
+@pytest.mark.parametrize("word", ["0", "1", "yes", "on", "True"])
+def test_a_boolean_form_field_takes_only_the_words_of_its_schema(
+    service: Service, field: str, word: str
+) -> None:
+    """The schema says boolean, which a multipart form writes `true` or `false`; other
+    spellings are refused, not read as pydantic's lax parsing would (schemathesis: ST201)."""
+    sent = service.client.post(
+        "/v1/label",
+        headers=service.h("platform"),
+        data={"provider": "genco", "content_id": "out-1", field: word},
+        files={"image": ("o.png", encode(work_image(62)), "image/png")},
+    )
+    assert sent.status_code == 422, sent.text
+    assert "true or false" in sent.text
+    plain = service.client.post(
+        "/v1/label",
+        headers=service.h("platform"),
+        data={"provider": "genco", "content_id": "out-1", "visible": "false", "c2pa": "false"},
+        files={"image": ("o.png", encode(work_image(62)), "image/png")},
+    )
+    assert plain.status_code == 200, plain.text
