@@ -11,20 +11,13 @@ from pathlib import Path
 import pytest
 
 from screener import samples
+from tests.cli.runner import run_cli
 
 pytestmark = pytest.mark.slow
 
 
 def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SCREENER_DATA_DIR": str(data_dir), "SCREENER_SIGNALS": "phash,pdq,sscd"}
-    return subprocess.run(
-        [sys.executable, "-m", "screener", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    return run_cli(data_dir, *args, signals="phash,pdq,sscd")
 
 
 @pytest.fixture(scope="module")

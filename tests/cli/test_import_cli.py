@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from screener import samples
+from tests.cli.runner import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -24,17 +23,9 @@ def test_a_flat_image_is_skipped_and_the_rest_of_its_work_registered(tmp_path: P
     samples.scene(22).save(works / "hero" / "b.png")
     Image.new("RGB", (512, 512), (20, 60, 200)).save(works / "hero" / "flat.png")
     samples.scene(23).save(works / "villain" / "a.png")
-    env = {**os.environ, "SCREENER_DATA_DIR": str(tmp_path / "d"), "SCREENER_SIGNALS": "phash,pdq"}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "screener", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-            check=False,
-        )
+        return run_cli(tmp_path / "d", *args)
 
     imported = run("works", "import", str(works))
     assert imported.returncode == 1  # something was skipped: said, and the exit code shows it

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from screener import samples
+from tests.cli.runner import run_cli
 
 pytestmark = pytest.mark.slow
 
 
 def run(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SCREENER_DATA_DIR": str(data_dir), "SCREENER_SIGNALS": "phash,pdq"}
-    return subprocess.run(
-        [sys.executable, "-m", "screener", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    return run_cli(data_dir, *args, stdin=stdin)
 
 
 def test_prompts_from_stdin_and_arguments(tmp_path: Path) -> None:

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from screener import samples
+from tests.cli.runner import run_cli
 
 pytestmark = pytest.mark.slow
 
 
-def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SCREENER_DATA_DIR": str(data_dir), "SCREENER_SIGNALS": "phash,pdq"}
-    return subprocess.run(
-        [sys.executable, "-m", "screener", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+run = run_cli
 
 
 def checked(data_dir: Path, image: Path, *territory: str) -> dict[str, object]:
