@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -53,16 +51,32 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from index._persist import Arrays, write_index
-from index._results import (
-    Row,
-    empty_row,
-    hamming_faiss_radius,
-    ip_faiss_radius,
-    knn_resolving_ties,
-    select,
-    to_neighbours,
+from index._milvus_conn import (
+    _DEFAULTS,
+    _ID,
+    _ID_BATCH,
+    _MARK,
+    _NAME,
+    _PARAMS,
+    _SEALED,
+    _UPSERT_BYTES,
+    _VECTOR,
+    BINARY_STRUCTURES,
+    CONNECT_TIMEOUT_S,
+    CONSISTENCY_LEVELS,
+    DENSE_STRUCTURES,
+    EXACT,
+    MAX_TOPK,
+    SERVE_TIMEOUT_S,
+    MilvusUnavailable,
+    _call,
+    _pymilvus,
+    choose_milvus_structure,
+    connect,
 )
+from index._milvus_search import _MilvusSearch
+from index._persist import Arrays, write_index
+from index._results import empty_row, knn_resolving_ties, select, to_neighbours
 from index._validate import (
     as_ids,
     as_vectors,
@@ -75,108 +89,31 @@ from index._validate import (
 from index.base import (
     IdArray,
     IndexCorrupt,
-    IndexError_,
     IndexSpec,
     IndexSpecMismatch,
     Manifest,
     Neighbours,
 )
 
+__all__ = [
+    "BINARY_STRUCTURES",
+    "CONNECT_TIMEOUT_S",
+    "CONSISTENCY_LEVELS",
+    "DENSE_STRUCTURES",
+    "EXACT",
+    "MAX_TOPK",
+    "SERVE_TIMEOUT_S",
+    "MilvusIndex",
+    "MilvusUnavailable",
+    "choose_milvus_structure",
+    "connect",
+    "restore",
+]
+
 log = logging.getLogger(__name__)
 
-#: Milvus's largest top-k (``quotaAndLimits.limits.maxTopK``); also the cap of a radius search.
-MAX_TOPK: Final = 16_384
-#: Queries per search call and ids per expression, to keep messages small.
-_QUERY_BATCH: Final = 1024
-_ID_BATCH: Final = 4096
-#: Bytes of vectors per upsert call (Milvus refuses messages over 64 MB by default).
-_UPSERT_BYTES: Final = 16 * 1024 * 1024
-#: Relative slack when re-running a tied k-NN query as a range search (as for faiss).
-_TIE_SLACK: Final = 1e-5
 
-#: Seconds to wait for a server to answer when connecting (gRPC retries until then).
-CONNECT_TIMEOUT_S = 10.0
-
-#: Seconds :meth:`MilvusIndex.flush` waits for the query node to serve sealed segments.
-SERVE_TIMEOUT_S = 120.0
-_SEALED: Final = 3  # commonpb.SegmentState.Sealed
-
-CONSISTENCY_LEVELS: Final = ("Strong", "Session", "Bounded", "Eventually")
-DENSE_STRUCTURES: Final = ("FLAT", "HNSW", "IVF_FLAT")
-BINARY_STRUCTURES: Final = ("BIN_FLAT", "BIN_IVF_FLAT")
-EXACT: Final = frozenset({"FLAT", "BIN_FLAT"})
-_PARAMS: Final = {
-    "FLAT": frozenset(),
-    "BIN_FLAT": frozenset(),
-    "HNSW": frozenset({"M", "ef_construction", "ef_search"}),
-    "IVF_FLAT": frozenset({"nlist", "nprobe"}),
-    "BIN_IVF_FLAT": frozenset({"nlist", "nprobe"}),
-}
-_DEFAULTS: Final = {"M": 32, "ef_construction": 200, "ef_search": 128, "nlist": 1024, "nprobe": 16}
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
-_MARK = "high_water"
-_ID, _VECTOR = "id", "vector"
-
-_connect_lock = threading.Lock()
-_aliases: dict[tuple[str, str, str], str] = {}
-
-
-class MilvusUnavailable(IndexError_):
-    """Milvus cannot be reached, or refused a request (the message says which and why)."""
-
-
-def choose_milvus_structure(metric: str, expected_size: int, *, approx_above: int = 50_000) -> str:
-    """``auto`` resolved: exact up to ``approx_above`` rows, then HNSW for dense vectors.
-
-    Binary codes stay ``BIN_FLAT`` at every size, as :func:`index.choose_structure` keeps
-    faiss's flat binary scan (the lookup benchmark found no faster exact structure).
-    """
-    if metric not in ("ip", "hamming"):
-        raise ValueError(f"metric must be 'ip' or 'hamming', got {metric!r}")
-    if metric == "hamming":
-        return "BIN_FLAT"
-    return "FLAT" if expected_size <= approx_above else "HNSW"
-
-
-def _pymilvus() -> Any:
-    try:
-        import pymilvus
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise MilvusUnavailable(
-            "the milvus backend needs pymilvus: pip install -e '.[milvus]'"
-        ) from exc
-    return pymilvus
-
-
-def connect(uri: str, token: str | None = None, db_name: str = "default") -> str:
-    """The pymilvus connection alias for ``uri`` (one per process and server), made once."""
-    key = (uri, token or "", db_name)
-    with _connect_lock:
-        alias = _aliases.get(key)
-        if alias is not None:
-            return alias
-        alias = f"screener-{len(_aliases)}-{uuid.uuid4().hex[:8]}"
-        pm = _pymilvus()
-        try:
-            pm.connections.connect(
-                alias, uri=uri, token=token or "", db_name=db_name, timeout=CONNECT_TIMEOUT_S
-            )
-        except Exception as exc:
-            raise MilvusUnavailable(f"cannot connect to Milvus at {uri}: {exc}") from exc
-        _aliases[key] = alias
-        return alias
-
-
-def _call(what: str, action: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a pymilvus call; its failures become ``MilvusUnavailable`` naming ``what``."""
-    pm = _pymilvus()
-    try:
-        return action(*args, **kwargs)
-    except pm.exceptions.MilvusException as exc:
-        raise MilvusUnavailable(f"Milvus {what} failed: {exc}") from exc
-
-
-class MilvusIndex:
+class MilvusIndex(_MilvusSearch):
     """One Milvus collection answering the ``VectorIndex`` protocol."""
 
     shared: Final = True  # other processes may write the same collection
@@ -342,10 +279,6 @@ class MilvusIndex:
         except (ValueError, TypeError) as exc:
             raise IndexCorrupt(f"milvus collection {self._name!r}: bad params {props}") from exc
         return existing, {key: params.get(key, _DEFAULTS[key]) for key in _PARAMS[existing]}
-
-    @property
-    def _metric_type(self) -> str:
-        return "IP" if self._spec.metric == "ip" else "HAMMING"
 
     # -- protocol -----------------------------------------------------------------------
 
@@ -586,72 +519,6 @@ class MilvusIndex:
         """Delete the collection and everything in it."""
         _call("release", self._collection.release)
         _call("drop", self._collection.drop)
-
-    # -- search internals ---------------------------------------------------------------
-
-    def _search_params(self, limit: int) -> dict[str, Any]:
-        if self._structure == "HNSW":
-            return {"ef": max(self._params["ef_search"], min(limit, MAX_TOPK))}
-        if self._structure in ("IVF_FLAT", "BIN_IVF_FLAT"):
-            return {"nprobe": min(self._params["nprobe"], self._params["nlist"])}
-        return {}
-
-    def _run(self, q: npt.NDArray[Any], limit: int, extra: dict[str, Any]) -> list[Row]:
-        tuning = {**self._search_params(limit), **extra}
-        params = {"metric_type": self._metric_type, "params": tuning}
-        rows: list[Row] = []
-        for start in range(0, len(q), _QUERY_BATCH):
-            part = q[start : start + _QUERY_BATCH]
-            data: Any = part if self._spec.metric == "ip" else [row.tobytes() for row in part]
-            result = _call(
-                "search",
-                self._collection.search,
-                data,
-                _VECTOR,
-                params,
-                limit=limit,
-                consistency_level=self._consistency,
-            )
-            for hits in result:
-                rows.append(self._unique(hits.ids, hits.distances))
-        return rows
-
-    def _unique(self, ids: Any, distances: Any) -> Row:
-        """Hits as arrays, best first, each id once (an upsert racing a search can briefly
-        show an id in two segments)."""
-        id_arr = np.asarray(list(ids), dtype=np.int64)
-        scores = np.asarray(list(distances), dtype=np.float32)
-        if len(np.unique(id_arr)) == len(id_arr):
-            return id_arr, scores
-        higher = self._spec.metric == "ip"
-        order = np.lexsort((id_arr, -scores if higher else scores))
-        id_arr, scores = id_arr[order], scores[order]
-        _, first = np.unique(id_arr, return_index=True)
-        keep = np.sort(first)
-        return id_arr[keep], scores[keep]
-
-    def _knn(self, q: npt.NDArray[Any], k: int) -> list[Row]:
-        return self._run(q, min(k, MAX_TOPK), {})
-
-    def _range(self, q: npt.NDArray[Any], radius: float) -> list[Row]:
-        """Every hit within ``radius`` (inclusive), up to ``MAX_TOPK`` per query."""
-        if self._spec.metric == "ip":
-            bound: dict[str, Any] = {"radius": ip_faiss_radius(radius)}  # keeps scores > bound
-        else:
-            bound = {"radius": hamming_faiss_radius(radius)}  # keeps distances < bound
-        rows = self._run(q, MAX_TOPK, bound)
-        if any(len(ids) >= MAX_TOPK for ids, _ in rows):
-            log.warning(
-                "milvus collection %s: a radius search hit the %d-result cap; hits were cut",
-                self._name,
-                MAX_TOPK,
-            )
-        return rows
-
-    def _tied(self, one: npt.NDArray[Any], score: float) -> list[Row]:
-        if self._spec.metric == "ip":
-            return self._range(one, score - _TIE_SLACK * max(1.0, abs(score)))
-        return self._range(one, score)
 
 
 def restore(manifest: Manifest, arrays: Arrays, **options: Any) -> MilvusIndex:
