@@ -103,26 +103,39 @@ def _find(roots: Sequence[Path], pattern: str, package: str) -> Path:
 # Wesnoth ------------------------------------------------------------------------------------
 
 WESNOTH = "usr/share/games/wesnoth/*/data/core/images"
-# The portraits folder that draws each unit race (human units share one).
+# The portraits folders that draw each unit race (human units share one; necromancers
+# are drawn with the humans, liches with the undead).
 WESNOTH_PORTRAITS = {
-    "drakes": "drakes",
-    "dwarves": "dwarves",
-    "elves-wood": "elves",
-    "goblins": "goblins",
-    "human-loyalists": "humans",
-    "human-magi": "humans",
-    "human-outlaws": "humans",
-    "human-peasants": "humans",
-    "merfolk": "merfolk",
-    "monsters": "monsters",
-    "nagas": "nagas",
-    "orcs": "orcs",
-    "trolls": "trolls",
-    "undead": "undead",
-    "undead-necromancers": "undead",
-    "undead-skeletal": "undead",
-    "woses": "woses",
+    "drakes": ("drakes",),
+    "dwarves": ("dwarves",),
+    "elves-wood": ("elves",),
+    "goblins": ("goblins",),
+    "human-loyalists": ("humans",),
+    "human-magi": ("humans",),
+    "human-outlaws": ("humans",),
+    "human-peasants": ("humans",),
+    "merfolk": ("merfolk",),
+    "monsters": ("monsters",),
+    "nagas": ("nagas",),
+    "orcs": ("orcs",),
+    "trolls": ("trolls",),
+    "undead": ("undead",),
+    "undead-necromancers": ("humans", "undead"),
+    "undead-skeletal": ("undead",),
+    "woses": ("woses",),
 }
+
+
+def _portrait_names(unit: str) -> tuple[str, ...]:
+    """A unit's portrait file names: portraits name mages by colour last (``mage-red``
+    for the ``red-mage`` sprite), and the dark adept's sprite is plain ``adept``."""
+    mage = re.fullmatch(r"([a-z]+)-mage(\+female)?", unit)
+    names = [unit]
+    if mage:
+        names.append(f"mage-{mage.group(1)}{mage.group(2) or ''}")
+    if unit.startswith("adept"):
+        names.append(f"dark-{unit}")
+    return tuple(names)
 
 
 def wesnoth(roots: Sequence[Path]) -> list[Character]:
@@ -131,18 +144,35 @@ def wesnoth(roots: Sequence[Path]) -> list[Character]:
     base = _find(roots, WESNOTH, "wesnoth-1.16-data")
     out = []
     for race in sorted(p for p in (base / "units").iterdir() if p.is_dir()):
-        frames: dict[str, list[Path]] = {}
-        for path in sorted(race.glob("*.png")):
-            frames.setdefault(path.stem.split("-")[0], []).append(path)
-        portraits = base / "portraits" / WESNOTH_PORTRAITS.get(race.name, race.name)
+        frames = _units(sorted(race.glob("*.png")))
+        folders = WESNOTH_PORTRAITS.get(race.name, (race.name,))
         for unit, paths in frames.items():
             poses = tuple(_art(p, base) for p in paths if _usable(p))
             styles = tuple(
                 _art(p, base)
-                for p in (portraits / f"{unit}.png", portraits / "transparent" / f"{unit}.png")
+                for folder in folders
+                for name in _portrait_names(unit)
+                for p in (
+                    base / "portraits" / folder / f"{name}.png",
+                    base / "portraits" / folder / "transparent" / f"{name}.png",
+                )
                 if p.is_file() and _usable(p)
             )
             out.append(Character("wesnoth", unit, race.name, poses, styles[:1]))
+    return out
+
+
+def _units(paths: Sequence[Path]) -> dict[str, list[Path]]:
+    """Frames by unit: a unit is a file name that extends no other by a dash
+    (``dark-adept``), and each frame belongs to the longest unit it extends
+    (``dark-adept-magic-3``; ``dark-sorcerer`` is another unit)."""
+    stems = {p.stem for p in paths}
+    units = {s for s in stems if not any(s.startswith(f"{o}-") for o in stems if o != s)}
+    out: dict[str, list[Path]] = {}
+    for path in paths:
+        owners = [u for u in units if path.stem == u or path.stem.startswith(f"{u}-")]
+        if owners:
+            out.setdefault(max(owners, key=len), []).append(path)
     return out
 
 

@@ -234,6 +234,9 @@ def build(
     for s_index, (source, characters) in enumerate(sorted(sources.items())):
         rng = np.random.default_rng([seed, *_seed(source)])
         order = [characters[int(i)] for i in rng.permutation(len(characters))]
+        # Characters drawn in another style too come first, so that other_style has
+        # queries wherever the source has any (a stable sort keeps the seeded order).
+        order.sort(key=lambda c: not c.styles)
         registered: list[tuple[Character, list[Art], list[Art]]] = []
         for character in order:
             if len(registered) >= plan.characters:
