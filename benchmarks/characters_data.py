@@ -267,16 +267,23 @@ SUPERTUX_CHARACTERS = [
     "zeekling",
 ]
 SUPERTUX_SPLIT: dict[str, dict[str, tuple[str, ...]]] = {
-    "snowball": {"captain_snowball": ("captain", "cpt"), "kamikaze_snowball": ("kamikaze",)},
+    "snowball": {
+        "captain_snowball": ("captain", "cpt"),
+        "kamikaze_snowball": ("kamikaze", "ks"),
+        "smartball": ("smartball",),
+    },
     "jumpy": {"wooden_jumpy": ("wooden",)},
     "mr_cherry": {"juicebox": ("juicebox",)},
 }
 # Frames of a state or a part rather than the character (on fire, frozen, melted,
 # squashed, an editor icon, a hat or an eye on its own).
 SUPERTUX_NOT_A_POSE = re.compile(
-    r"burn|frozen|freeze|iced?[-_]|melting|squish|editor|dust|worldmap|hud|collision|fade|"
-    r"broken|overlay|hat|eye|whites|sparkle|_hit"
+    r"burn|frozen|freeze|(^|[-_])iced?([-_.]|$)|melting|squish|editor|dust|worldmap|hud|"
+    r"collision|fade|broken|overlay|hat|head|eye|whites|sparkle|_hit|mhill|rock|^fire"
 )
+# Where a creature's folder also holds other things (Tux's power-up hats and helmets),
+# the subfolders that hold the creature itself.
+SUPERTUX_FOLDERS = {"tux": ("big", "small")}
 
 
 def supertux(roots: Sequence[Path]) -> list[Character]:
@@ -286,8 +293,11 @@ def supertux(roots: Sequence[Path]) -> list[Character]:
     for name in SUPERTUX_CHARACTERS:
         folder = base / "creatures" / name
         groups: dict[str, list[Path]] = {}
+        keep = SUPERTUX_FOLDERS.get(name)
         for path in sorted(folder.rglob("*.png")):
             if SUPERTUX_NOT_A_POSE.search(path.name):
+                continue
+            if keep and path.relative_to(folder).parts[0] not in keep:
                 continue
             owner = next(
                 (
