@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 from benchmarks import accuracy, characters
 from benchmarks import characters_data as data
 from benchmarks import characters_suite as csuite
+from benchmarks.cli import app as bench_app
 from benchmarks.suite import Query
 from screener import samples
 
@@ -202,3 +204,20 @@ def test_the_bench_runs_end_to_end_on_drawn_creatures(tmp_path: Path, photos: Pa
         records_file=tmp_path / "out" / "records.json.gz",
     )
     assert again["shipped_policy"] == result["shipped_policy"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "wesnoth", "--source", "creatures"], "apt-get download wesnoth-1.16-data"),
+        (["--source", "supertux", "--source", "creatures"], "apt-get download supertux-data"),
+        (["--source", "nosuch", "--source", "creatures"], "unknown source(s) ['nosuch']"),
+        (["--source", "creatures"], "at least two sources"),
+    ],
+)
+def test_bad_sources_are_clear_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(
+        bench_app, ["characters", *args, "--root", str(tmp_path), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
