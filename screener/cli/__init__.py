@@ -2,14 +2,17 @@
 
 Errors are mapped to messages and exit codes in one place (:func:`screener.cli.common._fail`):
 2 for bad input, 3 for configuration problems, 1 for anything else the screener raises on
-purpose.
+purpose. Options every command understands (``--data-dir``, ``--verbose``) go before the
+subcommand, as with ``git -C``; ``--data-dir`` may also follow it, and then that one wins.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,12 +40,42 @@ app.command("prompt")(prompt_check)
 app.command()(check)
 
 
+def _set_for_this_run(ctx: typer.Context, name: str, value: str) -> None:
+    """Set an environment variable until this command line ends. Every subcommand (and
+    every plugin, such as ``serve``) then reads it as if the user had set it, and an option
+    given after the subcommand still wins, since an option given beats its variable."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+    ctx.call_on_close(restore)
+
+
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def _main(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="where state lives, for any subcommand (as SCREENER_DATA_DIR; "
+            "a --data-dir after the subcommand wins)",
+            show_default="screener-data",
+        ),
+    ] = None,
+) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if data_dir is not None:
+        _set_for_this_run(ctx, "SCREENER_DATA_DIR", str(data_dir))
 
 
 def _plugins() -> None:
