@@ -24,7 +24,6 @@ from screener.store.catalog import make_engine
 
 CLI_ACTOR = "cli"
 
-
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages stay whole lines for scripts
 T = TypeVar("T")
