@@ -17,7 +17,8 @@ from screener import Screener, Settings
 WRITER = r"""
 import io, sys
 from pathlib import Path
-from screener import Screener, Settings, samples
+from screener import Screener, Settings
+from screener.core import samples
 
 data_dir, signals, start = Path(sys.argv[1]), sys.argv[2].split(","), int(sys.argv[3])
 with Screener(Settings(data_dir=data_dir, signals=signals)) as s:
