@@ -12,8 +12,15 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_SIGNALS = ("phash", "pdq", "sscd", "clip")
-IMAGE_SIGNALS = frozenset(DEFAULT_SIGNALS)
+from screener.models import descriptors
+
+
+def default_signals() -> list[str]:
+    """The registered signals that run unless ``signals`` says otherwise (their descriptors
+    say so), in registration order."""
+    return [name for name, d in descriptors().items() if d.default_on]
+
+
 MILVUS_STRUCTURES = ("auto", "FLAT", "HNSW", "IVF_FLAT", "BIN_FLAT", "BIN_IVF_FLAT")
 
 
@@ -30,7 +37,7 @@ class Settings(BaseSettings):
         default=None, description="policy file; default: the policy shipped with the package"
     )
 
-    signals: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SIGNALS))
+    signals: Annotated[list[str], NoDecode] = Field(default_factory=default_signals)
     require_signals: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="signals whose absence is a start-up error"
     )
@@ -98,9 +105,10 @@ class Settings(BaseSettings):
     @field_validator("signals", "require_signals")
     @classmethod
     def _known(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in IMAGE_SIGNALS]
+        known = descriptors()
+        unknown = [name for name in value if name not in known]
         if unknown:
-            raise ValueError(f"unknown signal(s) {unknown}; known: {sorted(IMAGE_SIGNALS)}")
+            raise ValueError(f"unknown signal(s) {unknown}; known: {sorted(known)}")
         return value
 
     @model_validator(mode="after")
@@ -117,6 +125,14 @@ class Settings(BaseSettings):
                 f"use one of {list(MILVUS_STRUCTURES)}"
             )
         return self
+
+    def signal_options(self, name: str) -> dict[str, object]:
+        """The keywords for signal ``name``'s factory, from the settings its descriptor
+        names (SSCD's ``model`` from ``sscd_model``, ...)."""
+        return {
+            keyword: getattr(self, setting)
+            for keyword, setting in descriptors()[name].options.items()
+        }
 
     @property
     def resolved_database_url(self) -> str:
