@@ -70,8 +70,9 @@ class Settings(BaseSettings):
 
     index_structure: str = Field(
         default="auto",
-        description="'auto', a FAISS factory string, or with the milvus backend a Milvus "
-        "index type (FLAT, HNSW, IVF_FLAT, BIN_FLAT, BIN_IVF_FLAT)",
+        description="a factory string: 'auto', a FAISS one with or without its backend "
+        "('faiss:IVF1024,Flat', 'Flat'), or a Milvus index type ('milvus:HNSW'; FLAT, HNSW, "
+        "IVF_FLAT, BIN_FLAT, BIN_IVF_FLAT; without 'milvus:' with index_backend=milvus)",
     )
     index_threads: int = Field(
         default=1, ge=0, description="FAISS threads per search (0: one per core)"
@@ -119,7 +120,7 @@ class Settings(BaseSettings):
             return self
         if not self.milvus_uri:
             raise ValueError("SCREENER_INDEX_BACKEND=milvus needs SCREENER_MILVUS_URI")
-        if self.index_structure not in MILVUS_STRUCTURES:
+        if self.index_structure.removeprefix("milvus:") not in MILVUS_STRUCTURES:
             raise ValueError(
                 f"index_structure {self.index_structure!r} is not a Milvus structure; "
                 f"use one of {list(MILVUS_STRUCTURES)}"
