@@ -23,12 +23,12 @@ from screener.bench.suite import Query, Suite
 from screener.core import fusion
 from screener.core import policy as policy_mod
 from screener.core.policy import (
-    FAMILIES,
-    IMAGE_EVIDENCE,
     PROMPT_EVIDENCE,
     Bands,
     Calibration,
     Policy,
+    families,
+    image_evidence,
 )
 from screener.matching.pipeline import Screener
 
@@ -262,7 +262,7 @@ def fit(
 
     One keeps the template's calibrations and weights and fits only the bands; the others
     also refit the calibrations on the non-copies' tail (`fit_ramps`): a plain logistic
-    fusion or one where signals of one family (`FAMILIES`: SSCD on the whole and on
+    fusion or one where signals of one family (`families()`: SSCD on the whole and on
     regions, the hashes) add only their largest evidence, each with and without the
     weight on the strongest single evidence that makes one signal at full evidence block
     on its own (`ALONE_BLOCKS`). Which wins depends on the signals: before local features
@@ -273,7 +273,7 @@ def fit(
         fit_bands,
         *(
             partial(fit_ramps, max_weight=weight, groups=groups)
-            for groups in ({}, FAMILIES)
+            for groups in ({}, families())
             for weight in (0.0, ALONE_BLOCKS)
         ),
     ]
@@ -388,7 +388,7 @@ def fit_ramps(
     if not pos_values or not neg_values or not negatives:
         raise ValueError("fitting needs both copies and unrelated images")
     signals: dict[str, Calibration] = {}
-    for name in IMAGE_EVIDENCE:
+    for name in image_evidence():
         bounds = _calibration_range(
             _oriented_values(pos_values, name),
             _oriented_values(neg_values, name),
@@ -437,7 +437,7 @@ def fit_ramps(
     unmeasured = {
         n: c
         for n, c in template.signals.items()
-        if n in IMAGE_EVIDENCE and n not in signals and not _measured(records, n)
+        if n in image_evidence() and n not in signals and not _measured(records, n)
     }
     every = {**signals, **unmeasured}
     if max_weight is not None:

@@ -19,7 +19,7 @@ from screener.bench.transforms import COPY_LEVEL
 from screener.cli import images_in, progress_bar
 from screener.core import policy as policy_mod
 from screener.core.errors import ScreenerError
-from screener.core.policy import IMAGE_EVIDENCE
+from screener.core.policy import image_evidence
 from screener.core.settings import Settings
 from screener.matching.pipeline import Screener
 
@@ -178,7 +178,7 @@ def _report(
     fitted = accuracy.fit(fit_half, template, target_fpr=target_fpr, review_fpr=review_fpr)
     # Fitted on these records: stamped with the models that made them, not the template's.
     fitted = replace(fitted, fitted_with=dict(config.get("models") or {}))
-    names = [n for n in IMAGE_EVIDENCE if any(r.values.get(n) is not None for r in records)]
+    names = [n for n in image_evidence() if any(r.values.get(n) is not None for r in records)]
     scored_names = [*names, accuracy.FUSED]
     report: dict[str, Any] = {
         "benchmark": "accuracy",

@@ -37,7 +37,7 @@ from screener.bench.common import machine, write_json
 from screener.cli import progress_bar
 from screener.core import policy as policy_mod
 from screener.core.errors import ScreenerError
-from screener.core.policy import IMAGE_EVIDENCE, Policy
+from screener.core.policy import Policy, image_evidence
 from screener.core.settings import Settings
 from screener.matching.pipeline import Screener
 
@@ -243,7 +243,7 @@ def report(
         "decisions": decisions(pooled),
         "at_fpr": {str(f): named_recall(pooled, f) for f in FPRS},
     }
-    names = [n for n in IMAGE_EVIDENCE if any(r.values.get(n) is not None for r in records)]
+    names = [n for n in image_evidence() if any(r.values.get(n) is not None for r in records)]
     result: dict[str, Any] = {
         "benchmark": "characters",
         "command": command,

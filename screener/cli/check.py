@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from screener import models
 from screener.cli.common import DataDir, _fail, _guard, _open, err, images_in, out, progress_bar
 from screener.core.decode import DecodedImage
 from screener.core.errors import InputError, ScreenerError
@@ -59,7 +60,9 @@ def check(
     where = _guard(lambda: territory_code(territory)) if territory is not None else None
     pictures = _picture_paths(files, explain) if explain is not None else {}
     failures = 0
-    table = Table("decision", "score", "work", "pdq", "phash", "sscd", "local", "path")
+    # One column per signal whose descriptor asks for one, in registration order.
+    columns = [d for d in models.descriptors().values() if d.table]
+    table = Table("decision", "score", "work", *(d.display for d in columns), "local", "path")
     table.columns[-1].overflow = "fold"
     with _open(data_dir) as screener, progress_bar() as progress:
         task = progress.add_task("checking", total=len(files))
@@ -78,7 +81,8 @@ def check(
                         flush=True,
                     )
                 else:
-                    table.add_row("[red]error[/]", "", "", "", "", "", "", f"{path}: {exc}")
+                    blanks = [""] * (len(columns) + 3)  # score, work, signals, local
+                    table.add_row("[red]error[/]", *blanks, f"{path}: {exc}")
                 progress.advance(task)
                 continue
             verdict = analysis.verdict
@@ -95,9 +99,7 @@ def check(
                     verdict.decision,
                     f"{verdict.fused_score:.3f}",
                     verdict.top_work_id or "-",
-                    _fmt(s.get("pdq_hamming")),
-                    _fmt(s.get("phash_hamming")),
-                    _fmt(s.get("sscd_cosine")),
+                    *(_fmt(s.get(d.evidence)) for d in columns),
                     _fmt(s.get("local_inliers")),
                     str(path),
                 )

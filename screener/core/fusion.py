@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from screener.core.policy import IMAGE_EVIDENCE, Calibration, Policy, sigmoid
+from screener.core.policy import Calibration, Policy, image_evidence, sigmoid
 
 # The highest fused score (scores are reported to 6 decimals): a band at 1.0 is never
 # reached, so a work override of review 1.0 / block 1.0 means "never flag".
@@ -99,11 +99,12 @@ def contributions(values: Mapping[str, float | None], policy: Policy) -> dict[st
 
 def strongest(values: Mapping[str, float | None], policy: Policy) -> float:
     """The largest single evidence among the weighted image signals."""
+    image = image_evidence()
     return max(
         (
             evidence_of(values, name, calibration)
             for name, calibration in policy.signals.items()
-            if calibration.weight > 0 and name in IMAGE_EVIDENCE
+            if calibration.weight > 0 and name in image
         ),
         default=0.0,
     )

@@ -20,28 +20,46 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from screener.core.errors import InvalidThresholds, PolicyError
+from screener.models import SignalDescriptor, descriptor, descriptors
 
-IMAGE_EVIDENCE = (
-    "pdq_hamming",
-    "phash_hamming",
-    "sscd_cosine",
-    "clip_cosine",
-    "pdq_region_hamming",
-    "phash_region_hamming",
-    "sscd_region_cosine",
-    "clip_region_cosine",
-    "local_inliers",
-    "sscd_norm_cosine",
-)
+# Evidence no fingerprinter gives: the inliers local features verify (matching.verification).
+LOCAL_EVIDENCE = ("local_inliers",)
 PROMPT_EVIDENCE = ("prompt_keyword", "prompt_clip_cosine")
-# Image signals that see the same thing in the same way: a policy's ``groups`` may use
-# these (the accuracy benchmark's fit tries them).
-FAMILIES: dict[str, tuple[str, ...]] = {
-    "hashes": ("pdq_hamming", "phash_hamming", "pdq_region_hamming", "phash_region_hamming"),
-    "sscd": ("sscd_cosine", "sscd_region_cosine", "sscd_norm_cosine"),
-    "clip": ("clip_cosine", "clip_region_cosine"),
-}
-EVIDENCE = IMAGE_EVIDENCE + PROMPT_EVIDENCE
+
+
+def image_evidence() -> tuple[str, ...]:
+    """Every image evidence name, from the registered signals' descriptors: each signal's
+    whole-image value, then each one's region value, the local inliers, and last the values
+    derived from signals (SSCD's background-normalised cosine)."""
+    signals = list(descriptors().values())
+    return (
+        *(d.evidence for d in signals),
+        *(d.region_evidence for d in signals),
+        *LOCAL_EVIDENCE,
+        *(name for d in signals for name in d.extra_evidence),
+    )
+
+
+def families() -> dict[str, tuple[str, ...]]:
+    """Image evidence of signals that see the same thing in the same way, by the family their
+    descriptors name: a policy's ``groups`` may use these (the accuracy benchmark's fit
+    tries them)."""
+    members: dict[str, list[SignalDescriptor]] = {}
+    for d in descriptors().values():
+        members.setdefault(d.family, []).append(d)
+    return {
+        family: (
+            *(d.evidence for d in group),
+            *(d.region_evidence for d in group),
+            *(name for d in group for name in d.extra_evidence),
+        )
+        for family, group in members.items()
+    }
+
+
+def evidence() -> tuple[str, ...]:
+    """Every evidence name a policy may calibrate: image evidence, then the prompt's."""
+    return image_evidence() + PROMPT_EVIDENCE
 
 
 class Decision(StrEnum):
@@ -117,6 +135,12 @@ class Matching:
             raise ValueError("vote_top must be at least 0 and min_votes at least 1")
         if self.background_k < 1 or self.cohort_k < 0:
             raise ValueError("background_k must be at least 1 and cohort_k at least 0")
+
+    def quality_floor(self, signal: str) -> float | None:
+        """The least quality a fingerprint of ``signal`` needs to count, from the setting its
+        descriptor names (PDQ: ``pdq_min_quality``); None for a signal without quality."""
+        setting = descriptor(signal).quality_floor
+        return None if setting is None else float(getattr(self, setting))
 
 
 PROMPT_HOWS = ("exact", "homoglyph", "separator", "romanised", "fuzzy")
@@ -264,16 +288,18 @@ class Policy:
         grouped = [name for members in self.groups.values() for name in members]
         if len(grouped) != len(set(grouped)):
             raise ValueError("a signal may be in one group only")
-        if set(grouped) & set(PROMPT_EVIDENCE) or set(grouped) - set(IMAGE_EVIDENCE):
-            raise ValueError(f"groups may hold image signals only: {list(IMAGE_EVIDENCE)}")
+        image = image_evidence()
+        if set(grouped) & set(PROMPT_EVIDENCE) or set(grouped) - set(image):
+            raise ValueError(f"groups may hold image signals only: {list(image)}")
         if not math.isfinite(self.bias):
             raise ValueError("bias must be finite")
         if not (math.isfinite(self.max_weight) and self.max_weight >= 0):
             raise ValueError(f"max_weight must be a finite number >= 0 (got {self.max_weight})")
-        unknown = sorted(set(self.signals) - set(EVIDENCE))
+        known = image + PROMPT_EVIDENCE
+        unknown = sorted(set(self.signals) - set(known))
         if unknown:
-            raise ValueError(f"unknown signal(s) {unknown}; known: {list(EVIDENCE)}")
-        if not any(name in self.signals for name in IMAGE_EVIDENCE):
+            raise ValueError(f"unknown signal(s) {unknown}; known: {list(known)}")
+        if not any(name in self.signals for name in image):
             raise ValueError("a policy needs at least one image signal")
         # The prompt is one more signal, never the only one: full prompt evidence with no
         # image evidence must stay below the review band of every work.

@@ -12,8 +12,15 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_SIGNALS = ("phash", "pdq", "sscd", "clip")
-IMAGE_SIGNALS = frozenset(DEFAULT_SIGNALS)
+from screener.models import descriptors
+
+
+def default_signals() -> list[str]:
+    """The registered signals that run unless ``signals`` says otherwise (their descriptors
+    say so), in registration order."""
+    return [name for name, d in descriptors().items() if d.default_on]
+
+
 MILVUS_STRUCTURES = ("auto", "FLAT", "HNSW", "IVF_FLAT", "BIN_FLAT", "BIN_IVF_FLAT")
 
 
@@ -30,7 +37,7 @@ class Settings(BaseSettings):
         default=None, description="policy file; default: the policy shipped with the package"
     )
 
-    signals: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SIGNALS))
+    signals: Annotated[list[str], NoDecode] = Field(default_factory=default_signals)
     require_signals: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="signals whose absence is a start-up error"
     )
@@ -63,8 +70,9 @@ class Settings(BaseSettings):
 
     index_structure: str = Field(
         default="auto",
-        description="'auto', a FAISS factory string, or with the milvus backend a Milvus "
-        "index type (FLAT, HNSW, IVF_FLAT, BIN_FLAT, BIN_IVF_FLAT)",
+        description="a factory string: 'auto', a FAISS one with or without its backend "
+        "('faiss:IVF1024,Flat', 'Flat'), or a Milvus index type ('milvus:HNSW'; FLAT, HNSW, "
+        "IVF_FLAT, BIN_FLAT, BIN_IVF_FLAT; without 'milvus:' with index_backend=milvus)",
     )
     index_threads: int = Field(
         default=1, ge=0, description="FAISS threads per search (0: one per core)"
@@ -98,9 +106,10 @@ class Settings(BaseSettings):
     @field_validator("signals", "require_signals")
     @classmethod
     def _known(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in IMAGE_SIGNALS]
+        known = descriptors()
+        unknown = [name for name in value if name not in known]
         if unknown:
-            raise ValueError(f"unknown signal(s) {unknown}; known: {sorted(IMAGE_SIGNALS)}")
+            raise ValueError(f"unknown signal(s) {unknown}; known: {sorted(known)}")
         return value
 
     @model_validator(mode="after")
@@ -111,12 +120,20 @@ class Settings(BaseSettings):
             return self
         if not self.milvus_uri:
             raise ValueError("SCREENER_INDEX_BACKEND=milvus needs SCREENER_MILVUS_URI")
-        if self.index_structure not in MILVUS_STRUCTURES:
+        if self.index_structure.removeprefix("milvus:") not in MILVUS_STRUCTURES:
             raise ValueError(
                 f"index_structure {self.index_structure!r} is not a Milvus structure; "
                 f"use one of {list(MILVUS_STRUCTURES)}"
             )
         return self
+
+    def signal_options(self, name: str) -> dict[str, object]:
+        """The keywords for signal ``name``'s factory, from the settings its descriptor
+        names (SSCD's ``model`` from ``sscd_model``, ...)."""
+        return {
+            keyword: getattr(self, setting)
+            for keyword, setting in descriptors()[name].options.items()
+        }
 
     @property
     def resolved_database_url(self) -> str:

@@ -86,6 +86,7 @@ from screener.index._validate import (
     non_negative_int,
     positive_int,
 )
+from screener.index.backends import register_backend
 from screener.index.base import (
     IdArray,
     IndexCorrupt,
@@ -548,3 +549,17 @@ def restore(manifest: Manifest, arrays: Arrays, **options: Any) -> MilvusIndex:
         db_name=db_name,
         consistency=options.get("consistency", consistency),
     )
+
+
+def _make(spec: IndexSpec, structure: str, expected_size: int = 0, **params: Any) -> MilvusIndex:
+    return MilvusIndex(spec, structure, expected_size=expected_size, **params)
+
+
+def _restore(manifest: Manifest, arrays: Arrays, options: dict[str, Any]) -> MilvusIndex:
+    if not manifest.kind.startswith("milvus:"):
+        raise IndexCorrupt(f"unknown index kind {manifest.kind!r}")
+    return restore(manifest, arrays, **options)
+
+
+# Collections on a Milvus server that several service instances share.
+register_backend("milvus", make=_make, restore=_restore, shared=True)

@@ -23,6 +23,7 @@ from screener.index._validate import (
     check_spec,
     row_width,
 )
+from screener.index.backends import AUTO, register_backend
 from screener.index.base import IdArray, IndexCorrupt, IndexSpec, Manifest, Neighbours
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)
@@ -98,3 +99,21 @@ class NumpyIndex:
         except (KeyError, ValueError) as e:
             raise IndexCorrupt(f"numpy index payload does not fit {spec}: {e}") from e
         return index
+
+
+def _make(spec: IndexSpec, structure: str, expected_size: int = 0, **params: Any) -> NumpyIndex:
+    if structure != AUTO:
+        raise ValueError(f"the numpy index has no structures, got {structure!r}")
+    if params:
+        raise ValueError(f"the numpy index takes no parameters, got {sorted(params)}")
+    return NumpyIndex(spec)
+
+
+def _restore(manifest: Manifest, arrays: Arrays, options: dict[str, Any]) -> NumpyIndex:
+    if manifest.kind != "numpy":
+        raise IndexCorrupt(f"unknown index kind {manifest.kind!r}")
+    return NumpyIndex.from_arrays(manifest.spec, arrays)
+
+
+# The brute-force reference every other backend is tested against (tests/contract).
+register_backend("numpy", make=_make, restore=_restore)

@@ -44,13 +44,8 @@ from screener.core.decode import Limits, decode_file
 from screener.core.errors import ConfigurationError, InputError
 from screener.core.regions import WHOLE
 from screener.matching.candidates import hamming
-from screener.matching.signals import (
-    EVIDENCE_NAME,
-    REGION_EVIDENCE_NAME,
-    RegionFingerprint,
-    SignalSet,
-    is_whole,
-)
+from screener.matching.signals import RegionFingerprint, SignalSet, is_whole
+from screener.models import descriptor
 from screener.store.catalog import StoredFingerprint
 
 log = logging.getLogger(__name__)
@@ -155,9 +150,10 @@ class Bank:
         ref_whole = np.array([is_whole(r.region) for r in refs])
         cols = np.arange(len(refs))
         whole_cols, region_cols = cols[ref_whole], cols[~ref_whole]
+        described = descriptor(signal)
         pairs = {
-            EVIDENCE_NAME[signal]: [(whole, whole_cols)],
-            REGION_EVIDENCE_NAME[signal]: [(~whole, whole_cols), (whole, region_cols)],
+            described.evidence: [(whole, whole_cols)],
+            described.region_evidence: [(~whole, whole_cols), (whole, region_cols)],
         }
         out: dict[str, npt.NDArray[np.float64]] = {}
         for name, parts in pairs.items():

@@ -16,12 +16,8 @@ import numpy.typing as npt
 
 from screener.core.fusion import cohort_name, generic_name
 from screener.core.verdict import RegionPair
-from screener.matching.signals import (
-    EVIDENCE_NAME,
-    REGION_EVIDENCE_NAME,
-    RegionFingerprint,
-    is_whole,
-)
+from screener.matching.signals import RegionFingerprint, is_whole
+from screener.models import descriptor
 from screener.store.catalog import StoredFingerprint
 
 
@@ -63,16 +59,17 @@ class Candidate:
 
 
 def lower_is_closer(signal: str) -> bool:
-    return EVIDENCE_NAME[signal].endswith("_hamming")
+    """Whether a smaller value of ``signal`` is closer (its descriptor's metric says)."""
+    return descriptor(signal).lower_is_closer
 
 
 def evidence_name(signal: str, query_region: str, reference_region: str) -> str | None:
     """The evidence a pair of parts gives, or None for region against region."""
     query_whole, ref_whole = is_whole(query_region), is_whole(reference_region)
     if query_whole and ref_whole:
-        return EVIDENCE_NAME[signal]
+        return descriptor(signal).evidence
     if query_whole or ref_whole:
-        return REGION_EVIDENCE_NAME[signal]
+        return descriptor(signal).region_evidence
     return None
 
 

@@ -17,7 +17,8 @@ import numpy as np
 from screener.core.fusion import evidence
 from screener.core.policy import Policy
 from screener.core.regions import WHOLE
-from screener.matching.signals import EVIDENCE_NAME, RegionFingerprint
+from screener.matching.signals import RegionFingerprint
+from screener.models import descriptors
 
 
 def whole(fingerprints: list[RegionFingerprint]) -> dict[str, RegionFingerprint]:
@@ -41,9 +42,10 @@ def same_output(
     policy: Policy,
 ) -> bool:
     """Whether a stored check's whole image is the queried image (see the module)."""
+    known = descriptors()
     for signal, mine in query.items():
         theirs = stored.get(signal)
-        calibration = policy.signals.get(EVIDENCE_NAME.get(signal, ""))
+        calibration = policy.signals.get(known[signal].evidence) if signal in known else None
         if theirs is None or calibration is None or calibration.weight <= 0:
             continue
         if mine.fingerprint.vector.shape != theirs.fingerprint.vector.shape:

@@ -50,9 +50,7 @@ from screener.matching.candidates import (
 )
 from screener.matching.signal_indexes import IndexSet, MilvusTarget
 from screener.matching.signals import (
-    EVIDENCE_NAME,
     EXTRA_BACKGROUNDS,
-    REGION_EVIDENCE_NAME,
     RegionFingerprint,
     SignalSet,
     background_variant,
@@ -64,7 +62,7 @@ from screener.matching.signals import (
 )
 from screener.matching.verification import OVER_BLACK, PLAIN, LocalMatch, LocalVerifier
 from screener.matching.verification import SIGNAL as LOCAL_SIGNAL
-from screener.models import Fingerprinter, ModelUnavailable
+from screener.models import Fingerprinter, ModelUnavailable, descriptor
 from screener.models.keypoints import LocalFeatures
 from screener.store.catalog import (
     Catalog,
@@ -545,11 +543,12 @@ class Screener:
         return float(self.background.kth_similarity(vector, k)[0])
 
     def _usable(self, query: list[RegionFingerprint]) -> dict[str, list[RegionFingerprint]]:
-        """Query fingerprints grouped by signal, low-quality PDQ hashes left out."""
-        floor = self.policy.matching.pdq_min_quality
+        """Query fingerprints grouped by signal, those under their signal's quality floor
+        (low-quality PDQ hashes) left out."""
         grouped: dict[str, list[RegionFingerprint]] = {}
         for fp in query:
-            if fp.signal == "pdq" and (fp.fingerprint.quality or 0.0) < floor:
+            floor = self.policy.matching.quality_floor(fp.signal)
+            if floor is not None and (fp.fingerprint.quality or 0.0) < floor:
                 continue
             grouped.setdefault(fp.signal, []).append(fp)
         return grouped
@@ -666,7 +665,7 @@ class Screener:
                 )
             )
             binary = self.signals.available[signal].kind == "binary"
-            floor = self.policy.matching.pdq_min_quality if signal == "pdq" else None
+            floor = self.policy.matching.quality_floor(signal)
             exact.update(score_exact(signal, binary, fps, stored, floor))
             generic.update(self._generic_levels(signal, stored, floor))
         candidates = merge(exact)
@@ -690,13 +689,13 @@ class Screener:
         if k < 1 or not work_ids:
             return {}
         version = self.catalog.high_water()
-        floor = self.policy.matching.pdq_min_quality
+        floors = tuple(self.policy.matching.quality_floor(s) for s in self.signals.available)
         out: dict[str, dict[str, float]] = {}
         for work_id in dict.fromkeys(work_ids):
-            key = ("cohort", version, work_id, k, floor)
+            key = ("cohort", version, work_id, k, floors)
             cached = self._cached_levels(key)
             if cached is None:
-                cached = self._cohort_of(work_id, k, floor)
+                cached = self._cohort_of(work_id, k)
                 self._keep_levels({key: cached})
             out[work_id] = cached
         return out
@@ -716,7 +715,7 @@ class Screener:
             while len(self._levels) > LEVELS_CACHE:
                 self._levels.popitem(last=False)
 
-    def _cohort_of(self, work_id: str, k: int, floor: float) -> dict[str, float]:
+    def _cohort_of(self, work_id: str, k: int) -> dict[str, float]:
         """The value of each evidence that the ``k``-th closest *other* registered work
         reaches against ``work_id``: the work's stored fingerprints (whole and regions, as
         composited over white) are screened as a query would be, through the indexes and then
@@ -725,14 +724,16 @@ class Screener:
         gives, or that fewer than ``k`` give, sets none."""
         by_signal: dict[str, list[RegionFingerprint]] = {}
         own: dict[str, int] = {}  # the work's own fingerprints in each index
+        floors = {s: self.policy.matching.quality_floor(s) for s in self.signals.available}
         for signal, fingerprinter in self.signals.available.items():
             binary = fingerprinter.kind == "binary"
+            floor = floors[signal]
             stored = self.catalog.fingerprints_of_works([work_id], signal, fingerprinter.spec_id)
             own[signal] = len(stored)
             by_signal[signal] = [
                 from_stored(signal, ref.region, ref.vector, ref.quality, binary)
                 for ref in stored
-                if (signal != "pdq" or (ref.quality or 0.0) >= floor)
+                if (floor is None or (ref.quality or 0.0) >= floor)
                 # As a query, the work is one picture: its renderings over other
                 # backgrounds (transparent works) are reference-side only, and two of them
                 # (two icons over black) would look alike as no query and work do.
@@ -761,7 +762,7 @@ class Screener:
                 fingerprinter.kind == "binary",
                 fps,
                 stored,
-                floor if signal == "pdq" else None,
+                floors[signal],
             )
             for name, by_work in exact.items():
                 if len(by_work) >= k:
@@ -844,14 +845,14 @@ class Screener:
             values: dict[str, float | None] = {
                 name: None
                 for s in self.signals.available
-                for name in (EVIDENCE_NAME[s], REGION_EVIDENCE_NAME[s])
+                for name in (descriptor(s).evidence, descriptor(s).region_evidence)
             }
             if self.local is not None:
                 values[LOCAL_SIGNAL] = None
             if self.background is not None:
                 values[NORM_SIGNAL] = None
             values.update(candidate.values())
-            raw = values.get(EVIDENCE_NAME["sscd"])
+            raw = values.get(descriptor("sscd").evidence)
             if background is not None and raw is not None:
                 values[NORM_SIGNAL] = round(raw - background, 6)
             if prompt:

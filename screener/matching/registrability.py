@@ -187,7 +187,7 @@ def bank_finding(
     per_image: dict[str, npt.NDArray[np.float64]] = {}
     levels: dict[str, float] = {}
     for signal, refs in fingerprints.items():
-        floor = policy.matching.pdq_min_quality if signal == "pdq" else None
+        floor = policy.matching.quality_floor(signal)
         per_image.update(bank.closest(signal, refs, floor))
         for name, by_work in bank.levels(signal, refs, policy.matching.background_k, floor).items():
             levels.update({fusion.generic_name(name): level for level in by_work.values()})

@@ -64,6 +64,28 @@ def decode_vectors(spec: IndexSpec, blobs: list[bytes]) -> npt.NDArray[Any]:
     return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), spec.dim)
 
 
+def backend_of(settings: Settings) -> str:
+    """The index backend the settings choose: the one ``index_structure`` names before its
+    colon (``milvus:HNSW``, ``faiss:IVF1024,Flat``), else ``index_backend``.
+
+    Raises `ConfigurationError` where the two name different backends, or the string names
+    none that is registered.
+    """
+    head, colon, _ = settings.index_structure.partition(":")
+    try:
+        named, _ = vindex.parse(settings.index_structure)
+    except ValueError as exc:
+        raise ConfigurationError(f"index_structure: {exc}") from exc
+    if not (colon and head == named):
+        return settings.index_backend
+    if "index_backend" in settings.model_fields_set and settings.index_backend != named:
+        raise ConfigurationError(
+            f"index_structure {settings.index_structure!r} is a {named} index, but "
+            f"index_backend is {settings.index_backend!r}: drop one of the two"
+        )
+    return named
+
+
 @dataclass(frozen=True)
 class MilvusTarget:
     """Where and how the Milvus backend's collections live.
@@ -96,8 +118,8 @@ class MilvusTarget:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MilvusTarget | None:
-        """The target ``settings`` name, or None with the (default) faiss backend."""
-        if settings.index_backend != "milvus":
+        """The target ``settings`` name, or None with another backend (faiss by default)."""
+        if backend_of(settings) != "milvus":
             return None
         if not settings.milvus_uri:
             raise ConfigurationError("SCREENER_INDEX_BACKEND=milvus needs SCREENER_MILVUS_URI")
@@ -140,7 +162,14 @@ class IndexSet:
             raise ConfigurationError(f"milvus must be a MilvusTarget, got {milvus!r}")
         self.catalog = catalog
         self.directory = directory
-        self.structure = structure
+        named, bare = vindex.parse(structure)
+        if named == "milvus" and milvus is None:
+            raise ConfigurationError(
+                f"index structure {structure!r} needs a Milvus server (SCREENER_MILVUS_URI)"
+            )
+        # A Milvus index type without its backend's name (``HNSW``, ``auto``), as
+        # `_milvus_structure` reads it; FAISS strings pass as written (`vindex.create`).
+        self.structure = bare if named == "milvus" else structure
         self.specs = {name: spec_of(f) for name, f in fingerprinters.items()}
         self.milvus = milvus
         self.indexes: dict[str, VectorIndex] = {}

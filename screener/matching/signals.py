@@ -22,19 +22,6 @@ from screener.models.hashes import PDQ
 
 log = logging.getLogger(__name__)
 
-# The raw value each signal contributes to a verdict, named as it appears in evidence.
-EVIDENCE_NAME = {
-    "pdq": "pdq_hamming",
-    "phash": "phash_hamming",
-    "sscd": "sscd_cosine",
-    "clip": "clip_cosine",
-}
-# The same signal where one side is a region (a crop of the work, or the work inside a
-# larger picture): weaker evidence than whole against whole, so calibrated on its own.
-REGION_EVIDENCE_NAME = {
-    signal: name.replace("_", "_region_", 1) for signal, name in EVIDENCE_NAME.items()
-}
-
 
 def is_whole(region: str) -> bool:
     """The whole image, or one of its dihedral variants."""
@@ -48,23 +35,6 @@ class RegionFingerprint:
     signal: str
     region: str
     fingerprint: Fingerprint
-
-
-def _options(name: str, settings: Settings) -> dict[str, object]:
-    if name == "sscd":
-        return {
-            "model": settings.sscd_model,
-            "weights": settings.sscd_weights,
-            "threads": settings.sscd_threads,
-        }
-    if name == "clip":
-        return {
-            "arch": settings.clip_arch,
-            "pretrained": settings.clip_pretrained,
-            "weights": settings.clip_weights,
-            "threads": settings.clip_threads,
-        }
-    return {}
 
 
 class SignalSet:
@@ -85,7 +55,7 @@ class SignalSet:
         else:
             for name in settings.signals:
                 try:
-                    self.available[name] = models.create(name, **_options(name, settings))
+                    self.available[name] = models.create(name, **settings.signal_options(name))
                 except ModelUnavailable as exc:
                     self.missing[name] = str(exc)
         required_missing = {n: r for n, r in self.missing.items() if n in settings.require_signals}

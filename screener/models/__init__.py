@@ -1,6 +1,16 @@
-"""Fingerprinters: pixels in, vectors or bits out, each registered by name with a spec id."""
+"""Fingerprinters: pixels in, vectors or bits out, each registered by name with a spec id
+and the descriptor of its signal.
 
-from screener.models import clip, hashes, sscd
+The modules are imported in the order their signals are listed and run in (the
+registration order): the hashes, then SSCD, then CLIP.
+"""
+
+# isort: off
+from screener.models import hashes
+from screener.models import sscd
+from screener.models import clip
+
+# isort: on
 from screener.models.base import (
     DihedralFingerprinter,
     Fingerprint,
@@ -8,9 +18,13 @@ from screener.models.base import (
     Kind,
     ModelUnavailable,
     create,
+    descriptor,
+    descriptors,
     names,
     register,
+    unregister,
 )
+from screener.models.descriptor import SignalDescriptor
 
 __all__ = [
     "DihedralFingerprinter",
@@ -18,10 +32,14 @@ __all__ = [
     "Fingerprinter",
     "Kind",
     "ModelUnavailable",
+    "SignalDescriptor",
     "clip",
     "create",
+    "descriptor",
+    "descriptors",
     "hashes",
     "names",
     "register",
     "sscd",
+    "unregister",
 ]

@@ -1,4 +1,5 @@
-"""The `Fingerprinter` protocol and the registry of implementations by name.
+"""The `Fingerprinter` protocol and the registry of implementations (and their signals'
+descriptors) by name.
 
 A fingerprinter turns RGB pixels into one vector per image. Each names a ``spec_id`` that
 changes whenever its output would change (library, weights, preprocessing), and that id is
@@ -14,6 +15,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
+
+from screener.models.descriptor import SignalDescriptor
 
 Kind = Literal["binary", "dense"]
 
@@ -63,21 +66,57 @@ class DihedralFingerprinter(Fingerprinter, Protocol):
 
 Factory = Callable[..., Fingerprinter]
 _REGISTRY: dict[str, Factory] = {}
+_DESCRIPTORS: dict[str, SignalDescriptor] = {}
 
 
-def register(name: str) -> Callable[[Factory], Factory]:
-    """Register a fingerprinter factory under ``name`` (used as a decorator)."""
+def register(name: str, *, descriptor: SignalDescriptor) -> Callable[[Factory], Factory]:
+    """Register a fingerprinter factory and its signal's descriptor under ``name`` (used as
+    a decorator). Registration order is the order signals are listed and run in.
+
+    Raises ``ValueError`` where another signal already gives one of its evidence names.
+    """
+    taken = {
+        evidence: other
+        for other, known in _DESCRIPTORS.items()
+        if other != name
+        for evidence in known.own_evidence
+    }
+    clashes = sorted(set(descriptor.own_evidence) & set(taken))
+    if clashes:
+        raise ValueError(
+            f"signal {name!r} gives evidence {clashes} that signal {taken[clashes[0]]!r} gives"
+        )
 
     def decorate(factory: Factory) -> Factory:
         _REGISTRY[name] = factory
+        _DESCRIPTORS[name] = descriptor
         return factory
 
     return decorate
 
 
+def unregister(name: str) -> None:
+    """Forget the signal registered as ``name`` (a test's own signal, once it is done)."""
+    _REGISTRY.pop(name, None)
+    _DESCRIPTORS.pop(name, None)
+
+
 def names() -> list[str]:
     """Names of every registered fingerprinter."""
     return sorted(_REGISTRY)
+
+
+def descriptors() -> dict[str, SignalDescriptor]:
+    """Every registered signal's descriptor by name, in registration order."""
+    return dict(_DESCRIPTORS)
+
+
+def descriptor(name: str) -> SignalDescriptor:
+    """The descriptor of the signal registered as ``name``; ``KeyError`` names the known."""
+    try:
+        return _DESCRIPTORS[name]
+    except KeyError:
+        raise KeyError(f"unknown signal {name!r}; known: {', '.join(_DESCRIPTORS)}") from None
 
 
 def create(name: str, **options: Any) -> Fingerprinter:

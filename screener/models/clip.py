@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from screener.models.base import Fingerprint, Kind, ModelUnavailable, register, unit_rows
+from screener.models.descriptor import SignalDescriptor
 
 INSTALL_HINT = (
     "install the clip extra (`pip install 'screener[clip]'` with a torch and torchvision "
@@ -86,7 +87,23 @@ class CLIP:
         return unit_rows(rows)
 
 
-@register("clip")
+# Rarely available (see INSTALL_HINT), so not a column of the CLI's check table.
+CLIP_SIGNAL = SignalDescriptor(
+    evidence="clip_cosine",
+    metric="cosine",
+    family="clip",
+    display="clip",
+    table=False,
+    options={
+        "arch": "clip_arch",
+        "pretrained": "clip_pretrained",
+        "weights": "clip_weights",
+        "threads": "clip_threads",
+    },
+)
+
+
+@register("clip", descriptor=CLIP_SIGNAL)
 def _clip(
     arch: str = "ViT-B-32",
     pretrained: str = "laion2b_s34b_b79k",

@@ -15,6 +15,7 @@ import pdqhash
 from PIL import Image
 
 from screener.models.base import Fingerprint, Kind, register
+from screener.models.descriptor import SignalDescriptor
 
 # PIL's transpose operations that, with the identity, make the 8 dihedral variants.
 _DIHEDRAL: tuple[Image.Transpose | None, ...] = (
@@ -80,11 +81,24 @@ class PDQ:
         return [Fingerprint(np.packbits(h.astype(np.uint8)), quality / 100.0) for h in hashes]
 
 
-@register("phash")
-def _phash() -> PHash:
-    return PHash()
+# PDQ's quality score keeps flat, featureless fingerprints out (policy `pdq_min_quality`).
+PDQ_SIGNAL = SignalDescriptor(
+    evidence="pdq_hamming",
+    metric="hamming",
+    family="hashes",
+    display="pdq",
+    quality_floor="pdq_min_quality",
+)
+PHASH_SIGNAL = SignalDescriptor(
+    evidence="phash_hamming", metric="hamming", family="hashes", display="phash"
+)
 
 
-@register("pdq")
+@register("pdq", descriptor=PDQ_SIGNAL)
 def _pdq() -> PDQ:
     return PDQ()
+
+
+@register("phash", descriptor=PHASH_SIGNAL)
+def _phash() -> PHash:
+    return PHash()

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from screener.models.base import Fingerprint, Kind, ModelUnavailable, register, unit_rows
+from screener.models.descriptor import SignalDescriptor
 
 INSTALL_HINT = (
     "install the SSCD weights with "
@@ -113,7 +114,19 @@ class SSCD:
         return [f for f in out if f is not None]
 
 
-@register("sscd")
+# ``sscd_norm_cosine``: the cosine less the query's cosine to its k-th background neighbour
+# (screener.matching.background), SSCD's own evidence made elsewhere.
+SSCD_SIGNAL = SignalDescriptor(
+    evidence="sscd_cosine",
+    metric="cosine",
+    family="sscd",
+    display="sscd",
+    options={"model": "sscd_model", "weights": "sscd_weights", "threads": "sscd_threads"},
+    extra_evidence=("sscd_norm_cosine",),
+)
+
+
+@register("sscd", descriptor=SSCD_SIGNAL)
 def _sscd(
     model: str = "sscd", weights: Path | None = None, threads: int = 0, short_side: int = 288
 ) -> SSCD:

@@ -125,8 +125,8 @@ def test_the_alone_blocks_fit_lets_one_signal_at_full_evidence_block() -> None:
     assert np.mean([r.decision == "block" for r in negatives]) <= 0.001
     assert accuracy.recall_at(records, plain, 0.001) < 0.5
     assert accuracy.recall_at(records, alone, 0.001) >= 0.9
-    grouped = accuracy.fit_ramps(records, template, 0.001, 0.01, groups=policy_mod.FAMILIES)
-    assert grouped.groups == policy_mod.FAMILIES
+    grouped = accuracy.fit_ramps(records, template, 0.001, 0.01, groups=policy_mod.families())
+    assert grouped.groups == policy_mod.families()
 
 
 def test_the_inner_split_divides_either_half_of_any_run() -> None:

@@ -98,6 +98,36 @@ def test_errors_are_clear_and_exit_non_zero(tmp_path: Path) -> None:
     assert "no image files" in nothing.stderr
 
 
+def test_the_check_table_has_a_column_per_signal_that_asks_for_one(tmp_path: Path) -> None:
+    """Columns come from the signals' descriptors, in registration order (CLIP's asks for
+    none); an unreadable file's row still fills every column."""
+    works = tmp_path / "works"
+    (works / "scene-3").mkdir(parents=True)
+    samples.scene(3).save(works / "scene-3" / "a.png")
+    assert run(tmp_path, "works", "import", str(works)).returncode == 0
+    query = tmp_path / "query.jpg"
+    samples.scene(3).resize((300, 225)).save(query, quality=70)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    env = {**os.environ, "COLUMNS": "200"}
+    checked = subprocess.run(
+        [sys.executable, "-m", "screener", "check", str(query), str(broken)],
+        capture_output=True,
+        text=True,
+        env={**env, "SCREENER_DATA_DIR": str(tmp_path), "SCREENER_SIGNALS": "phash,pdq,sscd"},
+        timeout=300,
+        check=False,
+    )
+    assert checked.returncode == 1, checked.stderr
+    header = next(line for line in checked.stdout.splitlines() if "decision" in line)
+    cells = [cell.strip() for cell in header.strip("┃│ ").split("┃")]
+    assert cells == ["decision", "score", "work", "pdq", "phash", "sscd", "local", "path"]
+    rows = [line for line in checked.stdout.splitlines() if "broken.png" in line]
+    assert rows and "error" in rows[0]
+    copy = next(line for line in checked.stdout.splitlines() if "query.jpg" in line)
+    assert "scene-3" in copy and copy.count("│") == len(cells) + 1
+
+
 def test_a_bad_policy_file_stops_start_up_with_its_reason(tmp_path: Path) -> None:
     bad = tmp_path / "policy.yaml"
     bad.write_text("version: x\nbias: 0\nsignals: {}\nbands: {review: 0.9, block: 0.1}\n")

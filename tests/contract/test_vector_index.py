@@ -51,6 +51,7 @@ CASES = {
     "numpy-ip": Case("numpy", "ip", exact=True),
     "numpy-hamming": Case("numpy", "hamming", exact=True),
     "Flat": Case("Flat", "ip", exact=True),
+    "faiss:Flat": Case("faiss:Flat", "ip", exact=True),  # the same, named with its backend
     "HNSW32": Case("HNSW32", "ip", exact=False, params={"ef_search": 64, "compact_min": 100}),
     "IVF16,Flat": Case("IVF16,Flat", "ip", exact=False, params={"nprobe": 4}),
     "BFlat": Case("BFlat", "hamming", exact=True),

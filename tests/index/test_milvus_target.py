@@ -75,3 +75,57 @@ def test_index_set_takes_the_target_as_its_own_argument(tmp_path: Path) -> None:
         assert bin_ivf._milvus_structure("phash") == "BIN_IVF_FLAT"
     finally:
         catalog.close()
+
+
+def test_one_factory_string_names_the_milvus_backend_and_its_type(tmp_path: Path) -> None:
+    """``milvus:HNSW`` alone chooses the backend; with ``index_backend=milvus`` too it is the
+    same; the collection's type is the part after the colon."""
+    for settings in (
+        Settings(index_structure="milvus:HNSW", milvus_uri="http://x:1"),
+        Settings(index_backend="milvus", index_structure="milvus:HNSW", milvus_uri="http://x:1"),
+    ):
+        target = MilvusTarget.from_settings(settings)
+        assert target == MilvusTarget("http://x:1")
+        catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+        try:
+            indexes = IndexSet(
+                catalog, {"phash": PHash()}, tmp_path, settings.index_structure, milvus=target
+            )
+            assert indexes.structure == "HNSW"
+        finally:
+            catalog.close()
+
+
+def test_a_faiss_factory_string_with_its_backend_has_no_target() -> None:
+    assert MilvusTarget.from_settings(Settings(index_structure="faiss:IVF1024,Flat")) is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"index_structure": "milvus:HNSW"}, "needs SCREENER_MILVUS_URI"),
+        (
+            {
+                "index_structure": "milvus:HNSW",
+                "index_backend": "faiss",
+                "milvus_uri": "http://x:1",
+            },
+            "is a milvus index, but index_backend is 'faiss'",
+        ),
+        ({"index_structure": "annoy:Flat"}, "unknown index backend 'annoy'"),
+    ],
+)
+def test_a_factory_string_that_cannot_be_met_is_refused(
+    fields: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        MilvusTarget.from_settings(Settings(**fields))  # type: ignore[arg-type]
+
+
+def test_a_milvus_structure_without_a_server_is_refused(tmp_path: Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    try:
+        with pytest.raises(ConfigurationError, match="needs a Milvus server"):
+            IndexSet(catalog, {"phash": PHash()}, tmp_path, "milvus:HNSW")
+    finally:
+        catalog.close()

@@ -15,7 +15,7 @@ from screener.core.errors import PolicyError
 from screener.core.policy import Bands, Decision, Policy
 
 DEFAULT = policy_mod.load()
-IMAGE = policy_mod.IMAGE_EVIDENCE
+IMAGE = policy_mod.image_evidence()
 
 # Raw values in the ranges each signal produces.
 RANGES = {
