@@ -32,6 +32,7 @@ from screener.core.errors import (
 from screener.core.policy import Decision, Policy
 from screener.core.prompt.result import PromptResult
 from screener.core.risk import risk_prompt
+from screener.core.text import LINES, check_text
 from screener.core.verdict import Verdict
 from screener.duties import redaction, stats
 from screener.labels import gb45438 as labels_mod
@@ -157,16 +158,7 @@ class WorkView:
 def _text(name: str, value: str | None, limit: int = MAX_TEXT) -> str | None:
     if value is None:
         return None
-    if len(value) > limit:
-        raise InputError(f"{name} is longer than {limit} characters")
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
-        raise InputError(f"{name} contains control characters")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate, from a JSON "\\ud800" escape
-            raise InputError(f"{name} is not valid Unicode text") from None
-    return value
+    return check_text(name, value, limit, allow=LINES, blank=True)
 
 
 def _terms(name: str, values: Sequence[str], most: int = 100) -> list[str]:

@@ -74,7 +74,6 @@ import os
 import re
 import shutil
 import subprocess
-import unicodedata
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,6 +85,7 @@ from PIL import Image, ImageDraw, ImageFont, JpegImagePlugin, PngImagePlugin
 
 from screener.core.decode import Limits, decode, sniff_format, to_rgb, upright_transpose
 from screener.core.errors import LabelError
+from screener.core.text import check_text
 
 __all__ = [
     "MAX_EXTRA",
@@ -209,15 +209,7 @@ class Labelled:
 
 
 def _check_text(name: str, value: object, limit: int, *, allow_empty: bool) -> None:
-    if not isinstance(value, str):
-        raise LabelError(f"{name} must be a string, not {type(value).__name__}.")
-    if not allow_empty and not value.strip():
-        raise LabelError(f"{name} must not be empty.")
-    if len(value) > limit:
-        raise LabelError(f"{name} is {len(value)} characters long; at most {limit} allowed.")
-    for ch in value:
-        if unicodedata.category(ch) in {"Cc", "Cs"} or ch in "\ufffe\uffff":
-            raise LabelError(f"{name} contains a control or invalid character ({ch!r}).")
+    check_text(name, value, limit, blank=allow_empty, error=LabelError)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -500,14 +492,7 @@ class _FontChoice:
 
 
 def _check_visible_text(text: object) -> None:
-    if not isinstance(text, str):
-        raise LabelError("visible_text must be a string.")
-    if not text.strip():
-        raise LabelError("visible_text must not be empty.")
-    if len(text) > MAX_VISIBLE_TEXT:
-        raise LabelError(f"visible_text is longer than {MAX_VISIBLE_TEXT} characters.")
-    if any(unicodedata.category(ch) in {"Cc", "Cs"} and ch != "\n" for ch in text):
-        raise LabelError("visible_text contains a control character.")
+    check_text("visible_text", text, MAX_VISIBLE_TEXT, allow="\n", error=LabelError)
 
 
 def _load_font(choice: _FontChoice, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:

@@ -52,6 +52,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from screener.core.errors import InputError, NotFound, ScreenerError
+from screener.core.text import check_text
 from screener.store.catalog import Base
 
 GENESIS_HASH = "0" * 64
@@ -165,17 +166,9 @@ def _now() -> dt.datetime:
 
 
 def _check_text(name: str, value: object, limit: int) -> str:
-    if not isinstance(value, str) or not value:
-        raise InputError(f"audit {name} must be a non-empty string")
-    if len(value) > limit:
-        raise InputError(f"audit {name} is longer than {limit} characters")
-    if "\x00" in value:
-        raise InputError(f"audit {name} contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(f"audit {name} is not valid Unicode text") from exc
-    return value
+    if value == "":
+        raise InputError(f"audit {name} must not be empty")
+    return check_text(f"audit {name}", value, limit, blank=True)
 
 
 def _payload_text(payload: object) -> str:

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from screener.core.errors import AuthError, Forbidden, InputError, NotFound, is_plain_id, quote
+from screener.core.text import check_text
 from screener.store.audit import AuditLog, ensure_tables
 from screener.store.catalog import Base
 
@@ -128,13 +129,7 @@ def _new_id() -> str:
 
 
 def _text(name: str, value: object, limit: int, *, empty: bool = False) -> str:
-    if not isinstance(value, str) or (not empty and not value.strip()):
-        raise InputError(f"{name} must be a non-empty string")
-    if len(value) > limit:
-        raise InputError(f"{name} is longer than {limit} characters")
-    if any(ch < " " and ch not in "\t\n" for ch in value):
-        raise InputError(f"{name} contains control characters")
-    return value
+    return check_text(name, value, limit, allow="\t\n", blank=empty)
 
 
 def _role(role: object) -> Role:
