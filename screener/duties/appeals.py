@@ -33,7 +33,8 @@ from screener.core.policy import AppealDeadlines, Decision
 from screener.core.text import LINES, check_text
 from screener.store.audit import AuditLog, ensure_tables
 from screener.store.catalog import Base
-from screener.store.check_records import CheckMatchRow, CheckRow, iso, new_id, now
+from screener.store.check_records import CheckMatchRow, CheckRow, iso, new_id
+from screener.store.clock import now
 from screener.store.keys import ApiKey, Role, require_role
 
 if TYPE_CHECKING:

@@ -54,6 +54,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from screener.core.errors import InputError, NotFound, ScreenerError
 from screener.core.text import check_text
 from screener.store.catalog import Base
+from screener.store.clock import now
 
 GENESIS_HASH = "0" * 64
 MAX_ACTOR = 200
@@ -161,10 +162,6 @@ def format_at(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _check_text(name: str, value: object, limit: int) -> str:
     if value == "":
         raise InputError(f"audit {name} must not be empty")
@@ -249,7 +246,7 @@ class AuditLog:
 
     def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.engine = engine
-        self._clock = clock or _now
+        self._clock = clock or now
         ensure_tables(engine, ("audit_log", "audit_head"))
         with Session(engine) as session, session.begin():
             self.lock(session)
