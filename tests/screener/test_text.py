@@ -14,7 +14,7 @@ import pytest
 from screener.core.errors import InputError, LabelError, is_plain_id
 from screener.core.text import LINES, ONE_LINE, check_text, refused_character
 from screener.duties import appeals, desk
-from screener.labels import gb45438
+from screener.labels import label, visible
 from screener.store import audit, keys
 
 REFUSED = {
@@ -134,12 +134,12 @@ def _audit(value: str) -> object:
 
 
 def _label(value: str) -> object:
-    gb45438._check_text("provider", value, 200, allow_empty=False)
+    label._check_text("provider", value, 200, allow_empty=False)
     return value
 
 
 def _visible(value: str) -> object:
-    gb45438._check_visible_text(value)
+    visible._check_visible_text(value)
     return value
 
 
