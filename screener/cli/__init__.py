@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from screener.core import territory as territory_mod
 from screener.core.decode import DecodedImage
 from screener.core.errors import ConfigurationError, InputError, ScreenerError
 from screener.core.settings import Settings
+from screener.index.atomic import write_atomic
 from screener.matching import index_archive as transfer
 from screener.matching import registrability
 from screener.matching.pipeline import Analysis, Screener
@@ -583,19 +583,13 @@ def _write_picture(
         return None
     try:
         picture = screener.picture(decoded, analysis)
-        _atomic_write(out_path, picture.png)
+        write_atomic(out_path, picture.png)
     except ScreenerError as exc:
         err.print(f"{path}: no evidence picture: {exc}")
         return None
     except OSError as exc:
         _fail(InputError(f"cannot write {out_path}: {exc.strerror or exc}"))
     return str(out_path)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    scratch = path.with_name(f".{path.name}.tmp")
-    scratch.write_bytes(data)
-    os.replace(scratch, path)
 
 
 def _fmt(value: float | None) -> str:
