@@ -50,6 +50,7 @@ from screener.matching.signals import (
     RegionFingerprint,
     SignalSet,
     is_whole,
+    stored_matrix,
 )
 from screener.store.catalog import StoredFingerprint
 
@@ -145,8 +146,7 @@ class Bank:
         if min_quality is not None:
             keep = np.nan_to_num(rows.quality, nan=0.0) >= min_quality
         matrix, image, whole = rows.matrix[keep], rows.image[keep], rows.whole[keep]
-        stored = np.frombuffer(b"".join(r.vector for r in refs), dtype=matrix.dtype)
-        stored = stored.reshape(len(refs), -1)
+        stored = stored_matrix([r.vector for r in refs], rows.binary)
         if rows.binary:
             # Closeness as negated Hamming distance, so that larger is closer throughout.
             closeness = -hamming(matrix, stored).astype(np.float64)

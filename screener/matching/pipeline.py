@@ -60,6 +60,7 @@ from screener.matching.signals import (
     is_background_variant,
     is_whole,
     over_background,
+    stored_vector,
     vector_bytes,
 )
 from screener.matching.verification import OVER_BLACK, PLAIN, LocalMatch, LocalVerifier
@@ -816,7 +817,7 @@ class Screener:
         for ref in stored:
             if not is_whole(ref.region):
                 continue
-            value = float(text[0] @ np.frombuffer(ref.vector, dtype=np.float32))
+            value = float(text[0] @ stored_vector(ref.vector, binary=False))
             best = candidates[ref.work_id].best.get("prompt_clip_cosine")
             if best is None or value > best.value:
                 candidates[ref.work_id].best["prompt_clip_cosine"] = Best(

@@ -37,6 +37,7 @@ from screener.core.errors import ConfigurationError
 from screener.core.settings import Settings
 from screener.index import IndexSpec, Neighbours, VectorIndex
 from screener.index.milvus import BINARY_STRUCTURES, CONSISTENCY_LEVELS, DENSE_STRUCTURES
+from screener.matching.signals import stored_matrix
 from screener.models import Fingerprinter
 from screener.store.catalog import Catalog
 
@@ -59,9 +60,8 @@ def spec_of(fingerprinter: Fingerprinter) -> IndexSpec:
 
 def decode_vectors(spec: IndexSpec, blobs: list[bytes]) -> npt.NDArray[Any]:
     """Stored vector bytes back to the matrix an index takes."""
-    if spec.metric == "hamming":
-        return np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), spec.dim // 8)
-    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), spec.dim)
+    binary = spec.metric == "hamming"
+    return stored_matrix(blobs, binary, spec.dim // 8 if binary else spec.dim)
 
 
 @dataclass(frozen=True)
