@@ -18,13 +18,13 @@ from screener.index._validate import check_spec
 from screener.index.base import (
     IdArray,
     IndexCorrupt,
-    IndexError_,
     IndexSpec,
     IndexSpecMismatch,
     Manifest,
     Metric,
     Neighbours,
     VectorIndex,
+    VectorIndexError,
 )
 from screener.index.faiss_binary import FaissBinaryIndex
 from screener.index.faiss_dense import FaissDenseIndex
@@ -37,7 +37,6 @@ __all__ = [
     "FaissDenseIndex",
     "IdArray",
     "IndexCorrupt",
-    "IndexError_",
     "IndexSpec",
     "IndexSpecMismatch",
     "Manifest",
@@ -47,6 +46,7 @@ __all__ = [
     "Neighbours",
     "NumpyIndex",
     "VectorIndex",
+    "VectorIndexError",
     "choose_structure",
     "create",
     "load",

@@ -188,7 +188,7 @@ class IndexSet:
                 consistency=target.consistency,
                 expected_size=expected,
             )
-        except (vindex.IndexError_, ValueError) as exc:
+        except (vindex.VectorIndexError, ValueError) as exc:
             raise ConfigurationError(f"milvus index for {signal}: {exc}") from exc
 
     def open(self) -> int:
@@ -203,7 +203,7 @@ class IndexSet:
                 try:
                     loaded, manifest = vindex.load(path, spec)
                     self.indexes[signal], self.marks[signal] = loaded, manifest.high_water
-                except vindex.IndexError_ as exc:
+                except vindex.VectorIndexError as exc:
                     log.warning("index %s unusable (%s); rebuilding from the catalog", path, exc)
                     self.rebuild(signal)
                     continue
