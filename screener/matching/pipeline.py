@@ -35,6 +35,7 @@ from screener.core.prompt.result import PromptResult, evaluate
 from screener.core.regions import WHOLE
 from screener.core.settings import Settings
 from screener.core.territory import covers, grants
+from screener.core.text import refused_character
 from screener.core.verdict import Match, RegionPair, Verdict
 from screener.matching import background as background_mod
 from screener.matching import explain as explain_mod
@@ -1141,6 +1142,7 @@ def check_work_id(work_id: object) -> str:
     if (
         not isinstance(work_id, str)
         or not _WORK_ID.match(work_id)
+        or refused_character(work_id) is not None
         or not work_id.strip()
         or not work_id.strip(".")  # "." and ".." cannot stand in a URL path
     ):

@@ -15,6 +15,7 @@ from screener.core.errors import InputError, LabelError, is_plain_id
 from screener.core.text import LINES, ONE_LINE, check_text, refused_character
 from screener.duties import appeals, desk
 from screener.labels import label, visible
+from screener.matching.pipeline import check_work_id
 from screener.store import audit, keys
 
 REFUSED = {
@@ -150,6 +151,7 @@ VALIDATORS: dict[str, Callable[[str], object]] = {
     "audit": _audit,
     "label field": _label,
     "visible label": _visible,
+    "work id": check_work_id,
 }
 
 
@@ -178,6 +180,7 @@ LAYOUT_BY_FIELD = {
     "audit": ONE_LINE,
     "label field": ONE_LINE,
     "visible label": "\n",
+    "work id": ONE_LINE,
 }
 
 
