@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from screener.index.atomic import write_atomic
+
 LIBRARIES = (
     "numpy",
     "faiss-cpu",
@@ -54,9 +56,8 @@ def machine() -> dict[str, Any]:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=_default) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=_default) + "\n"
+    write_atomic(path, text.encode("utf-8"))
 
 
 def _default(value: Any) -> Any:

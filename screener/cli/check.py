@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +14,7 @@ from screener.cli.common import DataDir, _fail, _guard, _open, err, images_in, o
 from screener.core.decode import DecodedImage
 from screener.core.errors import InputError, ScreenerError
 from screener.core.territory import code as territory_code
+from screener.index.atomic import write_atomic
 from screener.matching.pipeline import Analysis, Screener
 
 
@@ -133,19 +133,13 @@ def _write_picture(
         return None
     try:
         picture = screener.picture(decoded, analysis)
-        _atomic_write(out_path, picture.png)
+        write_atomic(out_path, picture.png)
     except ScreenerError as exc:
         err.print(f"{path}: no evidence picture: {exc}")
         return None
     except OSError as exc:
         _fail(InputError(f"cannot write {out_path}: {exc.strerror or exc}"))
     return str(out_path)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    scratch = path.with_name(f".{path.name}.tmp")
-    scratch.write_bytes(data)
-    os.replace(scratch, path)
 
 
 def _fmt(value: float | None) -> str:

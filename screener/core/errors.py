@@ -15,13 +15,13 @@ def quote(value: object, limit: int = 80) -> str:
 
 
 def is_plain_id(value: object, limit: int = 200) -> bool:
-    """A string that could name a stored object: 1..limit characters, no control ones.
+    """A string that could name a stored object: 1..limit characters, none of them one that
+    user text may not hold (:func:`screener.core.text.refused_character`, no layout ones).
     Anything else names nothing (and some databases refuse it outright, e.g. NUL)."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= limit
-        and not any(ch < " " or ch == "\x7f" for ch in value)
-    )
+    # Imported here: screener.core.text raises the errors defined below.
+    from screener.core.text import refused_character
+
+    return isinstance(value, str) and 0 < len(value) <= limit and refused_character(value) is None
 
 
 class ScreenerError(Exception):

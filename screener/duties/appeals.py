@@ -30,9 +30,11 @@ from sqlalchemy.types import JSON
 
 from screener.core.errors import Conflict, InputError, NotFound, is_plain_id, quote
 from screener.core.policy import AppealDeadlines, Decision
+from screener.core.text import LINES, check_text
 from screener.store.audit import AuditLog, ensure_tables
 from screener.store.catalog import Base
-from screener.store.check_records import CheckMatchRow, CheckRow, iso, new_id, now
+from screener.store.check_records import CheckMatchRow, CheckRow, iso, new_id
+from screener.store.clock import now
 from screener.store.keys import ApiKey, Role, require_role
 
 if TYPE_CHECKING:
@@ -82,11 +84,7 @@ def _text(name: str, value: str | None, limit: int, *, required: bool = False) -
         if required:
             raise InputError(f"{name} must not be empty")
         return None
-    if len(value) > limit:
-        raise InputError(f"{name} is longer than {limit} characters")
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
-        raise InputError(f"{name} contains control characters")
-    return value.strip()
+    return check_text(name, value, limit, allow=LINES).strip()
 
 
 def _anonymous(step: dict[str, Any]) -> dict[str, Any]:

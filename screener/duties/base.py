@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from screener.core.errors import InputError, NotFound, is_plain_id, quote
+from screener.core.text import LINES, check_text
 from screener.matching.pipeline import Screener
 from screener.store.audit import AuditLog, ensure_tables
 from screener.store.catalog import ReferenceRow, RegisterHook, Work
@@ -33,16 +34,7 @@ class Upload:
 def _text(name: str, value: str | None, limit: int = MAX_TEXT) -> str | None:
     if value is None:
         return None
-    if len(value) > limit:
-        raise InputError(f"{name} is longer than {limit} characters")
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
-        raise InputError(f"{name} contains control characters")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate, from a JSON "\\ud800" escape
-            raise InputError(f"{name} is not valid Unicode text") from None
-    return value
+    return check_text(name, value, limit, allow=LINES, blank=True)
 
 
 def _terms(name: str, values: Sequence[str], most: int = 100) -> list[str]:

@@ -10,7 +10,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from screener.core.policy import Decision
-from screener.store.check_records import CheckMatchRow, CheckRow, iso, now
+from screener.store.check_records import CheckMatchRow, CheckRow, iso
+from screener.store.clock import now
 
 MAX_DAYS = 366
 

@@ -20,13 +20,13 @@ from screener.index.backends import backend, backend_names, parse
 from screener.index.base import (
     IdArray,
     IndexCorrupt,
-    IndexError_,
     IndexSpec,
     IndexSpecMismatch,
     Manifest,
     Metric,
     Neighbours,
     VectorIndex,
+    VectorIndexError,
 )
 from screener.index.faiss_backend import choose_structure
 from screener.index.faiss_binary import FaissBinaryIndex
@@ -39,7 +39,6 @@ __all__ = [
     "FaissDenseIndex",
     "IdArray",
     "IndexCorrupt",
-    "IndexError_",
     "IndexSpec",
     "IndexSpecMismatch",
     "Manifest",
@@ -49,6 +48,7 @@ __all__ = [
     "Neighbours",
     "NumpyIndex",
     "VectorIndex",
+    "VectorIndexError",
     "backend",
     "backend_names",
     "choose_structure",

@@ -7,7 +7,7 @@ import threading
 import uuid
 from typing import Any, Final
 
-from screener.index.base import IndexError_
+from screener.index.base import VectorIndexError
 
 #: Milvus's largest top-k (``quotaAndLimits.limits.maxTopK``); also the cap of a radius search.
 MAX_TOPK: Final = 16_384
@@ -46,7 +46,7 @@ _connect_lock = threading.Lock()
 _aliases: dict[tuple[str, str, str], str] = {}
 
 
-class MilvusUnavailable(IndexError_):
+class MilvusUnavailable(VectorIndexError):
     """Milvus cannot be reached, or refused a request (the message says which and why)."""
 
 

@@ -20,15 +20,15 @@ Metric = Literal["ip", "hamming"]
 IdArray = npt.NDArray[np.int64]
 
 
-class IndexError_(Exception):  # noqa: N801 (the name is part of the API)
+class VectorIndexError(Exception):
     """Base class for failures of an index (bad shapes, unreadable files, spec mismatch)."""
 
 
-class IndexSpecMismatch(IndexError_):
+class IndexSpecMismatch(VectorIndexError):
     """An index file was made for another fingerprint spec, dimension or metric."""
 
 
-class IndexCorrupt(IndexError_):
+class IndexCorrupt(VectorIndexError):
     """An index file is missing, truncated or fails its checksum."""
 
 

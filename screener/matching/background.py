@@ -30,7 +30,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -43,8 +42,9 @@ import numpy.typing as npt
 from screener.core.decode import Limits, decode_file
 from screener.core.errors import ConfigurationError, InputError
 from screener.core.regions import WHOLE
+from screener.index.atomic import atomic_path
 from screener.matching.candidates import hamming
-from screener.matching.signals import RegionFingerprint, SignalSet, is_whole
+from screener.matching.signals import RegionFingerprint, SignalSet, is_whole, stored_matrix
 from screener.models import descriptor
 from screener.store.catalog import StoredFingerprint
 
@@ -140,8 +140,7 @@ class Bank:
         if min_quality is not None:
             keep = np.nan_to_num(rows.quality, nan=0.0) >= min_quality
         matrix, image, whole = rows.matrix[keep], rows.image[keep], rows.whole[keep]
-        stored = np.frombuffer(b"".join(r.vector for r in refs), dtype=matrix.dtype)
-        stored = stored.reshape(len(refs), -1)
+        stored = stored_matrix([r.vector for r in refs], rows.binary)
         if rows.binary:
             # Closeness as negated Hamming distance, so that larger is closer throughout.
             closeness = -hamming(matrix, stored).astype(np.float64)
@@ -378,23 +377,19 @@ def build(
         "source": source,
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    scratch_vectors = folder / f".{VECTORS}.tmp"
-    with scratch_vectors.open("wb") as handle:
-        np.save(handle, vectors, allow_pickle=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    scratch_signals = folder / f".{SIGNALS}.tmp"
-    with scratch_signals.open("wb") as handle:
-        handle.write(packed.getvalue())
-        handle.flush()
-        os.fsync(handle.fileno())
-    scratch_manifest = folder / f".{MANIFEST}.tmp"
-    scratch_manifest.write_text(json.dumps(manifest, indent=2), "utf-8")
-    # The manifest names the files' digests, so a crash between the renames leaves a
-    # bank that `load` refuses as damaged, never one that silently mismatches.
-    os.replace(scratch_vectors, folder / VECTORS)
-    os.replace(scratch_signals, folder / SIGNALS)
-    os.replace(scratch_manifest, folder / MANIFEST)
+    # All three are written before any is renamed (the contexts close in reverse order:
+    # vectors, signals, then the manifest). The manifest names the files' digests, so a
+    # crash between the renames leaves a bank that `load` refuses as damaged, never one
+    # that silently mismatches.
+    with (
+        atomic_path(folder / MANIFEST) as scratch_manifest,
+        atomic_path(folder / SIGNALS) as scratch_signals,
+        atomic_path(folder / VECTORS) as scratch_vectors,
+    ):
+        with scratch_vectors.open("wb") as handle:
+            np.save(handle, vectors, allow_pickle=False)
+        scratch_signals.write_bytes(packed.getvalue())
+        scratch_manifest.write_text(json.dumps(manifest, indent=2), "utf-8")
     return BuildReport(int(vectors.shape[0]), unreadable, registered, folder)
 
 

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from screener.core.fusion import cohort_name, generic_name
 from screener.core.verdict import RegionPair
-from screener.matching.signals import RegionFingerprint, is_whole
+from screener.matching.signals import RegionFingerprint, is_whole, stored_matrix
 from screener.models import descriptor
 from screener.store.catalog import StoredFingerprint
 
@@ -101,12 +101,12 @@ def score_exact(
         return {}
     regions, q = query_matrix(signal, query, binary)
     if binary:
-        r = np.frombuffer(b"".join(s.vector for s in refs), dtype=np.uint8).reshape(len(refs), -1)
+        r = stored_matrix([s.vector for s in refs], binary)
         values = hamming(q.astype(np.uint8), r).astype(np.float64)
         sign = -1.0
     else:
-        r32 = np.frombuffer(b"".join(s.vector for s in refs), dtype=np.float32)
-        values = (q.astype(np.float32) @ r32.reshape(len(refs), -1).T).astype(np.float64)
+        r32 = stored_matrix([s.vector for s in refs], binary)
+        values = (q.astype(np.float32) @ r32.T).astype(np.float64)
         sign = 1.0
     best: dict[str, dict[str, Best]] = {}
     for column, ref in enumerate(refs):

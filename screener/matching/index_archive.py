@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +35,7 @@ import numpy.typing as npt
 from screener.core.errors import IndexInconsistent, InputError
 from screener.core.settings import Settings
 from screener.index import IndexSpec
+from screener.index.atomic import atomic_path
 from screener.matching.signal_indexes import IndexSet, MilvusTarget
 from screener.matching.signals import SignalSet
 from screener.store.catalog import Catalog
@@ -114,27 +113,22 @@ def export_indexes(indexes: IndexSet, path: Path, progress: Progress | None = No
     catalog = indexes.catalog
     entries: list[SignalEntry] = []
     written: dict[str, tuple[int, int]] = {}
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-            for signal in sorted(indexes.specs):
-                entry = _export_signal(indexes, catalog, signal, archive, progress)
-                entries.append(entry)
-                written[signal] = (entry.count, entry.high_water)
-            manifest = {
-                "format": FORMAT,
-                "version": VERSION,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "catalog_high_water": catalog.high_water(),
-                "signals": {e.signal: e.to_json() for e in entries},
-            }
-            archive.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
-        with open(tmp, "rb") as done:
-            os.fsync(done.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with (
+        atomic_path(path) as tmp,
+        zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive,
+    ):
+        for signal in sorted(indexes.specs):
+            entry = _export_signal(indexes, catalog, signal, archive, progress)
+            entries.append(entry)
+            written[signal] = (entry.count, entry.high_water)
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "catalog_high_water": catalog.high_water(),
+            "signals": {e.signal: e.to_json() for e in entries},
+        }
+        archive.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
     return Summary(path, written)
 
 

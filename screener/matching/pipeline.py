@@ -35,6 +35,7 @@ from screener.core.prompt.result import PromptResult, evaluate
 from screener.core.regions import WHOLE
 from screener.core.settings import Settings
 from screener.core.territory import covers, grants
+from screener.core.text import refused_character
 from screener.core.verdict import Match, RegionPair, Verdict
 from screener.matching import background as background_mod
 from screener.matching import explain as explain_mod
@@ -58,6 +59,7 @@ from screener.matching.signals import (
     is_background_variant,
     is_whole,
     over_background,
+    stored_vector,
     vector_bytes,
 )
 from screener.matching.verification import OVER_BLACK, PLAIN, LocalMatch, LocalVerifier
@@ -817,7 +819,7 @@ class Screener:
         for ref in stored:
             if not is_whole(ref.region):
                 continue
-            value = float(text[0] @ np.frombuffer(ref.vector, dtype=np.float32))
+            value = float(text[0] @ stored_vector(ref.vector, binary=False))
             best = candidates[ref.work_id].best.get("prompt_clip_cosine")
             if best is None or value > best.value:
                 candidates[ref.work_id].best["prompt_clip_cosine"] = Best(
@@ -1141,6 +1143,7 @@ def check_work_id(work_id: object) -> str:
     if (
         not isinstance(work_id, str)
         or not _WORK_ID.match(work_id)
+        or refused_character(work_id) is not None
         or not work_id.strip()
         or not work_id.strip(".")  # "." and ".." cannot stand in a URL path
     ):

@@ -37,6 +37,7 @@ from screener.core.errors import ConfigurationError
 from screener.core.settings import Settings
 from screener.index import IndexSpec, Neighbours, VectorIndex
 from screener.index.milvus import BINARY_STRUCTURES, CONSISTENCY_LEVELS, DENSE_STRUCTURES
+from screener.matching.signals import stored_matrix
 from screener.models import Fingerprinter
 from screener.store.catalog import Catalog
 
@@ -59,9 +60,8 @@ def spec_of(fingerprinter: Fingerprinter) -> IndexSpec:
 
 def decode_vectors(spec: IndexSpec, blobs: list[bytes]) -> npt.NDArray[Any]:
     """Stored vector bytes back to the matrix an index takes."""
-    if spec.metric == "hamming":
-        return np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), spec.dim // 8)
-    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), spec.dim)
+    binary = spec.metric == "hamming"
+    return stored_matrix(blobs, binary, spec.dim // 8 if binary else spec.dim)
 
 
 def backend_of(settings: Settings) -> str:
@@ -217,7 +217,7 @@ class IndexSet:
                 consistency=target.consistency,
                 expected_size=expected,
             )
-        except (vindex.IndexError_, ValueError) as exc:
+        except (vindex.VectorIndexError, ValueError) as exc:
             raise ConfigurationError(f"milvus index for {signal}: {exc}") from exc
 
     def open(self) -> int:
@@ -232,7 +232,7 @@ class IndexSet:
                 try:
                     loaded, manifest = vindex.load(path, spec)
                     self.indexes[signal], self.marks[signal] = loaded, manifest.high_water
-                except vindex.IndexError_ as exc:
+                except vindex.VectorIndexError as exc:
                     log.warning("index %s unusable (%s); rebuilding from the catalog", path, exc)
                     self.rebuild(signal)
                     continue

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from screener import models
@@ -162,5 +164,19 @@ def from_stored(
     signal: str, region: str, vector: bytes, quality: float | None, binary: bool
 ) -> RegionFingerprint:
     """A stored fingerprint (:func:`vector_bytes`) as a fingerprint of that region again."""
-    array = np.frombuffer(vector, dtype=np.uint8 if binary else np.float32)
-    return RegionFingerprint(signal, region, Fingerprint(array, quality))
+    return RegionFingerprint(signal, region, Fingerprint(stored_vector(vector, binary), quality))
+
+
+def stored_vector(vector: bytes, binary: bool) -> npt.NDArray[Any]:
+    """One stored vector (:func:`vector_bytes`) as an array again: packed bits (uint8) for
+    a binary signal, float32 otherwise."""
+    return np.frombuffer(vector, dtype=np.uint8 if binary else np.float32)
+
+
+def stored_matrix(
+    vectors: Sequence[bytes], binary: bool, width: int | None = None
+) -> npt.NDArray[Any]:
+    """Stored vectors (:func:`vector_bytes`) as one matrix, a row each. ``width``: the row
+    length, needed only when ``vectors`` may be empty (else it follows from the bytes)."""
+    rows = stored_vector(b"".join(vectors), binary)
+    return rows.reshape(len(vectors), -1 if width is None else width)

@@ -34,7 +34,7 @@ from PIL import Image
 
 from screener.core.decode import DecodedImage, Limits, decode
 from screener.core.errors import ScreenerError
-from screener.index import IndexError_
+from screener.index import VectorIndexError
 from screener.index import descriptors as stored_index
 from screener.index.descriptors import DescriptorIndex
 from screener.models.keypoints import (
@@ -317,7 +317,7 @@ class DescriptorVotes:
             return "no such file"
         try:
             index, doc, arrays = stored_index.load(path, self.index.links, self.index.search_depth)
-        except IndexError_ as exc:
+        except VectorIndexError as exc:
             return str(exc)
         if doc.get("spec_id") != self.spec_id:
             return f"made for keypoint spec {doc.get('spec_id')!r}, not {self.spec_id!r}"

@@ -52,7 +52,9 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from screener.core.errors import InputError, NotFound, ScreenerError
+from screener.core.text import check_text
 from screener.store.catalog import Base
+from screener.store.clock import now
 
 GENESIS_HASH = "0" * 64
 MAX_ACTOR = 200
@@ -160,22 +162,10 @@ def format_at(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _check_text(name: str, value: object, limit: int) -> str:
-    if not isinstance(value, str) or not value:
-        raise InputError(f"audit {name} must be a non-empty string")
-    if len(value) > limit:
-        raise InputError(f"audit {name} is longer than {limit} characters")
-    if "\x00" in value:
-        raise InputError(f"audit {name} contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(f"audit {name} is not valid Unicode text") from exc
-    return value
+    if value == "":
+        raise InputError(f"audit {name} must not be empty")
+    return check_text(f"audit {name}", value, limit, blank=True)
 
 
 def _payload_text(payload: object) -> str:
@@ -256,7 +246,7 @@ class AuditLog:
 
     def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.engine = engine
-        self._clock = clock or _now
+        self._clock = clock or now
         ensure_tables(engine, ("audit_log", "audit_head"))
         with Session(engine) as session, session.begin():
             self.lock(session)

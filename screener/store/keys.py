@@ -38,8 +38,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from screener.core.errors import AuthError, Forbidden, InputError, NotFound, is_plain_id, quote
+from screener.core.text import check_text
 from screener.store.audit import AuditLog, ensure_tables
 from screener.store.catalog import Base
+from screener.store.clock import now
 
 KEY_PREFIX = "sk_"
 MAX_OWNER = 200
@@ -59,10 +61,6 @@ class Role(StrEnum):
 
 
 _ALL_OWNERS = frozenset({Role.OPERATOR, Role.ADMIN})
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:
@@ -128,13 +126,7 @@ def _new_id() -> str:
 
 
 def _text(name: str, value: object, limit: int, *, empty: bool = False) -> str:
-    if not isinstance(value, str) or (not empty and not value.strip()):
-        raise InputError(f"{name} must be a non-empty string")
-    if len(value) > limit:
-        raise InputError(f"{name} is longer than {limit} characters")
-    if any(ch < " " and ch not in "\t\n" for ch in value):
-        raise InputError(f"{name} contains control characters")
-    return value
+    return check_text(name, value, limit, allow="\t\n", blank=empty)
 
 
 def _role(role: object) -> Role:
@@ -186,7 +178,7 @@ class KeyStore:
                 role=role.value,
                 secret_hash=_hash_secret(salt, secret),
                 salt=salt.hex(),
-                created_at=_now(),
+                created_at=now(),
                 revoked_at=None,
                 description=description,
             )
@@ -237,7 +229,7 @@ class KeyStore:
                 raise NotFound(f"no API key {quote(key_id)}")
             if row.revoked_at is not None:
                 return _key(row)
-            row.revoked_at = _now()
+            row.revoked_at = now()
             session.flush()
             key = _key(row)
             self._record(
@@ -283,9 +275,9 @@ class KeyStore:
                 if row is not None:
                     session.delete(row)
             elif row is None:
-                session.add(OwnerProfileRow(owner=owner, display_name=name, updated_at=_now()))
+                session.add(OwnerProfileRow(owner=owner, display_name=name, updated_at=now()))
             else:
-                row.display_name, row.updated_at = name, _now()
+                row.display_name, row.updated_at = name, now()
             self._record(session, actor, "owner.display_name", owner, {"display_name": name})
         return name or owner
 

@@ -12,10 +12,10 @@ from screener.index import (
     FaissBinaryIndex,
     FaissDenseIndex,
     IndexCorrupt,
-    IndexError_,
     IndexSpec,
     IndexSpecMismatch,
     NumpyIndex,
+    VectorIndexError,
     choose_structure,
     create,
     load,
@@ -26,8 +26,8 @@ PDQ = IndexSpec("pdq", 256, "hamming")
 
 
 def test_exceptions_share_a_base() -> None:
-    assert issubclass(IndexSpecMismatch, IndexError_)
-    assert issubclass(IndexCorrupt, IndexError_)
+    assert issubclass(IndexSpecMismatch, VectorIndexError)
+    assert issubclass(IndexCorrupt, VectorIndexError)
 
 
 def test_reexports_the_protocol_names() -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from screener.index import IndexCorrupt, IndexSpec, create, load, read_manifest
-from screener.index._persist import write_atomic
+from screener.index.atomic import atomic_path, write_atomic
 
 SPEC = IndexSpec("pdq", 64, "hamming")
 
@@ -57,6 +57,30 @@ def test_write_atomic_cleans_up_after_a_failed_write(tmp_path: Path) -> None:
         write_atomic(target, "not bytes")  # type: ignore[arg-type]
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def test_atomic_path_renames_only_when_every_writer_finished(tmp_path: Path) -> None:
+    """Nested atomic paths (the background bank writes three files this way): a failure in
+    any writer leaves every old file as it was and no temporary file behind."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    write_atomic(first, b"old a")
+    write_atomic(second, b"old b")
+
+    def write_both_then_fail() -> None:
+        with atomic_path(first) as tmp_a, atomic_path(second) as tmp_b:
+            tmp_a.write_bytes(b"new a")
+            tmp_b.write_bytes(b"new b")
+            raise RuntimeError("a writer failed after writing both")
+
+    with pytest.raises(RuntimeError):
+        write_both_then_fail()
+    assert (first.read_bytes(), second.read_bytes()) == (b"old a", b"old b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    with atomic_path(first) as tmp_a, atomic_path(second) as tmp_b:
+        tmp_a.write_bytes(b"new a")
+        tmp_b.write_bytes(b"new b")
+    assert (first.read_bytes(), second.read_bytes()) == (b"new a", b"new b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
 
 
 @pytest.mark.parametrize(

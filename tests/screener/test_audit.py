@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from screener.core.errors import InputError, NotFound, ScreenerError
+from screener.core.text import refused_character
 from screener.store.audit import GENESIS_HASH, Anchor, AuditLog, chain_hash
 from screener.store.catalog import Catalog, MetaRow, make_engine
 
@@ -407,8 +408,15 @@ def test_postgres_appends_serialise_and_verify(postgres_url: str) -> None:
 
 # properties --------------------------------------------------------------------------------
 
-TEXT = st.text(
+# Keys and values in the payload are any JSON text; the actor, action and subject are user
+# text (screener.core.text): no refused character, not empty.
+JSON_TEXT = st.text(
     st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
+    min_size=1,
+    max_size=12,
+)
+TEXT = st.text(
+    st.characters().filter(lambda ch: refused_character(ch) is None),
     min_size=1,
     max_size=12,
 )
@@ -417,11 +425,11 @@ JSON = st.recursive(
     | st.booleans()
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
-    | TEXT,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    | JSON_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(JSON_TEXT, inner, max_size=3),
     max_leaves=8,
 )
-RECORD = st.tuples(TEXT, TEXT, TEXT, st.dictionaries(TEXT, JSON, max_size=4))
+RECORD = st.tuples(TEXT, TEXT, TEXT, st.dictionaries(JSON_TEXT, JSON, max_size=4))
 FIELDS = ("at", "actor", "action", "subject", "payload", "prev_hash", "hash")
 
 

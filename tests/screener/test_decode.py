@@ -24,7 +24,6 @@ from screener.core.decode import (
     composite,
     decode,
     decode_file,
-    tiff_pieces,
     to_rgb,
 )
 from screener.core.errors import (
@@ -35,6 +34,7 @@ from screener.core.errors import (
     UnreadableFile,
     UnsupportedFormat,
 )
+from screener.core.image_formats import tiff_pieces
 
 # Pillow warns about the damaged EXIF and TIFF structures, and the huge sizes (before our own
 # check refuses them), that these tests feed it.

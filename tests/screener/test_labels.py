@@ -26,6 +26,7 @@ from screener.core.errors import (
     UnsupportedFormat,
 )
 from screener.labels import gb45438 as labels
+from screener.labels import metadata, reading, visible
 from screener.labels.gb45438 import XMP_NAMESPACE, Label, Labelled, apply, read
 
 CHINESE = "某某科技有限公司"
@@ -383,8 +384,8 @@ def test_visible_label_on_other_modes(make: Any, fmt: str) -> None:
 
 def test_visible_font_fallback_and_coverage() -> None:
     default = ImageFont.load_default(24)
-    assert labels._covers(default, "AI-generated")
-    assert not labels._covers(default, "生成")
+    assert visible._covers(default, "AI-generated")
+    assert not visible._covers(default, "生成")
     out = apply(encode(samples.scene(28), "PNG"), label(), visible=True)
     cjk = labels.find_cjk_font()
     if cjk is None:
@@ -567,12 +568,12 @@ def test_label_json_round_trips(provider: str, content_id: str, extra: dict[str,
     original = Label(
         provider=provider, content_id=content_id, produced_at="2025-09-01T00:00:00Z", extra=extra
     )
-    core = labels._core(original)
-    assert labels._parse(json.dumps(core, ensure_ascii=False), "test") == original
-    assert labels._parse(labels._user_comment(core)[8:].decode("ascii"), "test") == original
-    xmp = labels._xmp_packet(json.dumps(core, ensure_ascii=False), None)
-    (value,) = labels._xmp_values(xmp)
-    assert labels._parse(value, "test") == original
+    core = metadata._core(original)
+    assert reading._parse(json.dumps(core, ensure_ascii=False), "test") == original
+    assert reading._parse(metadata._user_comment(core)[8:].decode("ascii"), "test") == original
+    xmp = metadata._xmp_packet(json.dumps(core, ensure_ascii=False), None)
+    (value,) = reading._xmp_values(xmp)
+    assert reading._parse(value, "test") == original
 
 
 @settings(max_examples=8, deadline=None)
