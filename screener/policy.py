@@ -20,6 +20,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from screener.errors import InvalidThresholds, PolicyError
+from screener.proposals import ProposalRules
 
 IMAGE_EVIDENCE = (
     "pdq_hamming",
@@ -107,6 +108,8 @@ class Matching:
     background_k: int = 10
     # The other registered work whose closeness sets a work's cohort level (0: none).
     cohort_k: int = 0
+    # What a query's content box and a collage's tiles are (`screener.proposals`).
+    proposals: ProposalRules = field(default_factory=ProposalRules)
 
     def __post_init__(self) -> None:
         if self.neighbours < 1 or self.max_matches < 1:
@@ -248,6 +251,10 @@ class Policy:
     # a verdict's ``models`` (``local_inliers``: the keypoint extractor and its OpenCV
     # release). A screener running another spec warns at start-up (`spec_drift`).
     fitted_with: Mapping[str, str] = field(default_factory=dict)
+    # How many ramp widths past ``hi`` a signal's evidence still counts in the reported
+    # log-odds (`fusion.log_odds`): the probability stops at its cap, the log-odds keep
+    # ordering the strongest cases, so that a strict operating point has a threshold.
+    margin_cap: float = 1.0
     # Prompt screening (before generation, and the prompt signal inside checks).
     prompt: PromptPolicy = field(default_factory=PromptPolicy)
     # What a reference image needs to be registered, and when one is held.
@@ -268,6 +275,8 @@ class Policy:
             raise ValueError(f"groups may hold image signals only: {list(IMAGE_EVIDENCE)}")
         if not math.isfinite(self.bias):
             raise ValueError("bias must be finite")
+        if not (math.isfinite(self.margin_cap) and self.margin_cap >= 1.0):
+            raise ValueError(f"margin_cap must be a finite number >= 1 (got {self.margin_cap})")
         if not (math.isfinite(self.max_weight) and self.max_weight >= 0):
             raise ValueError(f"max_weight must be a finite number >= 0 (got {self.max_weight})")
         unknown = sorted(set(self.signals) - set(EVIDENCE))

@@ -140,7 +140,10 @@ class Screener:
         self.limits = Limits(max_bytes=self.settings.max_bytes, max_pixels=self.settings.max_pixels)
         self.catalog = Catalog(self.settings.resolved_database_url)
         self.signals = SignalSet(
-            self.settings, self.policy.matching.region_min_quality, fingerprinters
+            self.settings,
+            self.policy.matching.region_min_quality,
+            fingerprinters,
+            self.policy.matching.proposals,
         )
         vindex.set_threads(self.settings.index_threads)
         self.indexes = IndexSet(
@@ -370,7 +373,9 @@ class Screener:
     def fingerprint_many(self, images: Sequence[Image.Image]) -> list[list[RegionFingerprint]]:
         """Step 2: the query fingerprints of several decoded images, one model call per
         signal for all of them."""
-        return self.signals.fingerprint_many(images, dihedral=True)
+        return self.signals.fingerprint_many(
+            images, dihedral=True, propose=self.settings.region_proposals
+        )
 
     def conclude(
         self, prepared: Prepared, query: list[RegionFingerprint], fingerprint_ms: float
@@ -875,6 +880,7 @@ class Screener:
                     and grants(work.licensee_territories.get(platform, ()), territory),
                     local=local[work_id].evidence() if local and work_id in local else None,
                     outside_territory=not covers(work.territories, territory),
+                    log_odds=round(fusion.log_odds(values, self.policy), 6),
                 )
             )
         matches.sort(key=lambda m: (_SEVERITY[Decision(m.decision)], m.fused_score), reverse=True)
