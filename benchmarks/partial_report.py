@@ -92,12 +92,26 @@ def decisions(rows: Sequence[Row], policy: Policy) -> dict[str, float]:
     negatives = [r for r in rows if r.truth is None]
     blocked = flagged = 0
     for row in negatives:
-        fused = max((fusion.fuse(v, policy) for _, v in row.candidates), default=0.0)
-        decision = policy_mod.decide(fused, policy.bands)
+        decision = max(
+            (_decision(v, policy) for _, v in row.candidates),
+            key=_SEVERITY.index,
+            default=Decision.ALLOW,
+        )
         blocked += decision == Decision.BLOCK
         flagged += decision != Decision.ALLOW
     n = max(1, len(negatives))
     return {"negatives": len(negatives), "blocked": blocked / n, "flagged": flagged / n}
+
+
+_SEVERITY = [Decision.ALLOW, Decision.REVIEW, Decision.BLOCK]
+
+
+def _decision(values: Values, policy: Policy) -> Decision:
+    """The service's decision for one candidate (a block needs its `BlockEvidence`)."""
+    decision = policy_mod.decide(fusion.fuse(values, policy), policy.bands)
+    if decision is Decision.BLOCK and not fusion.block_supported(values, policy):
+        return Decision.REVIEW
+    return decision
 
 
 def report(rows: Sequence[Row], policy: Policy, fpr: float) -> dict[str, Any]:

@@ -125,6 +125,19 @@ def fuse(values: Mapping[str, float | None], policy: Policy) -> float:
     return min(sigmoid(logit), TOP_SCORE)
 
 
+def block_supported(values: Mapping[str, float | None], policy: Policy) -> bool:
+    """Whether the case carries evidence a block may rest on (`policy.BlockEvidence`):
+    always, where the policy names none."""
+    rule = policy.block_evidence
+    if rule is None:
+        return True
+    return any(
+        evidence_of(values, name, policy.signals[name]) >= rule.min_evidence
+        for name in rule.signals
+        if name in policy.signals
+    )
+
+
 def log_odds(values: Mapping[str, float | None], policy: Policy) -> float:
     """The fused logit with evidence past a ramp's ``hi`` still counted, up to
     ``policy.margin_cap`` ramp widths per signal: the score that keeps ordering cases

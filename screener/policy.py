@@ -122,6 +122,24 @@ class Matching:
             raise ValueError("background_k must be at least 1 and cohort_k at least 0")
 
 
+@dataclass(frozen=True)
+class BlockEvidence:
+    """What a block must rest on: at least one of ``signals`` at ``min_evidence`` or more
+    (evidence in [0, 1] as the fusion computes it, levels applied). A case that reaches the
+    block band without it is reviewed instead: many verified keypoints on a shared drawing
+    style are what a same-family look-alike reaches, not proof of a copy."""
+
+    signals: tuple[str, ...] = ()
+    min_evidence: float = 1.0
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.signals) - set(IMAGE_EVIDENCE))
+        if unknown:
+            raise ValueError(f"block_evidence.signals must be image signals; unknown: {unknown}")
+        if not (math.isfinite(self.min_evidence) and 0.0 < self.min_evidence <= 1.0):
+            raise ValueError("block_evidence.min_evidence must be in (0, 1]")
+
+
 PROMPT_HOWS = ("exact", "homoglyph", "separator", "romanised", "fuzzy")
 
 
@@ -255,6 +273,8 @@ class Policy:
     # log-odds (`fusion.log_odds`): the probability stops at its cap, the log-odds keep
     # ordering the strongest cases, so that a strict operating point has a threshold.
     margin_cap: float = 1.0
+    # What a block must rest on (`BlockEvidence`); None: the block band alone decides.
+    block_evidence: BlockEvidence | None = None
     # Prompt screening (before generation, and the prompt signal inside checks).
     prompt: PromptPolicy = field(default_factory=PromptPolicy)
     # What a reference image needs to be registered, and when one is held.

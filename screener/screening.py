@@ -862,13 +862,16 @@ class Screener:
                 values["prompt_keyword"] = prompt_evidence.get(work_id, 0.0)
             bands = self._bands(work, territory)
             fused = fusion.fuse(values, self.policy)
+            decision = policy_mod.decide(fused, bands)
+            if decision is Decision.BLOCK and not fusion.block_supported(values, self.policy):
+                decision = Decision.REVIEW
             matches.append(
                 Match(
                     work_id=work_id,
                     title=work.title,
                     owner=work.owner,
                     fused_score=round(fused, 6),
-                    decision=policy_mod.decide(fused, bands).value,
+                    decision=decision.value,
                     thresholds={"review": bands.review, "block": bands.block},
                     signals=values,
                     contributions={
