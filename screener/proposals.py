@@ -37,7 +37,7 @@ class ProposalRules:
     uniform_spread: float = 24.0
     # A seam: at least ``seam_share`` of the line steps by ``seam_step`` or more (0-255,
     # mean over channels) between the pixels on its two sides.
-    seam_step: float = 40.0
+    seam_step: float = 24.0
     seam_share: float = 0.6
     # Cuts only this far inside the picture (share of the side), tiles at least this big.
     min_tile: float = 0.25
@@ -45,6 +45,15 @@ class ProposalRules:
     min_border: float = 0.12
     # At most this many tiles (a grid of up to 3 x 3).
     max_tiles: int = 9
+    # The located region (`screener.located`): the box where verified keypoints put a
+    # work, widened by ``located_margin`` of its size each way, cropped when at least
+    # ``located_min_side`` px and at most ``located_max_share`` of the query's area; for
+    # at most ``located_top`` works (most inliers first) with ``located_min_inliers``.
+    located_margin: float = 0.15
+    located_min_side: int = 24
+    located_max_share: float = 0.5
+    located_top: int = 2
+    located_min_inliers: int = 8
 
     def __post_init__(self) -> None:
         if not (0 < self.uniform_spread < 255 and 0 < self.seam_step < 255):
@@ -53,6 +62,13 @@ class ProposalRules:
             raise ValueError("seam_share, min_tile and min_border are shares (min_tile < 0.5)")
         if self.max_tiles < 2:
             raise ValueError("max_tiles must be at least 2")
+        if not (0 <= self.located_margin <= 1 and 0 < self.located_max_share <= 1):
+            raise ValueError("located_margin and located_max_share are shares")
+        if self.located_min_side < 8 or self.located_top < 0 or self.located_min_inliers < 1:
+            raise ValueError(
+                "located_min_side must be at least 8, located_top at least 0 (0: none) "
+                "and located_min_inliers at least 1"
+            )
 
 
 Pixels = npt.NDArray[np.float32]

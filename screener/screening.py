@@ -30,6 +30,7 @@ from models.local import LocalFeatures
 from screener import background as background_mod
 from screener import explain as explain_mod
 from screener import fusion, registrability
+from screener import located
 from screener import policy as policy_mod
 from screener import territory as territory_mod
 from screener.candidates import (
@@ -455,7 +456,49 @@ class Screener:
             candidates[work_id].best[LOCAL_SIGNAL] = Best(
                 float(match.inliers), RegionPair(WHOLE, match.reference_id, region)
             )
+        if self.settings.located_region and "sscd" in self.signals.available:
+            self._locate(decoded, found, candidates)
         return found
+
+    def _locate(
+        self, decoded: DecodedImage, found: dict[str, LocalMatch], candidates: dict[str, Candidate]
+    ) -> None:
+        """SSCD on the part of the query where verified keypoints put each of the best
+        verified works, as region evidence where it beats the work's fixed regions."""
+        rules = self.policy.matching.proposals
+        working = decoded.image.size
+        ranked = sorted(
+            (m for m in found.values() if m.inliers >= rules.located_min_inliers),
+            key=lambda m: m.inliers,
+            reverse=True,
+        )
+        boxes = {}
+        for match in ranked[: rules.located_top]:
+            box = located.box_of(
+                match.quad,
+                (decoded.width, decoded.height),
+                working,
+                rules.located_margin,
+                rules.located_min_side,
+            )
+            if box is not None and located.worth_cropping(box, working, rules.located_max_share):
+                boxes[match.work_id] = box
+        if not boxes:
+            return
+        sscd = self.signals.available["sscd"]
+        images = located.crops(decoded.image, boxes)
+        vectors = {
+            work_id: np.asarray(fp.vector, dtype=np.float32)
+            for work_id, fp in zip(images, sscd.fingerprint(list(images.values())), strict=True)
+        }
+        stored = self.catalog.fingerprints_of_works(list(boxes), "sscd", sscd.spec_id)
+        name = REGION_EVIDENCE_NAME["sscd"]
+        for work_id, (value, ref) in located.best_cosines(vectors, stored).items():
+            current = candidates[work_id].best.get(name)
+            if current is None or value > current.value:
+                candidates[work_id].best[name] = Best(
+                    value, RegionPair(located.REGION, ref.reference_id, ref.region)
+                )
 
     def explain(
         self, image: ImageInput, work_id: str | None = None, caption: Sequence[str] = ()

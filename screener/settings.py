@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         description="with regions, also fingerprint a query's content box (a padded border "
         "trimmed) and a collage's tiles (screener/proposals.py); false: the fixed regions only",
     )
+    located_region: bool = Field(
+        default=True,
+        description="compare SSCD on the part of the query where verified keypoints put a "
+        "work (screener/located.py); false: keypoints and fixed regions only",
+    )
 
     sscd_model: str = "sscd"
     sscd_weights: Path | None = None
