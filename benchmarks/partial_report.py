@@ -154,9 +154,7 @@ def table(result: Mapping[str, Any]) -> str:
     for category in categories:
         cells = [recall[n][category] for n in names]
         lines.append(
-            f"| {category} | "
-            + " | ".join("-" if c is None else f"{c:.2f}" for c in cells)
-            + " |"
+            f"| {category} | " + " | ".join("-" if c is None else f"{c:.2f}" for c in cells) + " |"
         )
     d = result["decisions"]
     lines.append("")

@@ -142,9 +142,7 @@ EDITS: dict[str, Edit] = {
 }
 
 
-def _collage(
-    work: Image.Image, others: list[Image.Image], rng: np.random.Generator
-) -> Image.Image:
+def _collage(work: Image.Image, others: list[Image.Image], rng: np.random.Generator) -> Image.Image:
     """One tile of four; the other three are look-alikes from the same family."""
     tile = _side(rng) // 2
     canvas = Image.new("RGB", (2 * tile, 2 * tile), WHITE)
@@ -157,9 +155,9 @@ def _collage(
 
 
 def _load(path: Path) -> Image.Image:
-    image = Image.open(path)
-    image = image.convert("RGBA") if "A" in image.getbands() or image.mode == "P" else image
-    image = image.convert("RGBA" if image.mode == "RGBA" else "RGB")
+    source = Image.open(path)
+    transparent = "A" in source.getbands() or source.mode == "P"
+    image = source.convert("RGBA" if transparent else "RGB")
     image.thumbnail((512, 512))
     return image
 

@@ -16,6 +16,7 @@ millisecond at the measuring size), so the usual check pays nothing for them.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -80,7 +81,8 @@ def measure_copy(rgb: npt.NDArray[np.uint8]) -> Pixels:
     scale = min(1.0, MEASURE_SIDE / max(height, width))
     rows = np.minimum((np.arange(max(1, round(height * scale))) / scale).astype(int), height - 1)
     cols = np.minimum((np.arange(max(1, round(width * scale))) / scale).astype(int), width - 1)
-    return rgb[rows][:, cols].astype(np.float32)
+    pixels: Pixels = rgb[rows][:, cols].astype(np.float32)
+    return pixels
 
 
 def _uniform(lines: Pixels, spread: float) -> npt.NDArray[np.bool_]:
@@ -156,8 +158,8 @@ def tiles(pixels: Pixels, rules: ProposalRules) -> list[tuple[int, int, int, int
     if cells < 2 or cells > rules.max_tiles:
         return []
     out = []
-    for top, bottom in zip(ys, ys[1:], strict=False):
-        for left, right in zip(xs, xs[1:], strict=False):
+    for top, bottom in itertools.pairwise(ys):
+        for left, right in itertools.pairwise(xs):
             x0, y0, x1, y1 = content_box(pixels[top:bottom, left:right], rules)
             out.append((left + x0, top + y0, left + x1, top + y1))
     return out

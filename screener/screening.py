@@ -29,8 +29,7 @@ from models import Fingerprinter, ModelUnavailable
 from models.local import LocalFeatures
 from screener import background as background_mod
 from screener import explain as explain_mod
-from screener import fusion, registrability
-from screener import located
+from screener import fusion, located, registrability
 from screener import policy as policy_mod
 from screener import territory as territory_mod
 from screener.candidates import (

@@ -21,8 +21,14 @@ WORKS = {f"art-{k}": scene(60 + k, size=(384, 288)) for k in range(3)}
 REGION = "sscd_region_cosine"
 
 
-def _screener(data: Path, **switches: bool) -> Screener:
-    s = Screener(Settings(data_dir=data, signals=["phash", "pdq", "sscd"], **switches))
+def _screener(data: Path, switches: bool = True) -> Screener:
+    settings = Settings(
+        data_dir=data,
+        signals=["phash", "pdq", "sscd"],
+        located_region=switches,
+        region_proposals=switches,
+    )
+    s = Screener(settings)
     for work_id, art in WORKS.items():
         s.registry.register(work_id, [png(art)])
     return s
@@ -31,9 +37,7 @@ def _screener(data: Path, **switches: bool) -> Screener:
 @pytest.fixture(scope="module")
 def screeners(tmp_path_factory: pytest.TempPathFactory) -> tuple[Screener, Screener]:
     new = _screener(tmp_path_factory.mktemp("new"))
-    old = _screener(
-        tmp_path_factory.mktemp("old"), located_region=False, region_proposals=False
-    )
+    old = _screener(tmp_path_factory.mktemp("old"), switches=False)
     return new, old
 
 
@@ -68,7 +72,9 @@ def test_the_located_crop_of_a_copy_is_not_another_works_match(
     new, _ = screeners
     analysis = new.analyse(png(_small_composite()))
     others = [m for m in analysis.candidates if m.work_id != "art-1"]
-    assert all(m.regions.get(REGION) is None or m.regions[REGION].query != "located" for m in others)
+    assert all(
+        m.regions.get(REGION) is None or m.regions[REGION].query != "located" for m in others
+    )
 
 
 def test_a_collage_tile_is_compared_alone(screeners: tuple[Screener, Screener]) -> None:

@@ -34,9 +34,7 @@ def test_with_margin_cap_1_the_log_odds_are_the_fused_logit() -> None:
     assert policy_mod.sigmoid(logit) == pytest.approx(fusion.fuse(values, DEFAULT))
 
 
-@given(
-    st.floats(-1.0, 1.0), st.floats(0.0, 256.0), st.floats(0.0, 500.0), st.floats(0.0, 0.5)
-)
+@given(st.floats(-1.0, 1.0), st.floats(0.0, 256.0), st.floats(0.0, 500.0), st.floats(0.0, 0.5))
 def test_more_similarity_never_lowers_the_log_odds(
     sscd: float, pdq: float, inliers: float, step: float
 ) -> None:
