@@ -45,6 +45,11 @@ def kind_of(group: str) -> str:
     return KINDS[group.split(".", 1)[1][0]]
 
 
+def _open(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGBA")
+
+
 def pick(
     domain: Domain,
     scratch: Path,
@@ -65,7 +70,7 @@ def pick(
         # Drawn logos share nothing but their brand style by construction (distinct words,
         # distinct initials), and a shared style is what makes a look-alike: the
         # near-duplicate rule (which counts a shared badge as shared artwork) is not for them.
-        drawn = [(p, Image.open(p).convert("RGBA")) for p in paths[: works + distractors]]
+        drawn = [(p, _open(p)) for p in paths[: works + distractors]]
         return Picked(
             [(by_path[p], im) for p, im in drawn[:works]],
             [(by_path[p], im) for p, im in drawn[works:]],

@@ -158,7 +158,7 @@ def test_the_suite_is_deterministic_for_a_seed(
 
 
 def test_a_missing_domain_folder_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no such folder.*apt-get"):
+    with pytest.raises(ValueError, match=r"no such folder.*apt-get"):
         domains.parse(f"icons={tmp_path / 'nope'}")
     with pytest.raises(ValueError, match="lower-case"):
         domains.parse(f"Bad-Name={tmp_path}")
@@ -233,3 +233,25 @@ def test_lodo_never_fits_on_the_held_out_domain() -> None:
         assert entry["decisions_fitted_policy"]["lookalike"]["count"] == 20
     assert rep["held_out"]["all"]["recall_right_work"]["0.001"]["recall"] == 1.0
     assert "| **overall** |" in lodo_report.markdown(rep)
+
+
+def test_saved_records_refit_from_the_command_line(tmp_path: Path) -> None:
+    from benchmarks import lodo
+
+    doms = ("alpha", "beta")
+    lodo.save(lodo.records_path(tmp_path, lodo.FIT), _records(3, doms), {"fit_seed": 3})
+    lodo.save(lodo.records_path(tmp_path, lodo.REPORT), _records(4, doms), {"report_seed": 4})
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        bench_app, ["accuracy", "--lodo-records", str(tmp_path), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "| **overall** |" in result.output
+    assert (out / "lodo.json").is_file() and (out / "lodo.md").is_file()
+    shipped = policy_mod.load(out / "policy-all-domains.yaml")
+    assert shipped.version.startswith("fit-")
+    missing = CliRunner().invoke(
+        bench_app, ["accuracy", "--lodo-records", str(out / "nothing"), "--out", str(out)]
+    )
+    assert missing.exit_code == 2
+    assert "no saved records" in missing.output
