@@ -206,7 +206,35 @@ def build(out: Path, works_per_domain: int, lookalikes_per_domain: int, seed: in
         writer.writerows(rows)
 
 
+def subset(source: Path, out: Path, categories: set[str], per_domain: int) -> int:
+    """A smaller suite linked from a built one: the first ``per_domain`` works and
+    look-alikes of each domain, in ``categories`` only. Returns the number of queries."""
+    with (source / "truth.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+
+    def number(query_id: str) -> int:
+        return int(query_id.split("-", 1)[0][-3:])
+
+    kept = [r for r in rows if r["category"] in categories and number(r["query_id"]) < per_domain]
+    (out / "queries").mkdir(parents=True, exist_ok=True)
+    (out / "works").mkdir(parents=True, exist_ok=True)
+    for row in kept:
+        name = f"{row['query_id']}.png"
+        (out / "queries" / name).symlink_to(source / "queries" / name)
+    for work in sorted({r["work_id"] for r in kept if r["work_id"]}):
+        (out / "works" / work).symlink_to(source / "works" / work)
+    with (out / "truth.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["query_id", "work_id", "category"])
+        writer.writeheader()
+        writer.writerows(kept)
+    return len(kept)
+
+
 if __name__ == "__main__":
     import sys
 
-    build(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    if sys.argv[1] == "subset":
+        wanted = set(sys.argv[4].split(","))
+        print(subset(Path(sys.argv[2]), Path(sys.argv[3]), wanted, int(sys.argv[5])))
+    else:
+        build(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
