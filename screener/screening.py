@@ -957,6 +957,7 @@ class Screener:
         others = [m for m in matches if m.decision == Decision.ALLOW.value]
         top = flagged[0] if flagged else None
         best_score = max((m.fused_score for m in matches), default=0.0)
+        best_odds = max((m.log_odds for m in matches), default=self.policy.bias)
         clock.lap("verdict")
         return Verdict(
             decision=top.decision if top else Decision.ALLOW.value,
@@ -981,6 +982,7 @@ class Screener:
             licensed=tuple(licensed[:limit]),
             territory=territory,
             outside_territory=tuple(outside[:limit]),
+            log_odds=top.log_odds if top else best_odds,
         )
 
 

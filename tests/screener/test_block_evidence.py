@@ -36,9 +36,15 @@ def test_the_work_level_moves_what_full_evidence_needs() -> None:
 
 
 def test_without_a_rule_every_block_stands() -> None:
-    assert fusion.block_supported({"local_inliers": 28.0}, DEFAULT) == (
-        DEFAULT.block_evidence is None
-    )
+    unguarded = dataclasses.replace(DEFAULT, block_evidence=None)
+    assert fusion.block_supported({"local_inliers": 28.0}, unguarded)
+
+
+def test_the_shipped_rule_does_not_rest_a_block_on_keypoints() -> None:
+    rule = DEFAULT.block_evidence
+    assert rule is not None
+    assert "local_inliers" not in rule.signals
+    assert {"sscd_cosine", "sscd_region_cosine"} <= set(rule.signals)
 
 
 @pytest.mark.parametrize(

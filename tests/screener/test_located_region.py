@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from screener import Screener, Settings
+from screener import Screener, Settings, fusion
 from screener.samples import scene
 from tests import needs
 from tests.images import png
@@ -100,3 +100,23 @@ def test_a_padded_copy_is_compared_without_its_border(
     before, _ = _own(old, padded, "art-0")
     assert where == "content"
     assert value > before
+
+
+def test_keypoints_alone_review_what_the_block_band_would_block(
+    screeners: tuple[Screener, Screener],
+) -> None:
+    _, old = screeners  # without the located region: the keypoints are all it has
+    analysis = old.analyse(png(_small_composite()), include_works=["art-1"])
+    (match,) = [m for m in analysis.candidates if m.work_id == "art-1"]
+    assert match.fused_score >= match.thresholds["block"]
+    assert not fusion.block_supported(match.signals, old.policy)
+    assert match.decision == "review"
+
+
+def test_the_verdict_reports_its_matchs_log_odds(screeners: tuple[Screener, Screener]) -> None:
+    new, _ = screeners
+    verdict = new.check(png(WORKS["art-0"]))
+    assert verdict.top_match is not None
+    assert verdict.fused_score == verdict.top_match.fused_score
+    assert verdict.log_odds == verdict.top_match.log_odds
+    assert verdict.log_odds > 0  # an exact copy: far past every ramp
