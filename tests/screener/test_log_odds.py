@@ -59,3 +59,16 @@ def test_a_margin_cap_below_one_is_refused() -> None:
 def test_margin_cap_round_trips_through_yaml() -> None:
     assert policy_mod.loads(policy_mod.dumps(WIDE)) == WIDE
     assert isinstance(WIDE, Policy)
+
+
+def test_a_stored_verdict_reads_back_its_log_odds() -> None:
+    from screener.replay import verdict_from_dict
+    from screener.verdict import Match, Verdict
+
+    match = Match("w", "t", "o", 0.999999, "block", {}, {}, {}, {}, log_odds=31.5)
+    verdict = Verdict(
+        "block", 0.999999, "w", (match,), (), {}, "p", "i", {}, (), {}, {}, None, log_odds=31.5
+    )
+    again = verdict_from_dict(verdict.to_dict())
+    assert again.log_odds == 31.5
+    assert again.matches[0].log_odds == 31.5
