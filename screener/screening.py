@@ -186,6 +186,7 @@ class Screener:
     @policy.setter
     def policy(self, policy: Policy) -> None:
         self._policy = policy
+        self.signals.proposal_rules = policy.matching.proposals  # read at every check
         self._warn_spec_drift()
 
     @property

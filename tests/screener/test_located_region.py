@@ -4,6 +4,7 @@ against the same check with its switch off."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,21 @@ def test_the_verdict_reports_its_matchs_log_odds(screeners: tuple[Screener, Scre
     assert verdict.fused_score == verdict.top_match.fused_score
     assert verdict.log_odds == verdict.top_match.log_odds
     assert verdict.log_odds > 0  # an exact copy: far past every ramp
+
+
+def test_a_policy_put_in_force_changes_the_proposals(
+    screeners: tuple[Screener, Screener],
+) -> None:
+    new, _ = screeners
+    padded = ImageOps.expand(WORKS["art-0"], border=(150, 40, 20, 160), fill=(30, 30, 200))
+    shipped = new.policy
+    rules = dataclasses.replace(shipped.matching.proposals, min_border=0.95)
+    new.policy = dataclasses.replace(
+        shipped, matching=dataclasses.replace(shipped.matching, proposals=rules)
+    )
+    try:
+        _, where = _own(new, padded, "art-0")
+    finally:
+        new.policy = shipped
+    assert where != "content"  # the border takes less than 95 % of the area
+    assert _own(new, padded, "art-0")[1] == "content"
