@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from screener import fusion
-from screener import policy as policy_mod
-from screener.errors import PolicyError
-from screener.policy import BlockEvidence
+from screener.core import fusion
+from screener.core import policy as policy_mod
+from screener.core.errors import PolicyError
+from screener.core.policy import BlockEvidence
 
 DEFAULT = policy_mod.load()
 GUARDED = dataclasses.replace(

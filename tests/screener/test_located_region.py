@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from screener import Screener, Settings, fusion
-from screener.samples import scene
+from screener import Screener, Settings
+from screener.core import fusion
+from screener.core.samples import scene
 from tests import needs
 from tests.images import png
 

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from screener import fusion
-from screener import policy as policy_mod
-from screener.errors import PolicyError
-from screener.policy import Policy
+from screener.core import fusion
+from screener.core import policy as policy_mod
+from screener.core.errors import PolicyError
+from screener.core.policy import Policy
 
 DEFAULT = policy_mod.load()
 WIDE = dataclasses.replace(DEFAULT, margin_cap=4.0)
@@ -62,8 +62,8 @@ def test_margin_cap_round_trips_through_yaml() -> None:
 
 
 def test_a_stored_verdict_reads_back_its_log_odds() -> None:
-    from screener.replay import verdict_from_dict
-    from screener.verdict import Match, Verdict
+    from screener.core.replay import verdict_from_dict
+    from screener.core.verdict import Match, Verdict
 
     match = Match("w", "t", "o", 0.999999, "block", {}, {}, {}, {}, log_odds=31.5)
     verdict = Verdict(

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from screener.proposals import ProposalRules, content_box, measure_copy, proposals
-from screener.samples import drawing, scene
+from screener.core.samples import drawing, scene
+from screener.matching.proposals import ProposalRules, content_box, measure_copy, proposals
 
 RULES = ProposalRules()
 
