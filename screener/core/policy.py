@@ -20,6 +20,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from screener.core.errors import InvalidThresholds, PolicyError
+from screener.matching.proposals import ProposalRules
 
 IMAGE_EVIDENCE = (
     "pdq_hamming",
@@ -107,6 +108,8 @@ class Matching:
     background_k: int = 10
     # The other registered work whose closeness sets a work's cohort level (0: none).
     cohort_k: int = 0
+    # What a query's content box and a collage's tiles are (`screener.matching.proposals`).
+    proposals: ProposalRules = field(default_factory=ProposalRules)
 
     def __post_init__(self) -> None:
         if self.neighbours < 1 or self.max_matches < 1:
@@ -117,6 +120,24 @@ class Matching:
             raise ValueError("vote_top must be at least 0 and min_votes at least 1")
         if self.background_k < 1 or self.cohort_k < 0:
             raise ValueError("background_k must be at least 1 and cohort_k at least 0")
+
+
+@dataclass(frozen=True)
+class BlockEvidence:
+    """What a block must rest on: at least one of ``signals`` at ``min_evidence`` or more
+    (evidence in [0, 1] as the fusion computes it, levels applied). A case that reaches the
+    block band without it is reviewed instead: many verified keypoints on a shared drawing
+    style are what a same-family look-alike reaches, not proof of a copy."""
+
+    signals: tuple[str, ...] = ()
+    min_evidence: float = 1.0
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.signals) - set(IMAGE_EVIDENCE))
+        if unknown:
+            raise ValueError(f"block_evidence.signals must be image signals; unknown: {unknown}")
+        if not (math.isfinite(self.min_evidence) and 0.0 < self.min_evidence <= 1.0):
+            raise ValueError("block_evidence.min_evidence must be in (0, 1]")
 
 
 PROMPT_HOWS = ("exact", "homoglyph", "separator", "romanised", "fuzzy")
@@ -248,6 +269,12 @@ class Policy:
     # a verdict's ``models`` (``local_inliers``: the keypoint extractor and its OpenCV
     # release). A screener running another spec warns at start-up (`spec_drift`).
     fitted_with: Mapping[str, str] = field(default_factory=dict)
+    # How many ramp widths past ``hi`` a signal's evidence still counts in the reported
+    # log-odds (`fusion.log_odds`): the probability stops at its cap, the log-odds keep
+    # ordering the strongest cases, so that a strict operating point has a threshold.
+    margin_cap: float = 1.0
+    # What a block must rest on (`BlockEvidence`); None: the block band alone decides.
+    block_evidence: BlockEvidence | None = None
     # Prompt screening (before generation, and the prompt signal inside checks).
     prompt: PromptPolicy = field(default_factory=PromptPolicy)
     # What a reference image needs to be registered, and when one is held.
@@ -268,6 +295,8 @@ class Policy:
             raise ValueError(f"groups may hold image signals only: {list(IMAGE_EVIDENCE)}")
         if not math.isfinite(self.bias):
             raise ValueError("bias must be finite")
+        if not (math.isfinite(self.margin_cap) and self.margin_cap >= 1.0):
+            raise ValueError(f"margin_cap must be a finite number >= 1 (got {self.margin_cap})")
         if not (math.isfinite(self.max_weight) and self.max_weight >= 0):
             raise ValueError(f"max_weight must be a finite number >= 0 (got {self.max_weight})")
         unknown = sorted(set(self.signals) - set(EVIDENCE))
