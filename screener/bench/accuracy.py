@@ -26,6 +26,7 @@ from screener.core.policy import (
     PROMPT_EVIDENCE,
     Bands,
     Calibration,
+    Decision,
     Policy,
     families,
     image_evidence,
@@ -101,8 +102,12 @@ def rescore(records: Sequence[Record], policy: Policy) -> list[Record]:
             score = fused.get(record.truth, 0.0)
         else:
             score = fused[top] if top is not None else 0.0
-        decision = policy_mod.decide(score, policy.bands_for(record.truth)).value
-        out.append(replace(record, fused=score, top_work=top, decision=decision))
+        decision = policy_mod.decide(score, policy.bands_for(record.truth))
+        chosen = record.truth if record.truth is not None else top
+        values = dict(record.candidates).get(chosen, {}) if chosen is not None else {}
+        if decision is Decision.BLOCK and not fusion.block_supported(values, policy):
+            decision = Decision.REVIEW  # the service's own rule (policy.block_evidence)
+        out.append(replace(record, fused=score, top_work=top, decision=decision.value))
     return out
 
 

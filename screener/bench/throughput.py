@@ -118,14 +118,19 @@ def checks(
     pad: int,
     structure: str,
     local: bool = True,
+    partial_methods: bool = True,
 ) -> dict[str, Any]:
-    """Time the stages of real checks (copies and unrelated images, half each)."""
+    """Time the stages of real checks (copies and unrelated images, half each).
+    ``partial_methods`` False: without the region proposals and the located region (the
+    check before issue 21, measured beside it)."""
     with tempfile.TemporaryDirectory(prefix="screener-throughput-") as scratch:
         settings = Settings(
             data_dir=Path(scratch),
             regions=regions,
             index_structure=structure,
             local_features=local,
+            region_proposals=partial_methods,
+            located_region=partial_methods,
         )
         with Screener(settings) as screener:
             originals = _images(works, seed + 1)
@@ -158,6 +163,12 @@ def checks(
         "stage_share": {s: round(float(np.sum(laps[s])) / total, 4) for s in STAGES},
         "stage_p50_ms": {s: round(percentile_ms(laps[s], 50), 2) for s in STAGES},
     }
+
+
+def _ratio_target(new: dict[str, Any], old: dict[str, Any], limit: float) -> dict[str, Any]:
+    """A check's p50 against the same check without a feature, measured in one run."""
+    ratio = round(new["p50_ms"] / old["p50_ms"], 3) if old["p50_ms"] else None
+    return {"measured": ratio, "pass": ratio is not None and ratio <= limit}
 
 
 def _local_cost(on: dict[str, Any], off: dict[str, Any]) -> dict[str, Any]:
@@ -207,6 +218,9 @@ def run(
         "regions_on": checks(checks_count, works, seed, True, pad, structure),
         "regions_off": checks(checks_count, works, seed, False, pad, structure),
         "local_off": checks(checks_count, works, seed, True, pad, structure, local=False),
+        "partial_methods_off": checks(
+            checks_count, works, seed, True, pad, structure, partial_methods=False
+        ),
     }
     on, off = report["checks"]["regions_on"], report["checks"]["regions_off"]
     sscd = report["fingerprinting"].get("sscd", {})
@@ -223,6 +237,9 @@ def run(
             "index_sizes": on["index_sizes"],
         },
         "regions_cost_ratio": round(on["p50_ms"] / off["p50_ms"], 3) if off["p50_ms"] else None,
+        "partial_methods_p50_ratio_at_most_1.5": _ratio_target(
+            on, report["checks"]["partial_methods_off"], 1.5
+        ),
         "check_at_most_2x_global_fingerprinting": _local_cost(on, report["checks"]["local_off"]),
     }
     write_json(out / "throughput.json", report)

@@ -51,10 +51,13 @@ def is_level(name: str) -> bool:
     return name.endswith(LEVEL_SUFFIXES)
 
 
-def evidence(value: float | None, calibration: Calibration, *levels: float | None) -> float:
+def evidence(
+    value: float | None, calibration: Calibration, *levels: float | None, cap: float = 1.0
+) -> float:
     """Evidence in [0, 1] that a raw value indicates a copy (0 for a missing value), with
     the ramp moved past the work's level where it is past ``lo`` (of several levels, the
-    one that moves it furthest), by at most one ramp width."""
+    one that moves it furthest), by at most one ramp width. With ``cap`` above 1 a value
+    past ``hi`` keeps counting, in ramp widths, up to ``cap`` (see `log_odds`)."""
     if value is None or not math.isfinite(value):
         return 0.0
     lo, width = calibration.lo, calibration.hi - calibration.lo
@@ -67,24 +70,29 @@ def evidence(value: float | None, calibration: Calibration, *levels: float | Non
         default=0.0,
     )
     lo += width * shift
-    return min(1.0, max(0.0, (value - lo) / width))
+    return min(cap, max(0.0, (value - lo) / width))
 
 
-def evidence_of(values: Mapping[str, float | None], name: str, calibration: Calibration) -> float:
+def evidence_of(
+    values: Mapping[str, float | None], name: str, calibration: Calibration, cap: float = 1.0
+) -> float:
     """:func:`evidence` of signal ``name`` among a candidate's values (and levels)."""
     return evidence(
         values.get(name),
         calibration,
         values.get(generic_name(name)),
         values.get(cohort_name(name)),
+        cap=cap,
     )
 
 
-def contributions(values: Mapping[str, float | None], policy: Policy) -> dict[str, float]:
+def contributions(
+    values: Mapping[str, float | None], policy: Policy, cap: float = 1.0
+) -> dict[str, float]:
     """Each signal's weighted evidence: its share of the fused logit. In a group of the
     policy only the largest counts; the others' shares are 0."""
     shares = {
-        name: calibration.weight * evidence_of(values, name, calibration)
+        name: calibration.weight * evidence_of(values, name, calibration, cap)
         for name, calibration in policy.signals.items()
     }
     for members in policy.groups.values():
@@ -97,12 +105,12 @@ def contributions(values: Mapping[str, float | None], policy: Policy) -> dict[st
     return shares
 
 
-def strongest(values: Mapping[str, float | None], policy: Policy) -> float:
+def strongest(values: Mapping[str, float | None], policy: Policy, cap: float = 1.0) -> float:
     """The largest single evidence among the weighted image signals."""
     image = image_evidence()
     return max(
         (
-            evidence_of(values, name, calibration)
+            evidence_of(values, name, calibration, cap)
             for name, calibration in policy.signals.items()
             if calibration.weight > 0 and name in image
         ),
@@ -116,3 +124,28 @@ def fuse(values: Mapping[str, float | None], policy: Policy) -> float:
     if policy.max_weight:
         logit += policy.max_weight * strongest(values, policy)
     return min(sigmoid(logit), TOP_SCORE)
+
+
+def block_supported(values: Mapping[str, float | None], policy: Policy) -> bool:
+    """Whether the case carries evidence a block may rest on (`policy.BlockEvidence`):
+    always, where the policy names none."""
+    rule = policy.block_evidence
+    if rule is None:
+        return True
+    return any(
+        evidence_of(values, name, policy.signals[name]) >= rule.min_evidence
+        for name in rule.signals
+        if name in policy.signals
+    )
+
+
+def log_odds(values: Mapping[str, float | None], policy: Policy) -> float:
+    """The fused logit with evidence past a ramp's ``hi`` still counted, up to
+    ``policy.margin_cap`` ramp widths per signal: the score that keeps ordering cases
+    where :func:`fuse` has reached its cap. Below every ``hi`` it equals the logit that
+    :func:`fuse` maps to a probability; it never falls as any signal gets closer."""
+    cap = max(1.0, policy.margin_cap)
+    logit = policy.bias + sum(contributions(values, policy, cap).values())
+    if policy.max_weight:
+        logit += policy.max_weight * strongest(values, policy, cap)
+    return logit

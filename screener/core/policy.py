@@ -20,6 +20,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from screener.core.errors import InvalidThresholds, PolicyError
+from screener.core.proposals import ProposalRules
 from screener.models import SignalDescriptor, descriptor, descriptors
 
 # Evidence no fingerprinter gives: the inliers local features verify (matching.verification).
@@ -125,6 +126,8 @@ class Matching:
     background_k: int = 10
     # The other registered work whose closeness sets a work's cohort level (0: none).
     cohort_k: int = 0
+    # What a query's content box and a collage's tiles are (`screener.core.proposals`).
+    proposals: ProposalRules = field(default_factory=ProposalRules)
 
     def __post_init__(self) -> None:
         if self.neighbours < 1 or self.max_matches < 1:
@@ -141,6 +144,24 @@ class Matching:
         descriptor names (PDQ: ``pdq_min_quality``); None for a signal without quality."""
         setting = descriptor(signal).quality_floor
         return None if setting is None else float(getattr(self, setting))
+
+
+@dataclass(frozen=True)
+class BlockEvidence:
+    """What a block must rest on: at least one of ``signals`` at ``min_evidence`` or more
+    (evidence in [0, 1] as the fusion computes it, levels applied). A case that reaches the
+    block band without it is reviewed instead: many verified keypoints on a shared drawing
+    style are what a same-family look-alike reaches, not proof of a copy."""
+
+    signals: tuple[str, ...] = ()
+    min_evidence: float = 1.0
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.signals) - set(image_evidence()))
+        if unknown:
+            raise ValueError(f"block_evidence.signals must be image signals; unknown: {unknown}")
+        if not (math.isfinite(self.min_evidence) and 0.0 < self.min_evidence <= 1.0):
+            raise ValueError("block_evidence.min_evidence must be in (0, 1]")
 
 
 PROMPT_HOWS = ("exact", "homoglyph", "separator", "romanised", "fuzzy")
@@ -272,6 +293,12 @@ class Policy:
     # a verdict's ``models`` (``local_inliers``: the keypoint extractor and its OpenCV
     # release). A screener running another spec warns at start-up (`spec_drift`).
     fitted_with: Mapping[str, str] = field(default_factory=dict)
+    # How many ramp widths past ``hi`` a signal's evidence still counts in the reported
+    # log-odds (`fusion.log_odds`): the probability stops at its cap, the log-odds keep
+    # ordering the strongest cases, so that a strict operating point has a threshold.
+    margin_cap: float = 1.0
+    # What a block must rest on (`BlockEvidence`); None: the block band alone decides.
+    block_evidence: BlockEvidence | None = None
     # Prompt screening (before generation, and the prompt signal inside checks).
     prompt: PromptPolicy = field(default_factory=PromptPolicy)
     # What a reference image needs to be registered, and when one is held.
@@ -293,6 +320,8 @@ class Policy:
             raise ValueError(f"groups may hold image signals only: {list(image)}")
         if not math.isfinite(self.bias):
             raise ValueError("bias must be finite")
+        if not (math.isfinite(self.margin_cap) and self.margin_cap >= 1.0):
+            raise ValueError(f"margin_cap must be a finite number >= 1 (got {self.margin_cap})")
         if not (math.isfinite(self.max_weight) and self.max_weight >= 0):
             raise ValueError(f"max_weight must be a finite number >= 0 (got {self.max_weight})")
         known = image + PROMPT_EVIDENCE

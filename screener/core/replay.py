@@ -22,6 +22,7 @@ def match_from_dict(data: dict[str, Any]) -> Match:
         licensed=bool(data.get("licensed", False)),
         local=data.get("local"),
         outside_territory=bool(data.get("outside_territory", False)),
+        log_odds=float(data.get("log_odds", 0.0)),
     )
 
 
@@ -44,4 +45,5 @@ def verdict_from_dict(data: dict[str, Any]) -> Verdict:
         licensed=tuple(match_from_dict(m) for m in data.get("licensed", [])),
         territory=data.get("territory"),
         outside_territory=tuple(match_from_dict(m) for m in data.get("outside_territory", [])),
+        log_odds=float(data.get("log_odds", 0.0)),
     )

@@ -44,6 +44,17 @@ class Settings(BaseSettings):
 
     work_size: int = Field(default=512, ge=64, description="long side of the one downscaled copy")
     regions: bool = Field(default=True, description="also fingerprint a 2x2 grid and centre crop")
+    region_proposals: bool = Field(
+        default=True,
+        description="with regions, also fingerprint a query's content box (a padded border "
+        "trimmed) and a collage's tiles (screener/core/proposals.py); false: the fixed "
+        "regions only",
+    )
+    located_region: bool = Field(
+        default=True,
+        description="compare SSCD on the part of the query where verified keypoints put a "
+        "work (screener/matching/located.py); false: keypoints and fixed regions only",
+    )
 
     sscd_model: str = "sscd"
     sscd_weights: Path | None = None

@@ -34,6 +34,9 @@ class Match:
     local: dict[str, Any] | None = None
     # The work is not protected in the check's territory: reported, never held.
     outside_territory: bool = False
+    # The fused log-odds with evidence past full still counted (`fusion.log_odds`): orders
+    # the strongest cases where ``fused_score`` has stopped at its cap.
+    log_odds: float = 0.0
 
     @property
     def best_region(self) -> RegionPair | None:
@@ -66,6 +69,9 @@ class Verdict:
     # works that would have held the output but are not protected there.
     territory: str | None = None
     outside_territory: tuple[Match, ...] = ()
+    # The reported match's log-odds (`Match.log_odds`): a strict operating point is a
+    # threshold on it where ``fused_score`` has stopped at its cap.
+    log_odds: float = 0.0
 
     @property
     def top_match(self) -> Match | None:

@@ -39,7 +39,7 @@ from screener.core.text import refused_character
 from screener.core.verdict import Match, RegionPair, Verdict
 from screener.matching import background as background_mod
 from screener.matching import explain as explain_mod
-from screener.matching import registrability
+from screener.matching import located, registrability
 from screener.matching.candidates import (
     Best,
     Candidate,
@@ -141,7 +141,10 @@ class Screener:
         self.limits = Limits(max_bytes=self.settings.max_bytes, max_pixels=self.settings.max_pixels)
         self.catalog = Catalog(self.settings.resolved_database_url)
         self.signals = SignalSet(
-            self.settings, self.policy.matching.region_min_quality, fingerprinters
+            self.settings,
+            self.policy.matching.region_min_quality,
+            fingerprinters,
+            self.policy.matching.proposals,
         )
         vindex.set_threads(self.settings.index_threads)
         self.indexes = IndexSet(
@@ -184,6 +187,7 @@ class Screener:
     @policy.setter
     def policy(self, policy: Policy) -> None:
         self._policy = policy
+        self.signals.proposal_rules = policy.matching.proposals  # read at every check
         self._warn_spec_drift()
 
     @property
@@ -371,7 +375,9 @@ class Screener:
     def fingerprint_many(self, images: Sequence[Image.Image]) -> list[list[RegionFingerprint]]:
         """Step 2: the query fingerprints of several decoded images, one model call per
         signal for all of them."""
-        return self.signals.fingerprint_many(images, dihedral=True)
+        return self.signals.fingerprint_many(
+            images, dihedral=True, propose=self.settings.region_proposals
+        )
 
     def conclude(
         self, prepared: Prepared, query: list[RegionFingerprint], fingerprint_ms: float
@@ -451,7 +457,49 @@ class Screener:
             candidates[work_id].best[LOCAL_SIGNAL] = Best(
                 float(match.inliers), RegionPair(WHOLE, match.reference_id, region)
             )
+        if self.settings.located_region and "sscd" in self.signals.available:
+            self._locate(decoded, found, candidates)
         return found
+
+    def _locate(
+        self, decoded: DecodedImage, found: dict[str, LocalMatch], candidates: dict[str, Candidate]
+    ) -> None:
+        """SSCD on the part of the query where verified keypoints put each of the best
+        verified works, as region evidence where it beats the work's fixed regions."""
+        rules = self.policy.matching.proposals
+        working = decoded.image.size
+        ranked = sorted(
+            (m for m in found.values() if m.inliers >= rules.located_min_inliers),
+            key=lambda m: m.inliers,
+            reverse=True,
+        )
+        boxes = {}
+        for match in ranked[: rules.located_top]:
+            box = located.box_of(
+                match.quad,
+                (decoded.width, decoded.height),
+                working,
+                rules.located_margin,
+                rules.located_min_side,
+            )
+            if box is not None and located.worth_cropping(box, working, rules.located_max_share):
+                boxes[match.work_id] = box
+        if not boxes:
+            return
+        sscd = self.signals.available["sscd"]
+        images = located.crops(decoded.image, boxes)
+        vectors = {
+            work_id: np.asarray(fp.vector, dtype=np.float32)
+            for work_id, fp in zip(images, sscd.fingerprint(list(images.values())), strict=True)
+        }
+        stored = self.catalog.fingerprints_of_works(list(boxes), "sscd", sscd.spec_id)
+        name = descriptor("sscd").region_evidence
+        for work_id, (value, ref) in located.best_cosines(vectors, stored).items():
+            current = candidates[work_id].best.get(name)
+            if current is None or value > current.value:
+                candidates[work_id].best[name] = Best(
+                    value, RegionPair(located.REGION, ref.reference_id, ref.region)
+                )
 
     def explain(
         self, image: ImageInput, work_id: str | None = None, caption: Sequence[str] = ()
@@ -861,13 +909,16 @@ class Screener:
                 values["prompt_keyword"] = prompt_evidence.get(work_id, 0.0)
             bands = self._bands(work, territory)
             fused = fusion.fuse(values, self.policy)
+            decision = policy_mod.decide(fused, bands)
+            if decision is Decision.BLOCK and not fusion.block_supported(values, self.policy):
+                decision = Decision.REVIEW
             matches.append(
                 Match(
                     work_id=work_id,
                     title=work.title,
                     owner=work.owner,
                     fused_score=round(fused, 6),
-                    decision=policy_mod.decide(fused, bands).value,
+                    decision=decision.value,
                     thresholds={"review": bands.review, "block": bands.block},
                     signals=values,
                     contributions={
@@ -879,6 +930,7 @@ class Screener:
                     and grants(work.licensee_territories.get(platform, ()), territory),
                     local=local[work_id].evidence() if local and work_id in local else None,
                     outside_territory=not covers(work.territories, territory),
+                    log_odds=round(fusion.log_odds(values, self.policy), 6),
                 )
             )
         matches.sort(key=lambda m: (_SEVERITY[Decision(m.decision)], m.fused_score), reverse=True)
@@ -910,6 +962,7 @@ class Screener:
         others = [m for m in matches if m.decision == Decision.ALLOW.value]
         top = flagged[0] if flagged else None
         best_score = max((m.fused_score for m in matches), default=0.0)
+        best_odds = max((m.log_odds for m in matches), default=self.policy.bias)
         clock.lap("verdict")
         return Verdict(
             decision=top.decision if top else Decision.ALLOW.value,
@@ -934,6 +987,7 @@ class Screener:
             licensed=tuple(licensed[:limit]),
             territory=territory,
             outside_territory=tuple(outside[:limit]),
+            log_odds=top.log_odds if top else best_odds,
         )
 
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from screener import models
 from screener.core.errors import SignalUnavailable
+from screener.core.proposals import ProposalRules, proposals
 from screener.core.regions import WHOLE, Region, regions
 from screener.core.settings import Settings
 from screener.models import Fingerprint, Fingerprinter, ModelUnavailable
@@ -47,9 +48,12 @@ class SignalSet:
         settings: Settings,
         region_min_quality: float,
         fingerprinters: Iterable[Fingerprinter] | None = None,
+        proposal_rules: ProposalRules | None = None,
     ) -> None:
         self.settings = settings
         self.region_min_quality = region_min_quality
+        # Query-side proposals (a content box, a collage's tiles): None, none proposed.
+        self.proposal_rules = proposal_rules
         self.available: dict[str, Fingerprinter] = {}
         self.missing: dict[str, str] = {}
         if fingerprinters is not None:
@@ -80,12 +84,13 @@ class SignalSet:
     def specs(self) -> dict[str, str]:
         return {name: f.spec_id for name, f in self.available.items()}
 
-    def _crops(self, image: Image.Image) -> list[tuple[Region, Image.Image]]:
-        """The whole image and every informative region (PDQ quality as the measure)."""
-        crops = [
-            (region, image.crop(region.box(*image.size)))
-            for region in regions(self.settings.regions)
-        ]
+    def _crops(self, image: Image.Image, propose: bool) -> list[tuple[Region, Image.Image]]:
+        """The whole image and every informative region (PDQ quality as the measure);
+        with ``propose``, also the regions the picture itself proposes."""
+        boxes = regions(self.settings.regions)
+        if propose and self.settings.regions and self.proposal_rules is not None:
+            boxes += proposals(np.asarray(image.convert("RGB")), self.proposal_rules)
+        crops = [(region, image.crop(region.box(*image.size))) for region in boxes]
         whole, rest = crops[0], crops[1:]
         if not rest:
             return [whole]
@@ -103,11 +108,12 @@ class SignalSet:
         return self.fingerprint_many([image], dihedral=dihedral)[0]
 
     def fingerprint_many(
-        self, images: Sequence[Image.Image], *, dihedral: bool
+        self, images: Sequence[Image.Image], *, dihedral: bool, propose: bool = False
     ) -> list[list[RegionFingerprint]]:
         """:meth:`fingerprint` for several images, with one model call per signal for all
-        their regions (the service's micro-batches)."""
-        crops = [self._crops(image) for image in images]
+        their regions (the service's micro-batches). ``propose``: the query side, which
+        also fingerprints the regions `screener.core.proposals` finds in each picture."""
+        crops = [self._crops(image, propose) for image in images]
         flat = [crop for per_image in crops for _, crop in per_image]
         out: list[list[RegionFingerprint]] = [[] for _ in images]
         for name, fingerprinter in self.available.items():
