@@ -178,7 +178,7 @@ def _lodo(
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    out.print(lodo_report.markdown(report), highlight=False)
+    out.print(lodo_report.markdown(report), highlight=False, soft_wrap=True)
     out.print(f"wrote {out_dir} in {time.perf_counter() - started:.0f} s", highlight=False)
 
 

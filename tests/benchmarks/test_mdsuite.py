@@ -232,6 +232,9 @@ def test_lodo_never_fits_on_the_held_out_domain() -> None:
         assert entry["recall_right_work"]["0.001"]["negatives"] == 60
         assert entry["decisions_fitted_policy"]["lookalike"]["count"] == 20
     assert rep["held_out"]["all"]["recall_right_work"]["0.001"]["recall"] == 1.0
+    each = rep["held_out"]["each"]["recall_right_work"]["0.001"]
+    assert each["recall"] == 1.0 and each["negatives"] == 180
+    assert each["copies"] == {"blur": 90, "clean": 90}
     assert "| **overall** |" in lodo_report.markdown(rep)
 
 
