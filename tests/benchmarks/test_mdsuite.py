@@ -173,7 +173,7 @@ def test_a_missing_domain_folder_is_a_clear_error(tmp_path: Path) -> None:
         bench_app, ["accuracy", "--domain", f"a={tmp_path}", "--images", str(tmp_path)]
     )
     assert mixed.exit_code == 2
-    assert "leave out --images" in mixed.output
+    assert "build or read their own suites" in mixed.output
 
 
 def test_logos_share_a_style_within_a_brand_and_differ_in_words(tmp_path: Path) -> None:
