@@ -10,13 +10,13 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from benchmarks import accuracy, domains, lodo_report, mdsuite
-from benchmarks.categories import CATEGORIES, MAX_SIDE, MIN_SIDE, query_side, sized
-from benchmarks.cli import app as bench_app
-from benchmarks.transforms import flat
-from screener import policy as policy_mod
-from screener import samples
-from screener.settings import Settings
+from screener.bench import accuracy, domains, lodo_report, mdsuite
+from screener.bench.categories import CATEGORIES, MAX_SIDE, MIN_SIDE, query_side, sized
+from screener.bench.cli import app as bench_app
+from screener.bench.transforms import flat
+from screener.core import policy as policy_mod
+from screener.core import samples
+from screener.core.settings import Settings
 
 WORKS, DISTRACTORS, EDITS = 2, 4, 2
 
@@ -244,7 +244,7 @@ def test_lodo_never_fits_on_the_held_out_domain() -> None:
 
 
 def test_saved_records_refit_from_the_command_line(tmp_path: Path) -> None:
-    from benchmarks import lodo
+    from screener.bench import lodo
 
     doms = ("alpha", "beta")
     lodo.save(lodo.records_path(tmp_path, lodo.FIT), _records(3, doms), {"fit_seed": 3})
