@@ -84,9 +84,32 @@ def accuracy(
             "background bank first, so that sscd_norm_cosine is measured and fitted"
         ),
     ] = None,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=FOLDER[,FOLDER...] or NAME=fonts:FOLDER[,...] (repeatable, two or more): "
+            "build the multi-domain suite and report leave-one-domain-out (--works and "
+            "--distractors per domain; see benchmarks/README.md)"
+        ),
+    ] = None,
+    lodo_records: Annotated[
+        Path | None,
+        typer.Option(help="redo the leave-one-domain-out report from a run's saved records"),
+    ] = None,
 ) -> None:
     """Accuracy of every signal and of the fused score; fits and writes a policy."""
     from screener.bench import accuracy_run
+
+    if (domain or lodo_records) and (images or works_dir or records or distractor_images):
+        err.print(
+            "[red]error:[/] --domain and --lodo-records build or read their own suites: "
+            "leave out --images, --works-dir, --records and --distractor-images"
+        )
+        raise typer.Exit(2)
+    if domain or lodo_records:
+        _lodo(domain or [], lodo_records, works, distractors, distractor_edits, seed,
+              target_fpr, review_fpr, out_dir, regions)  # fmt: skip
+        return
 
     if records is None and (images is None) == (works_dir is None):
         err.print("[red]error:[/] give either --images DIR, or --works-dir, --queries and --truth")
@@ -123,6 +146,45 @@ def accuracy(
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     accuracy_run.print_summary(report, out)
+    out.print(f"wrote {out_dir} in {time.perf_counter() - started:.0f} s", highlight=False)
+
+
+def _lodo(
+    specs: list[str],
+    records: Path | None,
+    works: int,
+    distractors: int,
+    distractor_edits: int | None,
+    seed: int,
+    target_fpr: float,
+    review_fpr: float,
+    out_dir: Path,
+    regions: bool,
+) -> None:
+    from screener.bench import domains, lodo, lodo_report
+
+    started = time.perf_counter()
+    try:
+        if records is not None:
+            command = " ".join(sys.argv)
+            report = lodo.refit(records, target_fpr, review_fpr, command, out_dir=out_dir)
+        else:
+            report = lodo.run(
+                [domains.parse(s) for s in specs],
+                works=works,
+                distractors=distractors,
+                distractor_edits=distractor_edits,
+                seed=seed,
+                target_fpr=target_fpr,
+                review_fpr=review_fpr,
+                out_dir=out_dir,
+                regions=regions,
+                command=" ".join(sys.argv),
+            )
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    out.print(lodo_report.markdown(report), highlight=False, soft_wrap=True)
     out.print(f"wrote {out_dir} in {time.perf_counter() - started:.0f} s", highlight=False)
 
 
