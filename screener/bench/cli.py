@@ -100,6 +100,12 @@ def accuracy(
     """Accuracy of every signal and of the fused score; fits and writes a policy."""
     from screener.bench import accuracy_run
 
+    if (domain or lodo_records) and (images or works_dir or records or distractor_images):
+        err.print(
+            "[red]error:[/] --domain and --lodo-records build or read their own suites: "
+            "leave out --images, --works-dir, --records and --distractor-images"
+        )
+        raise typer.Exit(2)
     if domain or lodo_records:
         _lodo(domain or [], lodo_records, works, distractors, distractor_edits, seed,
               target_fpr, review_fpr, out_dir, regions)  # fmt: skip
@@ -178,7 +184,7 @@ def _lodo(
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    out.print(lodo_report.markdown(report), highlight=False)
+    out.print(lodo_report.markdown(report), highlight=False, soft_wrap=True)
     out.print(f"wrote {out_dir} in {time.perf_counter() - started:.0f} s", highlight=False)
 
 

@@ -21,7 +21,8 @@ from screener.bench.common import machine
 from screener.bench.mdsuite import domain_of, kind_of
 from screener.core.policy import Policy, image_evidence
 
-ALL = "all"
+ALL = "all"  # every held-out domain pooled, one threshold over all their unrelated images
+EACH = "each"  # every held-out domain pooled, each measured at its own threshold
 
 
 def split_by_domain(
@@ -48,6 +49,26 @@ def strict_recall(records: Sequence[accuracy.Record], fpr: float) -> dict[str, A
         "fpr_measured": float((negatives >= threshold).mean()) if negatives.size else None,
         "recall": float(np.mean(every)) if every else None,
         "per_category": {c: float(np.mean(h)) for c, h in sorted(hits.items())},
+        "copies": {c: len(h) for c, h in sorted(hits.items())},
+    }
+
+
+def each_at_own_threshold(per_domain: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Recalls of several domains, each measured at its own threshold, pooled by count."""
+    found: dict[str, float] = {}
+    copies: dict[str, int] = {}
+    for entry in per_domain:
+        for category, n in entry["copies"].items():
+            copies[category] = copies.get(category, 0) + n
+            found[category] = found.get(category, 0.0) + n * entry["per_category"][category]
+    total = sum(copies.values())
+    return {
+        "threshold": None,
+        "negatives": sum(e["negatives"] for e in per_domain),
+        "fpr_measured": None,
+        "recall": sum(found.values()) / total if total else None,
+        "per_category": {c: found[c] / copies[c] for c in sorted(copies)},
+        "copies": copies,
     }
 
 
@@ -118,6 +139,12 @@ def report(
             **held_out_block(mine, scored, target_fpr),
         }
     held[ALL] = held_out_block(list(report_records), pooled, target_fpr)
+    held[EACH] = {
+        "recall_right_work": {
+            str(f): each_at_own_threshold([held[d]["recall_right_work"][str(f)] for d in domains])
+            for f in accuracy.FPRS
+        }
+    }
     shipping = accuracy.fit(fit_records, template, target_fpr=target_fpr, review_fpr=review_fpr)
     shipping = replace(shipping, fitted_with=dict(config.get("models") or {}))
     return {
@@ -143,7 +170,7 @@ def _pct(value: float | None) -> str:
 def markdown(rep: dict[str, Any]) -> str:
     """The tables a README shows: recall per domain x category, decisions, fusion."""
     held = rep["held_out"]
-    columns = [*[d for d in held if d != ALL], ALL]
+    columns = [*[d for d in held if d not in (ALL, EACH)], EACH, ALL]
     categories = sorted(held[ALL]["recall_right_work"]["0.001"]["per_category"])
     lines = [f"Command: `{rep['command']}`", ""]
     for fpr in ("0.001", "0.01"):
@@ -163,14 +190,21 @@ def markdown(rep: dict[str, Any]) -> str:
         overall = [_pct(held[c]["recall_right_work"][fpr]["recall"]) for c in columns]
         lines.append("| **overall** | " + " | ".join(f"**{v}**" for v in overall) + " |")
         negatives = [str(held[c]["recall_right_work"][fpr]["negatives"]) for c in columns]
-        lines += ["| unrelated images | " + " | ".join(negatives) + " |", ""]
+        lines += [
+            "| unrelated images | " + " | ".join(negatives) + " |",
+            "",
+            f"`{EACH}`: all domains, each at its own measured threshold; `{ALL}`: one "
+            "threshold over all domains' unrelated images (each domain scored by its own "
+            "held-out policy).",
+            "",
+        ]
     lines += [
         "Decisions on the held-out domain (blocked / flagged for review):",
         "",
         "| set | policy | copies | look-alikes | other distractors |",
         "|---|---|---:|---:|---:|",
     ]
-    for c in columns:
+    for c in [d for d in columns if d != EACH]:
         for key, label in (
             ("decisions_fitted_policy", "fitted, LODO"),
             ("decisions_default_policy", "current default"),

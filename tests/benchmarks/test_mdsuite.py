@@ -169,6 +169,11 @@ def test_a_missing_domain_folder_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "no such folder" in result.output
+    mixed = CliRunner().invoke(
+        bench_app, ["accuracy", "--domain", f"a={tmp_path}", "--images", str(tmp_path)]
+    )
+    assert mixed.exit_code == 2
+    assert "build or read their own suites" in mixed.output
 
 
 def test_logos_share_a_style_within_a_brand_and_differ_in_words(tmp_path: Path) -> None:
@@ -232,6 +237,9 @@ def test_lodo_never_fits_on_the_held_out_domain() -> None:
         assert entry["recall_right_work"]["0.001"]["negatives"] == 60
         assert entry["decisions_fitted_policy"]["lookalike"]["count"] == 20
     assert rep["held_out"]["all"]["recall_right_work"]["0.001"]["recall"] == 1.0
+    each = rep["held_out"]["each"]["recall_right_work"]["0.001"]
+    assert each["recall"] == 1.0 and each["negatives"] == 180
+    assert each["copies"] == {"blur": 90, "clean": 90}
     assert "| **overall** |" in lodo_report.markdown(rep)
 
 
