@@ -32,6 +32,7 @@ from screener import explain as explain_mod
 from screener import fusion, registrability
 from screener import policy as policy_mod
 from screener import territory as territory_mod
+from screener import threads as threads_mod
 from screener.candidates import (
     Best,
     Candidate,
@@ -142,7 +143,9 @@ class Screener:
         self.signals = SignalSet(
             self.settings, self.policy.matching.region_min_quality, fingerprinters
         )
-        vindex.set_threads(self.settings.index_threads)
+        threads = threads_mod.plan(self.settings)
+        vindex.set_threads(threads.faiss)
+        threads_mod.apply_opencv(threads.opencv)
         self.indexes = IndexSet(
             self.catalog,
             self.signals.available,

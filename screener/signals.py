@@ -19,6 +19,7 @@ from models.hashes import PDQ
 from screener.errors import SignalUnavailable
 from screener.regions import WHOLE, Region, regions
 from screener.settings import Settings
+from screener.threads import plan
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,13 @@ class RegionFingerprint:
 
 def _options(name: str, settings: Settings) -> dict[str, object]:
     if name == "sscd":
+        threads = plan(settings)
         return {
             "model": settings.sscd_model,
             "weights": settings.sscd_weights,
-            "threads": settings.sscd_threads,
+            "threads": threads.model,
+            "spinning": threads.model_spinning,
+            "shape_step": settings.sscd_shape_step,
         }
     if name == "clip":
         return {
