@@ -168,6 +168,9 @@ def _register_optional() -> None:
     from benchmarks import throughput
 
     app.command("throughput")(throughput.command)
+    from benchmarks import scale
+
+    app.command("scale")(scale.command)
     from benchmarks import peers
 
     app.command("peers")(peers.command)
