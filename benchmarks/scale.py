@@ -162,17 +162,18 @@ def run(
                 screener.registry.save()
                 save_s = time.perf_counter() - start
                 rate_works = mark - (points[-1]["works"] if points else 0)
-                point = {
+                on_disk = files(data_dir)
+                point: dict[str, Any] = {
                     "works": mark,
                     "catalog_log_position": screener.catalog.high_water(),
                     "registration_per_s": round(rate_works / spent, 2) if spent else None,
-                    # CPU seconds (all threads) per work: the rate a quiet machine with
-                    # as many cores would reach, whatever else shared them here.
+                    # CPU seconds (all threads) per work: unlike the wall-clock rate, it
+                    # does not depend on what else shares the cores.
                     "registration_cpu_s_per_work": round(cpu / rate_works, 4),
                     "save_s": round(save_s, 3),
                     "rss_kb": rss_kb(),
                     "rss_per_reference_kb": round((rss_kb() - rss_empty) / mark, 2),
-                    "files": files(data_dir),
+                    "files": on_disk,
                     "descriptor_index_entries": len(screener.local.votes)
                     if screener.local is not None
                     else 0,
@@ -180,7 +181,7 @@ def run(
                     "startup": _startup(data_dir, overrides),
                 }
                 point["files_per_reference_kb"] = {
-                    kind: round(size / 1024 / mark, 2) for kind, size in point["files"].items()
+                    kind: round(size / 1024 / mark, 2) for kind, size in on_disk.items()
                 }
                 points.append(point)
                 previous_s += spent
