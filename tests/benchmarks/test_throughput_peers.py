@@ -38,6 +38,7 @@ def test_throughput_reports_rates_shares_and_targets(tmp_path: Path) -> None:
         fast["settings"] == saved["checks"]["fast"]["settings"] == throughput.fast_settings("sscd")
     )
     assert fast["p50_speedup"] > 0 and fast["fingerprint_p50_speedup"] > 0
+    assert fast["cpu_p50_speedup"] > 0 and saved["checks"]["fast"]["cpu_p50_ms"] > 0
     with Image.open(tmp_path / "throughput.png") as plot:
         assert plot.width > 400
 
