@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from benchmarks import scale
+from screener.bench import scale
 
 
 def test_checkpoints_grow_tenfold_with_a_step_between_and_end_at_the_total() -> None:

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-import models
-from models.sscd import SSCD
-from screener import Settings, samples
-from screener.signals import SignalSet
-from screener.threads import ThreadPlan, cores, plan
+from screener import Settings, models
+from screener.core import samples
+from screener.matching.signals import SignalSet
+from screener.matching.threads import ThreadPlan, cores, plan
+from screener.models.sscd import SSCD
 
 
 class _CountingSession:

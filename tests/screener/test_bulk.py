@@ -1,4 +1,4 @@
-"""Bulk registration (`screener.bulk`): a batch stores what one-at-a-time registration
+"""Bulk registration (`screener.matching.bulk`): a batch stores what one-at-a-time registration
 stores, bad images and works are reported without stopping the rest, and a crash inside
 a batch leaves whole works that the indexes catch up with."""
 
@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from screener import Screener, Settings, samples
-from screener.bulk import BulkWork, register_many
-from screener.catalog import RegisterHook
-from screener.errors import InputError, NotRegistrable
+from screener import Screener, Settings
+from screener.core import samples
+from screener.core.errors import InputError, NotRegistrable
+from screener.matching.bulk import BulkWork, register_many
+from screener.store.catalog import RegisterHook
 
 pytestmark = pytest.mark.slow
 SIGNALS = ["phash", "pdq", "sscd"]
