@@ -17,6 +17,7 @@ from screener import models
 from screener.core.errors import SignalUnavailable
 from screener.core.regions import WHOLE, Region, regions
 from screener.core.settings import Settings
+from screener.matching.threads import plan
 from screener.models import Fingerprint, Fingerprinter, ModelUnavailable
 from screener.models.hashes import PDQ
 
@@ -52,10 +53,13 @@ class RegionFingerprint:
 
 def _options(name: str, settings: Settings) -> dict[str, object]:
     if name == "sscd":
+        threads = plan(settings)
         return {
             "model": settings.sscd_model,
             "weights": settings.sscd_weights,
-            "threads": settings.sscd_threads,
+            "threads": threads.model,
+            "spinning": threads.model_spinning,
+            "shape_step": settings.sscd_shape_step,
         }
     if name == "clip":
         return {
