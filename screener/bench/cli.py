@@ -298,6 +298,9 @@ def _register_optional() -> None:
     from screener.bench import throughput
 
     app.command("throughput")(throughput.command)
+    from screener.bench import scale
+
+    app.command("scale")(scale.command)
     from screener.bench import peers
 
     app.command("peers")(peers.command)

@@ -119,10 +119,12 @@ def checks(
     structure: str,
     local: bool = True,
     partial_methods: bool = True,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Time the stages of real checks (copies and unrelated images, half each).
     ``partial_methods`` False: without the region proposals and the located region (the
-    check before issue 21, measured beside it)."""
+    check before issue 21, measured beside it); ``overrides``: further settings (the fast
+    check's)."""
     with tempfile.TemporaryDirectory(prefix="screener-throughput-") as scratch:
         settings = Settings(
             data_dir=Path(scratch),
@@ -131,6 +133,7 @@ def checks(
             local_features=local,
             region_proposals=partial_methods,
             located_region=partial_methods,
+            **(overrides or {}),
         )
         with Screener(settings) as screener:
             originals = _images(works, seed + 1)
@@ -145,14 +148,18 @@ def checks(
             ]
             screener.check(queries[0])  # warm-up
             laps: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
+            cpu: list[float] = []  # CPU seconds of every thread: robust to a busy machine
             for query in queries:
+                start_cpu = time.process_time()
                 timings = screener.check(query).timings_ms
+                cpu.append(time.process_time() - start_cpu)
                 for stage, samples_s in laps.items():
                     samples_s.append(timings.get(stage, 0.0) / 1000.0)
             kinds = {s: idx.kind for s, idx in screener.indexes.indexes.items()}
     total = float(np.sum(laps["total"]))
     return {
         "checks": count,
+        "settings": overrides or {},
         "regions": regions,
         "local_features": local,
         "index_sizes": sizes,
@@ -160,6 +167,7 @@ def checks(
         "checks_per_s": round(count / total, 3),
         "p50_ms": round(percentile_ms(laps["total"], 50), 2),
         "p99_ms": round(percentile_ms(laps["total"], 99), 2),
+        "cpu_p50_ms": round(percentile_ms(cpu, 50), 2),
         "stage_share": {s: round(float(np.sum(laps[s])) / total, 4) for s in STAGES},
         "stage_p50_ms": {s: round(percentile_ms(laps[s], 50), 2) for s in STAGES},
     }
@@ -169,6 +177,29 @@ def _ratio_target(new: dict[str, Any], old: dict[str, Any], limit: float) -> dic
     """A check's p50 against the same check without a feature, measured in one run."""
     ratio = round(new["p50_ms"] / old["p50_ms"], 3) if old["p50_ms"] else None
     return {"measured": ratio, "pass": ratio is not None and ratio <= limit}
+
+
+def fast_settings(model: str) -> dict[str, Any]:
+    """The fast check: whole image and regions in one SSCD call, one thread plan."""
+    return {"sscd_model": model, "sscd_shape_step": 16, "thread_policy": "cores"}
+
+
+def _fast_ratio(runs: dict[str, Any]) -> dict[str, Any]:
+    """The fast check against the default measured in the same run (above 1: faster)."""
+    default, fast = runs["regions_on"], runs["fast"]
+    return {
+        "settings": fast["settings"],
+        "p50_speedup": round(default["p50_ms"] / fast["p50_ms"], 3) if fast["p50_ms"] else None,
+        "p99_speedup": round(default["p99_ms"] / fast["p99_ms"], 3) if fast["p99_ms"] else None,
+        "cpu_p50_speedup": round(default["cpu_p50_ms"] / fast["cpu_p50_ms"], 3)
+        if fast["cpu_p50_ms"]
+        else None,
+        "fingerprint_p50_speedup": round(
+            default["stage_p50_ms"]["fingerprint"] / fast["stage_p50_ms"]["fingerprint"], 3
+        )
+        if fast["stage_p50_ms"]["fingerprint"]
+        else None,
+    }
 
 
 def _local_cost(on: dict[str, Any], off: dict[str, Any]) -> dict[str, Any]:
@@ -197,8 +228,11 @@ def run(
     seed: int,
     out: Path,
     command: str = "",
+    fast_model: str = "sscd",
+    only_fast: bool = False,
 ) -> dict[str, Any]:
     pictures = _images(images, seed)
+    fast = fast_settings(fast_model)
     report: dict[str, Any] = {
         "benchmark": "throughput",
         "command": command,
@@ -214,14 +248,24 @@ def run(
         },
         "fingerprinting": fingerprinting(["phash", "pdq", "sscd"], pictures, batch),
     }
-    report["checks"] = {
-        "regions_on": checks(checks_count, works, seed, True, pad, structure),
-        "regions_off": checks(checks_count, works, seed, False, pad, structure),
-        "local_off": checks(checks_count, works, seed, True, pad, structure, local=False),
-        "partial_methods_off": checks(
-            checks_count, works, seed, True, pad, structure, partial_methods=False
-        ),
-    }
+    report["checks"] = {"regions_on": checks(checks_count, works, seed, True, pad, structure)}
+    if not only_fast:
+        report["checks"] |= {
+            "regions_off": checks(checks_count, works, seed, False, pad, structure),
+            "local_off": checks(checks_count, works, seed, True, pad, structure, local=False),
+            "partial_methods_off": checks(
+                checks_count, works, seed, True, pad, structure, partial_methods=False
+            ),
+        }
+    # Last: its thread plan sets OpenCV's process-wide pool.
+    report["checks"]["fast"] = checks(
+        checks_count, works, seed, True, pad, structure, overrides=fast
+    )
+    report["fast_over_default"] = _fast_ratio(report["checks"])
+    write_json(out / "throughput.json", report)
+    _plot(report, out / "throughput.png")
+    if only_fast:
+        return report
     on, off = report["checks"]["regions_on"], report["checks"]["regions_off"]
     sscd = report["fingerprinting"].get("sscd", {})
     speedup = sscd.get("batch_speedup")
@@ -290,6 +334,12 @@ def command(
     ] = "auto",
     seed: Annotated[int, typer.Option()] = 0,
     out: Annotated[Path, typer.Option(help="where JSON and plots go")] = DEFAULT_OUT,
+    fast_model: Annotated[
+        str, typer.Option(help="SSCD model of the fast check (sscd or sscd_distilled)")
+    ] = "sscd",
+    only_fast: Annotated[
+        bool, typer.Option(help="time only the default and the fast check")
+    ] = False,
 ) -> None:
     """Fingerprinting throughput, batch 1 against batched, and the stages of a check."""
     report = run(
@@ -302,6 +352,8 @@ def command(
         seed=seed,
         out=out,
         command=" ".join(sys.argv),
+        fast_model=fast_model,
+        only_fast=only_fast,
     )
     console = Console()
     table = Table("fingerprinter", "batch 1 img/s", f"batch {batch} img/s", "speed-up")
@@ -322,4 +374,6 @@ def command(
             f"shares {entry['stage_share']}",
             highlight=False,
         )
-    console.print(f"targets: {report['targets']}", highlight=False)
+    console.print(f"fast over default: {report['fast_over_default']}", highlight=False)
+    if "targets" in report:
+        console.print(f"targets: {report['targets']}", highlight=False)

@@ -24,9 +24,9 @@ from screener.cli.common import (
     out,
     progress_bar,
 )
-from screener.core.errors import InputError, ScreenerError
+from screener.core.errors import InputError
 from screener.core.territory import codes as territory_codes
-from screener.matching import registrability
+from screener.matching import bulk
 from screener.store.catalog import HeldReference
 
 app = typer.Typer(help="Register, list and remove protected works.", no_args_is_help=True)
@@ -36,9 +36,12 @@ app = typer.Typer(help="Register, list and remove protected works.", no_args_is_
 def works_import(
     folder: Annotated[Path, typer.Argument(help="one subfolder per work; images inside")],
     owner: Annotated[str, typer.Option(help="owner recorded on every work")] = "",
+    batch: Annotated[
+        int, typer.Option(min=1, help="works fingerprinted together (one model call per signal)")
+    ] = bulk.DEFAULT_BATCH,
     data_dir: DataDir = None,
 ) -> None:
-    """Register one work per subfolder of FOLDER (work id = subfolder name)."""
+    """Register one work per subfolder of FOLDER (work id = subfolder name), in batches."""
     if not folder.is_dir():
         _fail(InputError(f"{folder} is not a folder"))
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir())
@@ -48,43 +51,34 @@ def works_import(
     with _open(data_dir) as screener, progress_bar() as progress:
         audit = _audit(screener)  # one log for the whole import
         task = progress.add_task("registering works", total=len(subfolders))
-        for sub in subfolders:
-            images = images_in([sub])
-            good: list[Path] = []
-            rules = screener.policy.registration
-            for image in images:
-                try:
-                    decoded = screener.decode(image)
-                    # One image with too little content would fail its whole work: skip it.
-                    content = registrability.content_findings(
-                        registrability.measure(decoded, rules), rules
-                    )
-                    if content:
-                        raise registrability.refuse(image.name, content)
-                    good.append(image)
-                except ScreenerError as exc:
-                    failures += 1
-                    err.print(f"[red]skipped[/] {image}: {exc}", highlight=False)
-            if good:
-                try:
-                    result = screener.registry.register(
-                        sub.name,
-                        good,
-                        owner=owner,
-                        hook=audit.hook(CLI_ACTOR, "work.register", sub.name, {}),
-                    )
-                    progress.console.print(
-                        f"{sub.name}: {len(result.added_references)} reference(s) added, "
-                        f"{result.skipped} already registered",
-                        highlight=False,
-                    )
-                    _print_held(result.held)
-                except ScreenerError as exc:
-                    failures += 1
-                    err.print(f"[red]failed[/] {sub.name}: {exc}", highlight=False)
-            else:
-                err.print(f"[yellow]no usable images[/] in {sub}", highlight=False)
+        works = (
+            bulk.BulkWork(sub.name, tuple(images_in([sub])), owner=owner) for sub in subfolders
+        )
+
+        def report(outcome: bulk.BulkOutcome) -> None:
+            nonlocal failures
+            failures += len(outcome.skipped) + (outcome.error is not None)
+            for name, exc in outcome.skipped:
+                err.print(f"[red]skipped[/] {outcome.work_id}/{name}: {exc}", highlight=False)
+            if outcome.registered is not None:
+                result = outcome.registered
+                progress.console.print(
+                    f"{outcome.work_id}: {len(result.added_references)} reference(s) added, "
+                    f"{result.skipped} already registered",
+                    highlight=False,
+                )
+                _print_held(result.held)
+            elif outcome.error is not None:
+                err.print(f"[red]failed[/] {outcome.work_id}: {outcome.error}", highlight=False)
             progress.advance(task)
+
+        bulk.register_many(
+            screener,
+            works,
+            batch=batch,
+            hook=lambda work_id: audit.hook(CLI_ACTOR, "work.register", work_id, {}),
+            progress=report,
+        )
     if failures:
         raise typer.Exit(1)
 

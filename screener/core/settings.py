@@ -58,7 +58,22 @@ class Settings(BaseSettings):
 
     sscd_model: str = "sscd"
     sscd_weights: Path | None = None
-    sscd_threads: int = Field(default=0, ge=0, description="0: ONNX Runtime decides")
+    sscd_threads: int = Field(
+        default=0, ge=0, description="0: the thread policy decides (screener.matching.threads)"
+    )
+    sscd_shape_step: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="round SSCD input sides to a multiple of this, so that the whole image "
+        "and its regions go through the model in one call (0: exact sizes, one call each)",
+    )
+    thread_policy: Literal["cores", "libraries"] = Field(
+        default="libraries",
+        description="'cores': one plan sized to the cores (ONNX Runtime gets them without "
+        "spinning, OpenCV and FAISS one thread each); 'libraries': each library decides",
+    )
+    threads: int = Field(default=0, ge=0, description="cores the 'cores' plan uses (0: all)")
 
     clip_arch: str = "ViT-B-32"
     clip_pretrained: str = "laion2b_s34b_b79k"

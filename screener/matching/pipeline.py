@@ -40,6 +40,7 @@ from screener.core.verdict import Match, RegionPair, Verdict
 from screener.matching import background as background_mod
 from screener.matching import explain as explain_mod
 from screener.matching import located, registrability
+from screener.matching import threads as threads_mod
 from screener.matching.candidates import (
     Best,
     Candidate,
@@ -146,7 +147,9 @@ class Screener:
             fingerprinters,
             self.policy.matching.proposals,
         )
-        vindex.set_threads(self.settings.index_threads)
+        threads = threads_mod.plan(self.settings)
+        vindex.set_threads(threads.faiss)
+        threads_mod.apply_opencv(threads.opencv)
         self.indexes = IndexSet(
             self.catalog,
             self.signals.available,
@@ -1131,23 +1134,49 @@ class Registry:
         return reference, [], hold
 
     def _fingerprinted(self, decoded: DecodedImage, data: bytes, name: str) -> NewReference:
+        return self._fingerprinted_many([(decoded, data, name)])[0]
+
+    def _fingerprinted_many(
+        self, items: Sequence[tuple[DecodedImage, bytes, str]]
+    ) -> list[NewReference]:
+        """References ready to store, with one model call per signal for all the images
+        (and, for transparent ones, their other backgrounds): bulk registration's batches."""
         signals = self._s.signals
-        found = [(fp, fp.region) for fp in signals.fingerprint(decoded.image, dihedral=False)]
+        images: list[Image.Image] = []
+        owners: list[tuple[int, str]] = []  # (item, background or "") per image fingerprinted
+        for position, (decoded, _, _) in enumerate(items):
+            images.append(decoded.image)
+            owners.append((position, ""))
+            if decoded.is_transparent and decoded.alpha is not None:
+                # Not only over white: the content must match whatever it is later shown on.
+                for background, colour in EXTRA_BACKGROUNDS.items():
+                    images.append(over_background(decoded.image, decoded.alpha, colour))
+                    owners.append((position, background))
+        found: list[list[tuple[RegionFingerprint, str]]] = [[] for _ in items]
+        fingerprinted = signals.fingerprint_many(images, dihedral=False) if images else []
+        for (position, background), per_image in zip(owners, fingerprinted, strict=True):
+            found[position] += [
+                (fp, background_variant(fp.region, background) if background else fp.region)
+                for fp in per_image
+            ]
+        return [
+            self._new_reference(decoded, data, name, found[position])
+            for position, (decoded, data, name) in enumerate(items)
+        ]
+
+    def _new_reference(
+        self,
+        decoded: DecodedImage,
+        data: bytes,
+        name: str,
+        found: Sequence[tuple[RegionFingerprint, str]],
+    ) -> NewReference:
+        signals = self._s.signals
         local = (
             ()
             if self._s.local is None
             else self._s.local.reference_features(decoded.image, _over_black(decoded))
         )
-        if decoded.is_transparent and decoded.alpha is not None:
-            # Not only over white: the content must match whatever it is later shown on.
-            images = [
-                over_background(decoded.image, decoded.alpha, colour)
-                for colour in EXTRA_BACKGROUNDS.values()
-            ]
-            for background, variant in zip(
-                EXTRA_BACKGROUNDS, signals.fingerprint_many(images, dihedral=False), strict=True
-            ):
-                found += [(fp, background_variant(fp.region, background)) for fp in variant]
         fingerprints = tuple(
             NewFingerprint(
                 fp.signal,

@@ -20,6 +20,7 @@ from screener.core.errors import SignalUnavailable
 from screener.core.proposals import ProposalRules, proposals
 from screener.core.regions import WHOLE, Region, regions
 from screener.core.settings import Settings
+from screener.matching.threads import plan
 from screener.models import Fingerprint, Fingerprinter, ModelUnavailable
 from screener.models.hashes import PDQ
 
@@ -29,6 +30,16 @@ log = logging.getLogger(__name__)
 def is_whole(region: str) -> bool:
     """The whole image, or one of its dihedral variants."""
     return region == WHOLE or region.startswith(f"{WHOLE}/")
+
+
+def _options(name: str, settings: Settings) -> dict[str, object]:
+    """The factory keywords of signal ``name``: the settings its descriptor names, and the
+    thread plan's pool where the descriptor asks for it."""
+    options = settings.signal_options(name)
+    if models.descriptor(name).thread_plan:
+        threads = plan(settings)
+        options |= {"threads": threads.model, "spinning": threads.model_spinning}
+    return options
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,7 @@ class SignalSet:
         else:
             for name in settings.signals:
                 try:
-                    self.available[name] = models.create(name, **settings.signal_options(name))
+                    self.available[name] = models.create(name, **_options(name, settings))
                 except ModelUnavailable as exc:
                     self.missing[name] = str(exc)
         required_missing = {n: r for n, r in self.missing.items() if n in settings.require_signals}

@@ -39,7 +39,8 @@ class SignalDescriptor:
     own quality keeps it out (PDQ: ``pdq_min_quality``); None where the signal has no
     quality. ``options`` maps each keyword of the fingerprinter's factory to the `Settings`
     field that feeds it. ``display`` heads the signal's column where checks are tabulated
-    (``table``: whether it has one).
+    (``table``: whether it has one). ``thread_plan``: the factory takes ``threads`` and
+    ``spinning``, and the check's thread plan (``screener/matching/threads.py``) sets them.
     """
 
     evidence: str
@@ -51,6 +52,7 @@ class SignalDescriptor:
     quality_floor: str | None = None
     options: Mapping[str, str] = field(default_factory=dict)
     extra_evidence: tuple[str, ...] = ()
+    thread_plan: bool = False
 
     def __post_init__(self) -> None:
         for name in (self.evidence, *self.extra_evidence):

@@ -53,6 +53,10 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def _snap(side: int, step: int) -> int:
+    return max(step, step * round(side / step))
+
+
 class SSCD:
     """SSCD descriptor: unit 512-d vectors, cosine similarity, higher is closer."""
 
@@ -67,7 +71,12 @@ class SSCD:
         threads: int = 0,
         short_side: int = 288,
         max_aspect: float = 4.0,
+        shape_step: int = 0,
+        spinning: bool = True,
     ) -> None:
+        """``threads``: ONNX Runtime's intra-op threads (0: it decides); ``spinning``:
+        whether its idle threads spin (they take cores from concurrent work when they do);
+        ``shape_step``: round each resized side to a multiple of it (0 or 1: exact)."""
         try:
             import onnxruntime as ort
         except ImportError:
@@ -77,6 +86,8 @@ class SSCD:
         if threads > 0:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session: Any = ort.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]
@@ -88,7 +99,9 @@ class SSCD:
         self._input = self._session.get_inputs()[0].name
         self.short_side = short_side
         self.max_aspect = max_aspect
-        self.spec_id = f"sscd/{path.stem}-{_file_digest(path)}/s{short_side}"
+        self.shape_step = shape_step
+        snapped = f"/q{shape_step}" if shape_step > 1 else ""
+        self.spec_id = f"sscd/{path.stem}-{_file_digest(path)}/s{short_side}{snapped}"
 
     def _resize(self, image: Image.Image) -> np.ndarray:
         width, height = image.size
@@ -96,6 +109,8 @@ class SSCD:
         long_cap = self.short_side * self.max_aspect
         new_w = min(max(1, round(width * scale)), round(long_cap))
         new_h = min(max(1, round(height * scale)), round(long_cap))
+        if self.shape_step > 1:
+            new_w, new_h = _snap(new_w, self.shape_step), _snap(new_h, self.shape_step)
         resized = image.convert("RGB").resize((new_w, new_h), Image.Resampling.BILINEAR)
         return np.asarray(resized, dtype=np.uint8)
 
@@ -121,13 +136,26 @@ SSCD_SIGNAL = SignalDescriptor(
     metric="cosine",
     family="sscd",
     display="sscd",
-    options={"model": "sscd_model", "weights": "sscd_weights", "threads": "sscd_threads"},
+    options={"model": "sscd_model", "weights": "sscd_weights", "shape_step": "sscd_shape_step"},
     extra_evidence=("sscd_norm_cosine",),
+    thread_plan=True,
 )
 
 
 @register("sscd", descriptor=SSCD_SIGNAL)
 def _sscd(
-    model: str = "sscd", weights: Path | None = None, threads: int = 0, short_side: int = 288
+    model: str = "sscd",
+    weights: Path | None = None,
+    threads: int = 0,
+    short_side: int = 288,
+    shape_step: int = 0,
+    spinning: bool = True,
 ) -> SSCD:
-    return SSCD(model=model, weights=weights, threads=threads, short_side=short_side)
+    return SSCD(
+        model=model,
+        weights=weights,
+        threads=threads,
+        short_side=short_side,
+        shape_step=shape_step,
+        spinning=spinning,
+    )

@@ -23,7 +23,7 @@ def test_throughput_reports_rates_shares_and_targets(tmp_path: Path) -> None:
         entry = saved["fingerprinting"][name]
         assert entry["images_per_s_batch_1"] > 0
         assert entry["images_per_s_batch_2"] > 0
-    for setting in ("regions_on", "regions_off", "local_off", "partial_methods_off"):
+    for setting in ("regions_on", "regions_off", "local_off", "partial_methods_off", "fast"):
         shares = saved["checks"][setting]["stage_share"]
         assert set(shares) == {"decode", "fingerprint", "search", "score", "verify", "verdict"}
         assert 0.97 <= sum(shares.values()) <= 1.0001
@@ -35,6 +35,12 @@ def test_throughput_reports_rates_shares_and_targets(tmp_path: Path) -> None:
     local = report["targets"]["check_at_most_2x_global_fingerprinting"]
     assert saved["checks"]["local_off"]["stage_share"]["verify"] < 0.01
     assert local["verify_share"] > 0 and local["check_over_fingerprinting"] > 1
+    fast = saved["fast_over_default"]
+    assert (
+        fast["settings"] == saved["checks"]["fast"]["settings"] == throughput.fast_settings("sscd")
+    )
+    assert fast["p50_speedup"] > 0 and fast["fingerprint_p50_speedup"] > 0
+    assert fast["cpu_p50_speedup"] > 0 and saved["checks"]["fast"]["cpu_p50_ms"] > 0
     with Image.open(tmp_path / "throughput.png") as plot:
         assert plot.width > 400
 
