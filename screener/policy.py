@@ -32,6 +32,9 @@ IMAGE_EVIDENCE = (
     "clip_region_cosine",
     "local_inliers",
     "sscd_norm_cosine",
+    "semantic_cosine",
+    "semantic_region_cosine",
+    "character_score",
 )
 PROMPT_EVIDENCE = ("prompt_keyword", "prompt_clip_cosine")
 # Image signals that see the same thing in the same way: a policy's ``groups`` may use
@@ -40,6 +43,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "hashes": ("pdq_hamming", "phash_hamming", "pdq_region_hamming", "phash_region_hamming"),
     "sscd": ("sscd_cosine", "sscd_region_cosine", "sscd_norm_cosine"),
     "clip": ("clip_cosine", "clip_region_cosine"),
+    "semantic": ("semantic_cosine", "semantic_region_cosine", "character_score"),
 }
 EVIDENCE = IMAGE_EVIDENCE + PROMPT_EVIDENCE
 
