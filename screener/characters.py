@@ -32,9 +32,11 @@ from sqlalchemy import Float, LargeBinary, String, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from models import Fingerprinter
+from screener import samples
 from screener.background import Bank
 from screener.candidates import Best, Candidate
 from screener.catalog import Catalog, FingerprintRow, ReferenceRow
+from screener.policy import Characters as Training
 from screener.signals import EVIDENCE_NAME, REGION_EVIDENCE_NAME, RegionFingerprint
 
 log = logging.getLogger(__name__)
@@ -56,17 +58,8 @@ class CharacterModelRow(_Base):
     digest: Mapped[str] = mapped_column(String(64))
     weights: Mapped[bytes] = mapped_column(LargeBinary)
     bias: Mapped[float] = mapped_column(Float)
-
-
-@dataclass(frozen=True)
-class Training:
-    """How models are trained (from the policy's ``characters`` section)."""
-
-    views: int = 96  # augmented views per work, spread over its references
-    steps: int = 300
-    l2: float = 1e-3
-    negatives: int = 4000  # other works' and the bank's vectors, at most
-    seed: int = 0
+    # A sample of the work's augmented views (float16 rows): the other works' negatives.
+    views: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 # augmentation ----------------------------------------------------------------------------
@@ -85,7 +78,10 @@ def _foreground(image: Image.Image) -> Image.Image:
 
 
 def _background(rng: np.random.Generator, size: int) -> Image.Image:
-    kind = rng.integers(3)
+    """A plain, gradient, blotchy or photo-like (`samples.scene`) background."""
+    kind = rng.integers(4)
+    if kind == 3:
+        return samples.scene(int(rng.integers(1 << 30)), (size, size))
     a, b = (tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(2))
     if kind == 0:
         return Image.new("RGB", (size, size), a)
@@ -98,11 +94,20 @@ def _background(rng: np.random.Generator, size: int) -> Image.Image:
     return Image.fromarray(noise, "RGB").resize((size, size), Image.Resampling.BICUBIC)
 
 
-def augment(image: Image.Image, rng: np.random.Generator, size: int = 256) -> Image.Image:
-    """One view of a reference: warped like a new pose, recoloured, cropped, flipped and
-    pasted at 40-100 % of the frame onto a plain, gradient or textured background."""
+def cutout(image: Image.Image, size: int = 256) -> tuple[Image.Image, Image.Image]:
+    """A reference at the augmentation's scale, and its foreground mask (made once)."""
     image = image.convert("RGB")
-    mask = _foreground(image)
+    image.thumbnail((size, size), Image.Resampling.BILINEAR)
+    return image, _foreground(image)
+
+
+def augment(
+    reference: tuple[Image.Image, Image.Image], rng: np.random.Generator, size: int = 256
+) -> Image.Image:
+    """One view of a reference (:func:`cutout`): warped like a new pose, recoloured,
+    cropped, flipped and pasted at 40-100 % of the frame onto a plain, gradient, blotchy
+    or photo-like background."""
+    image, mask = reference
     w, h = image.size
     # Pose-like warp: a random perspective (corners moved by up to 15 %) and rotation.
     jitter = [float(v) for v in rng.uniform(-0.15, 0.15, 8) * np.array([w, h] * 4)]
@@ -118,11 +123,8 @@ def augment(image: Image.Image, rng: np.random.Generator, size: int = 256) -> Im
     mask = mask.rotate(angle, Image.Resampling.BILINEAR, expand=True)
     if rng.random() < 0.5:
         image, mask = ImageOps.mirror(image), ImageOps.mirror(mask)
-    # Recolour: hue turn (sometimes), saturation and brightness.
-    if rng.random() < 0.3:
-        hsv = np.asarray(image.convert("HSV"), dtype=np.int16)
-        hsv[..., 0] = (hsv[..., 0] + int(rng.integers(0, 256))) % 256
-        image = Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB")
+    # Recolour within the design: saturation and brightness, never the hue (a character's
+    # colours are part of what tells it from a look-alike of its kind).
     image = ImageEnhance.Color(image).enhance(float(rng.uniform(0.5, 1.4)))
     image = ImageEnhance.Brightness(image).enhance(float(rng.uniform(0.75, 1.2)))
     # Crop: keep 70-100 % of each side.
@@ -215,6 +217,7 @@ class CharacterModels:
         self._ids: list[str] = []
         self._matrix = np.zeros((0, 0), np.float32)
         self._bias = np.zeros(0, np.float32)
+        self._dim = 0
         CharacterModelRow.__table__.create(catalog.engine, checkfirst=True)  # type: ignore[attr-defined]
 
     def _references(self) -> dict[str, list[int]]:
@@ -242,30 +245,51 @@ class CharacterModels:
             rows = [rows[i] for i in sorted(keep)]
         return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
+    def _stored_views(self, work_id: str) -> npt.NDArray[np.float32]:
+        with Session(self.catalog.engine) as session:
+            found = session.scalars(
+                select(CharacterModelRow.views).where(CharacterModelRow.work_id != work_id)
+            ).all()
+        rows = [np.frombuffer(v, np.float16).reshape(-1, self._dim) for v in found if v]
+        return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
+
     def train(self, work_id: str, reference_ids: Sequence[int]) -> None:
         """Train ``work_id``'s model from its references now and store it."""
         rng = np.random.default_rng([self.training.seed, int(digest(reference_ids, "")[:8], 16)])
         references = {r.id: r for r in self.catalog.references(work_id)}
         images = [self.decode(self.catalog.blob(references[i].sha256)) for i in reference_ids]
         per = max(1, math.ceil(self.training.views / len(images)))
-        views = [augment(im, rng) for im in images for _ in range(per)]
+        cutouts = [cutout(im) for im in images]
+        views = [augment(ref, rng) for ref in cutouts for _ in range(per)]
         positives = self.embed([*images, *views])
-        scenes = self.embed([_background(rng, 256) for _ in range(max(8, per))])
-        parts = [scenes, self._other_vectors(work_id, rng), self.bank_negatives()]
+        self._dim = positives.shape[1]
+        scenes = self.embed([_background(rng, 256) for _ in range(self.training.scenes)])
+        parts = [
+            scenes,
+            self._other_vectors(work_id, rng),
+            self._stored_views(work_id),
+            self.bank_negatives(),
+        ]
         negatives = np.concatenate([p for p in parts if p.size])
         weights, bias = fit(positives, negatives, self.training)
+        kept = rng.choice(len(views), min(len(views), self.training.kept_views), replace=False)
         row = CharacterModelRow(
             work_id=work_id,
             digest=digest(reference_ids, self.spec_id),
             weights=weights.tobytes(),
             bias=bias,
+            views=positives[len(images) + np.sort(kept)].astype(np.float16).tobytes(),
         )
         with Session(self.catalog.engine) as session, session.begin():
             session.merge(row)
 
     def sync(self) -> int:
         """Train every model that is missing or stale, drop those of removed works, and
-        load them all; returns how many were trained. Cheap when nothing changed."""
+        load them all; returns how many were trained. Cheap when nothing changed.
+
+        A new model's views are negatives for the models trained after it; the few older
+        models that those views fool (a positive mean logit) are retrained at once, so a
+        look-alike registered later is told apart from the work registered first."""
         mark = self.catalog.high_water()
         if mark == self._mark:
             return 0
@@ -279,14 +303,41 @@ class CharacterModels:
                     session.execute(
                         delete(CharacterModelRow).where(CharacterModelRow.work_id.in_(gone))
                     )
-            trained = 0
-            for work_id, ids in references.items():
-                if stored.get(work_id) != digest(ids, self.spec_id):
-                    self.train(work_id, ids)
-                    trained += 1
+            changed = [
+                w for w, ids in references.items() if stored.get(w) != digest(ids, self.spec_id)
+            ]
+            for work_id in changed:
+                self.train(work_id, references[work_id])
             self._load()
+            fooled = [w for w in self._fooled_by(changed) if w not in changed]
+            for work_id in fooled:
+                self.train(work_id, references[work_id])
+            if fooled:
+                self._load()
             self._mark = mark
-        return trained
+        return len(changed) + len(fooled)
+
+    def _fooled_by(self, work_ids: Sequence[str]) -> list[str]:
+        """Other works whose models give a positive mean logit to these works' views, the
+        most fooled first, at most ``neighbours`` per work."""
+        if not work_ids or not self._ids:
+            return []
+        out: dict[str, float] = {}
+        with Session(self.catalog.engine) as session:
+            rows = session.execute(
+                select(CharacterModelRow.work_id, CharacterModelRow.views).where(
+                    CharacterModelRow.work_id.in_(list(work_ids))
+                )
+            ).all()
+        for owner, blob in rows:
+            views = np.frombuffer(blob, np.float16).reshape(-1, self._matrix.shape[1])
+            mean = (views.astype(np.float32) @ self._matrix.T + self._bias).mean(axis=0)
+            ranked = sorted(
+                (float(v), w) for w, v in zip(self._ids, mean, strict=True) if w != owner and v > 0
+            )[::-1]
+            for value, work_id in ranked[: self.training.neighbours]:
+                out[work_id] = max(out.get(work_id, value), value)
+        return sorted(out, key=out.__getitem__, reverse=True)
 
     def _load(self) -> None:
         with Session(self.catalog.engine) as session:
@@ -295,6 +346,7 @@ class CharacterModels:
         if rows:
             self._matrix = np.stack([np.frombuffer(r.weights, np.float32) for r in rows])
             self._bias = np.asarray([r.bias for r in rows], np.float32)
+            self._dim = int(self._matrix.shape[1])
 
     def scores(self, vectors: npt.NDArray[np.float32]) -> Scores:
         """Every work's logit for the query's semantic fingerprints (rows), best row each."""

@@ -177,6 +177,7 @@ class Screener:
             self.signals.available.get(characters_mod.SIGNAL),
             lambda data: self.decode(data).image,
             lambda: self.background,
+            self.policy.characters,
         )
         if self.characters is not None:
             self.characters.sync()
