@@ -39,7 +39,7 @@ def _limb(
     length: float,
     colour: RGB,
     width: int,
-) -> None:  # noqa: E501
+) -> None:
     end = (x + length * math.cos(angle), y + length * math.sin(angle))
     draw.line([(x, y), end], fill=colour, width=width)
     draw.ellipse((end[0] - width, end[1] - width, end[0] + width, end[1] + width), fill=colour)
@@ -47,7 +47,7 @@ def _limb(
 
 def draw(
     design: Design, pose: int, size: int = 320, background: RGB = (255, 255, 255)
-) -> Image.Image:  # noqa: E501
+) -> Image.Image:
     """The character in pose ``pose`` (any int) on a plain background."""
     rng = np.random.default_rng([pose, 7])
     image = Image.new("RGB", (size, size), background)
@@ -70,7 +70,7 @@ def draw(
             (
                 ex + er * math.cos(a) * (1 if i % 2 == 0 else 0.45),
                 ey + er * math.sin(a) * (1 if i % 2 == 0 else 0.45),
-            )  # noqa: E501
+            )
             for i, a in enumerate(np.linspace(-math.pi / 2, 1.5 * math.pi, 10, endpoint=False))
         ]
         d.polygon(points, fill=design.emblem_colour)
@@ -80,11 +80,11 @@ def draw(
                 [(cx - bw * 0.8, ey + k * 18 * scale), (cx + bw * 0.8, ey + k * 18 * scale)],
                 fill=design.emblem_colour,
                 width=int(6 * scale),
-            )  # noqa: E501
+            )
     else:
         d.ellipse(
             (ex - er, ey - er, ex + er, ey + er), outline=design.emblem_colour, width=int(7 * scale)
-        )  # noqa: E501
+        )
     tilt = rng.uniform(-0.35, 0.35)
     hx, hy, hr = cx + math.sin(tilt) * 80 * scale, cy - bh - 35 * scale, 48 * scale
     for side in (-1, 1):
@@ -96,21 +96,21 @@ def draw(
                 [(bx - 16 * scale, by + 6 * scale), tip, (bx + 16 * scale, by + 6 * scale)],
                 fill=design.head,
                 outline=outline,
-            )  # noqa: E501
+            )
         elif design.ears == "round":
             d.ellipse(
                 (bx - 20 * scale, by - 20 * scale, bx + 20 * scale, by + 20 * scale),
                 fill=design.head,
                 outline=outline,
                 width=3,
-            )  # noqa: E501
+            )
         else:
             d.ellipse(
                 (bx - 10 * scale, by - 60 * scale, bx + 10 * scale, by + 5 * scale),
                 fill=design.head,
                 outline=outline,
                 width=3,
-            )  # noqa: E501
+            )
     d.ellipse((hx - hr, hy - hr, hx + hr, hy + hr), fill=design.head, outline=outline, width=3)
     for side in (-1, 1):
         x = hx + side * 18 * scale + math.sin(tilt) * 5
@@ -121,7 +121,7 @@ def draw(
         160,
         fill=outline,
         width=3,
-    )  # noqa: E501
+    )
     return image
 
 
