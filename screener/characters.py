@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from PIL import Image, ImageEnhance, ImageOps
 from sqlalchemy import Float, LargeBinary, String, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -42,7 +42,7 @@ from screener.signals import EVIDENCE_NAME, REGION_EVIDENCE_NAME, RegionFingerpr
 log = logging.getLogger(__name__)
 SIGNAL = "semantic"
 EVIDENCE = "character_score"
-TRAINING = "lr2"  # changes whenever training would give another model
+TRAINING = "lr1"  # changes whenever training would give another model
 Embed = Callable[[Sequence[Image.Image]], npt.NDArray[np.float32]]
 
 
@@ -101,23 +101,6 @@ def cutout(image: Image.Image, size: int = 256) -> tuple[Image.Image, Image.Imag
     return image, _foreground(image)
 
 
-def _restyle(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Sometimes another hand: line art (the drawing's edges in its own darkened colours
-    on white), flat posterised colour, or a soft painted blur."""
-    pick = rng.random()
-    if pick < 0.2:
-        edges = np.asarray(image.convert("L").filter(ImageFilter.FIND_EDGES), np.float32)
-        line = (edges > 24)[..., None]
-        dark = np.asarray(image, np.float32) * 0.6
-        out = np.where(line, dark, 255.0).astype(np.uint8)
-        return Image.fromarray(out, "RGB").filter(ImageFilter.MinFilter(3))
-    if pick < 0.35:
-        return ImageOps.posterize(image, int(rng.integers(2, 4)))
-    if pick < 0.5:
-        return image.filter(ImageFilter.GaussianBlur(float(rng.uniform(1.0, 2.5))))
-    return image
-
-
 def augment(
     reference: tuple[Image.Image, Image.Image], rng: np.random.Generator, size: int = 256
 ) -> Image.Image:
@@ -142,7 +125,6 @@ def augment(
         image, mask = ImageOps.mirror(image), ImageOps.mirror(mask)
     # Recolour within the design: saturation and brightness, never the hue (a character's
     # colours are part of what tells it from a look-alike of its kind).
-    image = _restyle(image, rng)
     image = ImageEnhance.Color(image).enhance(float(rng.uniform(0.5, 1.4)))
     image = ImageEnhance.Brightness(image).enhance(float(rng.uniform(0.75, 1.2)))
     # Crop: keep 70-100 % of each side.
