@@ -8,9 +8,9 @@ The front door is small::
         print(s.check("generated.png").decision)
 """
 
-from screener.errors import ScreenerError
-from screener.screening import Registered, Registry, Screener
-from screener.settings import Settings
-from screener.verdict import Match, Verdict
+from screener.core.errors import ScreenerError
+from screener.core.settings import Settings
+from screener.core.verdict import Match, Verdict
+from screener.matching.pipeline import Registered, Registry, Screener
 
 __all__ = ["Match", "Registered", "Registry", "Screener", "ScreenerError", "Settings", "Verdict"]

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from screener.samples import scene
+from screener.core.samples import scene
 
 
 def png(image: Image.Image) -> bytes:

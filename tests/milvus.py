@@ -1,10 +1,10 @@
-"""The throwaway Milvus server of the tests: :class:`benchmarks.milvus_server.LocalMilvus`
+"""The throwaway Milvus server of the tests: :class:`screener.bench.milvus_server.LocalMilvus`
 (the wheel's server in a temporary directory, every port free on 127.0.0.1), which the
 lookup benchmark starts too; ``conftest.py`` starts one per session."""
 
 from __future__ import annotations
 
-from benchmarks.milvus_server import LocalMilvus, MilvusStartError, MilvusUnavailable
+from screener.bench.milvus_server import LocalMilvus, MilvusStartError, MilvusUnavailable
 
 
 class MilvusTestServer(LocalMilvus):

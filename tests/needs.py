@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 
 if TYPE_CHECKING:
-    from screener.explain import FontFile
+    from screener.matching.explain import FontFile
     from tests.postgres import PostgresServer
 
 # The README's install: what puts every Python package the tests use in place.
@@ -76,7 +76,7 @@ def postgres_server() -> PostgresServer:
 
 def cjk_font() -> FontFile:
     """The CJK font evidence pictures caption in (the service extra's noto-cjk-sans-otc)."""
-    from screener.explain import caption_font_file
+    from screener.matching.explain import caption_font_file
 
     found = caption_font_file()
     if found is None:

@@ -24,7 +24,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from screener import policy as policy_mod
+from screener.core import policy as policy_mod
 from tests import needs
 
 REPO = Path(__file__).resolve().parents[1]

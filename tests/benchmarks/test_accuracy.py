@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from benchmarks import accuracy, accuracy_run, suite
-from benchmarks.cli import app as bench_app
-from benchmarks.transforms import TRANSFORMS
-from screener import fusion, samples
-from screener import policy as policy_mod
+from screener.bench import accuracy, accuracy_run, suite
+from screener.bench.cli import app as bench_app
+from screener.bench.transforms import TRANSFORMS
+from screener.core import fusion, samples
+from screener.core import policy as policy_mod
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import accuracy, characters
-from benchmarks import characters_data as data
-from benchmarks import characters_suite as csuite
-from benchmarks.suite import Query
-from screener import samples
+from screener.bench import accuracy, characters
+from screener.bench import characters_data as data
+from screener.bench import characters_suite as csuite
+from screener.bench.suite import Query
+from screener.core import samples
 
 PLAN = csuite.Plan(characters=3, new_poses=2, styles=1, lookalikes=2, others=2, photos=2)
 

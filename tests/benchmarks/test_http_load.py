@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from benchmarks import http_load
-from benchmarks.cli import app
+from screener.bench import http_load
+from screener.bench.cli import app
 
 
 @pytest.mark.slow

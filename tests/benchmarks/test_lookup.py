@@ -16,8 +16,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from benchmarks import lookup
-from index import IndexSpec, MilvusIndex, create
+from screener.bench import lookup
+from screener.index import IndexSpec, MilvusIndex, create
 from tests.milvus import MilvusTestServer
 
 SIZE = 2000
@@ -139,7 +139,7 @@ def test_command_runs_under_typer(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     payload = json.loads((tmp_path / "lookup.json").read_text())
-    assert payload["command"].startswith("python -m benchmarks.lookup --sizes 1000")
+    assert payload["command"].startswith("python -m screener.bench.lookup --sizes 1000")
     assert "--quick" in payload["command"]
     assert set(payload["sizes"]["1000"]["dense"]["structures"]) == {"Flat", "HNSW16"}
     assert "PASS" in res.output or "FAIL" in res.output

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import prompts
-from benchmarks.prompt_suite import CATEGORIES, generate
+from screener.bench import prompts
+from screener.bench.prompt_suite import CATEGORIES, generate
 
 
 def test_suites_are_large_seeded_and_split_by_work() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from benchmarks import throughput
+from screener.bench import throughput
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def test_throughput_reports_rates_shares_and_targets(tmp_path: Path) -> None:
 
 
 def test_peer_protocol_report(peers_dir: Path, tmp_path: Path) -> None:
-    from benchmarks import peers
+    from screener.bench import peers
 
     report = peers.run(peers_dir, tmp_path)
     saved = json.loads((tmp_path / "peers.json").read_text())

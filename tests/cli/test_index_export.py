@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 
 from screener import Screener, Settings
 from screener.cli import app
-from screener.samples import scene
+from screener.core.samples import scene
 
 HASHES = "phash,pdq"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from screener import samples
+from screener.core import samples
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from screener import samples
+from screener.core import samples
 from tests.cli.runner import run_cli
 
 pytestmark = pytest.mark.slow

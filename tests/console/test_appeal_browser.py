@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from screener.samples import scene
+from screener.core.samples import scene
 from tests.console.conftest import Console, SignIn, screenshot
 from tests.console.test_browser import api_check, copy_of, register
 

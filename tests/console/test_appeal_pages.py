@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import ImageFilter
 
-from screener.samples import scene
+from screener.core.samples import scene
 from tests.console.test_pages import csrf, sign_in
 from tests.service.conftest import Service, encode, running_service
 

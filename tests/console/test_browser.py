@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageFilter
 
-from screener.samples import drawing, scene
+from screener.core.samples import drawing, scene
 from tests.console.conftest import Console, SignIn, screenshot
 from tests.service.conftest import encode
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from screener.samples import scene
+from screener.core.samples import scene
 from tests.console.conftest import Console, SignIn, screenshot
 from tests.console.test_browser import api_check, centre_crop, copy_of, register, upload
 from tests.service.conftest import encode

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.console.geometry import Point, clip, outlines
+from screener.service.console.geometry import Point, clip, outlines
 
 
 def flat(points: list[Point] | list[tuple[int, int]]) -> list[float]:

@@ -16,7 +16,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
 
-from service.console import i18n
+from screener.service.console import i18n
 from tests.console.test_pages import sign_in
 from tests.service.conftest import Service, encode, running_service
 
@@ -156,7 +156,7 @@ def test_messages_from_the_code_are_translated(service: Service) -> None:
 
 
 def encode_scene() -> bytes:
-    from screener.samples import drawing
+    from screener.core.samples import drawing
 
     return encode(drawing(7))
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image, ImageFilter
 
-from screener.samples import drawing, scene
+from screener.core.samples import drawing, scene
 from tests.console.conftest import VIEWPORT, Console, SignIn, screenshot
 from tests.service.conftest import encode
 

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from screener import policy as policy_mod
-from screener.desk import Desk, Upload
-from screener.errors import Conflict, Forbidden, NotFound, PolicyError
-from screener.keys import ApiKey
-from screener.samples import scene
-from screener.screening import Screener
-from service.console.web import SESSION_COOKIE, safe_next
-from service.settings import ServiceSettings
+from screener.core import policy as policy_mod
+from screener.core.errors import Conflict, Forbidden, NotFound, PolicyError
+from screener.core.samples import scene
+from screener.duties.desk import Desk, Upload
+from screener.matching.pipeline import Screener
+from screener.service.console.web import SESSION_COOKIE, safe_next
+from screener.service.settings import ServiceSettings
+from screener.store.keys import ApiKey
 from tests.service.conftest import Service, encode, running_service
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from index import IdArray
+from screener.index import IdArray
 
 
 def unit_rows(x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:

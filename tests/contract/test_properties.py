@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from index import IndexSpec, NumpyIndex, VectorIndex, create
+from screener.index import IndexSpec, NumpyIndex, VectorIndex, create
 
 DENSE = IndexSpec("prop-dense", 4, "ip")
 BINARY = IndexSpec("prop-binary", 32, "hamming")

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from index import (
+from screener.index import (
     IndexCorrupt,
     IndexSpec,
     IndexSpecMismatch,

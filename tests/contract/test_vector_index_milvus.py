@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from index import MilvusIndex, create
+from screener.index import MilvusIndex, create
 from tests.contract import test_vector_index as contract
 from tests.contract.test_vector_index import DATA, Case, Data, _corruptions
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import index
-from index import (
+from screener import index
+from screener.index import (
     FaissBinaryIndex,
     FaissDenseIndex,
     IndexCorrupt,

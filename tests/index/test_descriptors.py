@@ -7,7 +7,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from index.descriptors import DescriptorIndex
+from screener.index.descriptors import DescriptorIndex
 
 
 def codes(seed: int, n: int) -> npt.NDArray[np.uint8]:

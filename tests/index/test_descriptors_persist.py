@@ -12,10 +12,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from index import IndexCorrupt
-from index import descriptors as stored
-from index._persist import manifest_path
-from index.descriptors import DescriptorIndex
+from screener.index import IndexCorrupt
+from screener.index import descriptors as stored
+from screener.index._persist import manifest_path
+from screener.index.descriptors import DescriptorIndex
 from tests.index.test_descriptors import codes
 from tests.index.test_descriptors import noisy as near
 

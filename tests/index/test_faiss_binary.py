@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index import FaissBinaryIndex, IndexSpec, NumpyIndex
-from index.faiss_binary import exact_flips
+from screener.index import FaissBinaryIndex, IndexSpec, NumpyIndex
+from screener.index.faiss_binary import exact_flips
 from tests.contract.synth import flip_bits, near_duplicate_codes
 
 PDQ = IndexSpec("pdq", 256, "hamming")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index import FaissDenseIndex, IndexSpec, NumpyIndex, load
+from screener.index import FaissDenseIndex, IndexSpec, NumpyIndex, load
 from tests.contract.synth import clustered_vectors, unique_ids
 
 SPEC = IndexSpec("sscd", 16, "ip")

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from screener import Screener, Settings
 from screener.cli import app
-from screener.samples import scene
-from screener.transfer import export_indexes
+from screener.core.samples import scene
+from screener.matching.index_archive import export_indexes
 
 pytestmark = pytest.mark.slow
 

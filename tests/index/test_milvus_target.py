@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from models.hashes import PHash
-from screener.catalog import Catalog
-from screener.errors import ConfigurationError
-from screener.indexes import IndexSet, MilvusTarget
-from screener.settings import Settings
+from screener.core.errors import ConfigurationError
+from screener.core.settings import Settings
+from screener.matching.signal_indexes import IndexSet, MilvusTarget
+from screener.models.hashes import PHash
+from screener.store.catalog import Catalog
 
 
 def test_settings_make_a_target_and_keep_the_structure_name(

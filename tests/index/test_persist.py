@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from index import IndexCorrupt, IndexSpec, create, load, read_manifest
-from index._persist import write_atomic
+from screener.index import IndexCorrupt, IndexSpec, create, load, read_manifest
+from screener.index._persist import write_atomic
 
 SPEC = IndexSpec("pdq", 64, "hamming")
 

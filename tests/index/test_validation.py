@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from index import IndexSpec, VectorIndex, create
+from screener.index import IndexSpec, VectorIndex, create
 
 DENSE = IndexSpec("sscd", 8, "ip")
 BINARY = IndexSpec("pdq", 64, "hamming")

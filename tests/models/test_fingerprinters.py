@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import models
-from models import ModelUnavailable
-from screener import Settings, samples
-from screener.candidates import hamming
-from screener.errors import SignalUnavailable
-from screener.signals import SignalSet
+from screener import Settings, models
+from screener.core import samples
+from screener.core.errors import SignalUnavailable
+from screener.matching.candidates import hamming
+from screener.matching.signals import SignalSet
+from screener.models import ModelUnavailable
 
 
 def _bits(fp: models.Fingerprint) -> np.ndarray:

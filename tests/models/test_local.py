@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.local import NOTHING, LocalFeatures, SiftExtractor, VerifyParams, verify
-from screener.samples import scene
+from screener.core.samples import scene
+from screener.models.keypoints import NOTHING, LocalFeatures, SiftExtractor, VerifyParams, verify
 from tests import needs
 
 needs.module("cv2", "local")

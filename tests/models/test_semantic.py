@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import models
-from models import ModelUnavailable
-from models.semantic import Semantic, Tower, export_shipped
-from screener import samples
+from screener import models
+from screener.core import samples
+from screener.models import ModelUnavailable
+from screener.models.semantic import Semantic, Tower, export_shipped
 from tests import needs
 from tests.characters import LOOKALIKE, MASCOT, draw
 

@@ -17,9 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from screener.audit import GENESIS_HASH, Anchor, AuditLog, chain_hash
-from screener.catalog import Catalog, MetaRow, make_engine
-from screener.errors import InputError, NotFound, ScreenerError
+from screener.core.errors import InputError, NotFound, ScreenerError
+from screener.store.audit import GENESIS_HASH, Anchor, AuditLog, chain_hash
+from screener.store.catalog import Catalog, MetaRow, make_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -355,8 +355,8 @@ def test_threads_never_fork_the_chain(log: AuditLog) -> None:
 
 WRITER = """
 import sys
-from screener.audit import AuditLog
-from screener.catalog import make_engine
+from screener.store.audit import AuditLog
+from screener.store.catalog import make_engine
 log = AuditLog(make_engine(sys.argv[1]))
 for i in range(25):
     log.append("proc-" + sys.argv[2], "check", "c-%s-%d" % (sys.argv[2], i), {"i": i})

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from screener import Screener, Settings, fusion
-from screener.background import MANIFEST, MIN_IMAGES, SIGNALS, VECTORS
+from screener import Screener, Settings
 from screener.cli import app
-from screener.errors import ConfigurationError
-from screener.samples import drawing, scene
+from screener.core import fusion
+from screener.core.errors import ConfigurationError
+from screener.core.samples import drawing, scene
+from screener.matching.background import MANIFEST, MIN_IMAGES, SIGNALS, VECTORS
 from tests.images import png
 
 pytestmark = [pytest.mark.slow, pytest.mark.sscd]

@@ -9,9 +9,9 @@ import pytest
 from PIL import ImageFilter
 
 from screener import Screener, Settings
-from screener.errors import UnsupportedFormat
-from screener.samples import scene
-from screener.screening import CheckItem
+from screener.core.errors import UnsupportedFormat
+from screener.core.samples import scene
+from screener.matching.pipeline import CheckItem
 
 pytestmark = pytest.mark.slow
 

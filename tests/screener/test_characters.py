@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from screener import policy as policy_mod
-from screener import samples
-from screener.characters import EVIDENCE, CharacterModelRow, augment, cutout, fit
-from screener.policy import Characters
-from screener.screening import Screener
-from screener.settings import Settings
+from screener.core import policy as policy_mod
+from screener.core import samples
+from screener.core.policy import Characters
+from screener.core.settings import Settings
+from screener.matching.characters import EVIDENCE, CharacterModelRow, augment, cutout, fit
+from screener.matching.pipeline import Screener
 from tests import needs
 from tests.characters import LOOKALIKE, MASCOT, OTHER, draw, on_scene
 from tests.images import png

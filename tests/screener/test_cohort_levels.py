@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from models import Fingerprint
-from screener import Screener, Settings, fusion
-from screener import policy as policy_mod
-from screener.candidates import score_exact
-from screener.samples import drawing, scene
-from screener.signals import RegionFingerprint
+from screener import Screener, Settings
+from screener.core import fusion
+from screener.core import policy as policy_mod
+from screener.core.samples import drawing, scene
+from screener.matching.candidates import score_exact
+from screener.matching.signals import RegionFingerprint
+from screener.models import Fingerprint
 from tests.images import png
 
 pytestmark = [pytest.mark.slow, pytest.mark.sscd]

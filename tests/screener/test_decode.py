@@ -1,4 +1,4 @@
-"""screener.decode: peer images, hostile inputs made in code, and fuzzing."""
+"""screener.core.decode: peer images, hostile inputs made in code, and fuzzing."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 
-from screener.decode import (
+from screener.core.decode import (
     DecodedImage,
     Limits,
     composite,
@@ -27,7 +27,7 @@ from screener.decode import (
     tiff_pieces,
     to_rgb,
 )
-from screener.errors import (
+from screener.core.errors import (
     CorruptImage,
     DecodeError,
     EmptyImage,

@@ -10,9 +10,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from screener import Screener, Settings
-from screener.cases import NoticeRow
-from screener.desk import Desk, Upload
-from screener.samples import scene
+from screener.core.samples import scene
+from screener.duties.desk import Desk, Upload
+from screener.store.check_records import NoticeRow
 
 pytestmark = pytest.mark.slow
 

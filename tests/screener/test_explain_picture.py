@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFont
 
-from screener import explain
-from screener.verdict import Match
+from screener.core.verdict import Match
+from screener.matching import explain
 from tests import needs
 
 TITLE = "奥特曼：光之巨人"

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from screener import fusion
-from screener import policy as policy_mod
-from screener.errors import PolicyError
-from screener.policy import Bands, Decision, Policy
+from screener.core import fusion
+from screener.core import policy as policy_mod
+from screener.core.errors import PolicyError
+from screener.core.policy import Bands, Decision, Policy
 
 DEFAULT = policy_mod.load()
 IMAGE = policy_mod.IMAGE_EVIDENCE

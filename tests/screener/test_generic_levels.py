@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models import Fingerprint
-from screener.background import Bank, Rows
-from screener.candidates import score_exact
-from screener.catalog import StoredFingerprint
-from screener.signals import RegionFingerprint
+from screener.matching.background import Bank, Rows
+from screener.matching.candidates import score_exact
+from screener.matching.signals import RegionFingerprint
+from screener.models import Fingerprint
+from screener.store.catalog import StoredFingerprint
 
 QUERY_REGIONS = ("whole", "whole/d1", "whole/d2", "tl", "br", "centre")
 REF_REGIONS = ("whole", "whole/bg-black", "tl", "centre")

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from screener.audit import AuditLog
-from screener.catalog import Catalog
-from screener.errors import AuthError, Forbidden, InputError, NotFound
-from screener.keys import (
+from screener.core.errors import AuthError, Forbidden, InputError, NotFound
+from screener.store.audit import AuditLog
+from screener.store.catalog import Catalog
+from screener.store.keys import (
     INVALID_KEY,
     ApiKey,
     KeyStore,

@@ -1,4 +1,4 @@
-"""Tests for screener.labels: implicit (metadata) and explicit (visible) AI-content labels."""
+"""Tests for screener.labels.gb45438: implicit (metadata) and explicit (visible) AI-content labels."""
 
 from __future__ import annotations
 
@@ -17,15 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFont, PngImagePlugin
 
-from screener import labels, samples
-from screener.errors import (
+from screener.core import samples
+from screener.core.errors import (
     CorruptImage,
     EmptyImage,
     InputError,
     LabelError,
     UnsupportedFormat,
 )
-from screener.labels import XMP_NAMESPACE, Label, Labelled, apply, read
+from screener.labels import gb45438 as labels
+from screener.labels.gb45438 import XMP_NAMESPACE, Label, Labelled, apply, read
 
 CHINESE = "某某科技有限公司"
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -527,8 +528,8 @@ def test_extra_may_not_clash_with_standard_fields(extra: dict[str, str]) -> None
 
 
 def test_apply_respects_limits() -> None:
-    from screener.decode import Limits
-    from screener.errors import ImageTooLarge
+    from screener.core.decode import Limits
+    from screener.core.errors import ImageTooLarge
 
     data = encode(samples.scene(35), "PNG")
     with pytest.raises(ImageTooLarge):

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from screener import Screener, Settings
 from screener.cli import app
-from screener.errors import NotFound
-from screener.local import SIGNAL
-from screener.policy import Policy
-from screener.samples import drawing, scene
+from screener.core.errors import NotFound
+from screener.core.policy import Policy
+from screener.core.samples import drawing, scene
+from screener.matching.verification import SIGNAL
 from tests import needs
 from tests.images import composite, png
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index._persist import manifest_path
-from models.local import LocalFeatures
 from screener import Screener, Settings
-from screener.samples import drawing, scene
+from screener.core.samples import drawing, scene
+from screener.index._persist import manifest_path
+from screener.models.keypoints import LocalFeatures
 from tests import needs
 from tests.images import composite, png
 
@@ -200,7 +200,10 @@ def test_a_bad_file_is_named_rebuilt_and_replaced(
 ) -> None:
     path = descriptor_file(data)
     damage(path)
-    with caplog.at_level(logging.WARNING, logger="screener.local"), start(data) as s:
+    with (
+        caplog.at_level(logging.WARNING, logger="screener.matching.verification"),
+        start(data) as s,
+    ):
         assert s.local is not None
         votes = s.local.votes
         assert votes.loaded is None and votes.sets_read == saved.sets
@@ -210,7 +213,7 @@ def test_a_bad_file_is_named_rebuilt_and_replaced(
     warned = [
         r.getMessage()
         for r in caplog.records
-        if r.levelno == logging.WARNING and r.name == "screener.local"
+        if r.levelno == logging.WARNING and r.name == "screener.matching.verification"
     ]
     assert len(warned) == 1 and str(path) in warned[0] and reason in warned[0], warned
     assert "building it from the catalog" in warned[0]
@@ -229,7 +232,10 @@ def test_a_saved_index_of_another_catalog_is_not_used(
             s.registry.register(f"other-{k}", [png(scene(200 + k, size=(384, 288)))])
     shutil.copy(descriptor_file(saved.data), descriptor_file(data))
     shutil.copy(manifest_path(descriptor_file(saved.data)), manifest_path(descriptor_file(data)))
-    with caplog.at_level(logging.WARNING, logger="screener.local"), start(data) as s:
+    with (
+        caplog.at_level(logging.WARNING, logger="screener.matching.verification"),
+        start(data) as s,
+    ):
         assert s.local is not None
         assert s.local.votes.loaded is None
         assert set(s.local.votes._work_of.values()) == {"other-0", "other-1", "other-2"}

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from screener import Screener, Settings
-from screener import policy as policy_mod
-from screener.errors import PolicyError
-from screener.samples import drawing
+from screener.core import policy as policy_mod
+from screener.core.errors import PolicyError
+from screener.core.samples import drawing
 from tests import needs
 from tests.images import png
 

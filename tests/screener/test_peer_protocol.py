@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from screener import Screener
-from screener.errors import DecodeError, UnsupportedFormat
+from screener.core.errors import DecodeError, UnsupportedFormat
 from tests.conftest import PEERS_DIR
 
 pytestmark = pytest.mark.sscd

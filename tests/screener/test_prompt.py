@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from screener.prompt import keyword_matches, normalise
+from screener.core.prompt import keyword_matches, normalise
 
 KEYWORDS = {"ultraman": ("Ultraman", "奥特曼"), "medusa": ("Medusa", "美杜莎"), "x": ("X",)}
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from screener import policy as policy_mod
-from screener.catalog import Catalog
-from screener.errors import PolicyError
-from screener.policy import PromptPolicy
-from screener.prompt import TermIndex, WorkTerms, fold, normalise
-from screener.prompt.fold import key
-from screener.prompt.live import PromptScreen, match
-from screener.prompt.romanise import term_keys
+from screener.core import policy as policy_mod
+from screener.core.errors import PolicyError
+from screener.core.policy import PromptPolicy
+from screener.core.prompt import TermIndex, WorkTerms, fold, normalise
+from screener.core.prompt.fold import key
+from screener.core.prompt.romanise import term_keys
+from screener.store.catalog import Catalog
+from screener.store.prompt_terms import PromptScreen, match
 
 POLICY = PromptPolicy()
 WORKS = (

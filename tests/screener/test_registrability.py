@@ -12,12 +12,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from screener import Screener, Settings
-from screener import policy as policy_mod
-from screener.audit import AuditLog
-from screener.background import MIN_IMAGES
 from screener.cli import app
-from screener.errors import NotFound, NotRegistrable, PolicyError
-from screener.samples import drawing, scene
+from screener.core import policy as policy_mod
+from screener.core.errors import NotFound, NotRegistrable, PolicyError
+from screener.core.samples import drawing, scene
+from screener.matching.background import MIN_IMAGES
+from screener.store.audit import AuditLog
 from tests.images import png
 
 SIGNALS = ["phash", "pdq", "sscd"]

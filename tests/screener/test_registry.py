@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from screener import Screener, Settings, samples
-from screener import policy as policy_mod
-from screener.errors import Conflict, DecodeError, InputError, NotFound
+from screener import Screener, Settings
+from screener.core import policy as policy_mod
+from screener.core import samples
+from screener.core.errors import Conflict, DecodeError, InputError, NotFound
 
 
 def png(image: Image.Image) -> bytes:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from screener import policy as policy_mod
-from screener import territory
-from screener.catalog import Catalog
-from screener.errors import InputError, PolicyError
+from screener.core import policy as policy_mod
+from screener.core import territory
+from screener.core.errors import InputError, PolicyError
+from screener.store.catalog import Catalog
 
 
 def test_codes_are_iso_3166_alpha_2() -> None:

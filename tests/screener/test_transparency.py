@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from screener import Screener, Settings
-from screener.decode import composite
-from screener.samples import drawing, scene
-from screener.signals import EXTRA_BACKGROUNDS, over_background
+from screener.core.decode import composite
+from screener.core.samples import drawing, scene
+from screener.matching.signals import EXTRA_BACKGROUNDS, over_background
 
 
 def test_over_background_recovers_straight_colours() -> None:

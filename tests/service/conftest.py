@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.app import create_app
-from service.settings import ServiceSettings
+from screener.service.app import create_app
+from screener.service.settings import ServiceSettings
 
 # Who holds which key in these tests: role, owner.
 PEOPLE = {

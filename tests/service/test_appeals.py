@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from PIL import ImageFilter
 
-from screener.samples import scene
+from screener.core.samples import scene
 from tests.service.conftest import Service, encode
 
 pytestmark = pytest.mark.slow

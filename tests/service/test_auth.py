@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from screener.samples import scene
+from screener.core.samples import scene
 from tests.service.conftest import Service, encode
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from screener.samples import scene
-from service.batching import MicroBatcher
+from screener.core.samples import scene
+from screener.service.batching import MicroBatcher
 from tests.service.conftest import encode, running_service
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from screener.credentials import CHECK_ASSERTION, TRAINED_ALGORITHMIC_MEDIA
-from screener.samples import scene
+from screener.core.samples import scene
+from screener.labels.credentials import CHECK_ASSERTION, TRAINED_ALGORITHMIC_MEDIA
 from tests.c2pa_certs import make_chain
 from tests.service.conftest import Service, encode, running_service
 

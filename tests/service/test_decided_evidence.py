@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from screener.explain import CHECKER
-from screener.samples import drawing, scene
+from screener.core.samples import drawing, scene
+from screener.matching.explain import CHECKER
 from tests.service.conftest import Service, encode
 from tests.service.test_api import centre_crop, copy_of, only
 

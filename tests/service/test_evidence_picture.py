@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 
-from screener.samples import scene
+from screener.core.samples import scene
 from tests.service.conftest import Service, encode
 from tests.service.test_api import copy_of, only
 

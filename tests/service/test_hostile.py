@@ -26,7 +26,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from screener.samples import scene
+from screener.core.samples import scene
 from tests.service.conftest import Service, encode, files, running_service
 
 pytestmark = pytest.mark.slow

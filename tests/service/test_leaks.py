@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from screener.samples import scene
+from screener.core.samples import scene
 from tests.console.test_pages import sign_in
 from tests.service.conftest import Service, encode, files
 from tests.service.test_api import copy_of, only

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from screener.samples import scene
+from screener.core.samples import scene
 from tests.service.conftest import encode
 from tests.service.test_process import KEYS, Server, bearer, make_keys, new_server, servers
 

@@ -13,10 +13,10 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
-from service import routes
-from service.app import create_app
-from service.openapi_docs import OPERATIONS
-from service.settings import ServiceSettings
+from screener.service import routes
+from screener.service.app import create_app
+from screener.service.openapi_docs import OPERATIONS
+from screener.service.settings import ServiceSettings
 
 APP = create_app(ServiceSettings())
 SCHEMA = APP.openapi()

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from screener.samples import scene
+from screener.core.samples import scene
 from tests.servers import free_port
 from tests.service.conftest import encode
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from screener import Screener, Settings
-from screener.background import MIN_IMAGES
-from screener.samples import drawing, scene
+from screener.core.samples import drawing, scene
+from screener.matching.background import MIN_IMAGES
 from tests.console.test_pages import csrf, sign_in
 from tests.images import png
 from tests.service.conftest import Service, running_service

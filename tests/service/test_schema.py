@@ -24,10 +24,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from screener.catalog import NewHeld
-from screener.samples import scene
-from service.app import create_app
-from service.settings import ServiceSettings
+from screener.core.samples import scene
+from screener.service.app import create_app
+from screener.service.settings import ServiceSettings
+from screener.store.catalog import NewHeld
 from tests.service.conftest import Service, encode, files, running_service
 
 pytestmark = pytest.mark.slow

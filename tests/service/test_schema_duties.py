@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import ImageFilter
 
-from screener.samples import scene
+from screener.core.samples import scene
 from tests.c2pa_certs import make_chain
 from tests.service.conftest import Service, encode, files, running_service
 from tests.service.test_schema import CHECKS, FUZZ, PROXY, schema, validate

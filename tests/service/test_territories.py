@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageFilter
 
-from screener.samples import scene
+from screener.core.samples import scene
 from tests.service.conftest import Service, encode, running_service
 
 pytestmark = pytest.mark.slow

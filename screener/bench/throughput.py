@@ -1,0 +1,308 @@
+"""``screener bench throughput``: images per second, and where a check's time goes.
+
+Fingerprinting: each fingerprinter alone, one image at a time against batches, on the same
+seeded 512-pixel images the screener feeds them; and the whole default signal set with and
+without regions. Checks: the share of a check spent decoding, fingerprinting, searching
+and scoring, with the indexes optionally padded with synthetic references so that search
+runs at registry scale. One-at-a-time is the baseline every ratio is measured against.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+
+from screener import index as vindex
+from screener import models
+from screener.bench.common import machine, percentile_ms, write_json
+from screener.core import samples
+from screener.core.settings import Settings
+from screener.matching.pipeline import Screener
+from screener.matching.signal_indexes import decode_vectors
+
+DEFAULT_OUT = Path("benchmarks/results/throughput")
+STAGES = ("decode", "fingerprint", "search", "score", "verify", "verdict")
+
+
+def _images(count: int, seed: int, size: tuple[int, int] = (512, 384)) -> list[Image.Image]:
+    return [samples.scene(seed * 10_000 + i, size=size) for i in range(count)]
+
+
+def fingerprinting(
+    names: Sequence[str], images: Sequence[Image.Image], batch: int, warmup: int = 2
+) -> dict[str, Any]:
+    """Images per second per fingerprinter, batch 1 (the baseline) against ``batch``."""
+    results: dict[str, Any] = {}
+    for name in names:
+        try:
+            fingerprinter = models.create(name)
+        except models.ModelUnavailable as exc:
+            results[name] = {"unavailable": str(exc)}
+            continue
+        fingerprinter.fingerprint(list(images[:warmup]))
+        start = time.perf_counter()
+        for image in images:
+            fingerprinter.fingerprint([image])
+        single = len(images) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for i in range(0, len(images), batch):
+            fingerprinter.fingerprint(list(images[i : i + batch]))
+        batched = len(images) / (time.perf_counter() - start)
+        results[name] = {
+            "spec_id": fingerprinter.spec_id,
+            "images_per_s_batch_1": round(single, 2),
+            f"images_per_s_batch_{batch}": round(batched, 2),
+            "batch_speedup": round(batched / single, 3),
+        }
+    return results
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _pad(screener: Screener, references: int, seed: int, structure: str) -> dict[str, int]:
+    """Rebuild every index at registry scale, with synthetic references the catalog lacks.
+
+    Each index is made as the screener would make it for that many references (the
+    structure ``auto`` picks by size), holding the registered fingerprints plus the padding.
+    Hits on padding ids find no owner in the catalog and drop out, as a removed reference's.
+    """
+    rng = np.random.default_rng(seed)
+    padded = {}
+    base = 1 << 40  # far above any catalog id
+    for signal, old in list(screener.indexes.indexes.items()):
+        spec = screener.indexes.specs[signal]
+        idx = vindex.create(spec, structure, expected_size=references + len(old))
+        stored = [
+            f for batch in screener.catalog.iter_fingerprints(signal, spec.spec_id) for f in batch
+        ]
+        if stored:
+            idx.add(
+                np.asarray([i for i, _ in stored], dtype=np.int64),
+                decode_vectors(spec, [v for _, v in stored]),
+            )
+        screener.indexes.indexes[signal] = idx
+        for start in range(0, references, 50_000):
+            n = min(50_000, references - start)
+            ids = np.arange(base + start, base + start + n, dtype=np.int64)
+            if spec.metric == "hamming":
+                vectors = rng.integers(0, 256, (n, spec.dim // 8), dtype=np.uint8)
+            else:
+                centres = rng.normal(size=(64, spec.dim)).astype(np.float32)
+                raw = centres[rng.integers(0, 64, n)] + 0.6 * rng.normal(size=(n, spec.dim))
+                vectors = (raw / np.linalg.norm(raw, axis=1, keepdims=True)).astype(np.float32)
+            idx.add(ids, vectors)
+        padded[signal] = len(idx)
+    return padded
+
+
+def checks(
+    count: int,
+    works: int,
+    seed: int,
+    regions: bool,
+    pad: int,
+    structure: str,
+    local: bool = True,
+) -> dict[str, Any]:
+    """Time the stages of real checks (copies and unrelated images, half each)."""
+    with tempfile.TemporaryDirectory(prefix="screener-throughput-") as scratch:
+        settings = Settings(
+            data_dir=Path(scratch),
+            regions=regions,
+            index_structure=structure,
+            local_features=local,
+        )
+        with Screener(settings) as screener:
+            originals = _images(works, seed + 1)
+            for i, image in enumerate(originals):
+                screener.registry.register(f"w{i}", [_png(image)])
+            sizes = _pad(screener, pad, seed, structure) if pad else screener.indexes.sizes()
+            queries = [
+                _png(originals[i % works].resize((400, 300)))
+                if i % 2 == 0
+                else _png(samples.scene(seed * 7919 + i))
+                for i in range(count)
+            ]
+            screener.check(queries[0])  # warm-up
+            laps: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
+            for query in queries:
+                timings = screener.check(query).timings_ms
+                for stage, samples_s in laps.items():
+                    samples_s.append(timings.get(stage, 0.0) / 1000.0)
+            kinds = {s: idx.kind for s, idx in screener.indexes.indexes.items()}
+    total = float(np.sum(laps["total"]))
+    return {
+        "checks": count,
+        "regions": regions,
+        "local_features": local,
+        "index_sizes": sizes,
+        "index_kinds": kinds,
+        "checks_per_s": round(count / total, 3),
+        "p50_ms": round(percentile_ms(laps["total"], 50), 2),
+        "p99_ms": round(percentile_ms(laps["total"], 99), 2),
+        "stage_share": {s: round(float(np.sum(laps[s])) / total, 4) for s in STAGES},
+        "stage_p50_ms": {s: round(percentile_ms(laps[s], 50), 2) for s in STAGES},
+    }
+
+
+def _local_cost(on: dict[str, Any], off: dict[str, Any]) -> dict[str, Any]:
+    """Local verification's share of a check, and the whole check against the global
+    fingerprinting stage alone (the cost target of local features)."""
+    fingerprint = on["stage_share"]["fingerprint"]
+    ratio = round(1.0 / fingerprint, 3) if fingerprint else None
+    return {
+        "verify_share": on["stage_share"]["verify"],
+        "check_over_fingerprinting": ratio,
+        "with_over_without_local_p50": round(on["p50_ms"] / off["p50_ms"], 3)
+        if off["p50_ms"]
+        else None,
+        "pass": ratio is not None and ratio <= 2.0,
+    }
+
+
+def run(
+    *,
+    images: int,
+    batch: int,
+    checks_count: int,
+    works: int,
+    pad: int,
+    structure: str,
+    seed: int,
+    out: Path,
+    command: str = "",
+) -> dict[str, Any]:
+    pictures = _images(images, seed)
+    report: dict[str, Any] = {
+        "benchmark": "throughput",
+        "command": command,
+        "machine": machine(),
+        "config": {
+            "images": images,
+            "batch": batch,
+            "checks": checks_count,
+            "works": works,
+            "pad_references": pad,
+            "structure": structure,
+            "seed": seed,
+        },
+        "fingerprinting": fingerprinting(["phash", "pdq", "sscd"], pictures, batch),
+    }
+    report["checks"] = {
+        "regions_on": checks(checks_count, works, seed, True, pad, structure),
+        "regions_off": checks(checks_count, works, seed, False, pad, structure),
+        "local_off": checks(checks_count, works, seed, True, pad, structure, local=False),
+    }
+    on, off = report["checks"]["regions_on"], report["checks"]["regions_off"]
+    sscd = report["fingerprinting"].get("sscd", {})
+    speedup = sscd.get("batch_speedup")
+    report["targets"] = {
+        "batched_fingerprinting_at_least_1.5x": {
+            "measured": speedup,
+            "pass": speedup is not None and speedup >= 1.5,
+            "note": "SSCD, the costly signal; hashes gain nothing from batching",
+        },
+        "lookup_at_most_10pct_of_check": {
+            "measured": on["stage_share"]["search"],
+            "pass": on["stage_share"]["search"] <= 0.10,
+            "index_sizes": on["index_sizes"],
+        },
+        "regions_cost_ratio": round(on["p50_ms"] / off["p50_ms"], 3) if off["p50_ms"] else None,
+        "check_at_most_2x_global_fingerprinting": _local_cost(on, report["checks"]["local_off"]),
+    }
+    write_json(out / "throughput.json", report)
+    _plot(report, out / "throughput.png")
+    return report
+
+
+def _plot(report: dict[str, Any], path: Path) -> None:
+    from screener.bench.plots import pyplot
+
+    plt = pyplot()
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=90)
+    names = [n for n, v in report["fingerprinting"].items() if "spec_id" in v]
+    batch = report["config"]["batch"]
+    one = [report["fingerprinting"][n]["images_per_s_batch_1"] for n in names]
+    many = [report["fingerprinting"][n][f"images_per_s_batch_{batch}"] for n in names]
+    xs = np.arange(len(names))
+    left.bar(xs - 0.2, one, 0.4, label="batch 1")
+    left.bar(xs + 0.2, many, 0.4, label=f"batch {batch}")
+    left.set_xticks(xs, names)
+    left.set_yscale("log")
+    left.set_ylabel("images / s")
+    left.set_title("fingerprinting throughput")
+    left.legend()
+    settings = list(report["checks"])
+    bottom = np.zeros(len(settings))
+    for stage in STAGES:
+        shares = np.array([report["checks"][s]["stage_share"][stage] for s in settings])
+        right.bar(settings, shares, bottom=bottom, label=stage)
+        bottom += shares
+    right.set_ylabel("share of a check's time")
+    right.set_title("where a check's time goes")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def command(
+    images: Annotated[int, typer.Option(help="images per fingerprinter")] = 64,
+    batch: Annotated[int, typer.Option(help="batch size compared with one at a time")] = 16,
+    checks_count: Annotated[int, typer.Option("--checks", help="checks timed per setting")] = 60,
+    works: Annotated[int, typer.Option(help="works registered")] = 20,
+    pad: Annotated[int, typer.Option(help="synthetic references added to every index")] = 100_000,
+    structure: Annotated[
+        str, typer.Option(help="index structure ('auto' or FAISS string)")
+    ] = "auto",
+    seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[Path, typer.Option(help="where JSON and plots go")] = DEFAULT_OUT,
+) -> None:
+    """Fingerprinting throughput, batch 1 against batched, and the stages of a check."""
+    report = run(
+        images=images,
+        batch=batch,
+        checks_count=checks_count,
+        works=works,
+        pad=pad,
+        structure=structure,
+        seed=seed,
+        out=out,
+        command=" ".join(sys.argv),
+    )
+    console = Console()
+    table = Table("fingerprinter", "batch 1 img/s", f"batch {batch} img/s", "speed-up")
+    for name, entry in report["fingerprinting"].items():
+        if "spec_id" in entry:
+            table.add_row(
+                name,
+                str(entry["images_per_s_batch_1"]),
+                str(entry[f"images_per_s_batch_{batch}"]),
+                str(entry["batch_speedup"]),
+            )
+        else:
+            table.add_row(name, "unavailable", "", "")
+    console.print(table)
+    for setting, entry in report["checks"].items():
+        console.print(
+            f"{setting}: {entry['checks_per_s']} checks/s, p50 {entry['p50_ms']} ms, "
+            f"shares {entry['stage_share']}",
+            highlight=False,
+        )
+    console.print(f"targets: {report['targets']}", highlight=False)

@@ -1,0 +1,117 @@
+"""Fusion: raw per-signal values to one calibrated score in [0, 1]. Pure.
+
+Each raw value becomes evidence in [0, 1] by its policy calibration; the fused score is a
+logistic function of the weighted evidence (of a group of signals that measure the same
+thing, only the largest), plus ``max_weight`` times the strongest single image evidence
+(so that one signal closer than anything unrelated can decide alone; the prompt never
+can). Weights are non-negative, so more similarity on any signal never lowers the fused
+score, and a missing signal adds no evidence.
+
+Where the background bank gives a work's *generic level* for a signal (the value its k-th
+closest ordinary picture reaches, under ``generic_name(name)`` beside the raw values), the
+signal's ramp starts no earlier than that level: it moves towards ``hi`` by as much as
+the level is past ``lo``, by at most one ramp width. A work that ordinary pictures come
+close to needs a closer query for the same evidence; a distinctive one is unaffected. A
+more generic work never scores higher, all else equal.
+
+A work's *cohort level* (under ``cohort_name(name)``: the value that the k-th closest
+other registered work reaches against it) moves the ramp in the same way, and of the two
+levels the one that moves it further counts: a bank calibrates only against the style it
+holds, while the registry's own works are the style that unrelated queries in a themed
+catalogue come in (an icon set, one game's portraits).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from screener.core.policy import IMAGE_EVIDENCE, Calibration, Policy, sigmoid
+
+# The highest fused score (scores are reported to 6 decimals): a band at 1.0 is never
+# reached, so a work override of review 1.0 / block 1.0 means "never flag".
+TOP_SCORE = 0.999999
+GENERIC_SUFFIX = "_generic"
+COHORT_SUFFIX = "_cohort"
+LEVEL_SUFFIXES = (GENERIC_SUFFIX, COHORT_SUFFIX)
+
+
+def generic_name(name: str) -> str:
+    """Where a work's generic level for evidence ``name`` sits among the values."""
+    return f"{name}{GENERIC_SUFFIX}"
+
+
+def cohort_name(name: str) -> str:
+    """Where a work's cohort level for evidence ``name`` sits among the values."""
+    return f"{name}{COHORT_SUFFIX}"
+
+
+def is_level(name: str) -> bool:
+    """A work's level (generic or cohort) rather than a measured value."""
+    return name.endswith(LEVEL_SUFFIXES)
+
+
+def evidence(value: float | None, calibration: Calibration, *levels: float | None) -> float:
+    """Evidence in [0, 1] that a raw value indicates a copy (0 for a missing value), with
+    the ramp moved past the work's level where it is past ``lo`` (of several levels, the
+    one that moves it furthest), by at most one ramp width."""
+    if value is None or not math.isfinite(value):
+        return 0.0
+    lo, width = calibration.lo, calibration.hi - calibration.lo
+    shift = max(
+        (
+            min(1.0, max(0.0, (level - lo) / width))
+            for level in levels
+            if level is not None and math.isfinite(level)
+        ),
+        default=0.0,
+    )
+    lo += width * shift
+    return min(1.0, max(0.0, (value - lo) / width))
+
+
+def evidence_of(values: Mapping[str, float | None], name: str, calibration: Calibration) -> float:
+    """:func:`evidence` of signal ``name`` among a candidate's values (and levels)."""
+    return evidence(
+        values.get(name),
+        calibration,
+        values.get(generic_name(name)),
+        values.get(cohort_name(name)),
+    )
+
+
+def contributions(values: Mapping[str, float | None], policy: Policy) -> dict[str, float]:
+    """Each signal's weighted evidence: its share of the fused logit. In a group of the
+    policy only the largest counts; the others' shares are 0."""
+    shares = {
+        name: calibration.weight * evidence_of(values, name, calibration)
+        for name, calibration in policy.signals.items()
+    }
+    for members in policy.groups.values():
+        present = [name for name in members if name in shares]
+        if len(present) > 1:
+            top = max(present, key=shares.__getitem__)
+            for name in present:
+                if name != top:
+                    shares[name] = 0.0
+    return shares
+
+
+def strongest(values: Mapping[str, float | None], policy: Policy) -> float:
+    """The largest single evidence among the weighted image signals."""
+    return max(
+        (
+            evidence_of(values, name, calibration)
+            for name, calibration in policy.signals.items()
+            if calibration.weight > 0 and name in IMAGE_EVIDENCE
+        ),
+        default=0.0,
+    )
+
+
+def fuse(values: Mapping[str, float | None], policy: Policy) -> float:
+    """The fused score for one candidate work's raw signal values."""
+    logit = policy.bias + sum(contributions(values, policy).values())
+    if policy.max_weight:
+        logit += policy.max_weight * strongest(values, policy)
+    return min(sigmoid(logit), TOP_SCORE)

@@ -1,0 +1,143 @@
+"""All settings in one object, read from ``SCREENER_*`` environment variables.
+
+Building a `Settings` is cheap: nothing heavy (models, indexes, database connections) is
+made here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SIGNALS = ("phash", "pdq", "sscd", "clip")
+IMAGE_SIGNALS = frozenset((*DEFAULT_SIGNALS, "semantic"))
+MILVUS_STRUCTURES = ("auto", "FLAT", "HNSW", "IVF_FLAT", "BIN_FLAT", "BIN_IVF_FLAT")
+
+
+class Settings(BaseSettings):
+    """Where state lives, which signals run and how, and the limits on input."""
+
+    model_config = SettingsConfigDict(env_prefix="SCREENER_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("screener-data"), description="where state lives")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in data_dir"
+    )
+    policy_path: Path | None = Field(
+        default=None, description="policy file; default: the policy shipped with the package"
+    )
+
+    signals: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SIGNALS))
+    require_signals: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="signals whose absence is a start-up error"
+    )
+
+    work_size: int = Field(default=512, ge=64, description="long side of the one downscaled copy")
+    regions: bool = Field(default=True, description="also fingerprint a 2x2 grid and centre crop")
+
+    sscd_model: str = "sscd"
+    sscd_weights: Path | None = None
+    sscd_threads: int = Field(default=0, ge=0, description="0: ONNX Runtime decides")
+
+    clip_arch: str = "ViT-B-32"
+    clip_pretrained: str = "laion2b_s34b_b79k"
+    clip_weights: Path | None = None
+    clip_threads: int = Field(default=0, ge=0)
+
+    # The semantic signal (screener/models/semantic.py): the shipped EfficientNet-Lite0, or an ONNX
+    # image tower of the operator's own with its preprocessing.
+    semantic_onnx: Path | None = Field(
+        default=None, description="an ONNX image tower; default: the shipped backbone"
+    )
+    semantic_size: int = Field(default=224, ge=32, description="the tower's input side")
+    semantic_mean: tuple[float, float, float] = (127.0, 127.0, 127.0)
+    semantic_std: tuple[float, float, float] = (128.0, 128.0, 128.0)
+    semantic_output: str | None = Field(default=None, description="output node; None: first")
+    semantic_cache_dir: Path | None = Field(
+        default=None, description="where the shipped backbone is exported; default data_dir/models"
+    )
+    semantic_threads: int = Field(default=0, ge=0, description="0: ONNX Runtime decides")
+
+    local_features: bool = Field(
+        default=True,
+        description="verify candidates with local features (OpenCV SIFT + RANSAC)",
+    )
+    local_max_features: int = Field(
+        default=600, ge=16, le=5000, description="SIFT keypoints kept per image"
+    )
+
+    background_bank: Literal["packaged", "none"] = Field(
+        default="packaged",
+        description="the background bank while data_dir has none of its own (`screener "
+        "background build`): the one shipped with the package, or none",
+    )
+
+    index_structure: str = Field(
+        default="auto",
+        description="'auto', a FAISS factory string, or with the milvus backend a Milvus "
+        "index type (FLAT, HNSW, IVF_FLAT, BIN_FLAT, BIN_IVF_FLAT)",
+    )
+    index_threads: int = Field(
+        default=1, ge=0, description="FAISS threads per search (0: one per core)"
+    )
+    index_backend: Literal["faiss", "milvus"] = Field(
+        default="faiss",
+        description="'faiss': index files in data_dir; 'milvus': collections on a Milvus "
+        "server that several instances share",
+    )
+    milvus_uri: str | None = Field(default=None, description="e.g. http://127.0.0.1:19530")
+    milvus_token: str | None = Field(default=None, description="'user:password' or an API key")
+    milvus_collection_prefix: str = Field(
+        default="screener",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description="collections are named <prefix>_<signal>_<spec digest>",
+    )
+    milvus_consistency: Literal["Session", "Bounded", "Strong"] = Field(
+        default="Session", description="consistency level of searches (see docs/deploy.md)"
+    )
+
+    max_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(default=50_000_000, ge=1)
+
+    @field_validator("signals", "require_signals", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("signals", "require_signals")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in IMAGE_SIGNALS]
+        if unknown:
+            raise ValueError(f"unknown signal(s) {unknown}; known: {sorted(IMAGE_SIGNALS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _milvus_backend(self) -> Settings:
+        """With the Milvus backend a server URI is needed and ``index_structure`` names a
+        Milvus index type (``screener.matching.signal_indexes.MilvusTarget`` carries the rest)."""
+        if self.index_backend != "milvus":
+            return self
+        if not self.milvus_uri:
+            raise ValueError("SCREENER_INDEX_BACKEND=milvus needs SCREENER_MILVUS_URI")
+        if self.index_structure not in MILVUS_STRUCTURES:
+            raise ValueError(
+                f"index_structure {self.index_structure!r} is not a Milvus structure; "
+                f"use one of {list(MILVUS_STRUCTURES)}"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'catalog.sqlite3').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "indexes"

