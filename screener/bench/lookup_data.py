@@ -1,4 +1,5 @@
-"""Synthetic data, exact answers, constants and the run configuration of ``screener.bench.lookup``."""
+"""Synthetic data, exact answers, constants and the run configuration of
+``screener.bench.lookup``."""
 
 from __future__ import annotations
 

@@ -29,7 +29,8 @@ from screener.models.keypoints import LocalFeatures, SiftExtractor, verify
 
 UNTOUCHED = "untouched"
 # Verified inliers that make two source images share artwork. Counted with the keypoint
-# size and angle check of `screener.models.keypoints.verify`: among all pairs of 213 Tango icons (not
+# size and angle check of `screener.models.keypoints.verify`: among all pairs of 213 Tango
+# icons (not
 # a benchmark set), every pair with 8 or more shared a drawn element (the same envelope,
 # cloud, sheet of paper, folder or face), while chance agreement mostly stays at 5 or
 # below. At 15, themed icons with a common element passed as "unrelated" distractors.

@@ -938,12 +938,12 @@ def demo(
     seed: Annotated[int, typer.Option(help="draws other works and queries")] = 0,
 ) -> None:
     """Register generated works, screen copies and unrelated images, and report."""
-    from screener.cli import demo as demo_mod
+    from screener.cli import demo_suite
 
     table = Table("query", "expected", "decision", "score", "top work", "ok")
     with _open(data_dir) as screener, progress_bar() as progress:
         task = progress.add_task("screening", total=None)
-        rows = demo_mod.run(screener, seed=seed, on_row=lambda _r: progress.advance(task))
+        rows = demo_suite.run(screener, seed=seed, on_row=lambda _r: progress.advance(task))
         used = ", ".join(screener.signals.names)
     for r in rows:
         table.add_row(

@@ -443,7 +443,8 @@ class Desk:
     def _shown(
         self, key: ApiKey, records: Sequence[CheckRecord], payload: dict[str, Any] | None = None
     ) -> list[redaction.Shown]:
-        """``records`` as ``key`` may see them (one rule per role: :mod:`screener.duties.redaction`);
+        """``records`` as ``key`` may see them (one rule per role:
+        :mod:`screener.duties.redaction`);
         ``payload``, the audit payload of a single record, likewise."""
         owned: set[str] = set()
         if redaction.rule_for(key).own_works_only:
@@ -690,7 +691,7 @@ class Desk:
         found = {(r.reference_id, r.sha256): Origin(r.kind, r.source) for r in rows}
         return {r.id: found.get((r.id, r.sha256), Origin()) for r in references}
 
-    # references held for an operator (see screener.matching.registrability) ------------------------
+    # references held for an operator (see screener.matching.registrability) --------------
 
     def held_references(self, key: ApiKey) -> list[HeldReference]:
         """References waiting for an operator: all of them for operators, a rights
@@ -923,7 +924,8 @@ class Desk:
 
     def find_outputs(self, outputs: Sequence[Upload]) -> dict[str, list[str]]:
         """The released (allowed) checks whose image is each of ``outputs`` (by name):
-        the same bytes, or the same image by the policy's ramps (:mod:`screener.matching.outputs`)."""
+        the same bytes, or the same image by the policy's ramps
+        (:mod:`screener.matching.outputs`)."""
         if not outputs:
             return {}
         if len(outputs) > MAX_NAMED_CHECKS:

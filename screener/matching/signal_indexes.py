@@ -346,7 +346,8 @@ class IndexSet:
         """Make ``signal``'s index hold exactly the fingerprints of ``batches`` as of log
         position ``mark``, then replay the catalog's log after it; returns its size.
 
-        The caller has checked the fingerprints against the catalog (``screener.matching.index_archive``).
+        The caller has checked the fingerprints against the catalog
+        (``screener.matching.index_archive``).
         A FAISS index is built aside and swapped in; a shared Milvus collection is changed
         in place (missing ids upserted, others deleted), so other instances keep searching.
         """

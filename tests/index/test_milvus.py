@@ -187,9 +187,7 @@ def test_bad_input_is_refused(milvus_uri: str) -> None:
 
 
 def test_unreachable_server_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "screener.index._milvus_conn.CONNECT_TIMEOUT_S", 1.0
-    )  # nothing listens: no wait
+    monkeypatch.setattr("screener.index._milvus_conn.CONNECT_TIMEOUT_S", 1.0)  # no server: no wait
     with pytest.raises(
         MilvusUnavailable, match=r"cannot connect to Milvus at http://127\.0\.0\.1:9"
     ):

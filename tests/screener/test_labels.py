@@ -1,4 +1,4 @@
-"""Tests for screener.labels.gb45438: implicit (metadata) and explicit (visible) AI-content labels."""
+"""Tests for screener.labels.gb45438: implicit (metadata) and visible AI-content labels."""
 
 from __future__ import annotations
 
