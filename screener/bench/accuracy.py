@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
 
-from screener.bench.suite import Suite
+from screener.bench.suite import Query, Suite
 from screener.core import fusion
 from screener.core import policy as policy_mod
 from screener.core.policy import (
@@ -59,33 +59,36 @@ def evaluate(
     screener.registry.save()
     records = []
     for query in suite.queries:
-        include = [query.work_id] if query.work_id else []
-        analysis = screener.analyse(query.path, include_works=include)
-        candidates = analysis.candidates
-        top = max(candidates, key=lambda m: m.fused_score, default=None)
-        if query.work_id is not None:
-            own = next(m for m in candidates if m.work_id == query.work_id)
-            values, fused = dict(own.signals), own.fused_score
-        else:
-            values = _best_values(candidates)
-            fused = top.fused_score if top else 0.0
-        records.append(
-            Record(
-                query.id,
-                query.category,
-                query.group,
-                query.work_id,
-                values,
-                fused,
-                top.work_id if top else None,
-                analysis.verdict.decision,
-                analysis.verdict.timings_ms["total"] / 1000.0,
-                tuple((m.work_id, dict(m.signals)) for m in candidates),
-            )
-        )
+        records.append(check(screener, query))
         if progress:
             progress(1)
     return records
+
+
+def check(screener: Screener, query: Query) -> Record:
+    """Screen one query: scored against its true work (a copy) or the best of all works."""
+    include = [query.work_id] if query.work_id else []
+    analysis = screener.analyse(query.path, include_works=include)
+    candidates = analysis.candidates
+    top = max(candidates, key=lambda m: m.fused_score, default=None)
+    if query.work_id is not None:
+        own = next(m for m in candidates if m.work_id == query.work_id)
+        values, fused = dict(own.signals), own.fused_score
+    else:
+        values = _best_values(candidates)
+        fused = top.fused_score if top else 0.0
+    return Record(
+        query.id,
+        query.category,
+        query.group,
+        query.work_id,
+        values,
+        fused,
+        top.work_id if top else None,
+        analysis.verdict.decision,
+        analysis.verdict.timings_ms["total"] / 1000.0,
+        tuple((m.work_id, dict(m.signals)) for m in candidates),
+    )
 
 
 def rescore(records: Sequence[Record], policy: Policy) -> list[Record]:

@@ -127,6 +127,74 @@ def accuracy(
 
 
 @app.command()
+def characters(
+    source: Annotated[
+        list[str] | None,
+        typer.Option(help="character source (repeatable): wesnoth, supertux, creatures"),
+    ] = None,
+    root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="folder holding usr/share/... of the game packages (repeatable; default /): "
+            "where apt-get download + dpkg-deb -x put them"
+        ),
+    ] = None,
+    photos: Annotated[
+        list[Path] | None,
+        typer.Option(help="folder of photographs (repeatable): backgrounds and negatives"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="draws the suite")] = 0,
+    characters: Annotated[int, typer.Option(help="registered characters per source")] = 8,
+    new_poses: Annotated[int, typer.Option(help="new-pose queries per character")] = 4,
+    lookalikes: Annotated[int, typer.Option(help="look-alikes per registered character")] = 3,
+    others: Annotated[int, typer.Option(help="other characters per source")] = 6,
+    photo_count: Annotated[int, typer.Option("--photo-count", help="photos per source")] = 8,
+    out_dir: Annotated[Path, typer.Option("--out", help="where JSON and markdown go")] = Path(
+        "benchmarks/results/characters"
+    ),
+    keep_suite: Annotated[
+        Path | None, typer.Option(help="write the suite here (works/, queries/, truth.csv)")
+    ] = None,
+    records: Annotated[
+        Path | None, typer.Option(help="report again from a saved records.json.gz")
+    ] = None,
+) -> None:
+    """Character likeness: new poses, other styles and look-alikes, leave one source out."""
+    from screener.bench import characters as characters_mod
+    from screener.bench.characters_suite import Plan
+
+    started = time.perf_counter()
+    plan = Plan(
+        characters=characters,
+        new_poses=new_poses,
+        lookalikes=lookalikes,
+        others=others,
+        photos=photo_count,
+    )
+    try:
+        report = characters_mod.run(
+            catalogue={}
+            if records
+            else characters_mod.load_sources(
+                source or ["wesnoth", "supertux", "creatures"], root or [Path("/")]
+            ),
+            roots=root or [Path("/")],
+            photos=photos or [],
+            seed=seed,
+            plan=plan,
+            out_dir=out_dir,
+            command=" ".join(sys.argv),
+            keep_suite=keep_suite,
+            records_file=records,
+        )
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    out.print(characters_mod.markdown(report), highlight=False)
+    out.print(f"wrote {out_dir} in {time.perf_counter() - started:.0f} s", highlight=False)
+
+
+@app.command()
 def prompts(
     seed: Annotated[
         int, typer.Option(help="odd: the tuning works; even: the held-out works (report these)")

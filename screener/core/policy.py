@@ -32,6 +32,9 @@ IMAGE_EVIDENCE = (
     "clip_region_cosine",
     "local_inliers",
     "sscd_norm_cosine",
+    "semantic_cosine",
+    "semantic_region_cosine",
+    "character_score",
 )
 PROMPT_EVIDENCE = ("prompt_keyword", "prompt_clip_cosine")
 # Image signals that see the same thing in the same way: a policy's ``groups`` may use
@@ -40,6 +43,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "hashes": ("pdq_hamming", "phash_hamming", "pdq_region_hamming", "phash_region_hamming"),
     "sscd": ("sscd_cosine", "sscd_region_cosine", "sscd_norm_cosine"),
     "clip": ("clip_cosine", "clip_region_cosine"),
+    "semantic": ("semantic_cosine", "semantic_region_cosine", "character_score"),
 }
 EVIDENCE = IMAGE_EVIDENCE + PROMPT_EVIDENCE
 
@@ -225,6 +229,32 @@ class Registration:
 
 
 @dataclass(frozen=True)
+class Characters:
+    """How per-work character models are trained (`screener.matching.characters`): augmented views
+    per work, backgrounds alone as negatives, views kept as the other works' negatives,
+    older models retrained when a new work's views fool them, gradient steps, L2 weight,
+    and the most other works' and bank vectors used as negatives."""
+
+    views: int = 96
+    scenes: int = 16
+    kept_views: int = 24
+    neighbours: int = 3
+    steps: int = 300
+    l2: float = 1e-3
+    negatives: int = 4000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (
+            min(self.views, self.steps, self.negatives) < 1
+            or min(self.scenes, self.kept_views, self.neighbours) < 0
+        ):
+            raise ValueError("characters: views, steps and negatives >= 1; the rest >= 0")
+        if not (math.isfinite(self.l2) and self.l2 >= 0):
+            raise ValueError(f"characters.l2 must be a finite number >= 0 (got {self.l2})")
+
+
+@dataclass(frozen=True)
 class Policy:
     version: str
     bias: float
@@ -252,6 +282,8 @@ class Policy:
     prompt: PromptPolicy = field(default_factory=PromptPolicy)
     # What a reference image needs to be registered, and when one is held.
     registration: Registration = field(default_factory=Registration)
+    # How per-work character models are trained.
+    characters: Characters = field(default_factory=Characters)
 
     def __post_init__(self) -> None:
         if not self.version.strip():

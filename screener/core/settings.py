@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SIGNALS = ("phash", "pdq", "sscd", "clip")
-IMAGE_SIGNALS = frozenset(DEFAULT_SIGNALS)
+IMAGE_SIGNALS = frozenset((*DEFAULT_SIGNALS, "semantic"))
 MILVUS_STRUCTURES = ("auto", "FLAT", "HNSW", "IVF_FLAT", "BIN_FLAT", "BIN_IVF_FLAT")
 
 
@@ -46,6 +46,20 @@ class Settings(BaseSettings):
     clip_pretrained: str = "laion2b_s34b_b79k"
     clip_weights: Path | None = None
     clip_threads: int = Field(default=0, ge=0)
+
+    # The semantic signal (screener/models/semantic.py): the shipped EfficientNet-Lite0, or an ONNX
+    # image tower of the operator's own with its preprocessing.
+    semantic_onnx: Path | None = Field(
+        default=None, description="an ONNX image tower; default: the shipped backbone"
+    )
+    semantic_size: int = Field(default=224, ge=32, description="the tower's input side")
+    semantic_mean: tuple[float, float, float] = (127.0, 127.0, 127.0)
+    semantic_std: tuple[float, float, float] = (128.0, 128.0, 128.0)
+    semantic_output: str | None = Field(default=None, description="output node; None: first")
+    semantic_cache_dir: Path | None = Field(
+        default=None, description="where the shipped backbone is exported; default data_dir/models"
+    )
+    semantic_threads: int = Field(default=0, ge=0, description="0: ONNX Runtime decides")
 
     local_features: bool = Field(
         default=True,

@@ -28,6 +28,7 @@ EVIDENCE_NAME = {
     "phash": "phash_hamming",
     "sscd": "sscd_cosine",
     "clip": "clip_cosine",
+    "semantic": "semantic_cosine",
 }
 # The same signal where one side is a region (a crop of the work, or the work inside a
 # larger picture): weaker evidence than whole against whole, so calibrated on its own.
@@ -63,6 +64,16 @@ def _options(name: str, settings: Settings) -> dict[str, object]:
             "pretrained": settings.clip_pretrained,
             "weights": settings.clip_weights,
             "threads": settings.clip_threads,
+        }
+    if name == "semantic":
+        return {
+            "onnx": settings.semantic_onnx,
+            "size": settings.semantic_size,
+            "mean": settings.semantic_mean,
+            "std": settings.semantic_std,
+            "output": settings.semantic_output,
+            "cache_dir": settings.semantic_cache_dir or settings.data_dir / "models",
+            "threads": settings.semantic_threads,
         }
     return {}
 

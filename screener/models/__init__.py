@@ -1,6 +1,6 @@
 """Fingerprinters: pixels in, vectors or bits out, each registered by name with a spec id."""
 
-from screener.models import clip, hashes, sscd
+from screener.models import clip, hashes, semantic, sscd
 from screener.models.base import (
     DihedralFingerprinter,
     Fingerprint,
@@ -23,5 +23,6 @@ __all__ = [
     "hashes",
     "names",
     "register",
+    "semantic",
     "sscd",
 ]
