@@ -270,6 +270,32 @@ class Registration:
 
 
 @dataclass(frozen=True)
+class Characters:
+    """How per-work character models are trained (`screener.matching.characters`): augmented views
+    per work, backgrounds alone as negatives, views kept as the other works' negatives,
+    older models retrained when a new work's views fool them, gradient steps, L2 weight,
+    and the most other works' and bank vectors used as negatives."""
+
+    views: int = 96
+    scenes: int = 16
+    kept_views: int = 24
+    neighbours: int = 3
+    steps: int = 300
+    l2: float = 1e-3
+    negatives: int = 4000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (
+            min(self.views, self.steps, self.negatives) < 1
+            or min(self.scenes, self.kept_views, self.neighbours) < 0
+        ):
+            raise ValueError("characters: views, steps and negatives >= 1; the rest >= 0")
+        if not (math.isfinite(self.l2) and self.l2 >= 0):
+            raise ValueError(f"characters.l2 must be a finite number >= 0 (got {self.l2})")
+
+
+@dataclass(frozen=True)
 class Policy:
     version: str
     bias: float
@@ -303,6 +329,8 @@ class Policy:
     prompt: PromptPolicy = field(default_factory=PromptPolicy)
     # What a reference image needs to be registered, and when one is held.
     registration: Registration = field(default_factory=Registration)
+    # How per-work character models are trained.
+    characters: Characters = field(default_factory=Characters)
 
     def __post_init__(self) -> None:
         if not self.version.strip():

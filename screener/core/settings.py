@@ -80,6 +80,20 @@ class Settings(BaseSettings):
     clip_weights: Path | None = None
     clip_threads: int = Field(default=0, ge=0)
 
+    # The semantic signal (screener/models/semantic.py): the shipped EfficientNet-Lite0, or an ONNX
+    # image tower of the operator's own with its preprocessing.
+    semantic_onnx: Path | None = Field(
+        default=None, description="an ONNX image tower; default: the shipped backbone"
+    )
+    semantic_size: int = Field(default=224, ge=32, description="the tower's input side")
+    semantic_mean: tuple[float, float, float] = (127.0, 127.0, 127.0)
+    semantic_std: tuple[float, float, float] = (128.0, 128.0, 128.0)
+    semantic_output: str | None = Field(default=None, description="output node; None: first")
+    semantic_cache_dir: Path | None = Field(
+        default=None, description="where the shipped backbone is exported; default data_dir/models"
+    )
+    semantic_threads: int = Field(default=0, ge=0, description="0: ONNX Runtime decides")
+
     local_features: bool = Field(
         default=True,
         description="verify candidates with local features (OpenCV SIFT + RANSAC)",
@@ -137,6 +151,13 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown signal(s) {unknown}; known: {sorted(known)}")
         return value
+
+    @model_validator(mode="after")
+    def _semantic_cache(self) -> Settings:
+        """The exported semantic tower lives in the data directory unless told otherwise."""
+        if self.semantic_cache_dir is None:
+            self.semantic_cache_dir = self.data_dir / "models"
+        return self
 
     @model_validator(mode="after")
     def _milvus_backend(self) -> Settings:

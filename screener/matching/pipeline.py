@@ -38,6 +38,7 @@ from screener.core.territory import covers, grants
 from screener.core.text import refused_character
 from screener.core.verdict import Match, RegionPair, Verdict
 from screener.matching import background as background_mod
+from screener.matching import characters as characters_mod
 from screener.matching import explain as explain_mod
 from screener.matching import located, registrability
 from screener.matching import threads as threads_mod
@@ -178,6 +179,15 @@ class Screener:
             if self.local is not None:
                 self.local.backfill(self.catalog, self.limits, self.settings.work_size, _over_black)
                 self.local.votes.open(self.catalog)  # the saved index, then what changed
+        self.characters = characters_mod.open_models(
+            self.catalog,
+            self.signals.available.get(characters_mod.SIGNAL),
+            lambda data: self.decode(data).image,
+            lambda: self.background,
+            self.policy.characters,
+        )
+        if self.characters is not None:
+            self.characters.sync()
         self.prompts = PromptScreen(self.catalog)  # loaded on the first prompt
         self.registry = Registry(self)
 
@@ -304,6 +314,9 @@ class Screener:
         this process only added (the descriptor index then reads just the new rows)."""
         with self._lock:
             replayed = self.indexes.catch_up()
+            models = getattr(self, "characters", None)  # None while __init__ opens indexes
+            if models is not None:
+                models.sync()
             if self.local is not None:
                 self.local.votes.sync(self.catalog, added_only=added_only)
         return replayed
@@ -408,7 +421,11 @@ class Screener:
         voted = self._vote(features)
         work_ids += [w for w in voted if w not in work_ids]
         clock.lap("verify")  # extraction and votes: part of local verification's cost
+        characters = characters_mod.query_scores(self.characters, by_signal)
+        named_by_model = characters.top(self.policy.matching.max_matches)
+        work_ids += [w for w in named_by_model if w not in work_ids]
         candidates = self._score(by_signal, work_ids)
+        characters_mod.add_evidence(characters, candidates)
         if item.prompt:
             self._prompt_similarity(item.prompt, candidates)
         clock.lap("score")

@@ -2,13 +2,14 @@
 and the descriptor of its signal.
 
 The modules are imported in the order their signals are listed and run in (the
-registration order): the hashes, then SSCD, then CLIP.
+registration order): the hashes, then SSCD, then CLIP, then the semantic signal.
 """
 
 # isort: off
 from screener.models import hashes
 from screener.models import sscd
 from screener.models import clip
+from screener.models import semantic
 
 # isort: on
 from screener.models.base import (
@@ -40,6 +41,7 @@ __all__ = [
     "hashes",
     "names",
     "register",
+    "semantic",
     "sscd",
     "unregister",
 ]
