@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -22,6 +23,7 @@ from scipy.optimize import minimize
 from screener.bench.suite import Query, Suite
 from screener.core import fusion
 from screener.core import policy as policy_mod
+from screener.core.errors import NotRegistrable
 from screener.core.policy import (
     PROMPT_EVIDENCE,
     Bands,
@@ -54,12 +56,23 @@ class Record:
 def evaluate(
     screener: Screener, suite: Suite, progress: Callable[[int], None] | None = None
 ) -> list[Record]:
-    """Register the suite's works and screen every query."""
+    """Register the suite's works and screen every query. A work the registration rules
+    refuse (too little detail, as a rights holder's upload would be) is left out with its
+    copies, and named on standard error."""
+    refused = set()
     for work_id, paths in suite.works.items():
-        screener.registry.register(work_id, paths, title=work_id, owner="benchmark")
+        try:
+            screener.registry.register(work_id, paths, title=work_id, owner="benchmark")
+        except NotRegistrable as exc:
+            refused.add(work_id)
+            print(f"left out {work_id}: {exc}", file=sys.stderr)
     screener.registry.save()
     records = []
     for query in suite.queries:
+        if query.work_id in refused:
+            if progress:
+                progress(1)
+            continue
         records.append(check(screener, query))
         if progress:
             progress(1)
