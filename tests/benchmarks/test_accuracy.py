@@ -80,7 +80,10 @@ def test_fit_separates_synthetic_scores_and_bands_hold_the_rate() -> None:
     rng = np.random.default_rng(1)
     records = [_record("w", float(rng.uniform(0.6, 1.0)), f"p{i}") for i in range(200)]
     records += [_record(None, float(rng.uniform(-0.2, 0.5)), f"n{i}") for i in range(2000)]
-    fitted = accuracy.fit(records, policy_mod.load(), target_fpr=0.001, review_fpr=0.01)
+    # The fit itself, without the shipped rule that a block needs one signal at full
+    # evidence (that rule is tested below and in tests/screener/test_block_evidence.py).
+    start = replace(policy_mod.load(), block_evidence=None)
+    fitted = accuracy.fit(records, start, target_fpr=0.001, review_fpr=0.01)
     assert fitted.signals["sscd_cosine"].weight > 0
     negatives = accuracy.rescore([r for r in records if r.truth is None], fitted)
     assert np.mean([r.decision == "block" for r in negatives]) <= 0.001
@@ -88,6 +91,13 @@ def test_fit_separates_synthetic_scores_and_bands_hold_the_rate() -> None:
     positives = accuracy.rescore([r for r in records if r.truth], fitted)
     assert np.mean([r.decision == "block" for r in positives]) > 0.9
     assert policy_mod.loads(policy_mod.dumps(fitted)) == fitted
+    # With the rule, a copy short of full evidence is reviewed instead: still never allowed.
+    ruled = replace(fitted, block_evidence=policy_mod.load().block_evidence)
+    held = accuracy.rescore([r for r in records if r.truth], ruled)
+    assert np.mean([r.decision != "allow" for r in held]) > 0.9
+    assert np.mean([r.decision == "block" for r in held]) < np.mean(
+        [r.decision == "block" for r in positives]
+    )
 
 
 def _two_signal_record(
