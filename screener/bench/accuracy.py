@@ -21,6 +21,17 @@ import numpy.typing as npt
 from scipy.optimize import minimize
 
 from screener.bench.suite import Query, Suite
+from screener.bench.thresholds import (
+    band,
+    calibration_range,
+    is_distance,
+    letting_through,
+    oriented_values,
+    prompt_part,
+    raw_threshold,
+    strictly_below,
+    thin,
+)
 from screener.core import fusion
 from screener.core import policy as policy_mod
 from screener.core.errors import NotRegistrable
@@ -134,25 +145,12 @@ def _best_values(candidates: Sequence[Any]) -> dict[str, float | None]:
             current = best.get(name)
             closer = (
                 value < current
-                if _is_distance(name) and current is not None
+                if is_distance(name) and current is not None
                 else (current is None or value > current)
             )
             if current is None or closer:
                 best[name] = value
     return best
-
-
-def _is_distance(name: str) -> bool:
-    return name.endswith("_hamming")
-
-
-def _oriented_values(
-    values: Sequence[dict[str, float | None]], name: str
-) -> npt.NDArray[np.float64]:
-    raw = [v.get(name) for v in values]
-    return np.array(
-        [-np.inf if x is None else (-x if _is_distance(name) else x) for x in raw], dtype=np.float64
-    )
 
 
 def oriented(records: Sequence[Record], name: str) -> npt.NDArray[np.float64]:
@@ -163,13 +161,13 @@ def oriented(records: Sequence[Record], name: str) -> npt.NDArray[np.float64]:
     for i, record in enumerate(records):
         value = record.values.get(name)
         if value is not None:
-            out[i] = -value if _is_distance(name) else value
+            out[i] = -value if is_distance(name) else value
     return out
 
 
 def threshold_at(negatives: npt.NDArray[np.float64], fpr: float) -> float:
     """The lowest threshold that lets at most ``fpr`` of the negatives reach it."""
-    return _letting_through(negatives, math.floor(fpr * negatives.size))
+    return letting_through(negatives, math.floor(fpr * negatives.size))
 
 
 def roc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> dict[str, list[float]]:
@@ -195,7 +193,7 @@ def metrics(records: Sequence[Record], names: Sequence[str]) -> dict[str, Any]:
         if not np.isfinite(pos).any():
             continue
         curve = roc(pos, neg)
-        entry: dict[str, Any] = {"auc": auc(curve), "roc": _thin(curve), "at_fpr": {}}
+        entry: dict[str, Any] = {"auc": auc(curve), "roc": thin(curve), "at_fpr": {}}
         for target in FPRS:
             t = threshold_at(neg, target)
             per_category = {}
@@ -207,7 +205,7 @@ def metrics(records: Sequence[Record], names: Sequence[str]) -> dict[str, Any]:
                     "fpr": float((cat_neg >= t).mean()) if cat_neg.size else None,
                 }
             entry["at_fpr"][str(target)] = {
-                "threshold": _raw_threshold(name, t),
+                "threshold": raw_threshold(name, t),
                 "recall": float((pos >= t).mean()) if pos.size else None,
                 "fpr": float((neg >= t).mean()) if neg.size else None,
                 "per_category": per_category,
@@ -232,41 +230,7 @@ def _share(flags: list[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
-def _raw_threshold(name: str, t: float) -> float | None:
-    if not math.isfinite(t):
-        return None
-    return -t if _is_distance(name) else t
-
-
-def _thin(curve: dict[str, list[float]], points: int = 400) -> dict[str, list[float]]:
-    n = len(curve["fpr"])
-    if n <= points:
-        return curve
-    keep = np.unique(np.linspace(0, n - 1, points).astype(int))
-    return {k: [v[i] for i in keep] for k, v in curve.items()}
-
-
 # fitting -----------------------------------------------------------------------------------------
-
-
-def _calibration_range(
-    pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64], tail: float, step: float
-) -> tuple[float, float] | None:
-    """Oriented (lo, hi) from the non-copies' tail.
-
-    Evidence starts where only ``tail`` of the non-copy pairs remain and is full a little
-    beyond the closest non-copy ever seen: full evidence from one signal means "closer than
-    anything unrelated", which is worth a block on its own.
-    """
-    pos, neg = pos[np.isfinite(pos)], neg[np.isfinite(neg)]
-    if pos.size < 5 or neg.size < 20:
-        return None
-    lo = float(np.quantile(neg, 1.0 - tail))
-    top = float(neg.max())
-    hi = top + max(0.25 * (top - lo), step)  # ``step``: the signal's resolution
-    if not np.any(pos > lo):
-        return None  # this signal never separates a copy
-    return lo, hi
 
 
 def fit(
@@ -361,11 +325,11 @@ def _with_bands(
     review_fpr: float,
 ) -> Policy:
     image = {n: c for n, c in signals.items() if n not in PROMPT_EVIDENCE}
-    draft = replace(template, bias=bias, signals={**image, **_prompt_part(template)})
+    draft = replace(template, bias=bias, signals={**image, **prompt_part(template)})
     fused = np.array([r.fused for r in rescore([r for r in records if r.truth is None], draft)])
-    block = _band(_strictly_below(fused, target_fpr))
-    review = min(_band(_strictly_below(fused, review_fpr)), block)
-    prompt = _prompt_part(template, bias=bias, review=review)
+    block = band(strictly_below(fused, target_fpr))
+    review = min(band(strictly_below(fused, review_fpr)), block)
+    prompt = prompt_part(template, bias=bias, review=review)
     body = replace(draft, signals={**image, **prompt}, bands=Bands(review=review, block=block))
     digest = hashlib.sha256(policy_mod.dumps(body).encode()).hexdigest()[:8]
     version = f"fit-{dt.date.today().isoformat()}-{digest}"
@@ -386,7 +350,7 @@ def fit_ramps(
 ) -> Policy:
     """Fit calibrations, fusion weights and bands on benchmark records.
 
-    Every signal is calibrated on the non-copies' tail (see `_calibration_range`); its
+    Every signal is calibrated on the non-copies' tail (see `calibration_range`); its
     weight is at least what lets full evidence alone reach the fused score ``alone``, and
     a logistic fit raises weights where signals agreeing on copies earn it. The bands are
     the fused scores that let ``target_fpr`` (block) and ``review_fpr`` (review) of the
@@ -407,22 +371,22 @@ def fit_ramps(
         raise ValueError("fitting needs both copies and unrelated images")
     signals: dict[str, Calibration] = {}
     for name in image_evidence():
-        bounds = _calibration_range(
-            _oriented_values(pos_values, name),
-            _oriented_values(neg_values, name),
+        bounds = calibration_range(
+            oriented_values(pos_values, name),
+            oriented_values(neg_values, name),
             tail,
-            step=1.0 if _is_distance(name) else 0.01,
+            step=1.0 if is_distance(name) else 0.01,
         )
         if bounds is None:
             continue
         lo, hi = bounds
-        if _is_distance(name):
+        if is_distance(name):
             lo, hi = -lo, -hi
         signals[name] = Calibration(lo=round(lo, 4), hi=round(hi, 4), weight=1.0)
     if not signals:
         raise ValueError("no signal separates copies from unrelated images in these records")
     names = list(signals)
-    draft = replace(template, signals={**signals, **_prompt_part(template)})
+    draft = replace(template, signals={**signals, **prompt_part(template)})
     features = np.array(
         [[fusion.evidence_of(v, n, draft.signals[n]) for n in names] for v, _ in pairs]
     )
@@ -489,50 +453,13 @@ def _measured(records: Sequence[Record], name: str) -> bool:
 
 # `fit_ramps(max_weight=ALONE_BLOCKS)`: the strongest-evidence weight is the least of
 # ALONE_WEIGHTS with which one image signal at full evidence (closer than any unrelated
-# pair in the fit, see `_calibration_range`) blocks on its own: a work pasted into a new
+# pair in the fit, see `calibration_range`) blocks on its own: a work pasted into a new
 # scene is often seen by local features alone, and a verified geometric match that no
 # unrelated image reaches is worth a block. The bands are refitted at every step, so
 # the unrelated images' rate at block stays the target.
 ALONE_BLOCKS = None
 ALONE_WEIGHTS = tuple(float(w) for w in range(0, 41))
 LOGIT_ROOM = math.log(fusion.TOP_SCORE / (1 - fusion.TOP_SCORE)) - 1.0
-
-
-def _strictly_below(negatives: npt.NDArray[np.float64], fpr: float) -> float:
-    """The lowest threshold that lets strictly fewer than ``fpr`` of the unrelated images
-    through (none of 1,000 at 0.1 %, 9 at 1 %): a band is set inside the target on the
-    records it is fitted on, because the next unrelated images sample the same thin tail
-    again (a band just under the single top one let 0.5 %, not 0.1 %, through held out).
-    """
-    return _letting_through(negatives, max(0, math.ceil(fpr * negatives.size - 1e-9) - 1))
-
-
-def _letting_through(negatives: npt.NDArray[np.float64], allowed: int) -> float:
-    """The lowest threshold that ``allowed`` of the negatives reach (ties: fewer)."""
-    if allowed >= negatives.size:
-        return -math.inf
-    ranked = np.sort(negatives)[::-1]
-    return float(np.nextafter(ranked[allowed], np.inf))
-
-
-def _band(threshold: float) -> float:
-    """A band from a threshold, rounded up so that it never lets more through."""
-    return min(1.0, math.ceil(max(threshold, 1e-6) * 1e6) / 1e6)
-
-
-def _prompt_part(
-    template: Policy, bias: float | None = None, review: float | None = None
-) -> dict[str, Calibration]:
-    """The template's prompt calibrations, scaled down if they could reach review alone."""
-    part = {n: c for n, c in template.signals.items() if n in PROMPT_EVIDENCE}
-    if bias is None or review is None or not part:
-        return part
-    total = sum(c.weight for c in part.values())
-    budget = math.log(review / 2 / (1 - review / 2)) - bias  # logit(review / 2) - bias
-    if total <= budget:
-        return part
-    scale = max(budget, 0.0) / total
-    return {n: Calibration(c.lo, c.hi, round(c.weight * scale, 4)) for n, c in part.items()}
 
 
 INNER = "inner"  # the seed of the fit's inner split, never a run's (integer) seed

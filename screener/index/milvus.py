@@ -51,6 +51,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from screener.index._milvus_collection import _MilvusCollection
 from screener.index._milvus_conn import (
     _DEFAULTS,
     _ID,
@@ -60,7 +61,6 @@ from screener.index._milvus_conn import (
     _PARAMS,
     _SEALED,
     _UPSERT_BYTES,
-    _VECTOR,
     BINARY_STRUCTURES,
     CONNECT_TIMEOUT_S,
     CONSISTENCY_LEVELS,
@@ -74,7 +74,6 @@ from screener.index._milvus_conn import (
     choose_milvus_structure,
     connect,
 )
-from screener.index._milvus_search import _MilvusSearch
 from screener.index._persist import Arrays, write_index
 from screener.index._results import empty_row, knn_resolving_ties, select, to_neighbours
 from screener.index._validate import (
@@ -91,7 +90,6 @@ from screener.index.base import (
     IdArray,
     IndexCorrupt,
     IndexSpec,
-    IndexSpecMismatch,
     Manifest,
     Neighbours,
 )
@@ -114,7 +112,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class MilvusIndex(_MilvusSearch):
+class MilvusIndex(_MilvusCollection):
     """One Milvus collection answering the ``VectorIndex`` protocol."""
 
     shared: Final = True  # other processes may write the same collection
@@ -183,103 +181,6 @@ class MilvusIndex(_MilvusSearch):
             }
             self._collection = self._create()
         _call("load", self._collection.load)
-
-    # -- construction -------------------------------------------------------------------
-
-    def _resolve(self, structure: str, expected_size: int) -> str:
-        if structure == "auto":
-            return choose_milvus_structure(self._spec.metric, expected_size)
-        allowed = DENSE_STRUCTURES if self._spec.metric == "ip" else BINARY_STRUCTURES
-        if structure not in allowed:
-            raise ValueError(
-                f"unsupported milvus structure {structure!r} for metric "
-                f"{self._spec.metric!r}: use 'auto' or one of {list(allowed)}"
-            )
-        return structure
-
-    def _check_params(self, given: dict[str, int]) -> None:
-        unknown = set(given) - _PARAMS[self._structure]
-        if unknown:
-            raise ValueError(f"parameters {sorted(unknown)} do not apply to {self._structure!r}")
-
-    def _describe_spec(self) -> str:
-        return json.dumps(
-            {"spec_id": self._spec.spec_id, "dim": self._spec.dim, "metric": self._spec.metric}
-        )
-
-    def _create(self) -> Any:
-        pm = _pymilvus()
-        dtype = pm.DataType.FLOAT_VECTOR if self._spec.metric == "ip" else pm.DataType.BINARY_VECTOR
-        schema = pm.CollectionSchema(
-            [
-                pm.FieldSchema(_ID, pm.DataType.INT64, is_primary=True, auto_id=False),
-                pm.FieldSchema(_VECTOR, dtype, dim=self._spec.dim),
-            ],
-            description=self._describe_spec(),
-        )
-        collection = _call(
-            "create_collection",
-            pm.Collection,
-            self._name,
-            schema,
-            using=self._alias,
-            shards_num=1,
-            consistency_level=self._consistency,
-        )
-        p = self._params
-        build = {
-            "HNSW": {"M": p.get("M"), "efConstruction": p.get("ef_construction")},
-            "IVF_FLAT": {"nlist": p.get("nlist")},
-            "BIN_IVF_FLAT": {"nlist": p.get("nlist")},
-        }.get(self._structure, {})
-        _call(
-            "create_index",
-            collection.create_index,
-            _VECTOR,
-            {"index_type": self._structure, "metric_type": self._metric_type, "params": build},
-        )
-        # The tuning parameters travel with the collection, so that another process that
-        # attaches with "auto" searches the way its creator meant.
-        _call(
-            "set_properties",
-            collection.set_properties,
-            {"vector_index_params": json.dumps(self._params, sort_keys=True)},
-        )
-        return collection
-
-    def _adopt(self, structure: str) -> tuple[str, dict[str, int]]:
-        """Check an existing collection against the spec; its structure and saved params."""
-        info = _call("describe_collection", self._collection.describe)
-        try:
-            doc = json.loads(info.get("description") or "{}")
-            found = IndexSpec(doc["spec_id"], int(doc["dim"]), doc["metric"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IndexCorrupt(
-                f"milvus collection {self._name!r} was not made by this package "
-                f"(description {info.get('description')!r})"
-            ) from exc
-        if found != self._spec:
-            raise IndexSpecMismatch(
-                f"milvus collection {self._name!r} was built for {found}, but {self._spec} "
-                "was asked for"
-            )
-        indexes = self._collection.indexes
-        if not indexes:
-            raise IndexCorrupt(f"milvus collection {self._name!r} has no vector index")
-        existing = str(indexes[0].params.get("index_type"))
-        if existing not in _PARAMS:
-            raise IndexCorrupt(f"milvus collection {self._name!r} has index type {existing!r}")
-        if structure not in ("auto", existing):
-            raise IndexSpecMismatch(
-                f"milvus collection {self._name!r} is indexed as {existing}, not {structure}"
-            )
-        props = dict(info.get("properties") or {})
-        try:
-            stored = json.loads(props.get("vector_index_params", "{}"))
-            params = {key: int(stored[key]) for key in _PARAMS[existing] if key in stored}
-        except (ValueError, TypeError) as exc:
-            raise IndexCorrupt(f"milvus collection {self._name!r}: bad params {props}") from exc
-        return existing, {key: params.get(key, _DEFAULTS[key]) for key in _PARAMS[existing]}
 
     # -- protocol -----------------------------------------------------------------------
 

@@ -119,7 +119,7 @@ def _prepare(
 
 
 def _read(screener: Screener, path: Path) -> bytes:
-    from screener.matching.pipeline import _read as read_capped
+    from screener.matching.registry import _read as read_capped
 
     return read_capped(path, screener.limits)
 

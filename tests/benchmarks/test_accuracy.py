@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from screener.bench import accuracy, accuracy_run, suite
+from screener.bench import accuracy, accuracy_run, suite, thresholds
 from screener.bench.cli import app as bench_app
 from screener.bench.transforms import TRANSFORMS
 from screener.core import fusion, samples
@@ -56,7 +56,7 @@ def test_a_band_lets_through_strictly_fewer_than_the_target(
     size: int, fpr: float, through: int
 ) -> None:
     negatives = np.random.default_rng(size).permutation(size).astype(np.float64)
-    band = accuracy._strictly_below(negatives, fpr)
+    band = thresholds.strictly_below(negatives, fpr)
     assert int((negatives >= band).sum()) == through
     # The measuring threshold lets the rate itself through where it is a whole count.
     at_rate = int((negatives >= accuracy.threshold_at(negatives, fpr)).sum())

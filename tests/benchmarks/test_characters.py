@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from screener.bench import accuracy, characters
+from screener.bench import accuracy, characters, creature_art
 from screener.bench import characters_data as data
 from screener.bench import characters_suite as csuite
 from screener.bench.cli import app as bench_app
@@ -48,11 +48,11 @@ def built(tmp_path_factory: pytest.TempPathFactory, photos: Path) -> csuite.Buil
 
 
 def test_a_creature_is_the_same_for_the_same_pose_and_changes_with_it() -> None:
-    look = data.look_of("cat", 3)
-    a = np.asarray(data.draw_creature(look, 2))
-    assert np.array_equal(a, np.asarray(data.draw_creature(look, 2)))
-    assert not np.array_equal(a, np.asarray(data.draw_creature(look, 5)))
-    assert data.look_of("cat", 3) != data.look_of("cat", 4)
+    look = creature_art.look_of("cat", 3)
+    a = np.asarray(creature_art.draw_creature(look, 2))
+    assert np.array_equal(a, np.asarray(creature_art.draw_creature(look, 2)))
+    assert not np.array_equal(a, np.asarray(creature_art.draw_creature(look, 5)))
+    assert creature_art.look_of("cat", 3) != creature_art.look_of("cat", 4)
 
 
 def test_the_truth_names_each_positive_s_character_and_no_negative(built: csuite.Built) -> None:
