@@ -8,10 +8,8 @@ stamped on everything it produces, so that vectors from different specs are neve
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -140,12 +138,3 @@ def unit_rows(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     norms[norms == 0] = 1.0
     unit: npt.NDArray[np.float32] = (matrix / norms).astype(np.float32)
     return unit
-
-
-def file_digest(path: Path) -> str:
-    """The first 12 hex digits of a weights file's SHA-256: a spec id changes with the file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]

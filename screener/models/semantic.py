@@ -28,15 +28,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from screener.models.base import (
-    Fingerprint,
-    Kind,
-    ModelUnavailable,
-    file_digest,
-    register,
-    unit_rows,
-)
+from screener.models.base import Fingerprint, Kind, ModelUnavailable, register, unit_rows
 from screener.models.descriptor import SignalDescriptor
+from screener.models.weights import file_digest
 
 SHIPPED = "efficientnet-lite0"
 INSTALL_HINT = (

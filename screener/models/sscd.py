@@ -15,15 +15,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from screener.models.base import (
-    Fingerprint,
-    Kind,
-    ModelUnavailable,
-    file_digest,
-    register,
-    unit_rows,
-)
+from screener.models.base import Fingerprint, Kind, ModelUnavailable, register, unit_rows
 from screener.models.descriptor import SignalDescriptor
+from screener.models.weights import file_digest
 
 INSTALL_HINT = (
     "install the SSCD weights with "
