@@ -135,6 +135,17 @@ def _saved_bytes(index: VectorIndex, n: int) -> int:
         return sum(p.stat().st_size for p in Path(tmp).iterdir())
 
 
+def _memory(index: VectorIndex, built: Built, n: int, raw_bytes_per_ref: int) -> dict[str, float]:
+    """What the index takes per reference, saved and in this process, against the raw vector."""
+    saved = _saved_bytes(index, n)
+    return {
+        "saved_bytes": saved,
+        "bytes_per_ref": saved / n,
+        "ratio_to_raw": saved / n / raw_bytes_per_ref,
+        "rss_delta_bytes_per_ref": built.rss_delta / n,
+    }
+
+
 def _warm_up(search_one: Callable[[int], object], order: Sequence[int], cfg: Config) -> None:
     deadline = time.perf_counter() + cfg.warmup_s
     with _threads(cfg.single_query_threads):
@@ -328,13 +339,7 @@ def _bench_dense_structure(
         return result
     index = built.index
     _log(f"  built {structure} in {built.seconds:.1f}s; saving to measure its size")
-    saved = _saved_bytes(index, n)
-    result["memory"] = {
-        "saved_bytes": saved,
-        "bytes_per_ref": saved / n,
-        "ratio_to_raw": saved / n / (DIM * 4),
-        "rss_delta_bytes_per_ref": built.rss_delta / n,
-    }
+    result["memory"] = _memory(index, built, n, DIM * 4)
     knob = {"hnsw": "ef_search", "ivf": "nprobe"}.get(family)
     values: list[int | None] = [None]
     if knob == "ef_search":
@@ -440,13 +445,7 @@ def _bench_binary_structure(
         result["status"] = "build_timeout"
         return result
     index = built.index
-    saved = _saved_bytes(index, n)
-    result["memory"] = {
-        "saved_bytes": saved,
-        "bytes_per_ref": saved / n,
-        "ratio_to_raw": saved / n / (BITS // 8),
-        "rss_delta_bytes_per_ref": built.rss_delta / n,
-    }
+    result["memory"] = _memory(index, built, n, BITS // 8)
     setting = _measure_binary(index, data, truth, cfg, order, baseline=structure == "BFlat")
     throughput = setting["throughput"]
     result["settings"] = [setting]
