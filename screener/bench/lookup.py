@@ -28,6 +28,8 @@ import gc
 import shlex
 import sys
 import time
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -151,6 +153,23 @@ __all__ = [
 # -- running ----------------------------------------------------------------------------------
 
 
+def _each_structure(
+    names: Iterable[str], bench: Callable[[str], dict[str, Any]], baseline: str
+) -> dict[str, dict[str, Any]]:
+    """Measure each structure; one that fails is recorded as an error, not the end of the
+    run. Then the ratios against ``baseline``."""
+    structures: dict[str, dict[str, Any]] = {}
+    for structure in names:
+        try:
+            structures[structure] = bench(structure)
+        except (RuntimeError, ValueError, MemoryError) as e:
+            _log(f"  {structure} failed: {e}")
+            structures[structure] = {"structure": structure, "status": "error", "error": str(e)}
+        gc.collect()
+    _add_ratios(structures, baseline)
+    return structures
+
+
 def _bench_size(n: int, cfg: Config, milvus: MilvusRun | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     order_rng = np.random.default_rng([cfg.seed, 0x0D, n])
@@ -163,17 +182,12 @@ def _bench_size(n: int, cfg: Config, milvus: MilvusRun | None = None) -> dict[st
     with stopwatch() as t_truth:
         _, truth = exact_dense_topk(data.refs, data.queries, K)
     _log(f"  exact top-{K} in {t_truth[0]:.1f}s")
-    structures: dict[str, dict[str, Any]] = {}
     nlist = nlist_for(n, cfg.ivf_lists_factor)
-    for template in cfg.dense:
-        structure = template.replace("{nlist}", str(nlist))
-        try:
-            structures[structure] = _bench_dense_structure(structure, data, truth, cfg, order)
-        except (RuntimeError, ValueError, MemoryError) as e:
-            _log(f"  {structure} failed: {e}")
-            structures[structure] = {"structure": structure, "status": "error", "error": str(e)}
-        gc.collect()
-    _add_ratios(structures, "Flat")
+    structures = _each_structure(
+        (template.replace("{nlist}", str(nlist)) for template in cfg.dense),
+        partial(_bench_dense_structure, data=data, truth=truth, cfg=cfg, order=order),
+        "Flat",
+    )
     milvus_dense = None
     if milvus is not None and "Flat" in structures:
         milvus_dense = (data, truth, structures["Flat"])
@@ -194,15 +208,11 @@ def _bench_size(n: int, cfg: Config, milvus: MilvusRun | None = None) -> dict[st
     with stopwatch() as t_truth:
         within, nearest = exact_hamming_within(bdata.refs, bdata.queries, RADIUS)
     _log(f"  generated in {t[0]:.1f}s, exact radius-{RADIUS} answers in {t_truth[0]:.1f}s")
-    bstructures: dict[str, dict[str, Any]] = {}
-    for structure in cfg.binary:
-        try:
-            bstructures[structure] = _bench_binary_structure(structure, bdata, within, cfg, order)
-        except (RuntimeError, ValueError, MemoryError) as e:
-            _log(f"  {structure} failed: {e}")
-            bstructures[structure] = {"structure": structure, "status": "error", "error": str(e)}
-        gc.collect()
-    _add_ratios(bstructures, "BFlat")
+    bstructures = _each_structure(
+        cfg.binary,
+        partial(_bench_binary_structure, data=bdata, truth=within, cfg=cfg, order=order),
+        "BFlat",
+    )
     if milvus is not None and "BFlat" in bstructures:
         binary = (bdata, within, bstructures["BFlat"])
         found = _bench_milvus_size(n, cfg, milvus, None, binary, order)

@@ -13,6 +13,15 @@ from screener.bench.lookup_data import LATENCY_BUDGET_MS, RADIUS, RECALL_TARGET
 # -- plots ------------------------------------------------------------------------------------
 
 
+def _save(fig: Any, plt: Any, title: str, fontsize: int, path: Path) -> str:
+    """Title a finished figure, write it (90 dpi) and free it; its file name."""
+    fig.suptitle(title, fontsize=fontsize)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path.name
+
+
 def plot(payload: dict[str, Any], out: Path) -> list[str]:
     """``lookup_latency.png`` (p99 vs N, log-log) and ``lookup_tradeoff.png`` (recall vs p50)."""
     import matplotlib
@@ -56,15 +65,14 @@ def plot(payload: dict[str, Any], out: Path) -> list[str]:
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(
+    latency_png = _save(
+        fig,
+        plt,
         "Single-query p99 latency vs N (faiss on 1 thread); each approximate structure at its"
         " cheapest setting reaching recall@1 >= 0.99 on near-duplicates, else its best",
-        fontsize=9,
+        9,
+        out / "lookup_latency.png",
     )
-    fig.tight_layout()
-    latency_png = out / "lookup_latency.png"
-    fig.savefig(latency_png, dpi=90)
-    plt.close(fig)
 
     fig, axes_any = plt.subplots(1, len(ns), figsize=(4.2 * len(ns), 4.0), squeeze=False)
     for ax, n in zip(axes_any[0], ns, strict=True):
@@ -95,12 +103,8 @@ def plot(payload: dict[str, Any], out: Path) -> list[str]:
         ax.set_title(f"dense N={int(n):,}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6)
-    fig.suptitle("recall@1 vs latency (labels: ef_search / nprobe)", fontsize=10)
-    fig.tight_layout()
-    tradeoff_png = out / "lookup_tradeoff.png"
-    fig.savefig(tradeoff_png, dpi=90)
-    plt.close(fig)
-    made = [latency_png.name, tradeoff_png.name]
+    title = "recall@1 vs latency (labels: ef_search / nprobe)"
+    made = [latency_png, _save(fig, plt, title, 10, out / "lookup_tradeoff.png")]
     with_milvus = [n for n in ns if "milvus" in sizes[n]]
     if with_milvus:
         made.append(_plot_milvus(sizes[with_milvus[-1]], int(with_milvus[-1]), out, plt))
@@ -141,15 +145,13 @@ def _plot_milvus(size: dict[str, Any], n: int, out: Path, plt: Any) -> str:
         ax.set_title(f"{title}, N={n:,}")
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(
+    return _save(
+        fig,
+        plt,
         "Milvus (standalone, one query per call over gRPC) against faiss in-process (1 thread)",
-        fontsize=9,
+        9,
+        out / "lookup_milvus.png",
     )
-    fig.tight_layout()
-    path = out / "lookup_milvus.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path.name
 
 
 def print_report(payload: dict[str, Any]) -> None:

@@ -135,6 +135,17 @@ def _saved_bytes(index: VectorIndex, n: int) -> int:
         return sum(p.stat().st_size for p in Path(tmp).iterdir())
 
 
+def _memory(index: VectorIndex, built: Built, n: int, raw_bytes_per_ref: int) -> dict[str, float]:
+    """What the index takes per reference, saved and in this process, against the raw vector."""
+    saved = _saved_bytes(index, n)
+    return {
+        "saved_bytes": saved,
+        "bytes_per_ref": saved / n,
+        "ratio_to_raw": saved / n / raw_bytes_per_ref,
+        "rss_delta_bytes_per_ref": built.rss_delta / n,
+    }
+
+
 def _warm_up(search_one: Callable[[int], object], order: Sequence[int], cfg: Config) -> None:
     deadline = time.perf_counter() + cfg.warmup_s
     with _threads(cfg.single_query_threads):
@@ -328,13 +339,7 @@ def _bench_dense_structure(
         return result
     index = built.index
     _log(f"  built {structure} in {built.seconds:.1f}s; saving to measure its size")
-    saved = _saved_bytes(index, n)
-    result["memory"] = {
-        "saved_bytes": saved,
-        "bytes_per_ref": saved / n,
-        "ratio_to_raw": saved / n / (DIM * 4),
-        "rss_delta_bytes_per_ref": built.rss_delta / n,
-    }
+    result["memory"] = _memory(index, built, n, DIM * 4)
     knob = {"hnsw": "ef_search", "ivf": "nprobe"}.get(family)
     values: list[int | None] = [None]
     if knob == "ef_search":
@@ -360,6 +365,29 @@ def _bench_dense_structure(
     return result
 
 
+def _timed_searches(
+    index: VectorIndex,
+    queries: npt.NDArray[Any],
+    near: Bools,
+    cfg: Config,
+    order: Sequence[int],
+    baseline: bool,
+    **how: int,
+) -> tuple[list[I64], dict[str, Any], dict[str, Any]]:
+    """Warm up, then time the queries in batches and one at a time (``how``: ``k`` or
+    ``radius``): the answers of the batched run, its throughput, the single-query latency."""
+
+    def one(i: int) -> object:
+        return index.search(queries[i : i + 1], **how)
+
+    def batch(s: slice) -> list[I64]:
+        return index.search(queries[s], **how).ids
+
+    _warm_up(one, order, cfg)
+    answers, throughput = _batched(batch, len(queries), cfg)
+    return answers, throughput, _single_query(one, order, cfg, near, baseline=baseline)
+
+
 def _measure_dense(
     index: VectorIndex,
     data: DenseData,
@@ -370,21 +398,15 @@ def _measure_dense(
     value: int | None,
 ) -> dict[str, Any]:
     q = data.queries
-
-    def one(i: int) -> object:
-        return index.search(q[i : i + 1], k=K)
-
-    def batch(s: slice) -> list[I64]:
-        return index.search(q[s], k=K).ids
-
-    _warm_up(one, order, cfg)
-    answers, throughput = _batched(batch, len(q), cfg)
+    answers, throughput, latency = _timed_searches(
+        index, q, data.near, cfg, order, knob is None, k=K
+    )
     scored = len(answers)
     r1, r10 = dense_recall(answers, data.refs, q[:scored], truth[:scored], K)
     return {
         "param": knob,
         "value": value,
-        "latency": _single_query(one, order, cfg, data.near, baseline=knob is None),
+        "latency": latency,
         "throughput": throughput,
         "recall": _recall_groups({"at1": r1, "at10": r10}, data.near[:scored]),
     }
@@ -423,13 +445,7 @@ def _bench_binary_structure(
         result["status"] = "build_timeout"
         return result
     index = built.index
-    saved = _saved_bytes(index, n)
-    result["memory"] = {
-        "saved_bytes": saved,
-        "bytes_per_ref": saved / n,
-        "ratio_to_raw": saved / n / (BITS // 8),
-        "rss_delta_bytes_per_ref": built.rss_delta / n,
-    }
+    result["memory"] = _memory(index, built, n, BITS // 8)
     setting = _measure_binary(index, data, truth, cfg, order, baseline=structure == "BFlat")
     throughput = setting["throughput"]
     result["settings"] = [setting]
@@ -450,20 +466,13 @@ def _measure_binary(
     order: Sequence[int],
     baseline: bool,
 ) -> dict[str, Any]:
-    q = data.queries
-
-    def one(i: int) -> object:
-        return index.search(q[i : i + 1], radius=RADIUS)
-
-    def batch(s: slice) -> list[I64]:
-        return index.search(q[s], radius=RADIUS).ids
-
-    _warm_up(one, order, cfg)
-    answers, throughput = _batched(batch, len(q), cfg)
+    answers, throughput, latency = _timed_searches(
+        index, data.queries, data.near, cfg, order, baseline, radius=RADIUS
+    )
     return {
         "param": None,
         "value": None,
-        "latency": _single_query(one, order, cfg, data.near, baseline=baseline),
+        "latency": latency,
         "throughput": throughput,
         "recall": binary_recall(answers, truth[: len(answers)], data.near[: len(answers)]),
     }

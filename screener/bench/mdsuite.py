@@ -11,7 +11,6 @@ style: a look-alike), ``d`` any other distractor. The truth CSV carries domain a
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,8 +107,7 @@ def build(
         raise ValueError(f"unknown categories {unknown}; known: {list(CATEGORIES)}")
     if distractor_edits is not None and not 0 <= distractor_edits <= len(names):
         raise ValueError(f"distractor edits must be 0 to {len(names)}, not {distractor_edits}")
-    (out / "works").mkdir(parents=True, exist_ok=True)
-    (out / "queries").mkdir(parents=True, exist_ok=True)
+    suite_mod.make_folders(out)
     suite_works: dict[str, list[Path]] = {}
     queries: list[Query] = []
     for index, domain in enumerate(domains):
@@ -128,11 +126,7 @@ def build(
             is_work = kind_of(group) == "copy"
             item_rng = np.random.default_rng([seed, index, position])
             if is_work:
-                folder = out / "works" / group
-                folder.mkdir(exist_ok=True)
-                reference = folder / "reference.png"
-                image.save(reference)
-                suite_works[group] = [reference]
+                suite_works[group] = suite_mod.save_reference(out, group, image)
                 todo = names
                 others = tiles
             else:
@@ -144,17 +138,12 @@ def build(
                     edited = sized(flat(image), side)
                 else:
                     edited = CATEGORIES[category](image, item_rng, side, others)
-                qid = f"{group}-{category}"
-                path = out / "queries" / f"{qid}.png"
-                edited.save(path)
-                queries.append(Query(qid, path, group if is_work else None, category, group))
+                queries.append(suite_mod.save_query(out, group, category, edited, is_work))
             if progress:
                 progress(1)
-    with (out / "truth.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["query_id", "work_id", "category", "domain", "kind"])
-        for q in queries:
-            writer.writerow(
-                [q.id, q.work_id or "", q.category, domain_of(q.group), kind_of(q.group)]
-            )
+    suite_mod.write_truth(
+        out,
+        queries,
+        {"domain": lambda q: domain_of(q.group), "kind": lambda q: kind_of(q.group)},
+    )
     return Suite(suite_works, queries)

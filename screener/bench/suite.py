@@ -10,7 +10,7 @@ another colour) are dropped first, so that a "distractor" is never really a copy
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +50,41 @@ class Query:
 class Suite:
     works: dict[str, list[Path]]
     queries: list[Query]
+
+
+def make_folders(out: Path) -> None:
+    (out / "works").mkdir(parents=True, exist_ok=True)
+    (out / "queries").mkdir(parents=True, exist_ok=True)
+
+
+def save_reference(out: Path, group: str, image: Image.Image) -> list[Path]:
+    """Write a work's reference image under ``works/<group>/`` and return its paths."""
+    folder = out / "works" / group
+    folder.mkdir(exist_ok=True)
+    reference = folder / "reference.png"
+    image.save(reference)
+    return [reference]
+
+
+def save_query(out: Path, group: str, category: str, edited: Image.Image, is_work: bool) -> Query:
+    """Write one query (``group`` under edit ``category``) under ``queries/``."""
+    qid = f"{group}-{category}"
+    path = out / "queries" / f"{qid}.png"
+    edited.save(path)
+    return Query(qid, path, group if is_work else None, category, group)
+
+
+def write_truth(
+    out: Path, queries: Sequence[Query], extra: Mapping[str, Callable[[Query], str]] | None = None
+) -> None:
+    """Write ``truth.csv``: query id, work id (empty for a distractor), category, and one
+    column per ``extra`` entry (its header, and how to read it off a query)."""
+    columns = dict(extra or {})
+    with (out / "truth.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["query_id", "work_id", "category", *columns])
+        for q in queries:
+            writer.writerow([q.id, q.work_id or "", q.category, *(f(q) for f in columns.values())])
 
 
 def _rgba(decoded: DecodedImage, max_side: int) -> Image.Image:
@@ -223,19 +258,14 @@ def build(
                 f"{source} has only {len(picked)} distinct usable images; "
                 f"asked for {works} works + {distractors} distractors"
             )
-    (out / "works").mkdir(parents=True, exist_ok=True)
-    (out / "queries").mkdir(parents=True, exist_ok=True)
+    make_folders(out)
     suite_works: dict[str, list[Path]] = {}
     queries: list[Query] = []
     for position, (_, image) in enumerate(picked):
         is_work = position < works
         group = f"w{position:04d}" if is_work else f"d{position - works:04d}"
         if is_work:
-            folder = out / "works" / group
-            folder.mkdir(exist_ok=True)
-            reference = folder / "reference.png"
-            image.save(reference)
-            suite_works[group] = [reference]
+            suite_works[group] = save_reference(out, group, image)
         item_rng = np.random.default_rng([seed, position])
         todo = names if is_work else [UNTOUCHED, *_some_edits(names, distractor_edits, item_rng)]
         for category in todo:
@@ -244,17 +274,10 @@ def build(
                 edited.paste(image, mask=image.getchannel("A"))
             else:
                 edited = TRANSFORMS[category](image, item_rng)
-            qid = f"{group}-{category}"
-            path = out / "queries" / f"{qid}.png"
-            edited.save(path)
-            queries.append(Query(qid, path, group if is_work else None, category, group))
+            queries.append(save_query(out, group, category, edited, is_work))
         if progress:
             progress(1)
-    with (out / "truth.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["query_id", "work_id", "category"])
-        for q in queries:
-            writer.writerow([q.id, q.work_id or "", q.category])
+    write_truth(out, queries)
     return Suite(suite_works, queries)
 
 

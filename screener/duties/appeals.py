@@ -18,7 +18,8 @@ visibility rule) rather than inside it: the service wires both.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -264,6 +265,17 @@ class Appeals:
             raise Conflict(f"appeal {appeal_id} was already {row.status}")
         return row
 
+    @contextmanager
+    def _on_open(
+        self, key: ApiKey, appeal_id: str
+    ) -> Iterator[tuple[Session, AppealRow, dt.datetime]]:
+        """One transaction on an open appeal, the audit chain locked: the session, the
+        appeal's row and the moment of the step."""
+        with Session(self.engine) as session, session.begin():
+            self.audit.lock(session)
+            row = self._open_row(session, key, appeal_id)
+            yield session, row, self.clock()
+
     # duties -----------------------------------------------------------------------------
 
     def file(
@@ -335,10 +347,7 @@ class Appeals:
         open; an answer after ``respond_by`` is kept and marked late)."""
         require_role(key, Role.RIGHTS_HOLDER)
         body = _text("response", text, MAX_STATEMENT, required=True)
-        with Session(self.engine) as session, session.begin():
-            self.audit.lock(session)
-            row = self._open_row(session, key, appeal_id)
-            moment = self.clock()
+        with self._on_open(key, appeal_id) as (session, row, moment):
             late = moment > _aware(row.respond_by)
             entry = {
                 "owner": key.owner,
@@ -371,10 +380,7 @@ class Appeals:
         if outcome not in (AppealStatus.UPHELD.value, AppealStatus.OVERTURNED.value):
             raise InputError("the outcome must be upheld or overturned")
         why = _text("reason", reason, MAX_STATEMENT, required=True)
-        with Session(self.engine) as session, session.begin():
-            self.audit.lock(session)
-            row = self._open_row(session, key, appeal_id)
-            moment = self.clock()
+        with self._on_open(key, appeal_id) as (session, row, moment):
             late = moment > _aware(row.decide_by)
             row.status = outcome
             row.decision = {"by": key.id, "at": moment.isoformat(), "reason": why, "late": late}

@@ -345,10 +345,7 @@ class IndexSet:
             index = self.indexes[signal]
             if size - before >= BULK_FLUSH_ROWS and isinstance(index, vindex.MilvusIndex):
                 index.flush()
-            self.marks[signal] = mark
-            self.catch_up(signal)
-            self._dirty.add(signal)
-            self.save()
+            self._install(signal, index, mark)
             return size
         fresh = self._fresh(signal)
         for batch in self.catalog.iter_fingerprints(signal, spec.spec_id):
@@ -358,12 +355,16 @@ class IndexSet:
             )
             if progress:
                 progress(len(batch))
-        self.indexes[signal], self.marks[signal] = fresh, mark
-        # Entries written while the rebuild read the catalog are replayed on top.
+        self._install(signal, fresh, mark)
+        return len(fresh)
+
+    def _install(self, signal: str, index: VectorIndex, mark: int) -> None:
+        """Put ``index`` in place as of log position ``mark``, replay on top the entries
+        written since (while it was built from the catalog), and save it."""
+        self.indexes[signal], self.marks[signal] = index, mark
         self.catch_up(signal)
         self._dirty.add(signal)
         self.save()
-        return len(fresh)
 
     def replace(
         self,
@@ -405,10 +406,7 @@ class IndexSet:
                 index.add(ids, vectors)
                 if progress:
                     progress(len(ids))
-        self.indexes[signal], self.marks[signal] = index, mark
-        self.catch_up(signal)
-        self._dirty.add(signal)
-        self.save()
+        self._install(signal, index, mark)
         return len(index)
 
     def save(self) -> None:

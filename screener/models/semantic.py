@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -31,6 +30,7 @@ from PIL import Image
 
 from screener.models.base import Fingerprint, Kind, ModelUnavailable, register, unit_rows
 from screener.models.descriptor import SignalDescriptor
+from screener.models.weights import file_digest
 
 SHIPPED = "efficientnet-lite0"
 INSTALL_HINT = (
@@ -63,14 +63,6 @@ class Tower:
             raise ValueError(f"tower input size must be at least 32 (got {self.size})")
         if any(s <= 0 for s in self.std):
             raise ValueError(f"tower std must be positive (got {self.std})")
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
 
 
 def _lite0_weights() -> Path:

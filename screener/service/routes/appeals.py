@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from screener.duties.appeals import Appeal
-from screener.service.routes.common import AUTH_ERRORS, Key, Limit, Offset, TheRuntime, errors
+from screener.service.routes.common import AUTH_ERRORS, Key, Limit, Offset, TheRuntime, errors, page
 
 router = APIRouter(prefix="/v1", tags=["appeals"])
 
@@ -92,10 +92,8 @@ def list_appeals(
 ) -> Any:
     """Earliest decision deadline first: a platform's own appeals, those against a rights
     holder's works, all for operators. `overdue=true`: open appeals past a deadline."""
-    items, total = rt.appeals.list(key, status=status, overdue=overdue, offset=offset, limit=limit)
-    return AppealPage(
-        items=[AppealOut.of(a) for a in items], total=total, offset=offset, limit=limit
-    )
+    found = rt.appeals.list(key, status=status, overdue=overdue, offset=offset, limit=limit)
+    return page(AppealPage, AppealOut.of, found, offset, limit)
 
 
 @router.get("/appeals/{appeal_id}", response_model=AppealOut, responses=errors(*AUTH_ERRORS, 404))

@@ -20,6 +20,7 @@ from screener.service.routes.common import (
     Offset,
     TheRuntime,
     errors,
+    page,
     read_uploads,
 )
 from screener.service.schemas import CheckOut, CheckPage, CheckResponse, CheckResult, ErrorDetail
@@ -107,7 +108,7 @@ def list_checks(
     `rescreened=true` lists released outputs a notice has since found to match;
     `takedown=true` the outputs to take down now. Each check's `action` says what to do
     with the output."""
-    items, total = rt.desk.list_checks(
+    found = rt.desk.list_checks(
         key,
         offset=offset,
         limit=limit,
@@ -115,7 +116,7 @@ def list_checks(
         rescreened=rescreened,
         takedown=takedown,
     )
-    return CheckPage(items=[CheckOut.of(i) for i in items], total=total, offset=offset, limit=limit)
+    return page(CheckPage, CheckOut.of, found, offset, limit)
 
 
 @router.get("/checks/{check_id}", response_model=CheckOut, responses=errors(*AUTH_ERRORS, 404))

@@ -1,11 +1,13 @@
-"""What several routers share: the key and desk dependencies, uploads, error responses."""
+"""What several routers share: the key and desk dependencies, uploads, error responses,
+listing pages."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, UploadFile
-from pydantic import BeforeValidator
+from pydantic import BaseModel, BeforeValidator
 
 from screener.duties.desk import Desk, Upload
 from screener.service.auth import current_key, desk, runtime
@@ -52,6 +54,21 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 AUTH_ERRORS = (401, 403)
+
+PageT = TypeVar("PageT", bound=BaseModel)
+RowT = TypeVar("RowT")
+
+
+def page(
+    model: type[PageT],
+    out: Callable[[RowT], BaseModel],
+    found: tuple[Sequence[RowT], int],
+    offset: int,
+    limit: int,
+) -> PageT:
+    """One window of a listing (the rows and the total a desk found) as its page model."""
+    rows, total = found
+    return model(items=[out(r) for r in rows], total=total, offset=offset, limit=limit)
 
 
 def read_uploads(files: list[UploadFile], limit: int, what: str = "images") -> list[Upload]:

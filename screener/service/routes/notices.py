@@ -14,6 +14,7 @@ from screener.service.routes.common import (
     RegistrarKey,
     TheRuntime,
     errors,
+    page,
     read_uploads,
 )
 from screener.service.schemas import NoticeOut, NoticePage, Reason
@@ -74,10 +75,8 @@ def list_notices(
     limit: Limit = 50,
     status: Annotated[str | None, Query(pattern="^(received|measures_taken|rejected)$")] = None,
 ) -> Any:
-    items, total = rt.desk.list_notices(key, offset=offset, limit=limit, status=status)
-    return NoticePage(
-        items=[NoticeOut.of(n) for n in items], total=total, offset=offset, limit=limit
-    )
+    found = rt.desk.list_notices(key, offset=offset, limit=limit, status=status)
+    return page(NoticePage, NoticeOut.of, found, offset, limit)
 
 
 @router.get("/{notice_id}", response_model=NoticeOut, responses=errors(*AUTH_ERRORS, 404))

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from screener.service.routes.common import AUTH_ERRORS, Key, Limit, Offset, TheRuntime, errors
+from screener.service.routes.common import AUTH_ERRORS, Key, Limit, Offset, TheRuntime, errors, page
 from screener.service.schemas import CheckOut, CheckPage, ReviewDecision
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
@@ -21,8 +21,8 @@ def queue(
     status: Annotated[str, Query(pattern="^(pending|confirmed|rejected)$")] = "pending",
 ) -> Any:
     """Oldest first. `status=rejected` lists the false positives, for threshold tuning."""
-    items, total = rt.desk.review_queue(key, offset=offset, limit=limit, status=status)
-    return CheckPage(items=[CheckOut.of(i) for i in items], total=total, offset=offset, limit=limit)
+    found = rt.desk.review_queue(key, offset=offset, limit=limit, status=status)
+    return page(CheckPage, CheckOut.of, found, offset, limit)
 
 
 @router.post(

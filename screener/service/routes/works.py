@@ -15,6 +15,7 @@ from screener.service.routes.common import (
     RegistrarKey,
     TheRuntime,
     errors,
+    page,
     read_uploads,
 )
 from screener.service.schemas import HeldOut, Licensees, Removed, Thresholds, WorkOut, WorkPage
@@ -80,8 +81,7 @@ def _registered(done: Registered) -> WorkOut:
 
 @router.get("", response_model=WorkPage, responses=errors(*AUTH_ERRORS, 422))
 def list_works(key: Key, rt: TheRuntime, offset: Offset = 0, limit: Limit = 50) -> Any:
-    works, total = rt.desk.list_works(key, offset, limit)
-    return WorkPage(items=[WorkOut.of(w) for w in works], total=total, offset=offset, limit=limit)
+    return page(WorkPage, WorkOut.of, rt.desk.list_works(key, offset, limit), offset, limit)
 
 
 @router.get("/{work_id}", response_model=WorkOut, responses=errors(*AUTH_ERRORS, 404))
