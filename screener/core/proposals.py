@@ -110,7 +110,9 @@ def content_box(pixels: Pixels, rules: ProposalRules) -> tuple[int, int, int, in
 def _cuts(pixels: Pixels, rules: ProposalRules) -> list[int]:
     """Positions (columns of ``pixels``) of straight vertical seams or gutters inside."""
     width = pixels.shape[1]
-    lo, hi = round(width * rules.min_tile), round(width * (1 - rules.min_tile))
+    # A cut at x falls between columns x - 1 and x: only 1 .. width - 1 are inside.
+    lo = max(1, round(width * rules.min_tile))
+    hi = min(width - 1, round(width * (1 - rules.min_tile)))
     if hi <= lo:
         return []
     step = np.abs(np.diff(pixels, axis=1)).mean(axis=-1)  # rows x (width - 1)

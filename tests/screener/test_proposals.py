@@ -65,3 +65,13 @@ def test_a_uniform_picture_keeps_its_whole_box() -> None:
 def test_rules_out_of_range_are_refused() -> None:
     with pytest.raises(ValueError, match="shares"):
         ProposalRules(min_tile=0.6)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (1, 40), (40, 1), (3, 200), (200, 3)])
+def test_tiny_and_thin_pictures_propose_without_failing(size: tuple[int, int]) -> None:
+    # A 1x1 PNG reached the seam search with no column pairs at all (an IndexError, a 500).
+    rng = np.random.default_rng(sum(size))
+    pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    found = proposals(pixels, ProposalRules())
+    for region in found:
+        assert 0 <= region.left < region.right <= 1 and 0 <= region.top < region.bottom <= 1
