@@ -183,19 +183,7 @@ def _write(
 ) -> Registered:
     """One work's catalog transaction, as :meth:`Registry.register` writes it."""
     references = [ref for ref, hold in found if hold is None]
-    held = [
-        NewHeld(
-            ref.sha256,
-            ref.source_name,
-            ref.format,
-            ref.width,
-            ref.height,
-            ref.data,
-            (hold.to_dict(),),
-        )
-        for ref, hold in found
-        if hold is not None
-    ]
+    held = [NewHeld.of(ref, hold.to_dict()) for ref, hold in found if hold is not None]
     saved, added, held_ids = screener.catalog.register(
         work.work_id,
         title=work.title or work.work_id,

@@ -100,15 +100,7 @@ class Registry:
             )
         references = [ref for ref, _, hold in prepared if hold is None or vetted]
         held = [
-            NewHeld(
-                ref.sha256,
-                ref.source_name,
-                ref.format,
-                ref.width,
-                ref.height,
-                ref.data,
-                (hold.to_dict(),),
-            )
+            NewHeld.of(ref, hold.to_dict())
             for ref, _, hold in prepared
             if hold is not None and not vetted
         ]

@@ -68,6 +68,13 @@ class NewHeld:
     data: bytes
     findings: tuple[dict[str, Any], ...]
 
+    @classmethod
+    def of(cls, ref: NewReference, *findings: dict[str, Any]) -> NewHeld:
+        """The reference ``ref``, held with why."""
+        return cls(
+            ref.sha256, ref.source_name, ref.format, ref.width, ref.height, ref.data, findings
+        )
+
 
 @dataclass(frozen=True)
 class HeldReference:
