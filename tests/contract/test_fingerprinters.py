@@ -128,11 +128,13 @@ def _png(image: Image.Image) -> bytes:
 
 
 def test_a_real_check_runs_the_new_signal(thumb_signal: str, tmp_path: Path) -> None:
-    """The new signal drives a whole check with nothing but a policy entry for it: it is a
-    known signal in the settings, its evidence is calibrated, fused and reported."""
+    """The new signal drives a whole check with nothing but policy entries for it: it is a
+    known signal in the settings, its evidence is calibrated, fused and reported, and a
+    block may rest on it once the policy's ``block_evidence`` names it."""
     document = yaml.safe_load(policy_mod.dumps(policy_mod.load()))
     document["version"] = "with-thumb"
     document["signals"]["thumb_cosine"] = {"lo": 0.6, "hi": 0.95, "weight": 14.0}
+    document["block_evidence"]["signals"].append("thumb_cosine")
     policy_path = tmp_path / "policy.yaml"
     policy_path.write_text(yaml.safe_dump(document), encoding="utf-8")
     settings = Settings(
