@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from screener.core.decode import DecodedImage, decode
+from screener.core.decode import DecodedImage
 from screener.core.errors import InputError, ScreenerError, quote
 from screener.matching import registrability
 from screener.matching.pipeline import Registered, Screener, check_work_id
-from screener.store.catalog import NewHeld, NewReference, RegisterHook, StoredFingerprint
+from screener.matching.registry import read_capped
+from screener.store.catalog import NewReference, RegisterHook
 
 DEFAULT_BATCH = 32
 
@@ -102,26 +103,16 @@ def _prepare(
     """Decode and measure a work's images once; those that fail are skipped."""
     good: list[_Image] = []
     skipped: list[tuple[str, ScreenerError]] = []
-    rules = screener.policy.registration
     for i, image in enumerate(work.images):
         name = _name(image, work.names, i)
         try:
-            data = image if isinstance(image, bytes) else _read(screener, image)
-            decoded = decode(data, limits=screener.limits, max_side=screener.settings.work_size)
-            content = registrability.content_findings(registrability.measure(decoded, rules), rules)
-            if content:
-                raise registrability.refuse(name, content)
+            data = image if isinstance(image, bytes) else read_capped(image, screener.limits)
+            decoded = screener.registry.check_content(data, name)
         except ScreenerError as exc:
             skipped.append((name, exc))
             continue
         good.append(_Image(position, name, data, decoded))
     return good, skipped
-
-
-def _read(screener: Screener, path: Path) -> bytes:
-    from screener.matching.registry import _read as read_capped
-
-    return read_capped(path, screener.limits)
 
 
 def _register_batch(
@@ -147,7 +138,9 @@ def _register_batch(
     )
     per_work: dict[int, list[tuple[NewReference, registrability.Finding | None]]] = {}
     for image, reference in zip(prepared, references, strict=True):
-        per_work.setdefault(image.work, []).append((reference, _hold(screener, reference)))
+        per_work.setdefault(image.work, []).append(
+            (reference, screener.registry.hold_reason(reference))
+        )
     outcomes: list[BulkOutcome] = []
     with screener._lock:
         for position, work in enumerate(chunk):
@@ -165,16 +158,6 @@ def _register_batch(
     return outcomes
 
 
-def _hold(screener: Screener, reference: NewReference) -> registrability.Finding | None:
-    """Why to hold a reference for an operator (it looks like the background bank)."""
-    by_signal: dict[str, list[StoredFingerprint]] = {}
-    for fp in reference.fingerprints:
-        by_signal.setdefault(fp.signal, []).append(
-            StoredFingerprint(0, "", 0, fp.signal, fp.spec_id, fp.region, fp.vector, fp.quality)
-        )
-    return registrability.bank_finding(screener.background, by_signal, screener.policy)
-
-
 def _write(
     screener: Screener,
     work: BulkWork,
@@ -182,16 +165,11 @@ def _write(
     hook: Callable[[str], RegisterHook | None] | None,
 ) -> Registered:
     """One work's catalog transaction, as :meth:`Registry.register` writes it."""
-    references = [ref for ref, hold in found if hold is None]
-    held = [NewHeld.of(ref, hold.to_dict()) for ref, hold in found if hold is not None]
-    saved, added, held_ids = screener.catalog.register(
+    return screener.registry.store(
         work.work_id,
+        found,
+        hook=None if hook is None else hook(work.work_id),
         title=work.title or work.work_id,
         owner=work.owner,
         aliases=[],
-        references=references,
-        hook=None if hook is None else hook(work.work_id),
-        held=held,
     )
-    kept = tuple(h for h in screener.catalog.held(work_id=work.work_id) if h.id in held_ids)
-    return Registered(saved, tuple(added), len(found) - len(added) - len(kept), kept)

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -98,28 +98,46 @@ class Registry:
             raise NotRegistrable(
                 "; ".join(str(e) for e in refused), [f for e in refused for f in e.findings]
             )
-        references = [ref for ref, _, hold in prepared if hold is None or vetted]
-        held = [
-            NewHeld.of(ref, hold.to_dict())
-            for ref, _, hold in prepared
-            if hold is not None and not vetted
-        ]
         with self._s._lock:
-            work, added, held_ids = self._s.catalog.register(
+            registered = self.store(
                 work_id,
+                [(ref, hold) for ref, _, hold in prepared],
+                vetted=vetted,
+                hook=hook,
                 title=title or work_id,
                 owner=owner,
                 aliases=list(aliases),
-                references=references,
                 related_terms=list(related_terms),
                 create_only=create_only,
                 must_exist=must_exist,
-                hook=hook,
-                held=held,
             )
             self._s.catch_up(added_only=True)
+        return registered
+
+    def store(
+        self,
+        work_id: str,
+        found: Sequence[tuple[NewReference, registrability.Finding | None]],
+        *,
+        vetted: bool = False,
+        hook: RegisterHook | None = None,
+        **details: Any,
+    ) -> Registered:
+        """One work's catalog transaction: the fingerprinted references, each kept or, with
+        a reason to hold it and not ``vetted``, held for an operator; ``details``: the rest
+        of :meth:`Catalog.register`'s fields. The caller holds the lock and catches the
+        indexes up (once per work here, once per batch in `screener.matching.bulk`)."""
+        references = [ref for ref, hold in found if hold is None or vetted]
+        held = [
+            NewHeld.of(ref, hold.to_dict())
+            for ref, hold in found
+            if hold is not None and not vetted
+        ]
+        work, added, held_ids = self._s.catalog.register(
+            work_id, references=references, hook=hook, held=held, **details
+        )
         kept = tuple(h for h in self._s.catalog.held(work_id=work_id) if h.id in held_ids)
-        return Registered(work, tuple(added), len(prepared) - len(added) - len(kept), kept)
+        return Registered(work, tuple(added), len(found) - len(added) - len(kept), kept)
 
     def approve(self, work_id: str, held_id: int, hook: RegisterHook | None = None) -> Registered:
         """Add a held reference to its work (fingerprinted afresh from its stored bytes) and
@@ -166,7 +184,7 @@ class Registry:
         if isinstance(image, DecodedImage):
             raise InputError("register needs the original bytes or a path, not a decoded image")
         try:
-            data = image if isinstance(image, bytes) else _read(Path(image), self._s.limits)
+            data = image if isinstance(image, bytes) else read_capped(Path(image), self._s.limits)
             decoded = decode(data, limits=self._s.limits, max_side=self._s.settings.work_size)
         except DecodeError as exc:
             raise type(exc)(f"{name}: {exc}") from exc
@@ -175,13 +193,17 @@ class Registry:
         if content:  # refused: not worth fingerprinting
             return NewReference(decoded.sha256, name, decoded.format, 0, 0, b"", ()), content, None
         reference = self._fingerprinted(decoded, data, name)
+        return reference, [], self.hold_reason(reference)
+
+    def hold_reason(self, reference: NewReference) -> registrability.Finding | None:
+        """Why to hold a fingerprinted reference for an operator: it looks like an image
+        of the background bank (None: nothing to hold it for)."""
         by_signal: dict[str, list[StoredFingerprint]] = {}
         for fp in reference.fingerprints:
             by_signal.setdefault(fp.signal, []).append(
                 StoredFingerprint(0, "", 0, fp.signal, fp.spec_id, fp.region, fp.vector, fp.quality)
             )
-        hold = registrability.bank_finding(self._s.background, by_signal, self._s.policy)
-        return reference, [], hold
+        return registrability.bank_finding(self._s.background, by_signal, self._s.policy)
 
     def _fingerprinted(self, decoded: DecodedImage, data: bytes, name: str) -> NewReference:
         return self._fingerprinted_many([(decoded, data, name)])[0]
@@ -300,7 +322,7 @@ def _name_of(image: ImageInput, position: int) -> str:
     return f"image-{position + 1}"
 
 
-def _read(path: Path, limits: Limits) -> bytes:
+def read_capped(path: Path, limits: Limits) -> bytes:
     """A file's bytes, refusing it unread past the byte cap (decode reports the error)."""
     try:
         with path.open("rb") as handle:
