@@ -147,6 +147,25 @@ class Matching:
 
 
 @dataclass(frozen=True)
+class NoticeSearch:
+    """How a notice finds the released outputs to re-screen in the check-fingerprint index
+    (`screener.matching.check_index`): every stored fingerprint within ``radius`` of one of
+    the work's reference fingerprints (per signal: inner product at least it, Hamming
+    distance at most it; the shipped values are where each signal's evidence starts, its
+    ramp's ``lo``), at most ``neighbours`` per reference fingerprint. A signal without a
+    radius takes the ``neighbours`` nearest."""
+
+    neighbours: int = 1000
+    radius: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.neighbours < 1:
+            raise ValueError("notices.neighbours must be at least 1")
+        if not all(math.isfinite(v) for v in self.radius.values()):
+            raise ValueError("notices.radius values must be finite numbers")
+
+
+@dataclass(frozen=True)
 class BlockEvidence:
     """What a block must rest on: at least one of ``signals`` at ``min_evidence`` or more
     (evidence in [0, 1] as the fusion computes it, levels applied). A case that reaches the
@@ -331,6 +350,8 @@ class Policy:
     registration: Registration = field(default_factory=Registration)
     # How per-work character models are trained.
     characters: Characters = field(default_factory=Characters)
+    # How a notice finds the released outputs it re-screens.
+    notices: NoticeSearch = field(default_factory=NoticeSearch)
 
     def __post_init__(self) -> None:
         if not self.version.strip():

@@ -56,6 +56,18 @@ class Settings(BaseSettings):
         "work (screener/matching/located.py); false: keypoints and fixed regions only",
     )
 
+    check_retention_days: int = Field(
+        default=0,
+        ge=0,
+        description="days an allowed check's fingerprints are kept for notices to re-screen "
+        "(its verdict record stays); 0 keeps them forever (docs/notices.md)",
+    )
+    retention_every_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="how often the service ages out check fingerprints (also at start-up)",
+    )
+
     sscd_model: str = "sscd"
     sscd_weights: Path | None = None
     sscd_threads: int = Field(

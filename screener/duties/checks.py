@@ -196,7 +196,13 @@ class CheckDuties(DeskBase):
                 },
             )
             row.audit_seq = record.seq
+        if verdict.decision == Decision.ALLOW.value:
+            self.checks_stored()
         return CheckOutcome(check_id, verdict, self._risk_prompt(verdict), record.seq)
+
+    def checks_stored(self) -> None:
+        """Called after an allowed check's fingerprints are stored (the notices' index
+        catches up with them: :class:`screener.duties.jobs.JobDuties`)."""
 
     def _risk_prompt(self, verdict: Verdict) -> dict[str, str] | None:
         top = verdict.top_match

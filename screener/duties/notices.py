@@ -3,7 +3,8 @@ outputs, adding references), and who may read or reject which."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -13,7 +14,8 @@ from screener.core.errors import Conflict, InputError, NotFound, is_plain_id, qu
 from screener.core.policy import Decision
 from screener.duties import redaction
 from screener.duties.base import Upload, _page, _text, _with_origins
-from screener.duties.checks import CheckDuties
+from screener.duties.jobs import JobDuties
+from screener.matching.check_index import near_work
 from screener.matching.outputs import same_output, whole
 from screener.matching.pipeline import CheckItem, Prepared, check_work_id
 from screener.matching.signals import RegionFingerprint, from_stored
@@ -27,6 +29,7 @@ from screener.store.check_records import (
     notice,
     now,
 )
+from screener.store.jobs import LIVE, JobRow
 from screener.store.keys import ApiKey, Role, can_manage_work, require_role
 
 MAX_NAMED_CHECKS = 100
@@ -34,8 +37,8 @@ MAX_NAMED_CHECKS = 100
 _RESCREEN_BATCH = 200
 
 
-class NoticeDuties(CheckDuties):
-    """Filing, reading and rejecting notices, and the measures they trigger."""
+class NoticeDuties(JobDuties):
+    """Filing, reading and rejecting notices, and the measures they trigger (a job)."""
 
     def file_notice(
         self,
@@ -48,10 +51,12 @@ class NoticeDuties(CheckDuties):
         title: str | None = None,
         description: str = "",
     ) -> Notice:
-        """Record a rights holder's notice, then take the measures at once: the images join
-        the work's references and every allowed output is re-screened against the work.
-        ``outputs``: images of released outputs complained of; the service finds their
-        checks (:mod:`screener.matching.outputs`) and names them in the notice."""
+        """Record a rights holder's notice and a job that takes the measures: the images
+        join the work's references and the allowed outputs near the work in the
+        check-fingerprint index are re-screened against it. With a worker (the service)
+        the notice returns ``received`` with its job queued; without one the job runs
+        here first. ``outputs``: images of released outputs complained of; the service
+        finds their checks (:mod:`screener.matching.outputs`) and names them."""
         self.authorise_works(key)
         description = _text("description", description) or ""
         if len(check_ids) > MAX_NAMED_CHECKS:
@@ -127,7 +132,9 @@ class NoticeDuties(CheckDuties):
                     **({"found_by_image": found} if outputs else {}),
                 },
             )
-        return self._notice_for(key, self._take_measures(key.id, notice_id))
+            job_id = self.new_job(session, "notice", notice_id=notice_id, owner=owner)
+        self.dispatch(job_id)
+        return self.get_notice(key, notice_id)
 
     def find_outputs(self, outputs: Sequence[Upload]) -> dict[str, list[str]]:
         """The released (allowed) checks whose image is each of ``outputs`` (by name):
@@ -181,14 +188,41 @@ class NoticeDuties(CheckDuties):
         )
 
     def resume_notices(self) -> list[Notice]:
-        """Take the measures of notices recorded but not acted on (a crash in between)."""
+        """Take the measures of notices recorded but not acted on (a crash in between, or a
+        job that failed): their queued or running job, or a new one. Runs them here
+        without a worker; returns the notices as they stand then."""
+        with Session(self.engine) as session, session.begin():
+            waiting = list(session.scalars(select(NoticeRow).where(NoticeRow.status == "received")))
+            jobs = []
+            for row in waiting:
+                live = session.scalar(
+                    select(JobRow.id).where(JobRow.notice_id == row.id, JobRow.state.in_(LIVE))
+                )
+                jobs.append(
+                    live or self.new_job(session, "notice", notice_id=row.id, owner=row.owner)
+                )
+            ids = [row.id for row in waiting]
+        for job_id in jobs:
+            self.dispatch(job_id)
         with Session(self.engine) as session:
-            waiting = list(
-                session.scalars(select(NoticeRow.id).where(NoticeRow.status == "received"))
-            )
-        return [self._take_measures("service", notice_id) for notice_id in waiting]
+            return [notice(r) for r in (session.get(NoticeRow, i) for i in ids) if r is not None]
 
-    def _take_measures(self, actor: str, notice_id: str) -> Notice:
+    def start_jobs(self) -> int:
+        """Start the worker (:meth:`JobDuties.start_jobs`) after giving every notice left
+        received a job, so that the worker takes up those too."""
+        with Session(self.engine) as session, session.begin():
+            for row in session.scalars(select(NoticeRow).where(NoticeRow.status == "received")):
+                live = session.scalar(
+                    select(JobRow.id).where(JobRow.notice_id == row.id, JobRow.state.in_(LIVE))
+                )
+                if live is None:
+                    self.new_job(session, "notice", notice_id=row.id, owner=row.owner)
+        return super().start_jobs()
+
+    def run_notice_job(self, job_id: str, notice_id: str) -> None:
+        self._take_measures("service", notice_id, job_id)
+
+    def _take_measures(self, actor: str, notice_id: str, job_id: str) -> Notice:
         with Session(self.engine) as session:
             row = session.get(NoticeRow, notice_id)
             assert row is not None
@@ -215,13 +249,15 @@ class NoticeDuties(CheckDuties):
                 ),
             )
             added, skipped = list(registered.added_references), registered.skipped
-        affected = self.rescreen(work_id, notice_id)
+        affected = self.rescreen(work_id, lambda done, total: self.progress(job_id, done, total))
         named_status = self._named_checks(named, affected, owner)
         at = now()
         measures = {
             "at": at.isoformat(),
+            "job_id": job_id,
             "references_added": added,
             "references_already_registered": skipped,
+            "candidate_checks": affected["candidates"],
             "rescreened_checks": affected["rescreened"],
             "affected_check_ids": [a["check_id"] for a in affected["affected"]],
             "affected": affected["affected"],
@@ -229,7 +265,15 @@ class NoticeDuties(CheckDuties):
             **({"found_by_image": by_image} if by_image is not None else {}),
         }
         with Session(self.engine) as session, session.begin():
+            # One transaction: the outputs marked, the notice's measures and its job done.
             self.audit.lock(session)
+            self._mark_affected(session, affected["affected"], work_id, notice_id, at)
+            self.finish(
+                session,
+                job_id,
+                {k: v for k, v in measures.items() if k not in ("at", "job_id")},
+                affected["rescreened"],
+            )
             row = session.get(NoticeRow, notice_id)
             assert row is not None
             row.status = "measures_taken"
@@ -273,12 +317,36 @@ class NoticeDuties(CheckDuties):
                     status[check_id] = "no_match"
         return status
 
-    def rescreen(self, work_id: str, notice_id: str) -> dict[str, Any]:
-        """Re-score every allowed, not yet re-screened output against ``work_id`` with the
-        current references; mark and list those that now match."""
+    def rescreen(
+        self, work_id: str, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any]:
+        """Re-score the allowed, not yet re-screened outputs that the check-fingerprint
+        index finds near ``work_id`` (the policy's ``notices`` search) with the current
+        references; list those that now match. Nothing is written here."""
+        near = near_work(
+            self.check_index, self.screener.catalog, work_id, self.screener.policy.notices
+        )
+        candidates = self._candidate_checks(near)
+        result = self._rescore(
+            work_id, self._allowed_checks(only=candidates), progress, len(candidates)
+        )
+        return {**result, "candidates": len(candidates)}
+
+    def rescreen_by_scan(self, work_id: str) -> dict[str, Any]:
+        """The same re-screening over every allowed output (no index): what the index
+        must agree with, and the benchmark's baseline."""
+        return self._rescore(work_id, self._allowed_checks(), None, 0)
+
+    def _rescore(
+        self,
+        work_id: str,
+        batches: Iterator[list[tuple[str, str, list[RegionFingerprint]]]],
+        progress: Callable[[int, int], None] | None,
+        total: int,
+    ) -> dict[str, Any]:
         affected: list[dict[str, Any]] = []
         count = 0
-        for batch in self._allowed_checks():
+        for batch in batches:
             scored = self.screener.rescore_many([(q, p) for _, p, q in batch], work_id)
             for (check_id, platform, _), matches in zip(batch, scored, strict=True):
                 count += 1
@@ -293,30 +361,65 @@ class NoticeDuties(CheckDuties):
                         "fused_score": top.fused_score,
                     }
                 )
-        if affected:
-            at = now().isoformat()
-            with Session(self.engine) as session, session.begin():
-                for item in affected:
-                    session.execute(
-                        update(CheckRow)
-                        .where(CheckRow.id == item["check_id"])
-                        .values(
-                            rescreen={
-                                "notice_id": notice_id,
-                                "work_id": work_id,
-                                "decision": item["decision"],
-                                "fused_score": item["fused_score"],
-                                "at": at,
-                            }
-                        )
-                    )
+            if progress is not None:
+                progress(count, max(total, count))
         return {"rescreened": count, "affected": affected}
 
+    def _candidate_checks(self, fingerprint_ids: set[int]) -> list[str]:
+        """The allowed, not yet re-screened checks that own any of ``fingerprint_ids``
+        (ids the table no longer has, aged out since, are dropped)."""
+        ids = sorted(fingerprint_ids)
+        found: set[str] = set()
+        with Session(self.engine) as session:
+            for start in range(0, len(ids), 900):
+                found.update(
+                    session.scalars(
+                        select(CheckFingerprintRow.check_id)
+                        .join(CheckRow, CheckRow.id == CheckFingerprintRow.check_id)
+                        .where(
+                            CheckFingerprintRow.id.in_(ids[start : start + 900]),
+                            CheckRow.decision == Decision.ALLOW.value,
+                            CheckRow.rescreen.is_(None),
+                        )
+                    )
+                )
+        return sorted(found)
+
+    @staticmethod
+    def _mark_affected(
+        session: Session, affected: list[dict[str, Any]], work_id: str, notice_id: str, at: Any
+    ) -> None:
+        for item in affected:
+            session.execute(
+                update(CheckRow)
+                .where(CheckRow.id == item["check_id"])
+                .values(
+                    rescreen={
+                        "notice_id": notice_id,
+                        "work_id": work_id,
+                        "decision": item["decision"],
+                        "fused_score": item["fused_score"],
+                        "at": at.isoformat(),
+                    }
+                )
+            )
+
     def _allowed_checks(
-        self, *, rescreened: bool = False
+        self, *, rescreened: bool = False, only: list[str] | None = None
     ) -> Iterator[list[tuple[str, str, list[RegionFingerprint]]]]:
         """Allowed checks with their stored fingerprints, a batch at a time (those an
-        earlier notice re-screened too, with ``rescreened``)."""
+        earlier notice re-screened too, with ``rescreened``; of ``only`` those ids)."""
+        if only is not None:
+            for start in range(0, len(only), _RESCREEN_BATCH):
+                yield from self._allowed_batches(
+                    rescreened=rescreened, within=only[start : start + _RESCREEN_BATCH]
+                )
+            return
+        yield from self._allowed_batches(rescreened=rescreened)
+
+    def _allowed_batches(
+        self, *, rescreened: bool, within: list[str] | None = None
+    ) -> Iterator[list[tuple[str, str, list[RegionFingerprint]]]]:
         specs = self.screener.signals.specs
         kinds = {n: f.kind for n, f in self.screener.signals.available.items()}
         after = ""
@@ -328,6 +431,7 @@ class NoticeDuties(CheckDuties):
                         CheckRow.decision == Decision.ALLOW.value,
                         CheckRow.rescreen.is_(None) if not rescreened else CheckRow.id.is_not(None),
                         CheckRow.id > after,
+                        CheckRow.id.in_(within) if within is not None else CheckRow.id.is_not(None),
                     )
                     .order_by(CheckRow.id)
                     .limit(_RESCREEN_BATCH)
@@ -359,6 +463,7 @@ class NoticeDuties(CheckDuties):
     def _notice_for(self, key: ApiKey, item: Notice) -> Notice:
         """``item`` as ``key`` may see it (:func:`redaction.redact_notice`), with the checks
         found by image that ``key`` may open."""
+        item = replace(item, job=self.job_of_notice(key, item.id))
         found = redaction.found_by_image(item)
         own = redaction.rule_for(key).own_works_only
         readable = self.readable_checks(key, sorted(found)) if own and found else set()

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from screener.store import clock
+from screener.store import jobs as _jobs  # noqa: F401 - registers the jobs table with Base
 from screener.store.catalog import Base, VectorColumns
 
 CHECK_TABLES = (
@@ -36,6 +37,7 @@ CHECK_TABLES = (
     "check_pictures",
     "notices",
     "reference_origins",
+    "jobs",
 )
 
 now = clock.now  # the stores' one clock, still importable from here (the desk does)
@@ -89,7 +91,12 @@ class CheckMatchRow(Base):
 
 
 class CheckFingerprintRow(VectorColumns, Base):
+    """An allowed check's fingerprint: searched by a notice through the check-fingerprint
+    index (its row id is the index id), aged out after the retention period."""
+
     __tablename__ = "check_fingerprints"
+    # Row ids are never reused (new catalogs): the check-fingerprint index keys by them.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy reads it
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     check_id: Mapped[str] = mapped_column(ForeignKey("checks.id", ondelete="CASCADE"), index=True)
 
@@ -232,6 +239,8 @@ class Notice:
     history: tuple[dict[str, Any], ...]
     measures: dict[str, Any] | None
     reason: str | None
+    # The notice's re-screening job as its reader may see it (`Job.to_dict`), if any.
+    job: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -247,6 +256,7 @@ class Notice:
             "history": list(self.history),
             "measures": self.measures,
             "reason": self.reason,
+            "job": self.job,
         }
 
 
