@@ -45,9 +45,10 @@ class Runtime:
         try:
             screener = Screener(self.settings)
             desk = Desk(screener)
-            resumed = desk.resume_notices()  # recorded before a crash, not yet acted on
+            # Jobs a crash left queued or running, notices left without their measures.
+            resumed = desk.start_jobs()
             if resumed:
-                log.warning("took the measures of %d notice(s) left waiting", len(resumed))
+                log.warning("resumed %d job(s) left waiting", resumed)
             if self.settings.batching:
                 self._batcher = MicroBatcher(
                     self._fingerprint_batch,
@@ -84,6 +85,7 @@ class Runtime:
         if self._batcher is not None:
             self._batcher.close()
         if self._desk is not None:
+            self._desk.stop_jobs()
             self._desk.screener.close()
 
     # access ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from screener.store.catalog import HeldReference, Reference, Work
 from screener.store.check_records import CheckRecord, Notice
+from screener.store.jobs import Job
 from screener.store.keys import ApiKey
 
 
@@ -249,6 +250,31 @@ class Thresholds(BaseModel):
         return self
 
 
+class JobProgress(BaseModel):
+    done: int
+    total: int
+
+
+class JobOut(BaseModel):
+    job_id: str
+    kind: str = Field(description="notice (a notice's re-screening) or retention")
+    notice_id: str | None
+    state: str = Field(description="queued, running, done or failed")
+    progress: JobProgress
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    error: str | None
+    result: dict[str, Any] | None = Field(
+        description="once done: for a notice, the measures (`affected`, `affected_check_ids`, "
+        "`rescreened_checks`, `candidate_checks`); for retention, `fingerprints_removed`"
+    )
+
+    @classmethod
+    def of(cls, item: Job) -> JobOut:
+        return cls(**item.to_dict())
+
+
 class NoticeOut(BaseModel):
     notice_id: str
     created_at: str
@@ -262,6 +288,9 @@ class NoticeOut(BaseModel):
     history: list[dict[str, Any]]
     measures: dict[str, Any] | None
     reason: str | None
+    job: JobOut | None = Field(
+        default=None, description="the job taking the measures (GET /v1/jobs/{job_id})"
+    )
 
     @classmethod
     def of(cls, item: Notice) -> NoticeOut:

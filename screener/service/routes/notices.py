@@ -49,9 +49,11 @@ def file_notice(
     title: Annotated[str | None, Form(max_length=500)] = None,
     description: Annotated[str, Form(max_length=2000)] = "",
 ) -> Any:
-    """File a notice. The service records it (`received`), adds the images to the work's
-    references and re-screens every output it allowed earlier against the work
-    (`measures_taken`, listing the affected check ids)."""
+    """File a notice. The service records it (`received`) and answers at once with the job
+    (`job`, `GET /v1/jobs/{job_id}`) that adds the images to the work's references and
+    re-screens the outputs it allowed earlier that the check-fingerprint index finds near
+    the work; when the job is done the notice is `measures_taken`, listing the affected
+    check ids."""
     uploads = read_uploads(images or [], rt.settings.max_images)
     complained = read_uploads(outputs or [], rt.settings.max_images)
     return NoticeOut.of(
