@@ -64,18 +64,30 @@ class JobWorker:
         with self._gate:
             yield
 
+    def wait_idle(self) -> None:
+        """Return once every job handed over so far has run (the queue is empty)."""
+        self._queue.join()
+
     def close(self, timeout: float = 30.0) -> None:
         self._queue.put(None)
         self._thread.join(timeout)
+
+    def _ask_for_more(self) -> None:
+        try:
+            due = self._tick() if self._tick else None
+        except Exception:  # a database away for a moment: ask again at the next tick
+            log.exception("could not schedule the next job")
+            return
+        if due is not None:
+            self._queue.put(due)
 
     def _loop(self) -> None:
         while True:
             try:
                 job_id = self._queue.get(timeout=self._every)
             except queue.Empty:
-                job_id = self._tick() if self._tick else None
-                if job_id is None:
-                    continue
+                self._ask_for_more()
+                continue
             if job_id is None:
                 return
             with self._gate:
@@ -83,6 +95,8 @@ class JobWorker:
                     self._run(job_id)
                 except Exception:  # recorded on the job by run_job; keep serving others
                     log.exception("job %s failed", job_id)
+                finally:
+                    self._queue.task_done()
 
 
 class JobDuties(CheckDuties):

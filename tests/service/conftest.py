@@ -56,6 +56,17 @@ class Service:
     def h(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[who]}"}
 
+    def settled(self, filed: dict[str, Any], who: str) -> dict[str, Any]:
+        """A notice as ``who`` sees it once the job it started has run: the worker has run
+        every job handed to it (no clock involved)."""
+        worker = self.app.state.runtime.desk.worker
+        assert worker is not None, "the service runs no job worker"
+        worker.wait_idle()
+        got = self.client.get(f"/v1/notices/{filed['notice_id']}", headers=self.h(who))
+        assert got.status_code == 200, got.text
+        body: dict[str, Any] = got.json()
+        return body
+
     def register(self, who: str, work_id: str, *images: bytes, **form: Any) -> httpx.Response:
         response: httpx.Response = self.client.post(
             "/v1/works",

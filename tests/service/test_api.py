@@ -136,7 +136,8 @@ def test_notice_rescreens_earlier_allowed_outputs(service: Service) -> None:
         files=[("images", ("medusa.png", encode(unregistered), "image/png"))],
     )
     assert filed.status_code == 201, filed.text
-    notice = filed.json()
+    notice = service.settled(filed.json(), "holder")
+    assert notice["job"]["state"] == "done"
     assert notice["status"] == "measures_taken"
     assert [h["status"] for h in notice["history"]] == ["received", "measures_taken"]
     measures = notice["measures"]

@@ -128,7 +128,7 @@ def test_a_notice_finds_released_outputs_by_image_and_shows_the_holder_no_platfo
         ],
     )
     assert filed.status_code == 201, filed.text
-    body = filed.json()
+    body = service.settled(filed.json(), "holder")
     check_id = released["check_id"]
     assert body["measures"]["found_by_image"] == {"seen-online.jpg": [check_id]}
     assert check_id in body["check_ids"]
@@ -226,7 +226,7 @@ def test_a_holder_is_named_only_the_outputs_found_by_image_that_match_its_work(
         ],
     )
     assert filed.status_code == 201, filed.text
-    notice_id = filed.json()["notice_id"]
+    notice_id = service.settled(filed.json(), "holder")["notice_id"]
     hidden = elsewhere["check_id"]
 
     one = service.client.get(f"/v1/notices/{notice_id}", headers=service.h("holder"))

@@ -159,7 +159,7 @@ def test_a_notice_tells_nothing_of_other_platforms_checks(
         },
     )
     assert filed.status_code == 201, filed.text
-    named = filed.json()["measures"]["named_checks"]
+    named = service.settled(filed.json(), "holder")["measures"]["named_checks"]
     assert named == {
         elsewhere["check_id"]: "unknown",
         made_up: "unknown",
