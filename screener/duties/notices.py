@@ -504,6 +504,14 @@ class NoticeDuties(JobDuties):
             row = self._notice_row(session, key, notice_id)
             if row.status == "rejected":
                 raise Conflict(f"notice {notice_id} is already rejected")
+            live = session.scalar(
+                select(JobRow.id).where(JobRow.notice_id == notice_id, JobRow.state.in_(LIVE))
+            )
+            if live is not None:  # its references may still be added after a rejection
+                raise Conflict(
+                    f"notice {notice_id} is still being acted on (job {live}): reject it "
+                    "once the job is done"
+                )
             work_id = row.work_id
             added = list((row.measures or {}).get("references_added", []))
         removed = 0

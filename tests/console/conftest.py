@@ -7,6 +7,7 @@ gets a fresh browser context (its own cookies) signed in through the sign-in pag
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,18 @@ class Console:
 
     def h(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[who]}"}
+
+    def job_done(self, job_id: str, who: str = "operator") -> dict[str, Any]:
+        """The job once it has finished (done or failed): asked until then, at most ten
+        minutes (a bound for a stuck server, not a measure of speed)."""
+        for _ in range(1200):
+            got = self.api.get(f"/v1/jobs/{job_id}", headers=self.h(who))
+            assert got.status_code == 200, got.text
+            body: dict[str, Any] = got.json()
+            if body["state"] in ("done", "failed"):
+                return body
+            time.sleep(0.5)
+        raise AssertionError(f"job {job_id} did not finish: {body}")
 
 
 @pytest.fixture(scope="module")

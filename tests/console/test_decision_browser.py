@@ -119,6 +119,11 @@ def test_a_notice_finds_a_released_output_by_its_image_and_the_platform_takes_it
     )
     with holder.expect_navigation(url="**/console/notices/ntc_*"):
         holder.click("form[action$='/notices'] button[type=submit]")
+    job_id = holder.locator("#job").get_attribute("data-job")
+    assert job_id and job_id.startswith("job_")
+    assert console.job_done(job_id, "holder")["state"] == "done"
+    holder.reload()
+    assert holder.locator("#job").get_attribute("data-state") == "done"
     found = holder.locator("#found-by-image")
     assert "seen-online.jpg" in found.inner_text() and check_id in found.inner_text()
     assert "genco" not in holder.content()  # the platform stays hidden from the holder
@@ -176,6 +181,7 @@ def test_operator_and_admin_forms(console: Console, sign_in: SignIn, tmp_path: P
     )
     assert filed.status_code == 201, filed.text
     notice_id = filed.json()["notice_id"]
+    assert console.job_done(filed.json()["job"]["job_id"])["state"] == "done"
     operator.goto(f"{console.url}/notices/{notice_id}")
     operator.fill("#reject-notice textarea[name=reason]", "not the holder's work")
     with operator.expect_navigation(url=f"**/console/notices/{notice_id}?done=notice_rejected"):

@@ -73,6 +73,13 @@ def test_the_notice_answers_before_its_job_runs_and_the_job_then_takes_the_measu
         assert waiting.json()["state"] == "queued" and waiting.json()["result"] is None
         # The service answers other requests meanwhile.
         assert service.client.get("/healthz").status_code == 200
+        # A notice is not rejected while its job may still add its references.
+        early = service.client.post(
+            f"/v1/notices/{body['notice_id']}/reject",
+            headers=service.h("operator"),
+            json={"reason": "too early"},
+        )
+        assert early.status_code == 409 and job_id in early.text
     worker.wait_idle()
     done = job_of(service, job_id, "holder").json()
     assert done["state"] == "done", done
