@@ -307,6 +307,9 @@ def _register_optional() -> None:
     from screener.bench import http_load
 
     app.command("http")(http_load.command)
+    from screener.bench import notices
+
+    app.command("notices")(notices.command)
 
 
 _register_optional()
