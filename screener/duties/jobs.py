@@ -138,6 +138,7 @@ class JobDuties(CheckDuties):
         returns how many jobs it was handed."""
         if self.worker is not None:
             return 0
+        _ = self.check_index  # opened (caught up, or rebuilt) now, then kept in step
         self.worker = JobWorker(
             self.run_job, self._retention_due, self.screener.settings.retention_every_hours * 3600
         )
