@@ -65,19 +65,21 @@ class CheckIndex:
 
     # reading the table ----------------------------------------------------------------------
 
-    def _rows(self, signal: str, after: int) -> Iterator[list[tuple[int, bytes]]]:
-        spec = self.specs[signal]
+    def _rows(self, after: int) -> Iterator[list[tuple[int, str, str, bytes]]]:
+        """Rows past ``after`` by row id alone: a filter on the signal would let SQLite
+        walk the signal's index over every row ever stored, whatever ``after`` is."""
         while True:
             with Session(self.engine) as session:
                 batch = [
-                    (int(i), bytes(v))
-                    for i, v in session.execute(
-                        select(CheckFingerprintRow.id, CheckFingerprintRow.vector)
-                        .where(
-                            CheckFingerprintRow.signal == signal,
-                            CheckFingerprintRow.spec_id == spec.spec_id,
-                            CheckFingerprintRow.id > after,
+                    (int(i), str(signal), str(spec), bytes(v))
+                    for i, signal, spec, v in session.execute(
+                        select(
+                            CheckFingerprintRow.id,
+                            CheckFingerprintRow.signal,
+                            CheckFingerprintRow.spec_id,
+                            CheckFingerprintRow.vector,
                         )
+                        .where(CheckFingerprintRow.id > after)
                         .order_by(CheckFingerprintRow.id)
                         .limit(_BATCH)
                     )
@@ -104,23 +106,21 @@ class CheckIndex:
         """Load (or rebuild) every signal's index and catch up; returns rows added."""
         with self._lock:
             self.directory.mkdir(parents=True, exist_ok=True)
-            added = 0
             for signal, spec in self.specs.items():
                 path = self.path(signal)
+                self.indexes[signal], self.marks[signal] = self._empty(signal), 0
                 if path.exists():
                     try:
                         loaded, manifest = vindex.load(path, spec)
                     except vindex.VectorIndexError as exc:
                         log.warning("check index %s unusable (%s); rebuilding", path, exc)
-                        added += self.rebuild(signal)
-                        continue
+                        continue  # filled from the table by the catch-up below
                     self.indexes[signal], self.marks[signal] = loaded, manifest.high_water
-                else:
-                    self.indexes[signal], self.marks[signal] = self._empty(signal), 0
-                added += self.catch_up(signal)
+            added = self.catch_up()
+            for signal in self.specs:
                 if len(self.indexes[signal]) != self.stored_count(signal):
                     # Rows aged out while the index kept them (a crash in between).
-                    log.warning("check index %s disagrees with its table; rebuilding", path)
+                    log.warning("check index of %s disagrees with its table; rebuilding", signal)
                     added += self.rebuild(signal)
             self.save()
             return added
@@ -129,24 +129,30 @@ class CheckIndex:
         return vindex.create(self.specs[signal], self.structure, expected_size=expected)
 
     def catch_up(self, signal: str | None = None) -> int:
-        """Add the rows written since each index's mark; returns how many."""
-        added = 0
+        """Add the rows written since each index's mark (one pass over them for every
+        signal); returns how many."""
         with self._lock:
-            for name in [signal] if signal else list(self.indexes):
-                added += self._fill(name, self.indexes[name])
-        return added
+            names = [signal] if signal else list(self.indexes)
+            return self._fill({name: self.indexes[name] for name in names})
 
-    def _fill(self, signal: str, index: VectorIndex) -> int:
+    def _fill(self, targets: dict[str, VectorIndex]) -> int:
+        if not targets:
+            return 0
         added = 0
-        spec = self.specs[signal]
-        for batch in self._rows(signal, self.marks.get(signal, 0)):
-            index.add(
-                np.asarray([i for i, _ in batch], dtype=np.int64),
-                decode_vectors(spec, [v for _, v in batch]),
-            )
-            self.marks[signal] = batch[-1][0]
-            self._dirty.add(signal)
-            added += len(batch)
+        for batch in self._rows(min(self.marks.get(name, 0) for name in targets)):
+            for name, index in targets.items():
+                spec, mark = self.specs[name], self.marks.get(name, 0)
+                rows = [(i, v) for i, s, sp, v in batch if s == name and sp == spec.spec_id]
+                rows = [(i, v) for i, v in rows if i > mark]
+                if rows:
+                    index.add(
+                        np.asarray([i for i, _ in rows], dtype=np.int64),
+                        decode_vectors(spec, [v for _, v in rows]),
+                    )
+                    added += len(rows)
+                    self._dirty.add(name)
+                # Every row up to the batch's last id has been seen, this signal's or not.
+                self.marks[name] = max(mark, batch[-1][0])
         return added
 
     def rebuild(self, signal: str) -> int:
@@ -154,7 +160,7 @@ class CheckIndex:
         with self._lock:
             self.marks[signal] = 0
             fresh = self._empty(signal, self.stored_count(signal))
-            self._fill(signal, fresh)
+            self._fill({signal: fresh})
             self.indexes[signal] = fresh
             self._dirty.add(signal)
             self.save()
