@@ -98,9 +98,28 @@ NOTICE: dict[str, Any] = {
     "check_ids": ["chk_01J9Z6Q4ZK"],
     "status": "measures_taken",
     "history": [{"status": "received", "at": _AT, "by": "key_3"}],
-    "measures": {"references_added": [12], "rescreened_checks": 380, "affected_check_ids": []},
+    "measures": {"references_added": [12], "rescreened_checks": 38, "affected_check_ids": []},
     "reason": None,
 }
+JOB: dict[str, Any] = {
+    "job_id": "job_01J9Z7C4",
+    "kind": "notice",
+    "notice_id": "ntc_01J9Z7B2",
+    "state": "done",
+    "progress": {"done": 38, "total": 38},
+    "created_at": _AT,
+    "started_at": _AT,
+    "finished_at": _AT,
+    "error": None,
+    "result": {
+        "references_added": [12],
+        "candidate_checks": 38,
+        "rescreened_checks": 38,
+        "affected_check_ids": [],
+        "affected": [],
+    },
+}
+NOTICE["job"] = JOB
 APPEAL: dict[str, Any] = {
     "appeal_id": "apl_01J9Z8",
     "check_id": "chk_01J9Z6Q4ZK",
@@ -306,7 +325,19 @@ OPERATIONS: dict[str, Doc] = {
     "POST /v1/notices": Doc(
         f"{OWNERS}; `outputs` (images of released outputs) find their checks "
         "(`measures.found_by_image`: a rights holder sees only checks matching its work)",
-        {**NOTICE, "status": "received", "measures": None},
+        {
+            **NOTICE,
+            "status": "received",
+            "measures": None,
+            "job": {
+                **JOB,
+                "state": "queued",
+                "progress": {"done": 0, "total": 0},
+                "started_at": None,
+                "finished_at": None,
+                "result": None,
+            },
+        },
     ),
     "GET /v1/notices": Doc(f"{OWNERS}: a rights holder lists their own notices", _page(NOTICE)),
     "GET /v1/notices/{notice_id}": Doc(OWNERS, NOTICE),
@@ -314,6 +345,11 @@ OPERATIONS: dict[str, Doc] = {
         OPERATOR,
         {**NOTICE, "status": "rejected", "reason": "not the notifier's work"},
         {"reason": "not the notifier's work"},
+    ),
+    "GET /v1/jobs/{job_id}": Doc(
+        "the rights holder whose notice started the job, and operators and admins (any "
+        "job); a rights holder sees no platform in `result.affected`",
+        JOB,
     ),
     "GET /v1/review": Doc(
         OPERATOR,

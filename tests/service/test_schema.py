@@ -207,8 +207,11 @@ def test_success_responses_match_the_schema(running: Service) -> None:
         files=files(encode(scene(7004, (256, 192)))),
     )
     notice_id = notice["notice_id"]
+    running.settled(notice, "holder")  # a notice is rejected once its job has run
     call("holder", "GET", "/v1/notices", "/v1/notices")
     call("holder", "GET", "/v1/notices/{notice_id}", f"/v1/notices/{notice_id}")
+    job_id = notice["job"]["job_id"]
+    call("holder", "GET", "/v1/jobs/{job_id}", f"/v1/jobs/{job_id}")
     call(
         "operator",
         "POST",
