@@ -367,21 +367,31 @@ class NoticeDuties(JobDuties):
 
     def _candidate_checks(self, fingerprint_ids: set[int]) -> list[str]:
         """The allowed, not yet re-screened checks that own any of ``fingerprint_ids``
-        (ids the table no longer has, aged out since, are dropped)."""
+        (ids the table no longer has, aged out since, are dropped). Both lookups go by
+        primary key alone and the rest is filtered here: a condition on the decision
+        would let the database walk every allowed check ever stored."""
         ids = sorted(fingerprint_ids)
-        found: set[str] = set()
+        owners: set[str] = set()
+        found: list[str] = []
         with Session(self.engine) as session:
             for start in range(0, len(ids), 900):
-                found.update(
+                owners.update(
                     session.scalars(
-                        select(CheckFingerprintRow.check_id)
-                        .join(CheckRow, CheckRow.id == CheckFingerprintRow.check_id)
-                        .where(
-                            CheckFingerprintRow.id.in_(ids[start : start + 900]),
-                            CheckRow.decision == Decision.ALLOW.value,
-                            CheckRow.rescreen.is_(None),
+                        select(CheckFingerprintRow.check_id).where(
+                            CheckFingerprintRow.id.in_(ids[start : start + 900])
                         )
                     )
+                )
+            checks = sorted(owners)
+            for start in range(0, len(checks), 900):
+                found.extend(
+                    check_id
+                    for check_id, decision, marked in session.execute(
+                        select(CheckRow.id, CheckRow.decision, CheckRow.rescreen).where(
+                            CheckRow.id.in_(checks[start : start + 900])
+                        )
+                    )
+                    if decision == Decision.ALLOW.value and marked is None
                 )
         return sorted(found)
 
