@@ -32,8 +32,8 @@ from screener.matching.signals import (
     stored_vector,
 )
 from screener.matching.startup import ScreenerBase
+from screener.matching.verification import PART_SIGNAL, LocalMatch
 from screener.matching.verification import SIGNAL as LOCAL_SIGNAL
-from screener.matching.verification import LocalMatch
 from screener.models import descriptor
 from screener.store.catalog import StoredFingerprint, Work
 
@@ -253,6 +253,7 @@ class Scoring(ScreenerBase):
             }
             if self.local is not None:
                 values[LOCAL_SIGNAL] = None
+                values[PART_SIGNAL] = None
             if self.background is not None:
                 values[NORM_SIGNAL] = None
             values.update(candidate.values())
