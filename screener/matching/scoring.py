@@ -24,6 +24,7 @@ from screener.matching.candidates import (
     query_matrix,
     score_exact,
 )
+from screener.matching.character_evidence import character_evidence
 from screener.matching.signals import (
     RegionFingerprint,
     from_stored,
@@ -286,6 +287,11 @@ class Scoring(ScreenerBase):
                     local=local[work_id].evidence() if local and work_id in local else None,
                     outside_territory=not covers(work.territories, territory),
                     log_odds=round(fusion.log_odds(values, self.policy), 6),
+                    character=character_evidence(
+                        values,
+                        {name: best.pair for name, best in candidate.best.items()},
+                        local.get(work_id) if local else None,
+                    ),
                 )
             )
         matches.sort(key=lambda m: (_SEVERITY[Decision(m.decision)], m.fused_score), reverse=True)
