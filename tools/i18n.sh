@@ -5,7 +5,7 @@
 #                            # empty msgstr in console.po and run it again
 # tests/console/test_i18n.py fails while any message is untranslated or the .mo is stale.
 set -euo pipefail
-cd "$(dirname "$0")/../service/console"
+cd "$(dirname "$0")/../screener/service/console"
 PYBABEL="${PYBABEL:-pybabel}"
 POT="$(mktemp --suffix=.pot)"
 trap 'rm -f "$POT"' EXIT
