@@ -276,8 +276,13 @@ class Checks(Scoring):
         local = analysis.local.get(match.work_id)
         region = match.best_region
         references = {r.id: r for r in self.catalog.references(match.work_id)}
+        closest = (match.character or {}).get("closest") or []
         if local is not None:
             reference_id = local.reference_id
+        elif closest and closest[0]["reference_id"] in references:
+            # A character match with no verified keypoints: the reference the semantic
+            # signal found closest, beside the query.
+            reference_id = closest[0]["reference_id"]
         elif region is not None:
             reference_id = region.reference_id
         else:
@@ -290,7 +295,7 @@ class Checks(Scoring):
             _on_checkerboard(reference),
             match,
             local,
-            None if local is not None else region,
+            region if local is None and region and region.reference_id == reference_id else None,
             (decoded.width, decoded.height),
             caption,
         )
