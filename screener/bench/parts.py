@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import gzip
 import json
 import math
 import time
@@ -43,6 +44,7 @@ from screener.models.keypoints import (
 
 WORK_SIZE = 512  # Settings().work_size: the copy every check extracts keypoints from
 FPRS = (0.01, 0.001)
+FULL = 20.0  # where the shipped policy's local_inliers ramp reaches full evidence
 
 
 def _features(sift: SiftExtractor, path: Path, both: bool) -> list[LocalFeatures]:
@@ -112,6 +114,39 @@ def evaluate(
     return {"rows": rows, "added_ms_per_check": added, "report": report(rows, added)}
 
 
+def from_records(path: Path) -> dict[str, Any]:
+    """The same report from a ``screener bench characters`` run's records (its
+    ``records.json.gz``): ``local_inliers`` and ``part_inliers`` as the checks gave them
+    (a positive's own work, a negative's best work), and per category how many queries the
+    parts raised (``part_inliers`` above ``local_inliers``: a further part, or parts where
+    no whole homography verified)."""
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        saved = json.load(handle)
+    rows = [
+        {
+            "query": r["query_id"],
+            "category": r["category"],
+            "truth": r["truth"],
+            "values": {
+                name: float(r["values"].get(name) or 0.0)
+                for name in ("local_inliers", "part_inliers")
+            },
+        }
+        for r in saved["records"]
+    ]
+    out = report(rows, [])
+    out["raised_by_parts"] = {
+        category: sum(
+            r["values"]["part_inliers"] > r["values"]["local_inliers"]
+            for r in rows
+            if r["category"] == category
+        )
+        for category in (*csuite.POSITIVE, *csuite.NEGATIVE)
+    }
+    out["records"] = str(path)
+    return out
+
+
 def report(rows: list[dict[str, Any]], added: list[float]) -> dict[str, Any]:
     negatives = [r for r in rows if r["truth"] is None]
     names = list(rows[0]["values"]) if rows else []
@@ -128,6 +163,10 @@ def report(rows: list[dict[str, Any]], added: list[float]) -> dict[str, Any]:
     for name in names:
         neg = [float(r["values"][name]) for r in negatives]
         entry: dict[str, Any] = {
+            # The shipped local_inliers ramp is full from 20: what blocks on keypoints.
+            "lookalikes_20_or_more": sum(
+                r["values"][name] >= FULL for r in negatives if r["category"] == csuite.LOOKALIKE
+            ),
             "lookalike_max": max(
                 (r["values"][name] for r in negatives if r["category"] == csuite.LOOKALIKE),
                 default=None,
@@ -168,7 +207,10 @@ def _variant(text: str) -> tuple[str, PartParams]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", type=Path, required=True, help="a --keep-suite folder")
+    parser.add_argument("--suite", type=Path, help="a --keep-suite folder")
+    parser.add_argument(
+        "--records", type=Path, help="instead: report from a bench run's records.json.gz"
+    )
     parser.add_argument("--out", type=Path, required=True, help="the JSON to write")
     parser.add_argument(
         "--variant",
@@ -178,7 +220,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--every", type=int, default=1, help="every so-many-th query only")
     args = parser.parse_args(argv)
-    if not (args.suite / "truth.csv").is_file():
+    if args.records is not None:
+        found = from_records(args.records)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(found, indent=1))
+        print(json.dumps(found, indent=1))
+        return
+    if args.suite is None or not (args.suite / "truth.csv").is_file():
         raise SystemExit(f"{args.suite} is not a kept character suite (no truth.csv)")
     variants = dict([("default", PartParams()), *(_variant(v) for v in args.variant)])
     result = evaluate(args.suite, variants, every=max(1, args.every))
