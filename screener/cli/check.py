@@ -28,6 +28,8 @@ def _row(path: Path, verdict: Any) -> dict[str, Any]:
         "top_work_id": verdict.top_work_id,
         "signals": dict(best.signals) if best else {},
         "best_region": (None if top is None or top.best_region is None else vars(top.best_region)),
+        # What explains a character match (closest references, model score, parts).
+        "character": best.character if best else None,
         "verdict": verdict.to_dict(),
     }
 

@@ -23,8 +23,9 @@ from screener.core.errors import InvalidThresholds, PolicyError
 from screener.core.proposals import ProposalRules
 from screener.models import SignalDescriptor, descriptor, descriptors
 
-# Evidence no fingerprinter gives: the inliers local features verify (matching.verification).
-LOCAL_EVIDENCE = ("local_inliers",)
+# Evidence no fingerprinter gives: the inliers local features verify, with one homography
+# and summed over rigid parts (matching.verification).
+LOCAL_EVIDENCE = ("local_inliers", "part_inliers")
 PROMPT_EVIDENCE = ("prompt_keyword", "prompt_clip_cosine")
 
 

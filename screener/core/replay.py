@@ -23,6 +23,7 @@ def match_from_dict(data: dict[str, Any]) -> Match:
         local=data.get("local"),
         outside_territory=bool(data.get("outside_territory", False)),
         log_odds=float(data.get("log_odds", 0.0)),
+        character=data.get("character"),
     )
 
 

@@ -37,6 +37,10 @@ class Match:
     # The fused log-odds with evidence past full still counted (`fusion.log_odds`): orders
     # the strongest cases where ``fused_score`` has stopped at its cap.
     log_odds: float = 0.0
+    # What explains a character match (matching/character_evidence.py): the closest
+    # references by the semantic signal, the work's character-model score and the rigid
+    # parts that verified. None where there is none of these.
+    character: dict[str, Any] | None = None
 
     @property
     def best_region(self) -> RegionPair | None:

@@ -32,7 +32,7 @@ from screener.matching.candidates import (
 )
 from screener.matching.scoring import Scoring
 from screener.matching.signals import RegionFingerprint, background_variant
-from screener.matching.verification import PLAIN, LocalMatch
+from screener.matching.verification import PART_SIGNAL, PLAIN, LocalMatch
 from screener.matching.verification import SIGNAL as LOCAL_SIGNAL
 from screener.models import descriptor
 from screener.models.keypoints import LocalFeatures
@@ -194,9 +194,14 @@ class Checks(Scoring):
         found = self.local.verify_against(decoded, chosen, self.catalog, features)
         for work_id, match in found.items():
             region = WHOLE if match.variant == PLAIN else background_variant(WHOLE, match.variant)
-            candidates[work_id].best[LOCAL_SIGNAL] = Best(
-                float(match.inliers), RegionPair(WHOLE, match.reference_id, region)
-            )
+            if match.inliers:
+                candidates[work_id].best[LOCAL_SIGNAL] = Best(
+                    float(match.inliers), RegionPair(WHOLE, match.reference_id, region)
+                )
+            if match.part_reference_id is not None:
+                candidates[work_id].best[PART_SIGNAL] = Best(
+                    float(match.part_inliers), RegionPair(WHOLE, match.part_reference_id, WHOLE)
+                )
         if self.settings.located_region and "sscd" in self.signals.available:
             self._locate(decoded, found, candidates)
         return found
@@ -271,8 +276,13 @@ class Checks(Scoring):
         local = analysis.local.get(match.work_id)
         region = match.best_region
         references = {r.id: r for r in self.catalog.references(match.work_id)}
+        closest = (match.character or {}).get("closest") or []
         if local is not None:
             reference_id = local.reference_id
+        elif closest and closest[0]["reference_id"] in references:
+            # A character match with no verified keypoints: the reference the semantic
+            # signal found closest, beside the query.
+            reference_id = closest[0]["reference_id"]
         elif region is not None:
             reference_id = region.reference_id
         else:
@@ -285,7 +295,7 @@ class Checks(Scoring):
             _on_checkerboard(reference),
             match,
             local,
-            None if local is not None else region,
+            region if local is None and region and region.reference_id == reference_id else None,
             (decoded.width, decoded.height),
             caption,
         )

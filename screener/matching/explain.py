@@ -4,7 +4,10 @@ and lines joining the keypoints that verified the match.
 Reviewers and rights holders look rather than read. The picture is drawn from a fresh
 comparison of the query with the one work it explains, so it shows the same geometry as
 the verdict's ``local.quad``; where no reference verified with local features, the
-boxes of the best whole-image or region pair are drawn instead.
+boxes of the best whole-image or region pair are drawn instead. The rigid parts that
+verified (a character's head, body and raised arm in a new pose) are drawn each in its own
+colour, with its inlier count, on the query and, where they are of the reference shown,
+on the reference.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import contextlib
 import functools
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,6 +37,8 @@ CAPTION_LINE = 20
 MAX_LINES = 60  # keypoint pairs drawn (strongest first is not known: evenly sampled)
 OUTLINE = (230, 30, 30)
 LINK = (20, 170, 60)
+# One colour per verified part, in the order found (``PartParams.max_parts`` at most).
+PART_COLOURS = ((30, 90, 230), (240, 140, 0), (170, 40, 200), (0, 170, 170))
 INK = (20, 20, 20)
 PAPER = (255, 255, 255)
 CHECKER = ((255, 255, 255), (204, 204, 204))  # transparent areas, as the console shows them
@@ -214,6 +219,7 @@ def draw(
                 outline=OUTLINE,
                 width=3,
             )
+        _draw_parts(pen, local, at_query, r_origin, ref_scale, font)
     elif region is not None:
         qx0, qy0, qx1, qy1 = _box(region_of(region.query), left)
         pen.rectangle(
@@ -228,6 +234,32 @@ def draw(
             width=3,
         )
     return canvas
+
+
+def _draw_parts(
+    pen: ImageDraw.ImageDraw,
+    local: LocalMatch,
+    at_query: Callable[[float, float], tuple[float, float]],
+    r_origin: tuple[int, int],
+    ref_scale: float,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+) -> None:
+    """Each verified part's quad on the query and, where the parts are of the reference
+    drawn, its box on the reference, in the part's colour with its inlier count."""
+    same_reference = local.part_reference_id == local.reference_id
+    for i, part in enumerate(local.parts):
+        colour = PART_COLOURS[i % len(PART_COLOURS)]
+        quad = [at_query(x, y) for x, y in part.quad]
+        pen.line([*quad, quad[0]], fill=colour, width=3)
+        x, y = min(quad, key=lambda p: (p[1], p[0]))
+        pen.text((x + 4, y + 2), f"{i + 1}: {part.inliers}", fill=colour, font=font)
+        if same_reference:
+            x0, y0, x1, y1 = (v * ref_scale for v in part.box)
+            pen.rectangle(
+                [r_origin[0] + x0, r_origin[1] + y0, r_origin[0] + x1, r_origin[1] + y1],
+                outline=colour,
+                width=2,
+            )
 
 
 def to_png(image: Image.Image) -> bytes:

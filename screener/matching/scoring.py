@@ -24,6 +24,7 @@ from screener.matching.candidates import (
     query_matrix,
     score_exact,
 )
+from screener.matching.character_evidence import character_evidence
 from screener.matching.signals import (
     RegionFingerprint,
     from_stored,
@@ -32,8 +33,8 @@ from screener.matching.signals import (
     stored_vector,
 )
 from screener.matching.startup import ScreenerBase
+from screener.matching.verification import PART_SIGNAL, LocalMatch
 from screener.matching.verification import SIGNAL as LOCAL_SIGNAL
-from screener.matching.verification import LocalMatch
 from screener.models import descriptor
 from screener.store.catalog import StoredFingerprint, Work
 
@@ -253,6 +254,7 @@ class Scoring(ScreenerBase):
             }
             if self.local is not None:
                 values[LOCAL_SIGNAL] = None
+                values[PART_SIGNAL] = None
             if self.background is not None:
                 values[NORM_SIGNAL] = None
             values.update(candidate.values())
@@ -285,6 +287,11 @@ class Scoring(ScreenerBase):
                     local=local[work_id].evidence() if local and work_id in local else None,
                     outside_territory=not covers(work.territories, territory),
                     log_odds=round(fusion.log_odds(values, self.policy), 6),
+                    character=character_evidence(
+                        values,
+                        {name: best.pair for name, best in candidate.best.items()},
+                        local.get(work_id) if local else None,
+                    ),
                 )
             )
         matches.sort(key=lambda m: (_SEVERITY[Decision(m.decision)], m.fused_score), reverse=True)

@@ -6,7 +6,10 @@ of the content over black too: gradients flip at the outline when the background
 A check extracts the query's keypoints once and verifies it against the references of
 the few candidate works that the global signals proposed; the best verified reference of
 each work gives the work's ``local_inliers`` value and the quadrilateral where the work
-sits inside the query.
+sits inside the query. A character drawn in a new pose bends where one homography cannot
+follow, so the same matches are also split into rigid parts (`keypoints.verify_parts`):
+``part_inliers`` sums the inliers of every part found (the head, the body, a raised arm),
+and each part's quad is shown in the evidence.
 
 The global signals do not always propose the work a query copies: a small character
 pasted into a busy scene changes the whole picture. :class:`DescriptorVotes` keeps the
@@ -39,18 +42,43 @@ from screener.index import descriptors as stored_index
 from screener.index.descriptors import DescriptorIndex
 from screener.models.keypoints import (
     LocalFeatures,
+    Part,
+    PartParams,
     SiftExtractor,
     Verification,
     VerifyParams,
-    verify,
+    verify_parts,
 )
 from screener.store.catalog import Catalog, NewLocalFeatures, StoredLocalFeatures
 
 log = logging.getLogger(__name__)
 
 SIGNAL = "local_inliers"
+PART_SIGNAL = "part_inliers"
 PLAIN = "white"  # the variant of the image as decoded (transparent: over white)
 OVER_BLACK = "black"
+
+
+@dataclass(frozen=True)
+class PartMatch:
+    """One rigid part of a verified reference: its inliers, its quad in the query's own
+    pixels and its box in the reference's (downscaled copy's) pixels."""
+
+    inliers: int
+    quad: tuple[tuple[float, float], ...]
+    box: tuple[float, float, float, float]
+
+    @classmethod
+    def of(cls, part: Part, scale: tuple[float, float]) -> PartMatch:
+        sx, sy = scale
+        return cls(part.inliers, tuple((x * sx, y * sy) for x, y in part.quad), part.box)
+
+    def evidence(self) -> dict[str, object]:
+        return {
+            "inliers": self.inliers,
+            "quad": [[round(x, 1), round(y, 1)] for x, y in self.quad],
+            "reference_box": [round(v, 1) for v in self.box],
+        }
 
 
 @dataclass(frozen=True)
@@ -69,6 +97,14 @@ class LocalMatch:
     # the reference's downscaled copy, ``reference_size``).
     pairs: npt.NDArray[np.float32]
     reference_size: tuple[int, int]
+    # The rigid parts found (the first is the whole homography's inliers where it verified).
+    parts: tuple[PartMatch, ...] = ()
+    part_reference_id: int | None = None  # the reference whose parts those are
+
+    @property
+    def part_inliers(self) -> int:
+        """The ``part_inliers`` evidence: the inliers of every part, summed."""
+        return sum(p.inliers for p in self.parts)
 
     def evidence(self) -> dict[str, object]:
         """The plain-data evidence a verdict carries."""
@@ -79,6 +115,9 @@ class LocalMatch:
             "matches": self.matches,
             "coverage": round(self.coverage, 4),
             "quad": [[round(x, 1), round(y, 1)] for x, y in self.quad],
+            "part_inliers": self.part_inliers,
+            "part_reference_id": self.part_reference_id,
+            "parts": [p.evidence() for p in self.parts],
         }
 
 
@@ -109,10 +148,12 @@ class LocalVerifier:
         params: VerifyParams | None = None,
         cache_sets: int = 1024,
         directory: Path | None = None,
+        part_params: PartParams | None = None,
     ) -> None:
         """``directory``: where the descriptor index is saved (None: it is not)."""
         self.extractor = SiftExtractor(features=features)
         self.params = params or VerifyParams()
+        self.part_params = part_params or PartParams()
         self.votes = DescriptorVotes(self.spec_id, on_removed=self.forget, directory=directory)
         # Parsed keypoint sets by catalog row, most recently used last: a check verifies
         # the same popular works again and again (a set is about 90 KB).
@@ -176,29 +217,57 @@ class LocalVerifier:
         """Each work's best verified reference; ``scale`` takes the query's keypoint
         pixels to its original pixels."""
         best: dict[str, LocalMatch] = {}
-        sx, sy = scale
+        most_parts: dict[str, tuple[int, tuple[PartMatch, ...]]] = {}
         for ref, features in stored:
-            result: Verification = verify(query, features, self.params)
-            if not result.found or result.quad is None:
-                continue
+            result, parts = verify_parts(query, features, self.params, self.part_params)
+            if parts and sum(p.inliers for p in parts) > sum(
+                p.inliers for p in most_parts.get(ref.work_id, (0, ()))[1]
+            ):
+                most_parts[ref.work_id] = (
+                    ref.reference_id,
+                    tuple(PartMatch.of(p, scale) for p in parts),
+                )
             current = best.get(ref.work_id)
             if current is not None and current.inliers >= result.inliers:
                 continue
-            pairs = result.pairs.copy()
-            pairs[:, 0] *= sx
-            pairs[:, 1] *= sy
-            best[ref.work_id] = LocalMatch(
-                ref.work_id,
-                ref.reference_id,
-                ref.variant,
-                result.inliers,
-                result.matches,
-                result.coverage,
-                tuple((x * sx, y * sy) for x, y in result.quad),
-                pairs,
-                (ref.width, ref.height),
+            if result.quad is not None:
+                best[ref.work_id] = self._match(ref, result.inliers, result, scale)
+            elif current is None and parts:  # parts, but no whole homography verified
+                best[ref.work_id] = self._match(ref, 0, result, scale, parts[0].quad)
+        return {
+            work_id: dataclasses.replace(
+                match,
+                parts=most_parts.get(work_id, (0, ()))[1],
+                part_reference_id=most_parts.get(work_id, (None, ()))[0],
             )
-        return best
+            for work_id, match in best.items()
+        }
+
+    @staticmethod
+    def _match(
+        ref: StoredLocalFeatures,
+        inliers: int,
+        result: Verification,
+        scale: tuple[float, float],
+        quad: tuple[tuple[float, float], ...] | None = None,
+    ) -> LocalMatch:
+        sx, sy = scale
+        pairs = result.pairs.copy()
+        pairs[:, 0] *= sx
+        pairs[:, 1] *= sy
+        outline = quad if quad is not None else result.quad
+        assert outline is not None  # a verified result has its quad
+        return LocalMatch(
+            ref.work_id,
+            ref.reference_id,
+            ref.variant,
+            inliers,
+            result.matches,
+            result.coverage,
+            tuple((x * sx, y * sy) for x, y in outline),
+            pairs,
+            (ref.width, ref.height),
+        )
 
     def verify_against(
         self,

@@ -16,7 +16,7 @@ flat drawings, and AKAZE is gone from OpenCV 5.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -259,26 +259,44 @@ def _consistent(
     )
 
 
-def verify(
-    query: LocalFeatures, reference: LocalFeatures, params: VerifyParams | None = None
-) -> Verification:
-    """Match ``query`` against ``reference`` and fit one homography with RANSAC."""
-    params = params or VerifyParams()
-    cv2 = _cv2()
-    index_pairs = _mutual_ratio_matches(cv2, query, reference, params.ratio)
+@dataclass(frozen=True)
+class _Fit:
+    """One homography fit: the verification, and for :func:`verify_parts` the transform,
+    RANSAC's inliers (``fitted``) and those that also agree in size and angle (``kept``)
+    as masks over the matches."""
+
+    verification: Verification
+    homography: npt.NDArray[np.float64] | None = None
+    fitted: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    kept: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    @property
+    def found(self) -> bool:
+        return self.verification.found
+
+
+def _fit(
+    cv2: Any,
+    query: LocalFeatures,
+    reference: LocalFeatures,
+    index_pairs: npt.NDArray[np.int64],
+    params: VerifyParams,
+) -> _Fit:
     if len(index_pairs) < params.min_matches:
-        return Verification(0, len(index_pairs), 0.0, None, NOTHING.pairs)
+        return _Fit(Verification(0, len(index_pairs), 0.0, None, NOTHING.pairs))
+    nothing = _Fit(Verification(0, len(index_pairs), 0.0, None, NOTHING.pairs))
     q_xy = query.points[index_pairs[:, 0], :2].astype(np.float64)
     r_xy = reference.points[index_pairs[:, 1], :2].astype(np.float64)
     homography, mask = cv2.findHomography(
         r_xy, q_xy, cv2.USAC_MAGSAC, params.tolerance, maxIters=2000, confidence=0.999
     )
     if homography is None or mask is None:
-        return Verification(0, len(index_pairs), 0.0, None, NOTHING.pairs)
-    keep = mask.ravel().astype(bool)
+        return nothing
+    fitted = mask.ravel().astype(bool)
+    keep = fitted.copy()
     quad = _plausible(homography, reference, params)
     if quad is None:
-        return Verification(0, len(index_pairs), 0.0, None, NOTHING.pairs)
+        return nothing
     keep[keep] = _consistent(
         homography,
         query.points[index_pairs[keep, 0]].astype(np.float64),
@@ -286,9 +304,221 @@ def verify(
         params,
     )
     if int(keep.sum()) < 4:
-        return Verification(0, len(index_pairs), 0.0, None, NOTHING.pairs)
+        return nothing
     inlier_r = r_xy[keep]
     span = np.ptp(inlier_r, axis=0) if len(inlier_r) else np.zeros(2)
     coverage = float(span[0] * span[1]) / float(max(1, reference.width * reference.height))
     pairs = np.hstack([q_xy[keep], inlier_r]).astype(np.float32)
-    return Verification(int(keep.sum()), len(index_pairs), min(1.0, coverage), quad, pairs)
+    found = Verification(int(keep.sum()), len(index_pairs), min(1.0, coverage), quad, pairs)
+    return _Fit(found, homography.astype(np.float64), fitted, keep)
+
+
+def verify(
+    query: LocalFeatures, reference: LocalFeatures, params: VerifyParams | None = None
+) -> Verification:
+    """Match ``query`` against ``reference`` and fit one homography with RANSAC."""
+    params = params or VerifyParams()
+    cv2 = _cv2()
+    index_pairs = _mutual_ratio_matches(cv2, query, reference, params.ratio)
+    return _fit(cv2, query, reference, index_pairs, params).verification
+
+
+@dataclass(frozen=True)
+class PartParams:
+    """How several rigid parts of one reference may match one query (an articulated
+    character in a new pose: the head turned, an arm raised).
+
+    After the whole-reference homography, further parts are fitted one by one to the
+    matches left over, each as a similarity (rotation, one scale, shift: a rigid part
+    drawn at another angle; 2 points fix it, so a small part is not left to a homography's
+    8 free values). A part counts with ``min_inliers`` or more inliers that also agree in
+    keypoint size and angle; its scale within ``max_scale_ratio`` of the first part's (one
+    character is drawn at one size); its inliers spanning at least ``min_side`` of the
+    reference's longer side both ways (a cluster of keypoints on one corner is not a
+    part); no more than ``max_overlap`` of its inliers inside an earlier part's reference
+    box; and it must move apart from every earlier part: an earlier part's transform
+    carries the new part's reference points, on median, at least ``min_motion`` of the
+    reference's longer side (in the query's scale) away from where the new part puts them
+    (the matches one rigid part leaves just outside RANSAC's tolerance are not a second
+    part). At most ``max_parts`` parts, the first included."""
+
+    min_inliers: int = 6
+    tolerance: float = 6.0
+    max_scale_ratio: float = 2.0
+    min_side: float = 0.08
+    max_overlap: float = 0.5
+    min_motion: float = 0.05
+    max_parts: int = 4
+
+
+@dataclass(frozen=True)
+class Part:
+    """One rigid part: its inliers, the part's reference box (x0, y0, x1, y1, reference
+    pixels, spanning its inliers) carried into the query as a quad (top left, top right,
+    bottom right, bottom left), and its inlier matches as rows of query x, y and
+    reference x, y."""
+
+    inliers: int
+    quad: tuple[tuple[float, float], ...]
+    box: tuple[float, float, float, float]
+    pairs: npt.NDArray[np.float32]
+    homography: npt.NDArray[np.float64]
+
+
+def _box(xy: npt.NDArray[np.float64]) -> tuple[float, float, float, float]:
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+
+
+def _carry(
+    homography: npt.NDArray[np.float64], box: tuple[float, float, float, float]
+) -> tuple[tuple[float, float], ...]:
+    x0, y0, x1, y1 = box
+    corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], dtype=np.float64)
+    mapped = corners @ homography.T
+    quad = mapped[:, :2] / mapped[:, 2:3]
+    return tuple((float(x), float(y)) for x, y in quad)
+
+
+def _homography_scale(homography: npt.NDArray[np.float64], at: npt.NDArray[np.float64]) -> float:
+    """The transform's mean linear scale over the points ``at``."""
+    return float(np.median(np.sqrt(np.abs(np.linalg.det(_jacobians(homography, at))))))
+
+
+def _part(
+    homography: npt.NDArray[np.float64],
+    keep: npt.NDArray[np.bool_],
+    q_xy: npt.NDArray[np.float64],
+    r_xy: npt.NDArray[np.float64],
+) -> Part:
+    box = _box(r_xy[keep])
+    pairs = np.hstack([q_xy[keep], r_xy[keep]]).astype(np.float32)
+    return Part(int(keep.sum()), _carry(homography, box), box, pairs, homography)
+
+
+def _apply(
+    homography: npt.NDArray[np.float64], xy: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    mapped = np.hstack([xy, np.ones((len(xy), 1))]) @ homography.T
+    w = mapped[:, 2:3]
+    safe = np.where(np.abs(w) < 1e-9, 1e-9, w)
+    return np.asarray(mapped[:, :2] / safe, dtype=np.float64)
+
+
+def _same_as(
+    earlier: Part, homography: npt.NDArray[np.float64], r: npt.NDArray[np.float64], near: float
+) -> bool:
+    """Whether ``earlier``'s transform carries ``r`` within ``near`` of ``homography``
+    (on median), or holds most of them in its box."""
+    apart = np.linalg.norm(_apply(earlier.homography, r) - _apply(homography, r), axis=1)
+    return bool(np.median(apart) < near)
+
+
+def _inside(box: tuple[float, float, float, float], r: npt.NDArray[np.float64]) -> float:
+    x0, y0, x1, y1 = box
+    inside = (r[:, 0] >= x0) & (r[:, 0] <= x1) & (r[:, 1] >= y0) & (r[:, 1] <= y1)
+    return float(inside.mean()) if len(r) else 0.0
+
+
+def _similarity_part(
+    cv2: Any,
+    query: LocalFeatures,
+    reference: LocalFeatures,
+    index_pairs: npt.NDArray[np.int64],
+    params: VerifyParams,
+    parts: PartParams,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]] | None:
+    """Fit one similarity to ``index_pairs``: (3x3 transform, RANSAC's inliers, those that
+    also agree in keypoint size and angle), or None where none fits."""
+    q_xy = query.points[index_pairs[:, 0], :2].astype(np.float64)
+    r_xy = reference.points[index_pairs[:, 1], :2].astype(np.float64)
+    affine, mask = cv2.estimateAffinePartial2D(
+        r_xy,
+        q_xy,
+        method=cv2.RANSAC,
+        ransacReprojThreshold=parts.tolerance,
+        maxIters=2000,
+        confidence=0.999,
+    )
+    if affine is None or mask is None:
+        return None
+    fitted = mask.ravel().astype(bool)
+    homography = np.vstack([affine, [0.0, 0.0, 1.0]])
+    agree = fitted.copy()
+    if fitted.any():
+        agree[fitted] = _consistent(
+            homography,
+            query.points[index_pairs[fitted, 0]].astype(np.float64),
+            reference.points[index_pairs[fitted, 1]].astype(np.float64),
+            params,
+        )
+    return homography, fitted, agree
+
+
+def verify_parts(
+    query: LocalFeatures,
+    reference: LocalFeatures,
+    params: VerifyParams | None = None,
+    parts: PartParams | None = None,
+) -> tuple[Verification, tuple[Part, ...]]:
+    """:func:`verify`, then the reference's rigid parts found in the query one by one.
+
+    The first part is the whole-reference homography's inliers where it verified (else the
+    best similarity on all matches); each further part is the best similarity on the
+    matches no earlier fit took (its RANSAC inliers, consistent or not, are set aside).
+    Parts are only counted as :class:`PartParams` says; an unrelated picture gives none.
+    """
+    params = params or VerifyParams()
+    parts = parts or PartParams()
+    cv2 = _cv2()
+    index_pairs = _mutual_ratio_matches(cv2, query, reference, params.ratio)
+    whole = _fit(cv2, query, reference, index_pairs, params)
+    if len(index_pairs) < max(params.min_matches, parts.min_inliers):
+        return whole.verification, ()
+    q_xy = query.points[index_pairs[:, 0], :2].astype(np.float64)
+    r_xy = reference.points[index_pairs[:, 1], :2].astype(np.float64)
+    left = np.ones(len(index_pairs), dtype=bool)
+    found: list[Part] = []
+    scale: float | None = None
+    side = parts.min_side * max(reference.width, reference.height)
+    if whole.found and whole.homography is not None:
+        taken = whole.fitted
+        found.append(_part(whole.homography, whole.kept, q_xy, r_xy))
+        scale = _homography_scale(whole.homography, r_xy[whole.kept])
+        left &= ~taken
+    tries = 0
+    while len(found) < parts.max_parts and int(left.sum()) >= parts.min_inliers:
+        tries += 1
+        if tries > 2 * parts.max_parts:  # a bounded cost: fits that give no part stop
+            break
+        where = np.flatnonzero(left)
+        fit = _similarity_part(cv2, query, reference, index_pairs[where], params, parts)
+        if fit is None:
+            break
+        homography, fitted, agree = fit
+        if not fitted.any():
+            break
+        left[where[fitted]] = False
+        keep = np.zeros(len(index_pairs), dtype=bool)
+        keep[where[agree]] = True
+        if int(keep.sum()) < parts.min_inliers:
+            continue
+        box = _box(r_xy[keep])
+        if box[2] - box[0] < side or box[3] - box[1] < side:
+            continue
+        if any(_inside(p.box, r_xy[keep]) > parts.max_overlap for p in found):
+            continue
+        part_scale = _homography_scale(homography, r_xy[keep])
+        near = parts.min_motion * max(reference.width, reference.height) * part_scale
+        if any(_same_as(p, homography, r_xy[keep], near) for p in found):
+            continue
+        if not params.min_scale <= part_scale <= params.max_scale:
+            continue
+        if (
+            scale is not None
+            and max(part_scale, scale) / max(min(part_scale, scale), 1e-9) > parts.max_scale_ratio
+        ):
+            continue
+        scale = scale if scale is not None else part_scale
+        found.append(_part(homography, keep, q_xy, r_xy))
+    return whole.verification, tuple(found)

@@ -101,6 +101,34 @@ def _named(region: object) -> str | None:
     return _("region %(name)s") % {"name": region} if isinstance(region, str) else None
 
 
+def part_views(match: dict[str, Any], size: object) -> list[dict[str, Any]]:
+    """The rigid parts that verified (``character.parts``), as outlines over the query's
+    pixel view (clamped to the picture), numbered as in the evidence picture."""
+    width, height = size if isinstance(size, tuple) else (None, None)
+    character = match.get("character") or {}
+    parts = character.get("parts") if isinstance(character, dict) else None
+    if not isinstance(parts, list) or not isinstance(width, int) or not isinstance(height, int):
+        return []
+    views = []
+    for index, part in enumerate(parts, start=1):
+        try:
+            corners = [
+                (min(max(float(x), 0.0), width), min(max(float(y), 0.0), height))
+                for x, y in part["quad"]
+            ]
+            inliers = int(part["inliers"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        views.append(
+            {
+                "index": index,
+                "inliers": inliers,
+                "points": " ".join(f"{x:.1f},{y:.1f}" for x, y in corners),
+            }
+        )
+    return views
+
+
 def match_views(verdict: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]:
     """The matches of a verdict with the outlines to draw on both pictures: the verified
     quad of local features where there is one (the whole reference maps to it), else the
@@ -116,6 +144,7 @@ def match_views(verdict: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]
             views.append(
                 {
                     **match,
+                    "parts": part_views(match, size),
                     "reference_id": local.get("reference_id"),
                     "query_box": outlines[0],
                     "reference_box": outlines[1],
@@ -128,6 +157,7 @@ def match_views(verdict: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]
         views.append(
             {
                 **match,
+                "parts": [],
                 "reference_id": best.get("reference_id"),
                 "query_box": box(best.get("query")),
                 "reference_box": box(best.get("reference")),
