@@ -263,7 +263,7 @@ class DescriptorVotes:
     def __init__(
         self,
         spec_id: str,
-        per_set: int = 160,
+        per_set: int = 200,
         ratio: float = 0.8,
         neighbours: int = 8,
         on_removed: Callable[[list[int]], None] | None = None,
