@@ -2,11 +2,11 @@
 
 A save that finds a usable base appends the changes since the last save here instead of
 rewriting the base (which holds every stored descriptor). The log starts with a header that
-names the base it follows (a sha256 of the base's checksum and its random identity), so that a log left beside another base (a crash
-after a compaction wrote the new base but before it started the new log) is never replayed
-onto it. Each record carries its own length and CRC-32: a crash in the middle of an append
-leaves a torn tail, which a reader stops at (the records before it are good), never a
-wrong record.
+names the base it follows (a sha256 of the base's checksum and its random identity), so
+that a log left beside another base (a crash after a compaction wrote the new base but
+before it started the new log) is never replayed onto it. Each record carries its own
+length and CRC-32: a crash in the middle of an append leaves a torn tail, which a reader
+stops at (the records before it are good), never a wrong record.
 
 Record: ``b"DREC"``, payload length and CRC-32 of the payload (little-endian u32 each), then
 the payload: an addition (op 1: owner i64, label length u16, row count u32, the label in

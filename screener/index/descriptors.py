@@ -208,7 +208,7 @@ class DescriptorIndex:
 
     def structure_bytes(self) -> dict[str, int]:
         """Bytes the index's own structures hold: the stored codes and ids (per list, as
-        stored), and the fixed tables (centroids, codebooks, precomputed distance tables)."""
+        stored), and the fixed tables (centroids, codebooks, any precomputed tables)."""
         with self._lock:
             if self._ivf is None:
                 return {"rows": 0, "row_bytes": 0, "fixed_bytes": 0}
@@ -280,7 +280,7 @@ def _restore(data: npt.NDArray[np.uint8], layout: Layout) -> Any:
         raise ValueError(f"the index cannot be read: {e}") from e
     if not isinstance(ivf, faiss.IndexIVFPQ) or ivf.d != DIM or ivf.pq.nbits != 8:
         raise ValueError(f"the index is not an IVF-PQ over {DIM} dimensions")
-    if ivf.nlist != layout.lists or ivf.pq.M != layout.code_bytes:
+    if ivf.nlist != layout.lists or layout.code_bytes != ivf.pq.M:
         raise ValueError(
             f"the index has {ivf.nlist} lists and {ivf.pq.M}-byte codes, "
             f"not {layout.lists} and {layout.code_bytes}"
@@ -288,6 +288,10 @@ def _restore(data: npt.NDArray[np.uint8], layout: Layout) -> Any:
     if not ivf.is_trained:
         raise ValueError("the index is not trained")
     ivf.nprobe = layout.probes
+    # No precomputed distance tables: they cost lists x code_bytes x 1 KB (32 MiB at the
+    # default layout) to save a little time per probed list.
+    ivf.use_precomputed_table = -1
+    ivf.precomputed_table.resize(0)
     return ivf
 
 

@@ -136,9 +136,7 @@ def test_changes_made_elsewhere_after_the_save_are_caught_up(saved: Saved, data:
         assert votes_of(again, saved.queries["late"])[0][0] == "late"
 
 
-def test_a_removal_is_logged_not_rewritten_and_survives_a_restart(
-    saved: Saved, data: Path
-) -> None:
+def test_a_removal_is_logged_not_rewritten_and_survives_a_restart(saved: Saved, data: Path) -> None:
     path = descriptor_file(data)
     base = path.read_bytes()
     with start(data) as s:
