@@ -23,6 +23,7 @@ that a start reads from the catalog only the keypoint sets added since the save.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import threading
@@ -39,7 +40,8 @@ from screener.core.decode import DecodedImage, Limits, decode
 from screener.core.errors import ScreenerError
 from screener.index import VectorIndexError
 from screener.index import descriptors as stored_index
-from screener.index.descriptors import DescriptorIndex
+from screener.index.descriptors import Codebook, DescriptorIndex, Layout
+from screener.matching import codebook as codebook_mod
 from screener.models.keypoints import (
     LocalFeatures,
     Part,
@@ -317,13 +319,14 @@ class DescriptorVotes:
     """Candidate works voted for by the query's descriptors (a descriptor-level index).
 
     Holds the ``per_set`` largest-scale descriptors of every stored keypoint set of one
-    spec (large keypoints survive the shrinking of a pasted copy best) in memory. It is
-    built from the catalog at start and kept in step by :meth:`sync`, which compares row
-    ids only and reads just the keypoint sets it lacks. With a ``directory``,
-    :meth:`open` starts from the index saved there by :meth:`save`, so a start reads
-    only the keypoint sets added since; a saved index that cannot be used (missing,
-    damaged, another spec or other parameters, another catalog) is named in a warning
-    and the index is built from the catalog instead.
+    spec (large keypoints survive the shrinking of a pasted copy best) in memory, as
+    product-quantised codes (:mod:`screener.index.descriptors`). It is built from the
+    catalog at start and kept in step by :meth:`sync`, which compares row ids only and
+    reads just the keypoint sets it lacks. With a ``directory``, :meth:`open` starts from
+    the index saved there (a base file and the log of changes since) by :meth:`save`, so
+    a start reads only the keypoint sets added since; a saved index that cannot be used
+    (missing, damaged, an older format, another spec or other parameters, another
+    catalog) is named in a warning and the index is built from the catalog instead.
     """
 
     def __init__(
@@ -334,13 +337,21 @@ class DescriptorVotes:
         neighbours: int = 8,
         on_removed: Callable[[list[int]], None] | None = None,
         directory: Path | None = None,
+        codebook: Callable[[], Codebook] | None = None,
+        layout: Layout | None = None,
     ) -> None:
+        """``codebook``: the trained codebook of ``layout`` (default: the packaged one,
+        see :mod:`screener.matching.codebook`)."""
         self.spec_id = spec_id
         self.on_removed = on_removed
         self.per_set = per_set
         self.ratio = ratio
         self.neighbours = neighbours
-        self.index = DescriptorIndex()
+        self.layout = layout or Layout()
+        self._codebook = codebook or functools.partial(
+            codebook_mod.codebook, SiftExtractor(), self.layout
+        )
+        self.index = self._new_index(directory is not None)
         digest = hashlib.sha256(spec_id.encode()).hexdigest()[:10]
         self.path = None if directory is None else directory / f"descriptors-{digest}.index"
         self.loaded: Path | None = None  # the saved index that :meth:`open` started from
@@ -353,13 +364,16 @@ class DescriptorVotes:
         self._changes = 0  # syncs that changed something, so far
         self._saved = 0  # ... as of the last save or load
 
+    def _new_index(self, keep_changes: bool) -> DescriptorIndex:
+        return DescriptorIndex(self._codebook, keep_changes=keep_changes)
+
     def __len__(self) -> int:
         return len(self.index)
 
     @property
     def params(self) -> dict[str, int]:
         """What the saved index must have been built with to be used."""
-        return {"per_set": self.per_set, "links": self.index.links}
+        return {"per_set": self.per_set}
 
     def open(self, catalog: Catalog) -> tuple[int, int]:
         """Start from the saved index where it can be used, then :meth:`sync`."""
@@ -385,27 +399,21 @@ class DescriptorVotes:
         if not path.exists():
             return "no such file"
         try:
-            index, doc, arrays = stored_index.load(path, self.index.links, self.index.search_depth)
+            loaded = stored_index.load(path, self.layout, self._codebook)
         except VectorIndexError as exc:
             return str(exc)
+        doc = loaded.manifest
         if doc.get("spec_id") != self.spec_id:
             return f"made for keypoint spec {doc.get('spec_id')!r}, not {self.spec_id!r}"
         saved = {name: doc.get(name) for name in self.params}
         if saved != self.params:
             return f"built with {saved}, not {self.params}"
-        set_rows, works = arrays.get("set_rows"), arrays.get("set_works")
-        if (
-            set_rows is None
-            or works is None
-            or set_rows.dtype != np.int64
-            or works.dtype.kind != "U"
-            or set_rows.shape != works.shape
-            or set_rows.ndim != 1
-        ):
-            return "its keypoint sets' rows and works are missing or malformed"
-        work_of = {int(r): str(w) for r, w in zip(set_rows, works, strict=True)}
-        if set(work_of) != index.owners:
-            return "its keypoint sets are not those its index holds"
+        if loaded.log_problem is not None:
+            # The base and the good records are used; what the rest held is read from the
+            # catalog by the sync that follows, and the next save compacts.
+            log.warning("descriptor index %s: %s", path, loaded.log_problem)
+            self._changes += 1
+        work_of = loaded.index.labels
         # Row ids are never reused by one catalog: a row now of another work means that
         # the file was saved against another catalog.
         other = next((r for r, w in work_of.items() if r in rows and rows[r] != w), None)
@@ -415,35 +423,28 @@ class DescriptorVotes:
                 f"{work_of[other]!r}, the catalog says {rows[other]!r})"
             )
         with self._lock:
-            self.index, self._work_of = index, work_of
+            self.index, self._work_of = loaded.index, work_of
         self.loaded = path
-        log.info("descriptor index %s loaded: %d keypoint sets", path, len(work_of))
+        log.info(
+            "descriptor index %s loaded: %d keypoint sets (%d logged changes replayed)",
+            path,
+            len(work_of),
+            loaded.replayed,
+        )
         return None
 
     def save(self) -> bool:
         """Save the index if it changed since it was loaded or last saved (and there is
-        a directory); returns whether it was written."""
+        a directory): the changes are appended to its log, or the base is rewritten when
+        the log has grown past half of it; returns whether anything was written."""
         if self.path is None:
             return False
         with self._writing:
             if self._changes == self._saved and (self.path.exists() or not self._work_of):
                 return False
-            with self._lock:
-                rows = sorted(self._work_of)
-                works = [self._work_of[r] for r in rows]
             self.path.parent.mkdir(parents=True, exist_ok=True)
             stored_index.save(
-                self.path,
-                self.index,
-                {
-                    "spec_id": self.spec_id,
-                    "per_set": self.per_set,
-                    "high_water": max(rows, default=0),
-                },
-                {
-                    "set_rows": np.asarray(rows, dtype=np.int64),
-                    "set_works": np.asarray(works, dtype=np.str_),
-                },
+                self.path, self.index, {"spec_id": self.spec_id, "per_set": self.per_set}
             )
             self._saved = self._changes
         return True
@@ -482,7 +483,7 @@ class DescriptorVotes:
                 features = _stored(stored)
                 keep = np.argsort(-features.points[:, 2], kind="stable")[: self.per_set]
                 chosen.append((stored.row_id, features.descriptors[keep]))
-            self.index.add_many(chosen)
+            self.index.add_many(chosen, {s.row_id: s.work_id for s in found})
             with self._lock:
                 self._work_of.update((stored.row_id, stored.work_id) for stored in found)
             added += len(found)

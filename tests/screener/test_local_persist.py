@@ -127,28 +127,61 @@ def test_changes_made_elsewhere_after_the_save_are_caught_up(saved: Saved, data:
         for query in saved.queries.values():
             assert "art-1" not in dict(votes_of(s, query))
             assert not np.isin(votes.index.search(query.descriptors, 8).labels, gone).any()
-        assert votes_of(s, saved.queries["art-3"])[0][0] == "art-3"
+        # Among the first three, as the fixture asks of every work (the 32-byte codes of
+        # the compact index tie art-3 with the drawn art-2 on this small copy).
+        assert "art-3" in [w for w, _ in votes_of(s, saved.queries["art-3"])[:3]]
     with start(data) as again:  # the close saved the caught-up index
         assert again.local is not None
         assert again.local.votes.sets_read == 0
         assert votes_of(again, saved.queries["late"])[0][0] == "late"
 
 
-def test_tombstones_survive_a_restart(saved: Saved, data: Path) -> None:
+def test_a_removal_is_logged_not_rewritten_and_survives_a_restart(saved: Saved, data: Path) -> None:
+    path = descriptor_file(data)
+    base = path.read_bytes()
     with start(data) as s:
         assert s.local is not None
         s.registry.remove("art-2")
-        assert s.local.votes.index._dead_rows > 0  # hidden, not yet rebuilt away
+    assert path.read_bytes() == base  # the close appended to the log
     with start(data) as s:
         assert s.local is not None
         votes = s.local.votes
         assert votes.loaded is not None and votes.sets_read == 0
-        assert votes.index._dead_rows > 0
         gone = [row for row, work in saved.work_of.items() if work == "art-2"]
         assert "art-2" not in dict(votes_of(s, saved.queries["art-2"]))
         for query in saved.queries.values():
             assert not np.isin(votes.index.search(query.descriptors, 8).labels, gone).any()
         assert votes_of(s, saved.queries["art-4"])[0][0] == "art-4"
+
+
+def test_a_torn_log_is_named_and_what_it_lost_is_read_from_the_catalog(
+    saved: Saved, data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = descriptor_file(data)
+    log_file = path.with_name(path.name + ".log")
+    with start(data) as s:
+        s.registry.register("late", [png(LATE)])
+    before = log_file.stat().st_size
+    with start(data) as s:
+        s.registry.remove("art-1")
+    grown = log_file.read_bytes()
+    assert len(grown) > before  # the removal was appended
+    log_file.write_bytes(grown[:-7])  # a crash in the middle of the last append
+    with (
+        caplog.at_level(logging.WARNING, logger="screener.matching.verification"),
+        start(data) as s,
+    ):
+        assert s.local is not None
+        votes = s.local.votes
+        assert votes.loaded == path
+        assert set(votes._work_of.values()) == {*WORKS, "char", "late"} - {"art-1"}
+        assert votes_of(s, saved.queries["late"])[0][0] == "late"
+        assert "art-1" not in dict(votes_of(s, saved.queries["art-1"]))
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(str(log_file) in w and "torn" in w for w in warned), warned
+    with start(data) as s:  # the close compacted: a clean log, nothing read again
+        assert s.local is not None
+        assert s.local.votes.sets_read == 0 and log_file.stat().st_size < len(grown)
 
 
 def truncate(path: Path) -> None:
@@ -186,7 +219,9 @@ def fresh(saved: Saved, tmp_path_factory: pytest.TempPathFactory) -> dict[str, o
         (random_bytes, "fails its checksum"),
         (edit_manifest(checksum="ab" * 32), "fails its checksum"),
         (edit_manifest(spec_id="sift-other"), "made for keypoint spec 'sift-other'"),
-        (edit_manifest(per_set=100), "built with {'per_set': 100, 'links': 16}"),
+        (edit_manifest(per_set=100), "built with {'per_set': 100}"),
+        # A save of the earlier format (HNSW over 8-bit codes) is rebuilt, not read.
+        (edit_manifest(format_version=1, kind="descriptors:HNSW,SQ8"), "format_version 1"),
         (lambda p: manifest_path(p).unlink(), "is missing"),
     ],
 )
