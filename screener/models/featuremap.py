@@ -41,7 +41,9 @@ class GemHead:
         result: npt.NDArray[np.float32] = (out / norms).astype(np.float32)
         return result
 
-    def pool(self, fmap: npt.NDArray[np.float32], windows: Sequence[Cells]) -> npt.NDArray[np.float32]:
+    def pool(
+        self, fmap: npt.NDArray[np.float32], windows: Sequence[Cells]
+    ) -> npt.NDArray[np.float32]:
         """GeM of a (channels, height, width) map over each window: (len(windows), channels)."""
         if fmap.ndim != 3:
             raise ValueError(f"a feature map is (channels, height, width), not {fmap.shape}")
@@ -87,11 +89,10 @@ def windows(height: int, width: int, fractions: Sequence[float]) -> list[Cells]:
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"a window fraction lies in (0, 1], not {fraction}")
         sizes = {
-            (round(fraction * height), round(fraction * width)),
-            (round(fraction * long_side), round(fraction * long_side)),
+            (min(height, round(fraction * height)), min(width, round(fraction * width))),
+            (min(height, round(fraction * long_side)), min(width, round(fraction * long_side))),
         }
         for rows, cols in sorted(sizes):
-            rows, cols = min(rows, height), min(cols, width)
             if rows < 2 or cols < 2:
                 continue
             for top in range(height - rows + 1):

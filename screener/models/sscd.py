@@ -187,9 +187,7 @@ class SSCD:
             import onnxruntime as ort
 
             graph, fmap, head = _trunk_and_head(self._path)
-            session = ort.InferenceSession(
-                graph, self._options, providers=["CPUExecutionProvider"]
-            )
+            session = ort.InferenceSession(graph, self._options, providers=["CPUExecutionProvider"])
             self._trunk = (session, fmap, head)
         return self._trunk
 
