@@ -86,6 +86,12 @@ class SignalSet:
             log.warning("signal %s is NOT in use: %s", name, reason)
         if not self.available:
             raise SignalUnavailable("no signal can run: " + "; ".join(self.missing.values()))
+        sscd = self.available.get("sscd")
+        if settings.sscd_windows and isinstance(sscd, SSCD):
+            try:
+                sscd.prepare_windows()
+            except ModelUnavailable as exc:
+                raise SignalUnavailable(f"SCREENER_SSCD_WINDOWS cannot run: {exc}") from exc
         self._gate = PDQ()
 
     @property

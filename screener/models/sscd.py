@@ -182,6 +182,11 @@ class SSCD:
                 out[p] = Fingerprint(row)
         return [f for f in out if f is not None]
 
+    def prepare_windows(self) -> None:
+        """Build the trunk for `windows` now: ``ModelUnavailable`` where this graph has no
+        GeM head to reuse (the distilled student)."""
+        self._trunk_session()
+
     def _trunk_session(self) -> tuple[Any, str, GemHead]:
         if self._trunk is None:
             import onnxruntime as ort

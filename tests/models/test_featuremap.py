@@ -3,11 +3,15 @@ table, and (real weights) that the whole map through the head is the model's own
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from screener import models
+from screener import Settings, models
 from screener.core import samples
+from screener.core.errors import SignalUnavailable
+from screener.matching.signals import SignalSet
 from screener.models.featuremap import GemHead, windows
 from screener.models.sscd import SSCD
 
@@ -82,3 +86,14 @@ def test_the_whole_map_through_the_head_is_the_models_own_embedding() -> None:
     vectors = np.stack([w.fingerprint.vector for w in found])
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     assert float(np.min(vectors @ own.vector)) < 0.99
+
+
+@pytest.mark.sscd
+def test_windows_on_a_graph_without_a_gem_head_stop_start_up_clearly(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, signals=["sscd"], sscd_model="sscd_distilled", sscd_windows=True
+    )
+    with pytest.raises(SignalUnavailable, match=r"SCREENER_SSCD_WINDOWS cannot run.*GeM"):
+        SignalSet(settings, region_min_quality=0.0)
+    # The same model without the windows starts.
+    SignalSet(settings.model_copy(update={"sscd_windows": False}), region_min_quality=0.0)
