@@ -256,6 +256,9 @@ def run(
             "partial_methods_off": checks(
                 checks_count, works, seed, True, pad, structure, partial_methods=False
             ),
+            "sscd_windows_on": checks(
+                checks_count, works, seed, True, pad, structure, overrides={"sscd_windows": True}
+            ),
         }
     # Last: its thread plan sets OpenCV's process-wide pool.
     report["checks"]["fast"] = checks(
@@ -283,6 +286,9 @@ def run(
         "regions_cost_ratio": round(on["p50_ms"] / off["p50_ms"], 3) if off["p50_ms"] else None,
         "partial_methods_p50_ratio_at_most_1.5": _ratio_target(
             on, report["checks"]["partial_methods_off"], 1.5
+        ),
+        "sscd_windows_p50_ratio_at_most_1.5": _ratio_target(
+            report["checks"]["sscd_windows_on"], on, 1.5
         ),
         "check_at_most_2x_global_fingerprinting": _local_cost(on, report["checks"]["local_off"]),
     }

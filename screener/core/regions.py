@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 WHOLE = "whole"
+# A window of the query's feature map (screener/models/featuremap.py), named by its box.
+WINDOW = "window:"
 
 
 @dataclass(frozen=True)
@@ -50,3 +52,24 @@ WHOLE_REGION = Region(WHOLE, 0.0, 0.0, 1.0, 1.0)
 def regions(enabled: bool) -> tuple[Region, ...]:
     """The whole image first, then the grid and centre crop when regions are enabled."""
     return (WHOLE_REGION, *GRID, CENTRE) if enabled else (WHOLE_REGION,)
+
+
+def window(box: tuple[float, float, float, float]) -> Region:
+    """A feature-map window as a region, its box (fractions) in its name."""
+    left, top, right, bottom = box
+    return Region(f"{WINDOW}{left:.3f},{top:.3f},{right:.3f},{bottom:.3f}", *box)
+
+
+def is_window(name: str) -> bool:
+    return name.startswith(WINDOW)
+
+
+def parse_window(name: str) -> Region | None:
+    """The region a window's name (:func:`window`) describes; None for any other name."""
+    if not is_window(name):
+        return None
+    try:
+        left, top, right, bottom = (float(v) for v in name[len(WINDOW) :].split(","))
+    except ValueError:
+        return None
+    return Region(name, left, top, right, bottom)

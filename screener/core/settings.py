@@ -68,6 +68,18 @@ class Settings(BaseSettings):
         description="how often the service ages out check fingerprints (also at start-up)",
     )
 
+    sscd_windows: bool = Field(
+        default=False,
+        description="also describe many windows of a query from one SSCD trunk call "
+        "(screener/models/featuremap.py): evidence sscd_window_cosine",
+    )
+    sscd_window_side: int = Field(
+        default=512, ge=64, le=2048, description="long side of the query fed to SSCD's trunk"
+    )
+    sscd_window_fractions: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.3, 0.45, 0.6, 0.75],
+        description="window sides as fractions of the query's (comma-separated)",
+    )
     sscd_model: str = "sscd"
     sscd_weights: Path | None = None
     sscd_threads: int = Field(
@@ -148,11 +160,19 @@ class Settings(BaseSettings):
     max_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     max_pixels: int = Field(default=50_000_000, ge=1)
 
-    @field_validator("signals", "require_signals", mode="before")
+    @field_validator("signals", "require_signals", "sscd_window_fractions", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("sscd_window_fractions")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        bad = [f for f in value if not 0.0 < f <= 1.0]
+        if bad:
+            raise ValueError(f"window fractions lie in (0, 1], not {bad}")
         return value
 
     @field_validator("signals", "require_signals")

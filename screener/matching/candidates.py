@@ -15,9 +15,11 @@ import numpy as np
 import numpy.typing as npt
 
 from screener.core.fusion import cohort_name, generic_name
+from screener.core.regions import is_window
 from screener.core.verdict import RegionPair
 from screener.matching.signals import RegionFingerprint, is_whole, stored_matrix
 from screener.models import descriptor
+from screener.models.sscd import WINDOW_EVIDENCE
 from screener.store.catalog import StoredFingerprint
 
 
@@ -64,8 +66,11 @@ def lower_is_closer(signal: str) -> bool:
 
 
 def evidence_name(signal: str, query_region: str, reference_region: str) -> str | None:
-    """The evidence a pair of parts gives, or None for region against region."""
+    """The evidence a pair of parts gives, or None for region against region. A window of
+    the query's feature map gives its own evidence, against whole references only."""
     query_whole, ref_whole = is_whole(query_region), is_whole(reference_region)
+    if is_window(query_region):
+        return WINDOW_EVIDENCE if ref_whole and signal == "sscd" else None
     if query_whole and ref_whole:
         return descriptor(signal).evidence
     if query_whole or ref_whole:

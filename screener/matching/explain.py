@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from screener.core.fusion import is_level
 from screener.core.regions import CENTRE as CENTRE_REGION
-from screener.core.regions import GRID, WHOLE_REGION, Region
+from screener.core.regions import GRID, WHOLE_REGION, Region, parse_window
 from screener.core.verdict import Match, RegionPair
 from screener.matching.verification import LocalMatch
 
@@ -73,7 +73,7 @@ def _fit(image: Image.Image) -> tuple[Image.Image, float]:
 
 def region_of(name: str) -> Region:
     """The box of a stored region name ("grid01", "whole/d3", "centre/bg-black", ...)."""
-    return _REGIONS.get(name.split("/", 1)[0], WHOLE_REGION)
+    return parse_window(name) or _REGIONS.get(name.split("/", 1)[0], WHOLE_REGION)
 
 
 def _box(region: Region, image: Image.Image) -> tuple[float, float, float, float]:

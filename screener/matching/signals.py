@@ -18,11 +18,12 @@ from PIL import Image
 from screener import models
 from screener.core.errors import SignalUnavailable
 from screener.core.proposals import ProposalRules, proposals
-from screener.core.regions import WHOLE, Region, regions
+from screener.core.regions import WHOLE, Region, regions, window
 from screener.core.settings import Settings
 from screener.matching.threads import plan
 from screener.models import Fingerprint, Fingerprinter, ModelUnavailable
 from screener.models.hashes import PDQ
+from screener.models.sscd import SSCD
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,12 @@ class SignalSet:
             log.warning("signal %s is NOT in use: %s", name, reason)
         if not self.available:
             raise SignalUnavailable("no signal can run: " + "; ".join(self.missing.values()))
+        sscd = self.available.get("sscd")
+        if settings.sscd_windows and isinstance(sscd, SSCD):
+            try:
+                sscd.prepare_windows()
+            except ModelUnavailable as exc:
+                raise SignalUnavailable(f"SCREENER_SSCD_WINDOWS cannot run: {exc}") from exc
         self._gate = PDQ()
 
     @property
@@ -133,6 +140,9 @@ class SignalSet:
                 out[position] += [
                     RegionFingerprint(name, region.name, next(results)) for region, _ in per_image
                 ]
+            if propose and self.settings.sscd_windows and isinstance(fingerprinter, SSCD):
+                for position, image in enumerate(images):
+                    out[position] += self._windows(fingerprinter, image)
             if dihedral and isinstance(fingerprinter, models.DihedralFingerprinter):
                 for position, image in enumerate(images):
                     variants = fingerprinter.fingerprint_dihedral(image)
@@ -142,6 +152,14 @@ class SignalSet:
                         if i > 0
                     ]
         return out
+
+    def _windows(self, sscd: SSCD, image: Image.Image) -> list[RegionFingerprint]:
+        """Descriptors of many windows of the query from one SSCD trunk call, the whole
+        map (which the whole-image fingerprint already covers) left out."""
+        found = sscd.windows(
+            image, self.settings.sscd_window_side, self.settings.sscd_window_fractions
+        )
+        return [RegionFingerprint(sscd.name, window(w.box).name, w.fingerprint) for w in found[1:]]
 
 
 # Backgrounds a transparent reference is also fingerprinted over (it is decoded over

@@ -23,7 +23,8 @@ def test_throughput_reports_rates_shares_and_targets(tmp_path: Path) -> None:
         entry = saved["fingerprinting"][name]
         assert entry["images_per_s_batch_1"] > 0
         assert entry["images_per_s_batch_2"] > 0
-    for setting in ("regions_on", "regions_off", "local_off", "partial_methods_off", "fast"):
+    settings = ("regions_on", "regions_off", "local_off", "partial_methods_off", "sscd_windows_on")
+    for setting in (*settings, "fast"):
         shares = saved["checks"][setting]["stage_share"]
         assert set(shares) == {"decode", "fingerprint", "search", "score", "verify", "verdict"}
         assert 0.97 <= sum(shares.values()) <= 1.0001
@@ -32,6 +33,8 @@ def test_throughput_reports_rates_shares_and_targets(tmp_path: Path) -> None:
     assert "lookup_at_most_10pct_of_check" in report["targets"]
     cost = report["targets"]["partial_methods_p50_ratio_at_most_1.5"]
     assert cost["measured"] > 0 and cost["pass"] == (cost["measured"] <= 1.5)
+    windows = report["targets"]["sscd_windows_p50_ratio_at_most_1.5"]
+    assert windows["measured"] > 0 and windows["pass"] == (windows["measured"] <= 1.5)
     local = report["targets"]["check_at_most_2x_global_fingerprinting"]
     assert saved["checks"]["local_off"]["stage_share"]["verify"] < 0.01
     assert local["verify_share"] > 0 and local["check_over_fingerprinting"] > 1
