@@ -269,6 +269,16 @@ def route_report(
     out["folds"][POOLED] = {"decisions_with_route": decisions(pooled)}
     every = fit_route(records, evidence)
     out["fitted_on_all"] = None if every is None else every.threshold
+    # The policy's own route (fitted on another run, e.g. a development seed): the
+    # service's decisions as it would make them on these records, with and without it.
+    if template.character_review is not None:
+        out["policy_route"] = {
+            "threshold": template.character_review.threshold,
+            "decisions_with_route": decisions(accuracy.rescore(records, template)),
+            "decisions_without": decisions(
+                accuracy.rescore(records, replace(template, character_review=None))
+            ),
+        }
     return out
 
 
@@ -430,6 +440,19 @@ def _route_markdown(route: dict[str, Any] | None, positives: Sequence[str]) -> l
             _pct(entry.get("decisions_without", {}).get(c, {}).get("flagged")) for c in positives
         ]
         lines.append(f"| {held} | " + " | ".join(cells) + " |")
+    shipped = route.get("policy_route")
+    if shipped:
+        every = [*positives, *negatives]
+        lines += [
+            "",
+            f"The policy's own route (threshold {shipped['threshold']}), all sources: flagged "
+            "with the route / without it.",
+            "",
+            "| | " + " | ".join(every) + " |",
+            "|---" * (1 + len(every)) + "|",
+            _row("with the route", shipped["decisions_with_route"], every, "flagged"),
+            _row("without", shipped["decisions_without"], every, "flagged"),
+        ]
     return lines
 
 

