@@ -107,24 +107,26 @@ def test_the_evidence_names_the_score_and_the_closest_reference(registry: Screen
     assert EVIDENCE in match.contributions  # in the policy: shown, weighted as it says
 
 
+@pytest.mark.parametrize("pose", [10, 11])
 def test_the_shipped_route_reviews_a_new_pose_and_not_an_unrelated_figure(
-    registry: Screener,
+    registry: Screener, pose: int
 ) -> None:
     """The shipped policy's character route, on the registered mascot (3 references): a new
-    pose on a scene, which no copy signal flags, is reviewed with the mascot named; an
-    unregistered figure of another design, drawn the same way, is allowed."""
-    route = policy_mod.load().character_review
-    assert route is not None and route.evidence == MARGIN
-    routed = replace(registry.policy, character_review=route)
-    pose = registry.analyse(png(on_scene(draw(MASCOT, 11), samples.scene(3), 0.7, 2)))
-    mascot = next(m for m in pose.candidates if m.work_id == "mascot")
-    assert mascot.decision == "allow"  # the copy signals alone let it through
-    assert fusion.character_routed(mascot.signals, routed)
-    assert fusion.decision(mascot.fused_score, mascot.signals, routed, routed.bands) == (
-        Decision.REVIEW
-    )
+    pose, which the copy signals alone let through, is reviewed with the mascot named; an
+    unregistered figure of another design, drawn the same way, is allowed. (Pose 12 and a
+    pose pasted on a scene stay below the shipped threshold: the route finds some new
+    poses, not all; benchmarks/results/characters-route.)"""
+    route = registry.policy.character_review
+    assert route is not None and route == policy_mod.load().character_review
+    found = registry.analyse(png(draw(MASCOT, pose)))
+    mascot = next(m for m in found.candidates if m.work_id == "mascot")
+    assert policy_mod.decide(mascot.fused_score, registry.policy.bands) is Decision.ALLOW
+    assert fusion.character_routed(mascot.signals, registry.policy)
+    assert mascot.decision == "review" and found.verdict.decision == "review"
+    assert found.candidates[0].work_id == "mascot"
     stranger = registry.analyse(png(draw(STRANGER, 4)))
-    assert not any(fusion.character_routed(m.signals, routed) for m in stranger.candidates)
+    assert stranger.verdict.decision == "allow"
+    assert not any(fusion.character_routed(m.signals, registry.policy) for m in stranger.candidates)
 
 
 def test_a_margin_is_the_similarity_less_the_best_other_work_or_the_bank(
