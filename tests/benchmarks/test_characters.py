@@ -207,7 +207,7 @@ def test_the_route_report_judges_each_source_on_a_threshold_fitted_on_the_others
             _margin(f"{s}l{i}", s, "lookalike", None, 0.1 if s == "a" else 0.01)
             for s in "ab"
             for i in range(10)
-        ),  # fmt: skip
+        ),
         *(_margin(f"{s}p", s, "new_pose", "w", 0.05) for s in "ab"),
     ]
     report = characters.route_report(records, policy_mod.load())

@@ -42,9 +42,9 @@ def test_the_route_never_blocks_and_never_lowers_a_block() -> None:
 
 def test_the_route_names_image_evidence_and_a_finite_threshold() -> None:
     document = DEFAULT.to_dict()
-    with pytest.raises(PolicyError, match="character_review.evidence"):
+    with pytest.raises(PolicyError, match=r"character_review\.evidence"):
         policy_mod.parse(document | {"character_review": {"evidence": "nope", "threshold": 0.1}})
-    with pytest.raises(PolicyError, match="character_review.threshold"):
+    with pytest.raises(PolicyError, match=r"character_review\.threshold"):
         policy_mod.parse(
             document | {"character_review": {"evidence": "character_margin", "threshold": "nan"}}
         )

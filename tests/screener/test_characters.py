@@ -14,12 +14,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from screener.core import fusion, samples
 from screener.core import policy as policy_mod
-from screener.core import samples
-from screener.core.policy import Characters
+from screener.core.policy import Characters, Decision
 from screener.core.settings import Settings
-from screener.core import fusion
-from screener.core.policy import Decision
 from screener.matching.characters import (
     EVIDENCE,
     MARGIN,
