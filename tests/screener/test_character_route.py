@@ -4,6 +4,7 @@ sends a check to review, never to block; the bands still decide every block."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import pytest
 
@@ -17,7 +18,7 @@ ROUTED = dataclasses.replace(DEFAULT, character_review=CharacterReview("characte
 UNROUTED = dataclasses.replace(DEFAULT, character_review=None)
 
 
-def _decide(values: dict[str, float | None], policy: policy_mod.Policy) -> Decision:
+def _decide(values: Mapping[str, float | None], policy: policy_mod.Policy) -> Decision:
     return fusion.decision(fusion.fuse(values, policy), values, policy, policy.bands)
 
 
