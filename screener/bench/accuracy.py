@@ -95,7 +95,11 @@ def check(screener: Screener, query: Query) -> Record:
     include = [query.work_id] if query.work_id else []
     analysis = screener.analyse(query.path, include_works=include)
     candidates = analysis.candidates
-    top = max(candidates, key=lambda m: m.fused_score, default=None)
+    top = max(  # the service's order: the most severe decision, then the highest score
+        candidates,
+        key=lambda m: (_SEVERITY.index(Decision(m.decision)), m.fused_score),
+        default=None,
+    )
     if query.work_id is not None:
         own = next(m for m in candidates if m.work_id == query.work_id)
         values, fused = dict(own.signals), own.fused_score
@@ -117,22 +121,28 @@ def check(screener: Screener, query: Query) -> Record:
 
 
 def rescore(records: Sequence[Record], policy: Policy) -> list[Record]:
-    """The records as another policy would have scored them (same candidates)."""
+    """The records as another policy would have scored them (same candidates): each
+    candidate decided as the service decides it (`fusion.decision`: bands, block evidence,
+    the character route), the top work the most severe, then the highest scored."""
     out = []
     for record in records:
         fused = {work: fusion.fuse(values, policy) for work, values in record.candidates}
-        top = max(fused, key=lambda w: fused[w], default=None)
+        decided = {
+            work: fusion.decision(fused[work], values, policy, policy.bands_for(work))
+            for work, values in record.candidates
+        }
+        top = max(fused, key=lambda w: (_SEVERITY.index(decided[w]), fused[w]), default=None)
         if record.truth is not None:
             score = fused.get(record.truth, 0.0)
+            decision = decided.get(record.truth, Decision.ALLOW)
         else:
-            score = fused[top] if top is not None else 0.0
-        decision = policy_mod.decide(score, policy.bands_for(record.truth))
-        chosen = record.truth if record.truth is not None else top
-        values = dict(record.candidates).get(chosen, {}) if chosen is not None else {}
-        if decision is Decision.BLOCK and not fusion.block_supported(values, policy):
-            decision = Decision.REVIEW  # the service's own rule (policy.block_evidence)
+            score = max(fused.values(), default=0.0)
+            decision = decided[top] if top is not None else Decision.ALLOW
         out.append(replace(record, fused=score, top_work=top, decision=decision.value))
     return out
+
+
+_SEVERITY = [Decision.ALLOW, Decision.REVIEW, Decision.BLOCK]
 
 
 def _best_values(candidates: Sequence[Any]) -> dict[str, float | None]:

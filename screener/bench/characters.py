@@ -23,7 +23,7 @@ import json
 import math
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ from screener.matching.pipeline import Screener
 
 FPRS = (0.01, 0.001)
 POOLED = "pooled"
+ROUTE_EVIDENCE = "character_margin"
+ROUTE_RATE = 0.01  # look-alikes, and unrelated images, the route may flag on the fit sources
+UNRELATED = (csuite.OTHER_CHARACTER, csuite.PHOTO)
 
 
 def source_of(record: accuracy.Record) -> str:
@@ -208,6 +211,77 @@ def folds(
         )
 
 
+def route_value(record: accuracy.Record, evidence: str = ROUTE_EVIDENCE) -> float:
+    """What the character route reads: the true work's evidence for a positive; for a
+    negative the highest of any candidate work's (the route flags it if any reaches)."""
+    if record.truth is not None:
+        value = record.values.get(evidence)
+        return float(value) if value is not None else -math.inf
+    found = [v.get(evidence) for _, v in record.candidates]
+    return max((float(v) for v in found if v is not None), default=-math.inf)
+
+
+def fit_route(
+    records: Sequence[accuracy.Record], evidence: str = ROUTE_EVIDENCE, rate: float = ROUTE_RATE
+) -> policy_mod.CharacterReview | None:
+    """The lowest threshold at which the route flags at most ``rate`` of the look-alikes and
+    at most ``rate`` of the unrelated images (other characters, photographs) of these
+    records; None where no record carries the evidence."""
+    thresholds = []
+    for kind in ((csuite.LOOKALIKE,), UNRELATED):
+        values = np.array([route_value(r, evidence) for r in records if r.category in kind])
+        values = values[np.isfinite(values)]
+        if values.size:
+            thresholds.append(accuracy.threshold_at(values, rate))
+    if not thresholds:
+        return None
+    threshold = max(thresholds)
+    if not math.isfinite(threshold):
+        return None
+    return policy_mod.CharacterReview(evidence, round(float(threshold) + 1e-6, 6))
+
+
+def route_report(
+    records: Sequence[accuracy.Record], template: Policy, evidence: str = ROUTE_EVIDENCE
+) -> dict[str, Any]:
+    """Leave one source out, the route fitted on the other sources (`fit_route`) and judged
+    on the held-out one: the route alone (positives with their own character), and the
+    service's decisions with the route added to the policy; then the route fitted on every
+    source (what a shipped policy would carry)."""
+    out: dict[str, Any] = {"evidence": evidence, "rate": ROUTE_RATE, "folds": {}}
+    pooled: list[accuracy.Record] = []
+    for held, fit_on, mine in folds(records):
+        route = fit_route(fit_on, evidence)
+        with_route = replace(template, character_review=route)
+        rescored = accuracy.rescore(mine, with_route)
+        pooled.extend(rescored)
+        alone = {}
+        for category in sorted({r.category for r in mine}):
+            values = [route_value(r, evidence) for r in mine if r.category == category]
+            hit = [route is not None and v >= route.threshold for v in values]
+            alone[category] = {"rate": float(np.mean(hit)), "n": len(values)}
+        out["folds"][held] = {
+            "threshold": None if route is None else route.threshold,
+            "route_alone": alone,
+            "decisions_with_route": decisions(rescored),
+            "decisions_without": decisions(accuracy.rescore(mine, template)),
+        }
+    out["folds"][POOLED] = {"decisions_with_route": decisions(pooled)}
+    every = fit_route(records, evidence)
+    out["fitted_on_all"] = None if every is None else every.threshold
+    # The policy's own route (fitted on another run, e.g. a development seed): the
+    # service's decisions as it would make them on these records, with and without it.
+    if template.character_review is not None:
+        out["policy_route"] = {
+            "threshold": template.character_review.threshold,
+            "decisions_with_route": decisions(accuracy.rescore(records, template)),
+            "decisions_without": decisions(
+                accuracy.rescore(records, replace(template, character_review=None))
+            ),
+        }
+    return out
+
+
 def report(
     records: list[accuracy.Record],
     template: Policy,
@@ -257,6 +331,7 @@ def report(
             k: v["at_fpr"]
             for k, v in accuracy.metrics(records, [*names, accuracy.FUSED])["scores"].items()
         },
+        "character_route": route_report(records, template),
         "seconds_per_check_p50": float(np.median([r.seconds for r in records]))
         if records
         else None,
@@ -326,8 +401,59 @@ def markdown(result: dict[str, Any]) -> str:
             + " | ".join(cells)
             + f" | {_pct(flagged)} | {entry['at_fpr']['0.01']['negatives']} |"
         )
+    lines += _route_markdown(result.get("character_route"), positives)
     lines.append("")
     return "\n".join(lines)
+
+
+def _route_markdown(route: dict[str, Any] | None, positives: Sequence[str]) -> list[str]:
+    if not route:
+        return []
+    negatives = [csuite.LOOKALIKE, *UNRELATED]
+    lines = [
+        "",
+        f"## Character route (`{route['evidence']}`), leave one source out",
+        "",
+        f"Threshold fitted on the other sources: at most {route['rate']:.0%} of their "
+        "look-alikes and of their unrelated images flagged. The service's decisions with the "
+        f"route (flagged: review or block, own character on top). Fitted on every source: "
+        f"{route['fitted_on_all']}.",
+        "",
+        "| held out | threshold | "
+        + " | ".join(f"{c} (route alone)" for c in positives)
+        + " | "
+        + " | ".join(f"{c} flagged" for c in [*positives, *negatives])
+        + " | "
+        + " | ".join(f"{c} flagged without" for c in positives)
+        + " |",
+        "|---" * (2 + 3 * len(positives) + len(negatives)) + "|",
+    ]
+    for held, entry in route["folds"].items():
+        alone = entry.get("route_alone", {})
+        cells = [str(entry.get("threshold", "-"))]
+        cells += [_pct(alone.get(c, {}).get("rate")) for c in positives]
+        cells += [
+            _pct(entry["decisions_with_route"].get(c, {}).get("flagged"))
+            for c in [*positives, *negatives]
+        ]
+        cells += [
+            _pct(entry.get("decisions_without", {}).get(c, {}).get("flagged")) for c in positives
+        ]
+        lines.append(f"| {held} | " + " | ".join(cells) + " |")
+    shipped = route.get("policy_route")
+    if shipped:
+        every = [*positives, *negatives]
+        lines += [
+            "",
+            f"The policy's own route (threshold {shipped['threshold']}), all sources: flagged "
+            "with the route / without it.",
+            "",
+            "| | " + " | ".join(every) + " |",
+            "|---" * (1 + len(every)) + "|",
+            _row("with the route", shipped["decisions_with_route"], every, "flagged"),
+            _row("without", shipped["decisions_without"], every, "flagged"),
+        ]
+    return lines
 
 
 def _row(label: str, table: dict[str, Any], categories: Sequence[str], key: str) -> str:

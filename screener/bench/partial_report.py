@@ -107,11 +107,8 @@ _SEVERITY = [Decision.ALLOW, Decision.REVIEW, Decision.BLOCK]
 
 
 def _decision(values: Values, policy: Policy) -> Decision:
-    """The service's decision for one candidate (a block needs its `BlockEvidence`)."""
-    decision = policy_mod.decide(fusion.fuse(values, policy), policy.bands)
-    if decision is Decision.BLOCK and not fusion.block_supported(values, policy):
-        return Decision.REVIEW
-    return decision
+    """The service's decision for one candidate (`fusion.decision`)."""
+    return fusion.decision(fusion.fuse(values, policy), values, policy, policy.bands)
 
 
 def report(rows: Sequence[Row], policy: Policy, fpr: float) -> dict[str, Any]:

@@ -26,7 +26,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from screener.core.policy import Calibration, Policy, image_evidence, sigmoid
+from screener.core.policy import (
+    Bands,
+    Calibration,
+    Decision,
+    Policy,
+    decide,
+    image_evidence,
+    sigmoid,
+)
 
 # The highest fused score (scores are reported to 6 decimals): a band at 1.0 is never
 # reached, so a work override of review 1.0 / block 1.0 means "never flag".
@@ -137,6 +145,29 @@ def block_supported(values: Mapping[str, float | None], policy: Policy) -> bool:
         for name in rule.signals
         if name in policy.signals
     )
+
+
+def character_routed(values: Mapping[str, float | None], policy: Policy) -> bool:
+    """Whether the policy's character route (`policy.CharacterReview`) sends this case to
+    review: its character evidence reaches the route's threshold."""
+    route = policy.character_review
+    if route is None:
+        return False
+    value = values.get(route.evidence)
+    return value is not None and math.isfinite(value) and value >= route.threshold
+
+
+def decision(
+    fused: float, values: Mapping[str, float | None], policy: Policy, bands: Bands
+) -> Decision:
+    """The decision for one candidate work: the bands, a block only on evidence it may rest
+    on (`block_supported`), and an allow turned to review by the character route."""
+    decided = decide(fused, bands)
+    if decided is Decision.BLOCK and not block_supported(values, policy):
+        return Decision.REVIEW
+    if decided is Decision.ALLOW and character_routed(values, policy):
+        return Decision.REVIEW
+    return decided
 
 
 def log_odds(values: Mapping[str, float | None], policy: Policy) -> float:

@@ -184,6 +184,25 @@ class BlockEvidence:
             raise ValueError("block_evidence.min_evidence must be in (0, 1]")
 
 
+@dataclass(frozen=True)
+class CharacterReview:
+    """The character route: a check whose ``evidence`` (a character score, e.g.
+    ``character_margin``) reaches ``threshold`` for a work is reviewed, never blocked, when
+    the fused score alone would allow it. A drawn character in a new pose is for a person
+    to judge; the fused score still decides every block."""
+
+    evidence: str = "character_margin"
+    threshold: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.evidence not in image_evidence():
+            raise ValueError(
+                f"character_review.evidence must be an image signal; unknown: {self.evidence!r}"
+            )
+        if not math.isfinite(self.threshold):
+            raise ValueError("character_review.threshold must be a finite number")
+
+
 PROMPT_HOWS = ("exact", "homoglyph", "separator", "romanised", "fuzzy")
 
 
@@ -345,6 +364,8 @@ class Policy:
     margin_cap: float = 1.0
     # What a block must rest on (`BlockEvidence`); None: the block band alone decides.
     block_evidence: BlockEvidence | None = None
+    # The character route (`CharacterReview`); None: no route, the bands alone decide.
+    character_review: CharacterReview | None = None
     # Prompt screening (before generation, and the prompt signal inside checks).
     prompt: PromptPolicy = field(default_factory=PromptPolicy)
     # What a reference image needs to be registered, and when one is held.

@@ -10,6 +10,14 @@ the character). A query's ``character_score`` for a work is that work's logit, l
 positive logit of the best other work: another cat claimed more strongly by another
 registered cat does not pass as this one.
 
+Beside the models, a model-free score that carries to characters no model was tuned on:
+each work's prototypes are its references' semantic fingerprints and its kept augmented
+views; a query's ``character_similarity`` for a work is its best cosine to them, and its
+``character_margin`` that similarity less the best any other registered work or the
+background bank reaches (the cohort): another cat closer to another registered cat, or
+to an ordinary picture, does not pass as this one. The policy's ``character_review``
+route reads the margin (screener/core/fusion.py).
+
 Models are derived data, stored beside the catalog in their own table with the digest of
 the references and spec they were trained from; a model whose digest no longer matches is
 retrained (or dropped with its work), so a crash between a registration and its training
@@ -23,7 +31,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +51,8 @@ from screener.store.catalog import Catalog, FingerprintRow, ReferenceRow
 log = logging.getLogger(__name__)
 SIGNAL = "semantic"
 EVIDENCE = "character_score"
+SIMILARITY = "character_similarity"
+MARGIN = "character_margin"
 TRAINING = "lr1"  # changes whenever training would give another model
 Embed = Callable[[Sequence[Image.Image]], npt.NDArray[np.float32]]
 
@@ -181,6 +191,24 @@ class Scores:
     """A query's logit under every work's model (best over the query's fingerprints)."""
 
     logits: dict[str, float]
+    # Each work's best cosine between the query and its prototypes, and the query's best
+    # cosine to the background bank (None: no bank for this signal).
+    similarity: dict[str, float] = field(default_factory=dict)
+    bank: float | None = None
+
+    def margin(self, work_id: str) -> float | None:
+        """The work's prototype similarity less the best of every other work and the bank."""
+        own = self.similarity.get(work_id)
+        if own is None:
+            return None
+        cohort = [v for w, v in self.similarity.items() if w != work_id]
+        if self.bank is not None:
+            cohort.append(self.bank)
+        return own - max(cohort, default=0.0)
+
+    def closest(self, n: int) -> list[str]:
+        """The ``n`` works with the highest prototype similarity."""
+        return sorted(self.similarity, key=self.similarity.__getitem__, reverse=True)[:n]
 
     def score(self, work_id: str) -> float | None:
         """The work's logit, less the best other work's where that is positive."""
@@ -219,6 +247,9 @@ class CharacterModels:
         self._matrix = np.zeros((0, 0), np.float32)
         self._bias = np.zeros(0, np.float32)
         self._dim = 0
+        self._proto_ids: list[str] = []
+        self._prototypes = np.zeros((0, 0), np.float32)
+        self._owner = np.zeros(0, np.int64)
         CharacterModelRow.__table__.create(catalog.engine, checkfirst=True)  # type: ignore[attr-defined]
 
     def _references(self) -> dict[str, list[int]]:
@@ -348,13 +379,54 @@ class CharacterModels:
             self._matrix = np.stack([np.frombuffer(r.weights, np.float32) for r in rows])
             self._bias = np.asarray([r.bias for r in rows], np.float32)
             self._dim = int(self._matrix.shape[1])
+        self._load_prototypes(rows)
+
+    def _load_prototypes(self, rows: Sequence[CharacterModelRow]) -> None:
+        """Every work's prototypes: its references' semantic fingerprints (whole image and
+        regions) and its kept augmented views; and the bank's rows, the cohort's floor."""
+        with Session(self.catalog.engine) as session:
+            found = session.execute(
+                select(ReferenceRow.work_id, FingerprintRow.vector)
+                .join(ReferenceRow, FingerprintRow.reference_id == ReferenceRow.id)
+                .where(FingerprintRow.signal == SIGNAL, FingerprintRow.spec_id == self.spec_id)
+            ).all()
+        vectors: list[npt.NDArray[np.float32]] = []
+        owners: list[str] = []
+        for work_id, blob in found:
+            vectors.append(np.frombuffer(blob, np.float32)[None, :])
+            owners.append(work_id)
+        for row in rows:
+            if row.views and self._dim:
+                views = np.frombuffer(row.views, np.float16).reshape(-1, self._dim)
+                vectors.append(views.astype(np.float32))
+                owners.extend([row.work_id] * len(views))
+        self._proto_ids = sorted(set(owners))
+        index = {w: i for i, w in enumerate(self._proto_ids)}
+        self._owner = np.asarray([index[w] for w in owners], np.int64)
+        self._prototypes = np.concatenate(vectors) if vectors else np.zeros((0, 0), np.float32)
+
+    def _similarity(self, vectors: npt.NDArray[np.float32]) -> dict[str, float]:
+        if not self._proto_ids or vectors.shape[1] != self._prototypes.shape[1]:
+            return {}
+        best = (vectors @ self._prototypes.T).max(axis=0)
+        per_work = np.full(len(self._proto_ids), -1.0, np.float32)
+        np.maximum.at(per_work, self._owner, best)
+        return {w: float(v) for w, v in zip(self._proto_ids, per_work, strict=True)}
 
     def scores(self, vectors: npt.NDArray[np.float32]) -> Scores:
         """Every work's logit for the query's semantic fingerprints (rows), best row each."""
         if not self._ids or vectors.size == 0:
             return Scores({})
         logits = (vectors @ self._matrix.T + self._bias).max(axis=0)
-        return Scores({w: float(v) for w, v in zip(self._ids, logits, strict=True)})
+        bank = None
+        rows = self.bank_negatives()
+        if rows.size and rows.shape[1] == vectors.shape[1]:
+            bank = float((vectors @ rows.T).max())
+        return Scores(
+            {w: float(v) for w, v in zip(self._ids, logits, strict=True)},
+            self._similarity(vectors),
+            bank,
+        )
 
 
 # wiring into a check ---------------------------------------------------------------------
@@ -400,12 +472,18 @@ def query_scores(
 
 
 def add_evidence(scores: Scores, candidates: Mapping[str, Candidate]) -> None:
-    """Each candidate's ``character_score``, shown with its closest reference by the
-    semantic signal."""
+    """Each candidate's ``character_score``, ``character_similarity`` and
+    ``character_margin``, shown with its closest reference by the semantic signal."""
     for work_id, candidate in candidates.items():
-        value = scores.score(work_id)
         closest = candidate.best.get(models.descriptor(SIGNAL).evidence) or candidate.best.get(
             models.descriptor(SIGNAL).region_evidence
         )
-        if value is not None and closest is not None:
-            candidate.best[EVIDENCE] = Best(round(value, 6), closest.pair)
+        if closest is None:
+            continue
+        for name, value in (
+            (EVIDENCE, scores.score(work_id)),
+            (SIMILARITY, scores.similarity.get(work_id)),
+            (MARGIN, scores.margin(work_id)),
+        ):
+            if value is not None:
+                candidate.best[name] = Best(round(value, 6), closest.pair)

@@ -142,7 +142,7 @@ class Checks(Scoring):
         work_ids += [w for w in voted if w not in work_ids]
         clock.lap("verify")  # extraction and votes: part of local verification's cost
         characters = characters_mod.query_scores(self.characters, by_signal)
-        named_by_model = characters.top(self.policy.matching.max_matches)
+        named_by_model = characters.top(self.policy.matching.max_matches) + characters.closest(1)
         work_ids += [w for w in named_by_model if w not in work_ids]
         candidates = self._score(by_signal, work_ids)
         characters_mod.add_evidence(characters, candidates)

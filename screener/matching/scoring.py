@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from screener.core import fusion
-from screener.core import policy as policy_mod
 from screener.core.decode import DecodedImage
 from screener.core.policy import Bands, Decision
 from screener.core.territory import covers, grants
@@ -265,9 +264,7 @@ class Scoring(ScreenerBase):
                 values["prompt_keyword"] = prompt_evidence.get(work_id, 0.0)
             bands = self._bands(work, territory)
             fused = fusion.fuse(values, self.policy)
-            decision = policy_mod.decide(fused, bands)
-            if decision is Decision.BLOCK and not fusion.block_supported(values, self.policy):
-                decision = Decision.REVIEW
+            decision = fusion.decision(fused, values, self.policy, bands)
             matches.append(
                 Match(
                     work_id=work_id,

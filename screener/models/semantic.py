@@ -245,9 +245,10 @@ SEMANTIC_SIGNAL = SignalDescriptor(
         "cache_dir": "semantic_cache_dir",
         "threads": "semantic_threads",
     },
-    # The per-work character models' score (screener/matching/characters.py) is read from
-    # this signal's vectors, so it is this signal's evidence too.
-    extra_evidence=("character_score",),
+    # The per-work character models' score and the prototype similarity and its margin
+    # over the cohort (screener/matching/characters.py) are read from this signal's
+    # vectors, so they are this signal's evidence too.
+    extra_evidence=("character_score", "character_similarity", "character_margin"),
 )
 
 

@@ -18,6 +18,7 @@ from screener.bench import characters_data as data
 from screener.bench import characters_suite as csuite
 from screener.bench.cli import app as bench_app
 from screener.bench.suite import Query
+from screener.core import policy as policy_mod
 from screener.core import samples
 
 PLAN = csuite.Plan(characters=3, new_poses=2, styles=1, lookalikes=2, others=2, photos=2)
@@ -177,6 +178,47 @@ def test_named_recall_counts_a_positive_only_under_its_own_character() -> None:
     assert result["categories"]["pos"]["rate"] == pytest.approx(1 / 3)
     assert result["categories"]["neg"]["rate"] == pytest.approx(0.01)
     assert 0.49 < result["threshold"] <= 0.495
+
+
+def _margin(qid: str, source: str, category: str, truth: str | None, m: float) -> accuracy.Record:
+    values: dict[str, float | None] = {"character_margin": m}
+    return accuracy.Record(
+        qid, category, f"{source}/c", truth, values, 0.0, truth, "allow", 0.0, (("w", values),)
+    )
+
+
+def test_the_route_is_fitted_on_the_look_alikes_and_the_unrelated_of_the_fit_sources() -> None:
+    """At most 1 % of each kind may pass: with 200 look-alikes two reach the threshold, with
+    50 unrelated images none (the larger of the two thresholds wins)."""
+    lookalikes = [_margin(f"l{i}", "a", "lookalike", None, i / 1000) for i in range(200)]
+    unrelated = [_margin(f"u{i}", "a", "photo", None, i / 500) for i in range(50)]
+    route = characters.fit_route([*lookalikes, *unrelated])
+    assert route is not None and route.evidence == "character_margin"
+    assert 0.197 < route.threshold <= 0.198  # the 3rd highest look-alike is let through...
+    unrelated.append(_margin("u-top", "a", "other_character", None, 0.5))
+    route = characters.fit_route([*lookalikes, *unrelated])
+    assert route is not None and 0.5 <= route.threshold < 0.5001  # ... unless an unrelated is
+    assert characters.fit_route([_record("p", "a/p", "w", 0.9)]) is None  # nothing to fit on
+
+
+def test_the_route_report_judges_each_source_on_a_threshold_fitted_on_the_others() -> None:
+    records = [
+        *(
+            _margin(f"{s}l{i}", s, "lookalike", None, 0.1 if s == "a" else 0.01)
+            for s in "ab"
+            for i in range(10)
+        ),
+        *(_margin(f"{s}p", s, "new_pose", "w", 0.05) for s in "ab"),
+    ]
+    report = characters.route_report(records, policy_mod.load())
+    a, b = report["folds"]["a"], report["folds"]["b"]
+    assert a["threshold"] == pytest.approx(0.01, abs=1e-5)  # fitted on b's look-alikes
+    assert b["threshold"] == pytest.approx(0.1, abs=1e-5)  # fitted on a's
+    assert a["route_alone"]["new_pose"]["rate"] == 1.0  # 0.05 passes b's threshold...
+    assert a["decisions_with_route"]["lookalike"]["flagged"] == 1.0  # ... and a's look-alikes
+    assert b["route_alone"]["new_pose"]["rate"] == 0.0
+    assert b["decisions_with_route"]["lookalike"]["flagged"] == 0.0
+    assert all(d["blocked"] == 0.0 for d in a["decisions_with_route"].values())
 
 
 def test_the_bench_runs_end_to_end_on_drawn_creatures(tmp_path: Path, photos: Path) -> None:
