@@ -4,6 +4,7 @@ similarity, and the fused, decided matches and verdict."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from screener.core.decode import DecodedImage
 from screener.core.policy import Bands, Decision
 from screener.core.territory import covers, grants
 from screener.core.verdict import Match, RegionPair, Verdict
+from screener.matching import cohorts as cohorts_mod
 from screener.matching.analysis import Clock
 from screener.matching.candidates import (
     Best,
@@ -45,6 +47,10 @@ _SEVERITY = {Decision.ALLOW: 0, Decision.REVIEW: 1, Decision.BLOCK: 2}
 
 class Scoring(ScreenerBase):
     """Scores, levels, matches and the verdict of a check."""
+
+    # How many works' cohort levels were computed afresh (searched and scored) by this
+    # screener: a check whose candidates' rows are current computes none.
+    cohort_computed = 0
 
     def _score(
         self,
@@ -86,23 +92,207 @@ class Scoring(ScreenerBase):
         return candidates
 
     def _cohort_levels(self, work_ids: Sequence[str]) -> dict[str, dict[str, float]]:
-        """Each work's cohort level by evidence name (see `_cohort_of`), from the levels
-        cache keyed by the catalog's high-water mark: any registration or removal anywhere
-        computes them afresh."""
+        """Each work's cohort level by evidence name (see `_cohort_entries`), read from its
+        stored row (`screener.matching.cohorts`): one row per candidate, whatever the size
+        of the registry. A row that is missing or stale (the work's references or the
+        setting changed since it was computed) is computed afresh and stored."""
         k = self.policy.matching.cohort_k
         if k < 1 or not work_ids:
             return {}
-        version = self.catalog.high_water()
-        floors = tuple(self.policy.matching.quality_floor(s) for s in self.signals.available)
-        out: dict[str, dict[str, float]] = {}
-        for work_id in dict.fromkeys(work_ids):
-            key = ("cohort", version, work_id, k, floors)
-            cached = self._cached_levels(key)
-            if cached is None:
-                cached = self._cohort_of(work_id, k)
-                self._keep_levels({key: cached})
-            out[work_id] = cached
+        ids = list(dict.fromkeys(work_ids))
+        setting = self._cohort_setting()
+        rows = self.cohorts.rows(ids)
+        refs = self.cohorts.references(ids)
+        if all(_current(rows.get(w), setting, refs.get(w)) for w in ids):
+            return {w: cohorts_mod.level(rows[w].entries, k) for w in ids}
+        with self._lock:  # not beside a sync that merges a new work into these rows
+            rows = self.cohorts.rows(ids)
+            refs = self.cohorts.references(ids)
+            fresh: list[cohorts_mod.Row] = []
+            for work_id in ids:
+                if not _current(rows.get(work_id), setting, refs.get(work_id)):
+                    entries, _ = self._cohort_entries(work_id, k)
+                    rows[work_id] = cohorts_mod.Row(
+                        work_id, setting, refs.get(work_id, frozenset()), entries
+                    )
+                    if work_id in refs:  # one removed since proposed is not stored
+                        fresh.append(rows[work_id])
+            if fresh:
+                self.cohorts.write(fresh)
+        return {w: cohorts_mod.level(rows[w].entries, k) for w in ids}
+
+    @property
+    def cohorts(self) -> cohorts_mod.CohortStore:
+        """The stored cohort levels (their tables made on first use)."""
+        store: cohorts_mod.CohortStore | None = getattr(self, "_cohort_store", None)
+        if store is None:
+            store = self._cohort_store = cohorts_mod.CohortStore(self.catalog)
+        return store
+
+    def _cohort_setting(self) -> str:
+        """What a stored cohort row was computed under, beyond its work's references: k,
+        the neighbours searched, each signal's spec and quality floor."""
+        matching = self.policy.matching
+        parts = [f"k={matching.cohort_k}", f"n={matching.neighbours}"] + [
+            f"{s}:{f.spec_id}:{matching.quality_floor(s)}"
+            for s, f in sorted(self.signals.available.items())
+        ]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+    def _lower_closer_names(self) -> set[str]:
+        return {
+            name
+            for s in self.signals.available
+            if lower_is_closer(s)
+            for name in (descriptor(s).evidence, descriptor(s).region_evidence)
+        }
+
+    def sync_cohorts(self) -> int:
+        """Bring the stored cohort rows in step with the catalog's changes since their mark
+        (see `screener.matching.cohorts`); returns how many rows were written. A new work's
+        cost is bounded by its neighbours, not by the registry."""
+        k = self.policy.matching.cohort_k
+        with self._lock:
+            store = self.cohorts
+            mark, high = store.mark(), store.high_water()
+            if mark is None or k < 1:
+                # First use (rows are computed as checks need them), or none in use.
+                if mark != high:
+                    store.write([], mark=high)
+                return 0
+            if high == mark:
+                return 0
+            setting = self._cohort_setting()
+            added, removed = store.changes_since(mark)
+            grown = {owner[0] for owner in self.catalog.owners(added).values()}
+            recompute, drop = set(grown), set[str]()
+            if removed:
+                recompute, drop = self._cohorts_lost(setting, recompute)
+            refs = store.references(recompute)
+            fresh: dict[str, cohorts_mod.Row] = {}
+            found_by: dict[str, set[str]] = {}  # a neighbour -> the grown works that found it
+            for work_id in sorted(recompute):
+                if work_id not in refs:
+                    drop.add(work_id)
+                    continue
+                entries, others = self._cohort_entries(work_id, k)
+                fresh[work_id] = cohorts_mod.Row(work_id, setting, refs[work_id], entries)
+                if work_id in grown:
+                    for other in others:
+                        found_by.setdefault(other, set()).add(work_id)
+            stored = store.rows([w for w in found_by if w not in fresh])
+            lower = self._lower_closer_names()
+            for work_id, news in sorted(found_by.items()):
+                row = fresh.get(work_id) or stored.get(work_id)
+                if row is None or row.setting != setting:
+                    continue  # computed when a check needs it
+                entries = row.entries
+                for new, values in self._scored_against(work_id, sorted(news)).items():
+                    entries = cohorts_mod.merge(entries, new, values, k, lower)
+                fresh[work_id] = cohorts_mod.Row(work_id, setting, row.refs, entries)
+            store.write(list(fresh.values()), drop=drop, mark=high)
+            return len(fresh)
+
+    def _cohorts_lost(self, setting: str, grown: set[str]) -> tuple[set[str], set[str]]:
+        """After a removal: the works to compute afresh (``grown``, those that lost
+        references, and those whose rows name a removed work or one that lost references)
+        and the rows of removed works to drop."""
+        refs = self.cohorts.references()
+        rows = self.cohorts.rows()
+        gone = {w for w in rows if w not in refs}
+        shrunk = {w for w, r in rows.items() if w in refs and not r.refs <= refs[w]}
+        lost = gone | shrunk
+        named = {
+            w
+            for w, r in rows.items()
+            if w not in gone and r.setting == setting and r.names() & lost
+        }
+        return grown | shrunk | named, gone
+
+    def _cohort_query(
+        self, work_id: str
+    ) -> tuple[dict[str, list[RegionFingerprint]], dict[str, int]]:
+        """A work's stored fingerprints as a query (whole and regions, as composited over
+        white, those past the quality floor), and how many of its own each index holds."""
+        by_signal: dict[str, list[RegionFingerprint]] = {}
+        own: dict[str, int] = {}
+        for signal, fingerprinter in self.signals.available.items():
+            binary = fingerprinter.kind == "binary"
+            floor = self.policy.matching.quality_floor(signal)
+            stored = self.catalog.fingerprints_of_works([work_id], signal, fingerprinter.spec_id)
+            own[signal] = len(stored)
+            by_signal[signal] = [
+                from_stored(signal, ref.region, ref.vector, ref.quality, binary)
+                for ref in stored
+                if (floor is None or (ref.quality or 0.0) >= floor)
+                # As a query, the work is one picture: its renderings over other
+                # backgrounds (transparent works) are reference-side only, and two of them
+                # (two icons over black) would look alike as no query and work do.
+                and not is_background_variant(ref.region)
+            ]
+        return {signal: fps for signal, fps in by_signal.items() if fps}, own
+
+    def _scored_against(self, work_id: str, others: Sequence[str]) -> dict[str, dict[str, float]]:
+        """``work_id``'s stored fingerprints, as a query, scored exactly against each of
+        ``others``: by other work, its value per evidence name."""
+        by_signal, _ = self._cohort_query(work_id)
+        out: dict[str, dict[str, float]] = {other: {} for other in others if other != work_id}
+        for signal, fps in by_signal.items():
+            fingerprinter = self.signals.available[signal]
+            stored = self.catalog.fingerprints_of_works(out, signal, fingerprinter.spec_id)
+            exact = score_exact(
+                signal,
+                fingerprinter.kind == "binary",
+                fps,
+                stored,
+                self.policy.matching.quality_floor(signal),
+            )
+            for name, by_work in exact.items():
+                for other, best in by_work.items():
+                    out[other][name] = best.value
         return out
+
+    def _cohort_entries(self, work_id: str, k: int) -> tuple[cohorts_mod.Entries, list[str]]:
+        """The ``k`` closest *other* registered works per evidence name, with their values,
+        and every other work found: the work's stored fingerprints (`_cohort_query`) are
+        screened as a query would be, through the indexes and then exactly, against every
+        work but itself. A work in a dense part of the registry (one icon theme, one
+        game's portraits) gets a high level; evidence no other work gives, or that fewer
+        than ``k`` give, sets none."""
+        self.cohort_computed += 1
+        by_signal, own = self._cohort_query(work_id)
+        # Each fingerprint's nearest neighbours, past the work's own (which are nearest).
+        found_ids: set[int] = set()
+        with self._lock:
+            for signal, fps in by_signal.items():
+                binary = self.signals.available[signal].kind == "binary"
+                _, matrix = query_matrix(signal, fps, binary)
+                k_search = self.policy.matching.neighbours + own[signal]
+                found = self.indexes.search(signal, matrix, k=k_search, radius=None)
+                found_ids.update(int(i) for ids in found.ids for i in ids)
+        owners = self.catalog.owners(found_ids)
+        others = sorted({owner[0] for owner in owners.values()} - {work_id})
+        if not others:
+            return {}, []
+        entries: cohorts_mod.Entries = {}
+        for signal, fps in by_signal.items():
+            fingerprinter = self.signals.available[signal]
+            stored = self.catalog.fingerprints_of_works(others, signal, fingerprinter.spec_id)
+            exact = score_exact(
+                signal,
+                fingerprinter.kind == "binary",
+                fps,
+                stored,
+                self.policy.matching.quality_floor(signal),
+            )
+            for name, by_work in exact.items():
+                values = {w: b.value for w, b in by_work.items()}
+                entries[name] = cohorts_mod.top_k(values, k, lower_is_closer(signal))
+        return entries, others
+
+    def _cohort_of(self, work_id: str, k: int) -> dict[str, float]:
+        """A work's cohort levels computed afresh (see `_cohort_entries`)."""
+        return cohorts_mod.level(self._cohort_entries(work_id, k)[0], k)
 
     def _cached_levels(self, key: tuple[Any, ...]) -> dict[str, float] | None:
         """A work's generic or cohort levels from the cache (most recently used last)."""
@@ -118,61 +308,6 @@ class Scoring(ScreenerBase):
             self._levels.update(fresh)
             while len(self._levels) > LEVELS_CACHE:
                 self._levels.popitem(last=False)
-
-    def _cohort_of(self, work_id: str, k: int) -> dict[str, float]:
-        """The value of each evidence that the ``k``-th closest *other* registered work
-        reaches against ``work_id``: the work's stored fingerprints (whole and regions, as
-        composited over white) are screened as a query would be, through the indexes and then
-        exactly, against every work but itself. A work in a dense part of the registry
-        (one icon theme, one game's portraits) gets a high level; evidence no other work
-        gives, or that fewer than ``k`` give, sets none."""
-        by_signal: dict[str, list[RegionFingerprint]] = {}
-        own: dict[str, int] = {}  # the work's own fingerprints in each index
-        floors = {s: self.policy.matching.quality_floor(s) for s in self.signals.available}
-        for signal, fingerprinter in self.signals.available.items():
-            binary = fingerprinter.kind == "binary"
-            floor = floors[signal]
-            stored = self.catalog.fingerprints_of_works([work_id], signal, fingerprinter.spec_id)
-            own[signal] = len(stored)
-            by_signal[signal] = [
-                from_stored(signal, ref.region, ref.vector, ref.quality, binary)
-                for ref in stored
-                if (floor is None or (ref.quality or 0.0) >= floor)
-                # As a query, the work is one picture: its renderings over other
-                # backgrounds (transparent works) are reference-side only, and two of them
-                # (two icons over black) would look alike as no query and work do.
-                and not is_background_variant(ref.region)
-            ]
-        by_signal = {signal: fps for signal, fps in by_signal.items() if fps}
-        # Each fingerprint's nearest neighbours, past the work's own (which are nearest).
-        found_ids: set[int] = set()
-        with self._lock:
-            for signal, fps in by_signal.items():
-                binary = self.signals.available[signal].kind == "binary"
-                _, matrix = query_matrix(signal, fps, binary)
-                k_search = self.policy.matching.neighbours + own[signal]
-                found = self.indexes.search(signal, matrix, k=k_search, radius=None)
-                found_ids.update(int(i) for ids in found.ids for i in ids)
-        owners = self.catalog.owners(found_ids)
-        others = sorted({owner[0] for owner in owners.values()} - {work_id})
-        if not others:
-            return {}
-        levels: dict[str, float] = {}
-        for signal, fps in by_signal.items():
-            fingerprinter = self.signals.available[signal]
-            stored = self.catalog.fingerprints_of_works(others, signal, fingerprinter.spec_id)
-            exact = score_exact(
-                signal,
-                fingerprinter.kind == "binary",
-                fps,
-                stored,
-                floors[signal],
-            )
-            for name, by_work in exact.items():
-                if len(by_work) >= k:
-                    reached = sorted(b.value for b in by_work.values())
-                    levels[name] = reached[k - 1] if lower_is_closer(signal) else reached[-k]
-        return levels
 
     def _generic_levels(
         self, signal: str, stored: Sequence[StoredFingerprint], floor: float | None
@@ -347,3 +482,8 @@ class Scoring(ScreenerBase):
             outside_territory=tuple(outside[:limit]),
             log_odds=top.log_odds if top else best_odds,
         )
+
+
+def _current(row: cohorts_mod.Row | None, setting: str, refs: frozenset[int] | None) -> bool:
+    """Whether a stored cohort row still holds for its work."""
+    return row is not None and row.setting == setting and row.refs == (refs or frozenset())

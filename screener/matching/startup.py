@@ -99,6 +99,7 @@ class ScreenerBase:
             self.characters.sync()
         self.prompts = PromptScreen(self.catalog)  # loaded on the first prompt
         self.registry = Registry(self)
+        self.sync_cohorts()  # what a crash left behind (`screener.matching.cohorts`)
 
     @property
     def policy(self) -> Policy:
@@ -207,4 +208,10 @@ class ScreenerBase:
                 models.sync()
             if self.local is not None:
                 self.local.votes.sync(self.catalog, added_only=added_only)
+            if getattr(self, "registry", None) is not None:  # None while __init__ runs
+                self.sync_cohorts()
         return replayed
+
+    def sync_cohorts(self) -> int:
+        """Bring the stored cohort levels in step with the catalog (the scoring stage's)."""
+        return 0
