@@ -5,7 +5,7 @@ similarity, and the fused, decided matches and verdict."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -237,9 +237,19 @@ class Scoring(ScreenerBase):
         ``others``: by other work, its value per evidence name."""
         by_signal, _ = self._cohort_query(work_id)
         out: dict[str, dict[str, float]] = {other: {} for other in others if other != work_id}
+        for _, name, values in self._exact_values(by_signal, list(out)):
+            for other, value in values.items():
+                out[other][name] = value
+        return out
+
+    def _exact_values(
+        self, by_signal: dict[str, list[RegionFingerprint]], others: Sequence[str]
+    ) -> Iterator[tuple[str, str, dict[str, float]]]:
+        """Fingerprints (a work's, as a query) scored exactly against the stored ones of
+        ``others``: per signal and evidence name, each other work's value."""
         for signal, fps in by_signal.items():
             fingerprinter = self.signals.available[signal]
-            stored = self.catalog.fingerprints_of_works(out, signal, fingerprinter.spec_id)
+            stored = self.catalog.fingerprints_of_works(others, signal, fingerprinter.spec_id)
             exact = score_exact(
                 signal,
                 fingerprinter.kind == "binary",
@@ -248,9 +258,7 @@ class Scoring(ScreenerBase):
                 self.policy.matching.quality_floor(signal),
             )
             for name, by_work in exact.items():
-                for other, best in by_work.items():
-                    out[other][name] = best.value
-        return out
+                yield signal, name, {w: b.value for w, b in by_work.items()}
 
     def _cohort_entries(self, work_id: str, k: int) -> tuple[cohorts_mod.Entries, list[str]]:
         """The ``k`` closest *other* registered works per evidence name, with their values,
@@ -274,20 +282,10 @@ class Scoring(ScreenerBase):
         others = sorted({owner[0] for owner in owners.values()} - {work_id})
         if not others:
             return {}, []
-        entries: cohorts_mod.Entries = {}
-        for signal, fps in by_signal.items():
-            fingerprinter = self.signals.available[signal]
-            stored = self.catalog.fingerprints_of_works(others, signal, fingerprinter.spec_id)
-            exact = score_exact(
-                signal,
-                fingerprinter.kind == "binary",
-                fps,
-                stored,
-                self.policy.matching.quality_floor(signal),
-            )
-            for name, by_work in exact.items():
-                values = {w: b.value for w, b in by_work.items()}
-                entries[name] = cohorts_mod.top_k(values, k, lower_is_closer(signal))
+        entries: cohorts_mod.Entries = {
+            name: cohorts_mod.top_k(values, k, lower_is_closer(signal))
+            for signal, name, values in self._exact_values(by_signal, others)
+        }
         return entries, others
 
     def _cohort_of(self, work_id: str, k: int) -> dict[str, float]:
