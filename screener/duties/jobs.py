@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -252,7 +252,14 @@ class JobDuties(CheckDuties):
             if row is None or not self._may_read(key, row.owner):
                 raise NotFound(f"no job {quote(job_id)}")
             found = job(row)
-        return redact_job(key, found)
+        return self._job_for(key, found)
+
+    def _job_for(self, key: ApiKey, item: Job) -> Job:
+        """``item`` as ``key`` may see it, with the checks found by image it may open."""
+        found = redaction.found_in_measures(item.result or {})
+        own = redaction.rule_for(key).own_works_only
+        readable = self.readable_checks(key, sorted(found)) if own and found else set()
+        return redact_job(key, item, readable)
 
     @staticmethod
     def _may_read(key: ApiKey, owner: str | None) -> bool:
@@ -270,7 +277,7 @@ class JobDuties(CheckDuties):
                 .limit(1)
             ).first()
             found = job(row) if row is not None else None
-        return None if found is None else redact_job(key, found).to_dict()
+        return None if found is None else self._job_for(key, found).to_dict()
 
     # retention ------------------------------------------------------------------------------
 
@@ -320,15 +327,13 @@ class JobDuties(CheckDuties):
         return result
 
 
-def redact_job(key: ApiKey, item: Job) -> Job:
-    """A job as ``key`` may see it: the affected checks without the fields its role may
-    not see (a rights holder: the platform), as a notice's measures show them."""
-    rule = redaction.rule_for(key)
-    result = item.result
-    if not rule.hidden or not result or not isinstance(result.get("affected"), list):
+def redact_job(key: ApiKey, item: Job, readable: Collection[str] = ()) -> Job:
+    """A job as ``key`` may see it: its result as the notice's measures show them
+    (:func:`redaction.redact_measures`: no check found by image that ``key`` may not open,
+    ``readable`` being those it may, and the affected checks without the fields its role
+    may not see)."""
+    if not item.result:
         return item
-    affected = [
-        {k: v for k, v in a.items() if k not in rule.hidden} if isinstance(a, dict) else a
-        for a in result["affected"]
-    ]
-    return Job(**{**item.__dict__, "result": {**result, "affected": affected}})
+    return Job(
+        **{**item.__dict__, "result": redaction.redact_measures(key, dict(item.result), readable)}
+    )

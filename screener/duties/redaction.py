@@ -12,7 +12,7 @@ reader knows the payload shown is not the one hashed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -131,8 +131,7 @@ def found_by_image(item: Notice) -> set[str]:
     """The check ids a notice found by the images of outputs uploaded with it."""
     found: set[str] = set()
     for part in (*item.history, item.measures or {}):
-        for ids in (part.get("found_by_image") or {}).values():
-            found.update(ids)
+        found |= found_in_measures(part)
     return found
 
 
@@ -146,22 +145,35 @@ def redact_notice(key: ApiKey, item: Notice, readable: Collection[str] = ()) -> 
     if not rule.hidden:
         return item
     unseen = found_by_image(item) - set(readable) if rule.own_works_only else set()
-
-    def cut(part: dict[str, Any]) -> dict[str, Any]:
-        found = part.get("found_by_image")
-        if not unseen or not isinstance(found, dict):
-            return part
-        kept = {name: [c for c in ids if c not in unseen] for name, ids in found.items()}
-        return {**part, "found_by_image": kept}
-
     item = replace(
         item,
         check_ids=tuple(c for c in item.check_ids if c not in unseen),
-        history=tuple(cut(h) for h in item.history),
+        history=tuple(_cut_found(h, unseen) for h in item.history),
     )
     if item.measures is None:
         return item
-    measures = cut(dict(item.measures))
+    return replace(item, measures=redact_measures(key, dict(item.measures), readable))
+
+
+def found_in_measures(measures: Mapping[str, Any]) -> set[str]:
+    """The check ids a notice's measures (or its job's result) found by uploaded images."""
+    found: set[str] = set()
+    for ids in (measures.get("found_by_image") or {}).values():
+        found.update(ids)
+    return found
+
+
+def redact_measures(
+    key: ApiKey, measures: dict[str, Any], readable: Collection[str] = ()
+) -> dict[str, Any]:
+    """A notice's measures, or the result of the job that took them, as ``key`` may see
+    them (see :func:`redact_notice`): checks found by image that ``key`` may not open are
+    not named, and the affected checks lose the fields its role may not see."""
+    rule = rule_for(key)
+    if not rule.hidden:
+        return measures
+    unseen = found_in_measures(measures) - set(readable) if rule.own_works_only else set()
+    measures = _cut_found(measures, unseen)
     named = measures.get("named_checks")
     if unseen and isinstance(named, dict):
         measures["named_checks"] = {c: v for c, v in named.items() if c not in unseen}
@@ -171,4 +183,12 @@ def redact_notice(key: ApiKey, item: Notice, readable: Collection[str] = ()) -> 
             {k: v for k, v in a.items() if k not in rule.hidden} if isinstance(a, dict) else a
             for a in affected
         ]
-    return replace(item, measures=measures)
+    return measures
+
+
+def _cut_found(part: dict[str, Any], unseen: set[str]) -> dict[str, Any]:
+    found = part.get("found_by_image")
+    if not unseen or not isinstance(found, dict):
+        return dict(part)
+    kept = {name: [c for c in ids if c not in unseen] for name, ids in found.items()}
+    return {**part, "found_by_image": kept}

@@ -231,9 +231,18 @@ def test_a_holder_is_named_only_the_outputs_found_by_image_that_match_its_work(
 
     one = service.client.get(f"/v1/notices/{notice_id}", headers=service.h("holder"))
     listed = service.client.get("/v1/notices", headers=service.h("holder"))
-    assert one.status_code == listed.status_code == 200
-    for shown in (filed.text, one.text, listed.text):
+    job_id = one.json()["job"]["job_id"]
+    job = service.client.get(f"/v1/jobs/{job_id}", headers=service.h("holder"))
+    assert one.status_code == listed.status_code == job.status_code == 200
+    for shown in (filed.text, one.text, listed.text, job.text):
         assert hidden not in shown
+    # The job's result names what the notice's measures name, for the holder too.
+    assert job.json()["result"]["found_by_image"] == {
+        "ours.jpg": [copied["check_id"]],
+        "not-ours.jpg": [],
+    }
+    operator_job = service.client.get(f"/v1/jobs/{job_id}", headers=service.h("operator"))
+    assert hidden in operator_job.text
     body = one.json()
     assert body["measures"]["found_by_image"] == {
         "ours.jpg": [copied["check_id"]],
