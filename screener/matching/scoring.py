@@ -40,6 +40,12 @@ from screener.models import descriptor
 from screener.store.catalog import StoredFingerprint, Work
 
 NORM_SIGNAL = "sscd_norm_cosine"
+#: A new work's value is merged into the cohort rows of the works closest to it, at most
+#: this many per evidence name: a work far from the new one (as the new one sees it) does
+#: not have it among its closest, and merging into every work found would make a
+#: registration's cost grow with the registry (measured: 0.32 CPU s per work at 60 works,
+#: 0.99 at 1,000).
+COHORT_MERGE = 16
 LEVELS_CACHE = 65_536  # (signal, work) generic levels kept; a few hundred bytes each
 
 _SEVERITY = {Decision.ALLOW: 0, Decision.REVIEW: 1, Decision.BLOCK: 2}
@@ -262,7 +268,8 @@ class Scoring(ScreenerBase):
 
     def _cohort_entries(self, work_id: str, k: int) -> tuple[cohorts_mod.Entries, list[str]]:
         """The ``k`` closest *other* registered works per evidence name, with their values,
-        and every other work found: the work's stored fingerprints (`_cohort_query`) are
+        and the works nearest it (`COHORT_MERGE` per evidence name), whose rows its value
+        may enter: the work's stored fingerprints (`_cohort_query`) are
         screened as a query would be, through the indexes and then exactly, against every
         work but itself. A work in a dense part of the registry (one icon theme, one
         game's portraits) gets a high level; evidence no other work gives, or that fewer
@@ -282,11 +289,13 @@ class Scoring(ScreenerBase):
         others = sorted({owner[0] for owner in owners.values()} - {work_id})
         if not others:
             return {}, []
-        entries: cohorts_mod.Entries = {
-            name: cohorts_mod.top_k(values, k, lower_is_closer(signal))
-            for signal, name, values in self._exact_values(by_signal, others)
-        }
-        return entries, others
+        entries: cohorts_mod.Entries = {}
+        near: set[str] = set()
+        for signal, name, values in self._exact_values(by_signal, others):
+            lower = lower_is_closer(signal)
+            entries[name] = cohorts_mod.top_k(values, k, lower)
+            near.update(w for _, w in cohorts_mod.top_k(values, max(k, COHORT_MERGE), lower))
+        return entries, sorted(near)
 
     def _cohort_of(self, work_id: str, k: int) -> dict[str, float]:
         """A work's cohort levels computed afresh (see `_cohort_entries`)."""
