@@ -5,7 +5,7 @@ similarity, and the fused, decided matches and verdict."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,10 @@ NORM_SIGNAL = "sscd_norm_cosine"
 #: registration's cost grow with the registry (measured: 0.32 CPU s per work at 60 works,
 #: 0.99 at 1,000).
 COHORT_MERGE = 16
+#: The other works scored exactly for a work's cohort row: those nearest it in the indexes'
+#: neighbour lists, at most this many (every work found made a registration cost more as
+#: the registry grew: 0.65 CPU s per work between 200 and 400 works, half of it here).
+COHORT_SCORED = 48
 LEVELS_CACHE = 65_536  # (signal, work) generic levels kept; a few hundred bytes each
 
 _SEVERITY = {Decision.ALLOW: 0, Decision.REVIEW: 1, Decision.BLOCK: 2}
@@ -269,24 +273,24 @@ class Scoring(ScreenerBase):
     def _cohort_entries(self, work_id: str, k: int) -> tuple[cohorts_mod.Entries, list[str]]:
         """The ``k`` closest *other* registered works per evidence name, with their values,
         and the works nearest it (`COHORT_MERGE` per evidence name), whose rows its value
-        may enter: the work's stored fingerprints (`_cohort_query`) are
-        screened as a query would be, through the indexes and then exactly, against every
-        work but itself. A work in a dense part of the registry (one icon theme, one
+        may enter: the work's stored fingerprints (`_cohort_query`) are screened as a query
+        would be, through the indexes and then exactly, against the `COHORT_SCORED` other
+        works nearest it there. A work in a dense part of the registry (one icon theme, one
         game's portraits) gets a high level; evidence no other work gives, or that fewer
         than ``k`` give, sets none."""
         self.cohort_computed += 1
         by_signal, own = self._cohort_query(work_id)
         # Each fingerprint's nearest neighbours, past the work's own (which are nearest).
-        found_ids: set[int] = set()
+        lists: list[list[int]] = []  # each fingerprint's neighbours, nearest first
         with self._lock:
             for signal, fps in by_signal.items():
                 binary = self.signals.available[signal].kind == "binary"
                 _, matrix = query_matrix(signal, fps, binary)
                 k_search = self.policy.matching.neighbours + own[signal]
                 found = self.indexes.search(signal, matrix, k=k_search, radius=None)
-                found_ids.update(int(i) for ids in found.ids for i in ids)
-        owners = self.catalog.owners(found_ids)
-        others = sorted({owner[0] for owner in owners.values()} - {work_id})
+                lists += [[int(i) for i in ids if int(i) >= 0] for ids in found.ids]
+        owners = self.catalog.owners({i for ids in lists for i in ids})
+        others = _nearest_works(lists, owners, work_id, COHORT_SCORED)
         if not others:
             return {}, []
         entries: cohorts_mod.Entries = {}
@@ -494,3 +498,23 @@ class Scoring(ScreenerBase):
 def _current(row: cohorts_mod.Row | None, setting: str, refs: frozenset[int] | None) -> bool:
     """Whether a stored cohort row still holds for its work."""
     return row is not None and row.setting == setting and row.refs == (refs or frozenset())
+
+
+def _nearest_works(
+    lists: Sequence[Sequence[int]],
+    owners: Mapping[int, tuple[str, int, str]],
+    work_id: str,
+    most: int,
+) -> list[str]:
+    """Up to ``most`` works other than ``work_id`` from neighbour lists (nearest first),
+    taken rank by rank across the lists, so that every fingerprint's nearest count first."""
+    picked: dict[str, None] = {}
+    for rank in range(max((len(ids) for ids in lists), default=0)):
+        for ids in lists:
+            if rank < len(ids) and ids[rank] in owners:
+                owner = owners[ids[rank]][0]
+                if owner != work_id:
+                    picked.setdefault(owner, None)
+                    if len(picked) >= most:
+                        return sorted(picked)
+    return sorted(picked)

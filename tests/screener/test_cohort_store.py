@@ -144,3 +144,17 @@ def test_a_stale_row_is_computed_afresh_when_a_check_needs_it(tmp_path: Path) ->
         sc._cohort_levels(["hero", "twin", "scene"])
         assert sc.cohort_computed == computed + 4
         _assert_stored_levels_are_fresh(sc, 2)
+
+
+def test_the_works_scored_for_a_cohort_row_are_the_nearest_rank_by_rank() -> None:
+    """A registration scores a bounded number of other works, the nearest in every
+    fingerprint's neighbour list first; the work itself and unknown ids never count."""
+    from screener.matching.scoring import _nearest_works
+
+    owners = {i: (f"w{i // 10}", i, "whole") for i in range(100)}
+    # Two fingerprints' lists, nearest first: the work's own (w0) leads both.
+    lists = [[1, 35, 47, 99, 12], [2, 61, 73, 88, 999]]
+    assert _nearest_works(lists, owners, "w0", 2) == ["w3", "w6"]
+    assert _nearest_works(lists, owners, "w0", 3) == ["w3", "w4", "w6"]
+    assert _nearest_works(lists, owners, "w0", 100) == ["w1", "w3", "w4", "w6", "w7", "w8", "w9"]
+    assert _nearest_works([], owners, "w0", 5) == []
