@@ -62,6 +62,19 @@ class Record:
     decision: str
     seconds: float
     candidates: tuple[tuple[str, dict[str, float | None]], ...] = ()
+    # The same case's log-odds (`fusion.log_odds`), which keep ranking where ``fused``
+    # stops at its cap; None in records saved before it was kept (`rank` falls back).
+    log_odds: float | None = None
+
+
+def rank(record: Record) -> float:
+    """The score that orders cases for a false-positive operating point: the log-odds, or
+    the logit of the fused probability where a record has none (the same order below the
+    cap)."""
+    if record.log_odds is not None:
+        return record.log_odds
+    p = min(max(record.fused, 1e-12), 1.0 - 1e-12)
+    return math.log(p / (1.0 - p))
 
 
 def evaluate(
@@ -100,12 +113,14 @@ def check(screener: Screener, query: Query) -> Record:
         key=lambda m: (_SEVERITY.index(Decision(m.decision)), m.fused_score),
         default=None,
     )
+    odds: float | None
     if query.work_id is not None:
         own = next(m for m in candidates if m.work_id == query.work_id)
-        values, fused = dict(own.signals), own.fused_score
+        values, fused, odds = dict(own.signals), own.fused_score, own.log_odds
     else:
         values = _best_values(candidates)
         fused = top.fused_score if top else 0.0
+        odds = max((m.log_odds for m in candidates), default=None)
     return Record(
         query.id,
         query.category,
@@ -117,6 +132,7 @@ def check(screener: Screener, query: Query) -> Record:
         analysis.verdict.decision,
         analysis.verdict.timings_ms["total"] / 1000.0,
         tuple((m.work_id, dict(m.signals)) for m in candidates),
+        odds,
     )
 
 
@@ -127,6 +143,7 @@ def rescore(records: Sequence[Record], policy: Policy) -> list[Record]:
     out = []
     for record in records:
         fused = {work: fusion.fuse(values, policy) for work, values in record.candidates}
+        odds = {work: fusion.log_odds(values, policy) for work, values in record.candidates}
         decided = {
             work: fusion.decision(fused[work], values, policy, policy.bands_for(work))
             for work, values in record.candidates
@@ -134,11 +151,15 @@ def rescore(records: Sequence[Record], policy: Policy) -> list[Record]:
         top = max(fused, key=lambda w: (_SEVERITY.index(decided[w]), fused[w]), default=None)
         if record.truth is not None:
             score = fused.get(record.truth, 0.0)
+            ranked = odds.get(record.truth)
             decision = decided.get(record.truth, Decision.ALLOW)
         else:
             score = max(fused.values(), default=0.0)
+            ranked = max(odds.values(), default=None)
             decision = decided[top] if top is not None else Decision.ALLOW
-        out.append(replace(record, fused=score, top_work=top, decision=decision.value))
+        out.append(
+            replace(record, fused=score, top_work=top, decision=decision.value, log_odds=ranked)
+        )
     return out
 
 
@@ -166,7 +187,7 @@ def _best_values(candidates: Sequence[Any]) -> dict[str, float | None]:
 def oriented(records: Sequence[Record], name: str) -> npt.NDArray[np.float64]:
     """Scores where higher means closer; a missing value is the lowest possible."""
     if name == FUSED:
-        return np.array([r.fused for r in records], dtype=np.float64)
+        return np.array([rank(r) for r in records], dtype=np.float64)
     out = np.full(len(records), -np.inf)
     for i, record in enumerate(records):
         value = record.values.get(name)
@@ -299,11 +320,11 @@ def judge(records: Sequence[Record], policy: Policy, fpr: float) -> tuple[float,
     """(worst category's recall, overall recall) at ``fpr``: a policy is as good as the
     kind of copy it misses most, then as its recall over all of them."""
     scored = rescore(records, policy)
-    threshold = threshold_at(np.array([r.fused for r in scored if r.truth is None]), fpr)
+    threshold = threshold_at(np.array([rank(r) for r in scored if r.truth is None]), fpr)
     hits: dict[str, list[bool]] = {}
     for r in scored:
         if r.truth is not None:
-            hits.setdefault(r.category, []).append(r.top_work == r.truth and r.fused >= threshold)
+            hits.setdefault(r.category, []).append(r.top_work == r.truth and rank(r) >= threshold)
     if not hits:
         return 0.0, 0.0
     every = [h for found in hits.values() for h in found]
@@ -313,8 +334,8 @@ def judge(records: Sequence[Record], policy: Policy, fpr: float) -> tuple[float,
 def recall_at(records: Sequence[Record], policy: Policy, fpr: float) -> float:
     """Share of copies whose fused score clears the ``fpr`` threshold of the non-copies."""
     scored = rescore(records, policy)
-    pos = np.array([r.fused for r in scored if r.truth is not None and r.top_work == r.truth])
-    neg = np.array([r.fused for r in scored if r.truth is None])
+    pos = np.array([rank(r) for r in scored if r.truth is not None and r.top_work == r.truth])
+    neg = np.array([rank(r) for r in scored if r.truth is None])
     copies = sum(r.truth is not None for r in scored)
     return float((pos >= threshold_at(neg, fpr)).sum() / copies) if copies else 0.0
 
@@ -336,11 +357,27 @@ def _with_bands(
 ) -> Policy:
     image = {n: c for n, c in signals.items() if n not in PROMPT_EVIDENCE}
     draft = replace(template, bias=bias, signals={**image, **prompt_part(template)})
-    fused = np.array([r.fused for r in rescore([r for r in records if r.truth is None], draft)])
+    unrelated = rescore([r for r in records if r.truth is None], draft)
+    fused = np.array([r.fused for r in unrelated])
     block = band(strictly_below(fused, target_fpr))
+    rule = draft.block_evidence
+    if rule is not None and rule.min_log_odds is not None:
+        # The floor is in the units of these weights: fitted the same way as the band.
+        # Where unrelated images (same-brand look-alikes) reach the probability's cap, no
+        # band lies between them and the copies, and the floor alone sets the rate: the
+        # block band then starts at the cap.
+        floor = strictly_below(np.array([rank(r) for r in unrelated]), target_fpr)
+        if math.isfinite(floor):
+            rule = replace(rule, min_log_odds=math.ceil(floor * 1000) / 1000)
+            block = min(block, fusion.TOP_SCORE)
     review = min(band(strictly_below(fused, review_fpr)), block)
     prompt = prompt_part(template, bias=bias, review=review)
-    body = replace(draft, signals={**image, **prompt}, bands=Bands(review=review, block=block))
+    body = replace(
+        draft,
+        signals={**image, **prompt},
+        bands=Bands(review=review, block=block),
+        block_evidence=rule,
+    )
     digest = hashlib.sha256(policy_mod.dumps(body).encode()).hexdigest()[:8]
     version = f"fit-{dt.date.today().isoformat()}-{digest}"
     return policy_mod.parse({**body.to_dict(), "version": version}, "the fitted policy")

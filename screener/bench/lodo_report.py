@@ -36,12 +36,14 @@ def split_by_domain(
 
 def strict_recall(records: Sequence[accuracy.Record], fpr: float) -> dict[str, Any]:
     """Recall with the right work named at the measured ``fpr``, overall and per category."""
-    negatives = np.array([r.fused for r in records if r.truth is None], dtype=np.float64)
+    negatives = np.array([accuracy.rank(r) for r in records if r.truth is None], dtype=np.float64)
     threshold = accuracy.threshold_at(negatives, fpr)
     hits: dict[str, list[bool]] = {}
     for r in records:
         if r.truth is not None:
-            hits.setdefault(r.category, []).append(r.top_work == r.truth and r.fused >= threshold)
+            hits.setdefault(r.category, []).append(
+                r.top_work == r.truth and accuracy.rank(r) >= threshold
+            )
     every = [h for found in hits.values() for h in found]
     return {
         "threshold": threshold if np.isfinite(threshold) else None,
@@ -94,8 +96,8 @@ def _signals(records: Sequence[accuracy.Record]) -> list[str]:
 def held_out_block(
     records: Sequence[accuracy.Record], scored: Sequence[accuracy.Record], target_fpr: float
 ) -> dict[str, Any]:
-    """Every number for one held-out set: ``scored`` by its policy, ``records`` as screened
-    (the current default policy's own decisions)."""
+    """Every number for one held-out set: ``scored`` by its policy, ``records`` by the
+    current default policy (the service's own decisions, rescored with today's policy)."""
     names = [*_signals(records), accuracy.FUSED]
     measured = accuracy.metrics(scored, names)
     for entry in measured["scores"].values():
@@ -136,9 +138,9 @@ def report(
         held[domain] = {
             "fitted_on": sorted({domain_of(r.group) for r in rest}),
             "policy": policy.version,
-            **held_out_block(mine, scored, target_fpr),
+            **held_out_block(accuracy.rescore(mine, template), scored, target_fpr),
         }
-    held[ALL] = held_out_block(list(report_records), pooled, target_fpr)
+    held[ALL] = held_out_block(accuracy.rescore(report_records, template), pooled, target_fpr)
     held[EACH] = {
         "recall_right_work": {
             str(f): each_at_own_threshold([held[d]["recall_right_work"][str(f)] for d in domains])

@@ -135,11 +135,14 @@ def fuse(values: Mapping[str, float | None], policy: Policy) -> float:
 
 
 def block_supported(values: Mapping[str, float | None], policy: Policy) -> bool:
-    """Whether the case carries evidence a block may rest on (`policy.BlockEvidence`):
-    always, where the policy names none."""
+    """Whether the case carries evidence a block may rest on (`policy.BlockEvidence`): a
+    global signal at full evidence and, where the policy sets a floor, that much evidence in
+    all (`log_odds`); always, where the policy names no rule."""
     rule = policy.block_evidence
     if rule is None:
         return True
+    if rule.min_log_odds is not None and log_odds(values, policy) < rule.min_log_odds:
+        return False
     return any(
         evidence_of(values, name, policy.signals[name]) >= rule.min_evidence
         for name in rule.signals

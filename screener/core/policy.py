@@ -171,10 +171,16 @@ class BlockEvidence:
     """What a block must rest on: at least one of ``signals`` at ``min_evidence`` or more
     (evidence in [0, 1] as the fusion computes it, levels applied). A case that reaches the
     block band without it is reviewed instead: many verified keypoints on a shared drawing
-    style are what a same-family look-alike reaches, not proof of a copy."""
+    style are what a same-family look-alike reaches, not proof of a copy.
+
+    ``min_log_odds`` (None: no floor) also asks for that much evidence in all, counted past
+    full (`fusion.log_odds`): a same-family look-alike can bring one or two signals to full
+    evidence (a badge of the same brand with other initials), a copy brings most of them
+    well past it. Below the floor a case in the block band is reviewed."""
 
     signals: tuple[str, ...] = ()
     min_evidence: float = 1.0
+    min_log_odds: float | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.signals) - set(image_evidence()))
@@ -182,6 +188,8 @@ class BlockEvidence:
             raise ValueError(f"block_evidence.signals must be image signals; unknown: {unknown}")
         if not (math.isfinite(self.min_evidence) and 0.0 < self.min_evidence <= 1.0):
             raise ValueError("block_evidence.min_evidence must be in (0, 1]")
+        if self.min_log_odds is not None and not math.isfinite(self.min_log_odds):
+            raise ValueError("block_evidence.min_log_odds must be a finite number or null")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from screener.bench import accuracy, accuracy_run, suite, thresholds
+from screener.bench import accuracy, accuracy_run, lodo_report, suite, thresholds
 from screener.bench.cli import app as bench_app
 from screener.bench.transforms import TRANSFORMS
 from screener.core import fusion, samples
@@ -133,7 +133,18 @@ def test_the_alone_blocks_fit_lets_one_signal_at_full_evidence_block() -> None:
         assert policy_mod.decide(fusion.fuse(full, alone), alone.bands).value == "block"
     negatives = accuracy.rescore([r for r in records if r.truth is None], alone)
     assert np.mean([r.decision == "block" for r in negatives]) <= 0.001
-    assert accuracy.recall_at(records, plain, 0.001) < 0.5
+
+    # Ranked by log-odds (evidence past full counted) both order the copies first; what
+    # differs is what the bands block: under the plain fusion one signal never suffices.
+    # (Without the shipped rule that keypoints alone never block: half the copies here
+    # are seen by keypoints only.)
+    def blocked(policy: policy_mod.Policy) -> float:
+        unruled = replace(policy, block_evidence=None)
+        copies = accuracy.rescore([r for r in records if r.truth], unruled)
+        return float(np.mean([r.decision == "block" for r in copies]))
+
+    assert blocked(plain) < 0.5
+    assert blocked(alone) >= 0.9
     assert accuracy.recall_at(records, alone, 0.001) >= 0.9
     grouped = accuracy.fit_ramps(records, template, 0.001, 0.01, groups=policy_mod.families())
     assert grouped.groups == policy_mod.families()
@@ -377,3 +388,43 @@ def test_a_suite_folder_is_named_with_works_dir_beside_the_works_count(
         ["accuracy", "--works-dir", str(built_dir / "works"), "--images", str(image_folder)],
     )
     assert both.exit_code == 2 and "give either --images" in " ".join(both.output.split())
+
+
+def test_where_look_alikes_reach_the_cap_the_fit_blocks_on_a_log_odds_floor() -> None:
+    rng = np.random.default_rng(3)
+
+    # Same-brand look-alikes: SSCD and pHash at full evidence, nothing else close; the
+    # fused probability of every one of them is at its cap.
+    def lookalike(i: int) -> accuracy.Record:
+        values: dict[str, float | None] = {
+            "sscd_cosine": float(rng.uniform(0.85, 0.94)),
+            "sscd_region_cosine": float(rng.uniform(0.8, 0.88)),
+            "phash_hamming": float(rng.integers(4, 7)),
+        }
+        return _record(None, 0.0, f"l{i}", values, "clean")
+
+    def copy(i: int) -> accuracy.Record:
+        values: dict[str, float | None] = {
+            "sscd_cosine": float(rng.uniform(0.95, 1.0)),
+            "sscd_region_cosine": float(rng.uniform(0.9, 1.0)),
+            "phash_hamming": float(rng.integers(0, 3)),
+            "pdq_hamming": float(rng.integers(0, 20)),
+            "local_inliers": float(rng.integers(40, 200)),
+        }
+        return _record("w", 0.0, f"c{i}", values, "clean")
+
+    records = [copy(i) for i in range(100)] + [lookalike(i) for i in range(1000)]
+    template = policy_mod.load()
+    assert all(fusion.fuse(r.values, template) >= fusion.TOP_SCORE for r in records)
+    fitted = accuracy.fit_bands(records, template, 0.001, 0.01)
+    assert fitted.bands.block <= fusion.TOP_SCORE  # a band that a copy can reach
+    assert fitted.block_evidence is not None and fitted.block_evidence.min_log_odds is not None
+    scored = accuracy.rescore(records, fitted)
+    assert np.mean([r.decision == "block" for r in scored if r.truth is None]) <= 0.001
+    assert np.mean([r.decision == "block" for r in scored if r.truth]) > 0.9
+    # Ranked by the log-odds, the copies clear every look-alike; by the capped
+    # probability none does.
+    assert accuracy.recall_at(records, fitted, 0.001) > 0.9
+    assert lodo_report.strict_recall(scored, 0.001)["recall"] > 0.9
+    capped = [replace(r, log_odds=None) for r in scored]
+    assert lodo_report.strict_recall(capped, 0.001)["recall"] == 0.0
