@@ -67,15 +67,19 @@ def test_missing_semantic_tower_is_recorded_not_raised(
         structure="auto",
         seed=1,
         out=tmp_path,
-        settings=("semantic_on",),
+        settings=("semantic_on", "regions_on"),
     )
     entry = report["checks"]["semantic_on"]
     assert str(missing) in entry["unavailable"]
     assert entry["settings"] == throughput.semantic_settings()
-    assert list(report["checks"]) == ["semantic_on"] == report["config"]["settings"]
+    # timed in the order of SETTINGS, whatever the order asked for
+    assert list(report["checks"]) == ["regions_on", "semantic_on"]
+    assert report["config"]["settings"] == ["semantic_on", "regions_on"]
+    assert report["checks"]["regions_on"]["p50_ms"] > 0
     assert "fast_over_default" not in report
-    # without the default check in the run no cost target can be measured
-    assert list(report["targets"]) == ["batched_fingerprinting_at_least_1.5x"]
+    added = report["targets"]["semantic_added_p50_ms_at_most_30"]
+    assert added == {"measured": None, "pass": False, "unavailable": entry["unavailable"]}
+    assert "regions_cost_ratio" not in report["targets"]  # regions_off was not timed
     assert (tmp_path / "throughput.json").exists()
 
 
