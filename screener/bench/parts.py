@@ -33,6 +33,7 @@ import numpy as np
 from screener.bench import characters_suite as csuite
 from screener.core.decode import decode
 from screener.matching.registry import over_black
+from screener.matching.verification import summed_inliers
 from screener.models.keypoints import (
     LocalFeatures,
     PartParams,
@@ -91,9 +92,7 @@ def evaluate(
                 middle = time.perf_counter()
                 for name, variant in variants.items():
                     _, parts = verify_parts(query, ref, params, variant)
-                    summed[name][work_id] = max(
-                        summed[name][work_id], sum(p.inliers for p in parts)
-                    )
+                    summed[name][work_id] = max(summed[name][work_id], summed_inliers(parts))
                     if name == "default":
                         spent += (time.perf_counter() - middle) - (middle - start)
                 local[work_id] = max(local[work_id], whole.inliers)

@@ -83,6 +83,11 @@ class PartMatch:
         }
 
 
+def summed_inliers(parts: Iterable[Part | PartMatch]) -> int:
+    """The ``part_inliers`` evidence of a set of rigid parts: their inliers, summed."""
+    return sum(p.inliers for p in parts)
+
+
 @dataclass(frozen=True)
 class LocalMatch:
     """A work's best verified reference, in the query's own pixels (the decoded
@@ -105,8 +110,8 @@ class LocalMatch:
 
     @property
     def part_inliers(self) -> int:
-        """The ``part_inliers`` evidence: the inliers of every part, summed."""
-        return sum(p.inliers for p in self.parts)
+        """The ``part_inliers`` evidence of the parts kept."""
+        return summed_inliers(self.parts)
 
     def evidence(self) -> dict[str, object]:
         """The plain-data evidence a verdict carries."""
@@ -222,8 +227,8 @@ class LocalVerifier:
         most_parts: dict[str, tuple[int, tuple[PartMatch, ...]]] = {}
         for ref, features in stored:
             result, parts = verify_parts(query, features, self.params, self.part_params)
-            if parts and sum(p.inliers for p in parts) > sum(
-                p.inliers for p in most_parts.get(ref.work_id, (0, ()))[1]
+            if parts and summed_inliers(parts) > summed_inliers(
+                most_parts.get(ref.work_id, (0, ()))[1]
             ):
                 most_parts[ref.work_id] = (
                     ref.reference_id,

@@ -44,6 +44,17 @@ def test_throughput_reports_rates_shares_and_targets(tmp_path: Path) -> None:
     )
     assert fast["p50_speedup"] > 0 and fast["fingerprint_p50_speedup"] > 0
     assert fast["cpu_p50_speedup"] > 0 and saved["checks"]["fast"]["cpu_p50_ms"] > 0
+    semantic = saved["checks"]["semantic_on"]
+    added = report["targets"]["semantic_added_p50_ms_at_most_30"]
+    if "unavailable" in semantic:  # the semantic tower cannot be made here
+        assert added["measured"] is None and added["pass"] is False
+    else:
+        assert semantic["settings"]["signals"][-1] == "semantic"
+        assert added["measured"] == round(
+            semantic["p50_ms"] - saved["checks"]["regions_on"]["p50_ms"], 2
+        )
+        assert added["pass"] == (added["measured"] <= 30.0)
+        assert set(added["stage_p50_added_ms"]) == set(throughput.STAGES)
     with Image.open(tmp_path / "throughput.png") as plot:
         assert plot.width > 400
 
