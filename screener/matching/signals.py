@@ -39,7 +39,12 @@ def _options(name: str, settings: Settings) -> dict[str, object]:
     options = settings.signal_options(name)
     if models.descriptor(name).thread_plan:
         threads = plan(settings)
-        options |= {"threads": threads.model, "spinning": threads.model_spinning}
+        # A signal's own thread setting (SCREENER_SEMANTIC_THREADS) wins over the plan's.
+        own = options.get("threads")
+        options |= {
+            "threads": own if isinstance(own, int) and own > 0 else threads.model,
+            "spinning": threads.model_spinning,
+        }
     return options
 
 

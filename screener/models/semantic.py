@@ -158,7 +158,9 @@ class Semantic:
     name = "semantic"
     kind: Kind = "dense"
 
-    def __init__(self, tower: Tower, *, label: str, threads: int = 0) -> None:
+    def __init__(
+        self, tower: Tower, *, label: str, threads: int = 0, spinning: bool = True
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -171,6 +173,8 @@ class Semantic:
         if threads > 0:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        if not spinning:  # idle threads that spin take the core SIFT runs on
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session: Any = ort.InferenceSession(
                 str(tower.path), options, providers=["CPUExecutionProvider"]
@@ -236,6 +240,9 @@ SEMANTIC_SIGNAL = SignalDescriptor(
     display="semantic",
     default_on=False,  # SCREENER_SIGNALS=phash,pdq,sscd,semantic turns it on
     table=False,
+    # Its ONNX Runtime pool follows the check's thread plan (no spinning under "cores"),
+    # like SSCD's; an explicit SCREENER_SEMANTIC_THREADS still wins.
+    thread_plan=True,
     options={
         "onnx": "semantic_onnx",
         "size": "semantic_size",
@@ -261,9 +268,10 @@ def _semantic(
     output: str | None = None,
     cache_dir: Path | None = None,
     threads: int = 0,
+    spinning: bool = True,
 ) -> Semantic:
     if onnx is not None:
         tower = Tower(Path(onnx), size, tuple(mean), tuple(std), output)  # type: ignore[arg-type]
-        return Semantic(tower, label=Path(onnx).stem, threads=threads)
+        return Semantic(tower, label=Path(onnx).stem, threads=threads, spinning=spinning)
     path = export_shipped(cache_dir or default_cache_dir())
-    return Semantic(Tower(path), label=SHIPPED, threads=threads)
+    return Semantic(Tower(path), label=SHIPPED, threads=threads, spinning=spinning)

@@ -10,6 +10,7 @@ import pytest
 
 from screener import Settings, models
 from screener.core import samples
+from screener.matching import signals as signals_mod
 from screener.matching.signals import SignalSet
 from screener.matching.threads import ThreadPlan, cores, plan
 from screener.models.sscd import SSCD
@@ -88,3 +89,19 @@ def test_settings_take_the_thread_plan_from_the_environment(
     monkeypatch.setenv("SCREENER_THREAD_POLICY", "everything")
     with pytest.raises(ValueError, match="thread_policy"):
         Settings()
+
+
+def test_the_semantic_pool_follows_the_thread_plan() -> None:
+    """The semantic signal's ONNX Runtime pool is planned like SSCD's: every core without
+    spinning under "cores" (its spinning threads took the SIFT core, benchmarks/results/
+    throughput-semantic); its own thread setting still wins."""
+    cores_plan = signals_mod._options("semantic", Settings(thread_policy="cores", threads=2))
+    assert cores_plan["threads"] == 2 and cores_plan["spinning"] is False
+    own = signals_mod._options(
+        "semantic", Settings(thread_policy="cores", threads=2, semantic_threads=1)
+    )
+    assert own["threads"] == 1 and own["spinning"] is False
+    libraries = signals_mod._options("semantic", Settings(thread_policy="libraries"))
+    assert libraries["threads"] == 0 and libraries["spinning"] is True
+    sscd = signals_mod._options("sscd", Settings(thread_policy="cores", threads=2))
+    assert sscd["threads"] == 2 and sscd["spinning"] is False

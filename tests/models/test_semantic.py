@@ -133,3 +133,14 @@ def test_every_image_size_and_mode_is_accepted(shipped: Semantic) -> None:
     odd = [Image.new("L", (7, 300), 128), Image.new("RGBA", (640, 33), (1, 2, 3, 0))]
     assert [fp.vector.shape for fp in shipped.fingerprint(odd)] == [(1280,), (1280,)]
     assert shipped.fingerprint([]) == []
+
+
+def test_a_pool_without_spinning_gives_the_same_vectors(cache: Path, shipped: Semantic) -> None:
+    """Under the "cores" thread plan the tower's pool does not spin; the vectors are the
+    same."""
+    quiet = models.create("semantic", cache_dir=cache, threads=2, spinning=False)
+    assert isinstance(quiet, Semantic) and quiet.spec_id == shipped.spec_id
+    image = [draw(MASCOT, 2)]
+    assert np.allclose(
+        quiet.fingerprint(image)[0].vector, shipped.fingerprint(image)[0].vector, atol=1e-5
+    )
