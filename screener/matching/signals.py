@@ -38,13 +38,11 @@ def _options(name: str, settings: Settings) -> dict[str, object]:
     thread plan's pool where the descriptor asks for it."""
     options = settings.signal_options(name)
     if models.descriptor(name).thread_plan:
-        threads = plan(settings)
-        # A signal's own thread setting (SCREENER_SEMANTIC_THREADS) wins over the plan's.
+        # A signal with its own thread setting (SCREENER_SEMANTIC_THREADS) is planned with
+        # it; one without (SSCD) with sscd_threads.
         own = options.get("threads")
-        options |= {
-            "threads": own if isinstance(own, int) and own > 0 else threads.model,
-            "spinning": threads.model_spinning,
-        }
+        threads = plan(settings, own if isinstance(own, int) else None)
+        options |= {"threads": threads.model, "spinning": threads.model_spinning}
     return options
 
 

@@ -35,14 +35,16 @@ class ThreadPlan:
     faiss: int
 
 
-def plan(settings: Settings) -> ThreadPlan:
-    """The plan the settings ask for; an explicit ``sscd_threads`` always wins, and FAISS
-    keeps ``index_threads`` (1 by default, see ``index.set_threads``)."""
+def plan(settings: Settings, own: int | None = None) -> ThreadPlan:
+    """The plan the settings ask for; the model's own thread setting (``own``; by default
+    ``sscd_threads``) always wins, and FAISS keeps ``index_threads`` (1 by default, see
+    ``index.set_threads``)."""
+    model = settings.sscd_threads if own is None else own
     if settings.thread_policy == "libraries":
-        return ThreadPlan(settings.sscd_threads, True, 0, settings.index_threads)
+        return ThreadPlan(model, True, 0, settings.index_threads)
     available = settings.threads or cores()
     return ThreadPlan(
-        model=settings.sscd_threads or available,
+        model=model or available,
         model_spinning=False,
         opencv=1,
         faiss=settings.index_threads,

@@ -105,3 +105,9 @@ def test_the_semantic_pool_follows_the_thread_plan() -> None:
     assert libraries["threads"] == 0 and libraries["spinning"] is True
     sscd = signals_mod._options("sscd", Settings(thread_policy="cores", threads=2))
     assert sscd["threads"] == 2 and sscd["spinning"] is False
+    # SSCD's own setting is SSCD's: it does not size the semantic pool.
+    for policy in ("cores", "libraries"):
+        settings = Settings(thread_policy=policy, threads=2, sscd_threads=3)
+        assert signals_mod._options("sscd", settings)["threads"] == 3
+        expected = 2 if policy == "cores" else 0
+        assert signals_mod._options("semantic", settings)["threads"] == expected
