@@ -418,6 +418,8 @@ def fit_ramps(
         raise ValueError("fitting needs both copies and unrelated images")
     signals: dict[str, Calibration] = {}
     for name in image_evidence():
+        if name == template.margin_gate:
+            continue  # it gates the margin, it adds no evidence: the template's calibration
         bounds = calibration_range(
             oriented_values(pos_values, name),
             oriented_values(neg_values, name),
@@ -433,7 +435,9 @@ def fit_ramps(
     if not signals:
         raise ValueError("no signal separates copies from unrelated images in these records")
     names = list(signals)
-    draft = replace(template, signals={**signals, **prompt_part(template)})
+    gate = template.margin_gate
+    kept = {gate: template.signals[gate]} if gate is not None else {}
+    draft = replace(template, signals={**signals, **kept, **prompt_part(template)})
     features = np.array(
         [[fusion.evidence_of(v, n, draft.signals[n]) for n in names] for v, _ in pairs]
     )
@@ -468,7 +472,7 @@ def fit_ramps(
         for n, c in template.signals.items()
         if n in image_evidence() and n not in signals and not _measured(records, n)
     }
-    every = {**signals, **unmeasured}
+    every = {**signals, **unmeasured, **kept}
     if max_weight is not None:
         draft = replace(template, max_weight=max_weight)
         return _with_bands(records, draft, every, bias, target_fpr, review_fpr)

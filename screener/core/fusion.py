@@ -173,13 +173,39 @@ def decision(
     return decided
 
 
+def margin(values: Mapping[str, float | None], policy: Policy) -> float:
+    """What the evidence past full adds to the logit: each signal counted up to
+    ``policy.margin_cap`` ramp widths past its ``hi`` rather than up to it (never below 0)."""
+    cap = max(1.0, policy.margin_cap)
+    if cap == 1.0:
+        return 0.0
+
+    def logit(at: float) -> float:
+        total = sum(contributions(values, policy, at).values())
+        if policy.max_weight:
+            total += policy.max_weight * strongest(values, policy, at)
+        return total
+
+    return max(0.0, logit(cap) - logit(1.0))
+
+
+def margin_share(values: Mapping[str, float | None], policy: Policy) -> float:
+    """How much of the margin counts: the evidence of the policy's ``margin_gate`` in
+    [0, 1]; all of it where the policy names no gate or the case has no value for it."""
+    gate = policy.margin_gate
+    value = values.get(gate) if gate is not None else None
+    if gate is None or value is None or not math.isfinite(value):
+        return 1.0
+    return evidence_of(values, gate, policy.signals[gate])
+
+
 def log_odds(values: Mapping[str, float | None], policy: Policy) -> float:
     """The fused logit with evidence past a ramp's ``hi`` still counted, up to
-    ``policy.margin_cap`` ramp widths per signal: the score that keeps ordering cases
-    where :func:`fuse` has reached its cap. Below every ``hi`` it equals the logit that
-    :func:`fuse` maps to a probability; it never falls as any signal gets closer."""
-    cap = max(1.0, policy.margin_cap)
-    logit = policy.bias + sum(contributions(values, policy, cap).values())
+    ``policy.margin_cap`` ramp widths per signal, in the share its ``margin_gate`` allows:
+    the score that keeps ordering cases where :func:`fuse` has reached its cap. Below every
+    ``hi`` it equals the logit that :func:`fuse` maps to a probability; it never falls as
+    any signal gets closer."""
+    logit = policy.bias + sum(contributions(values, policy).values())
     if policy.max_weight:
-        logit += policy.max_weight * strongest(values, policy, cap)
-    return logit
+        logit += policy.max_weight * strongest(values, policy)
+    return logit + margin_share(values, policy) * margin(values, policy)

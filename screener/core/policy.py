@@ -26,6 +26,9 @@ from screener.models import SignalDescriptor, descriptor, descriptors
 # Evidence no fingerprinter gives: the inliers local features verify, with one homography
 # and summed over rigid parts (matching.verification).
 LOCAL_EVIDENCE = ("local_inliers", "part_inliers")
+# Evidence of the query brought into a reference's frame (screener/models/alignment.py):
+# how well it agrees with the reference cell by cell.
+ALIGNED_EVIDENCE = ("aligned_agreement",)
 PROMPT_EVIDENCE = ("prompt_keyword", "prompt_clip_cosine")
 
 
@@ -39,6 +42,7 @@ def image_evidence() -> tuple[str, ...]:
         *(d.region_evidence for d in signals),
         *LOCAL_EVIDENCE,
         *(name for d in signals for name in d.extra_evidence),
+        *ALIGNED_EVIDENCE,
     )
 
 
@@ -370,6 +374,12 @@ class Policy:
     # log-odds (`fusion.log_odds`): the probability stops at its cap, the log-odds keep
     # ordering the strongest cases, so that a strict operating point has a threshold.
     margin_cap: float = 1.0
+    # The evidence that counting past full needs (`fusion.log_odds`): the margin past each
+    # ``hi`` counts in proportion to this signal's evidence in [0, 1] (a same-family
+    # look-alike is past full on hashes, SSCD and keypoints, but does not agree with the
+    # work cell by cell). Where the case has no value for it, the margin counts whole.
+    # None: the margin always counts whole.
+    margin_gate: str | None = None
     # What a block must rest on (`BlockEvidence`); None: the block band alone decides.
     block_evidence: BlockEvidence | None = None
     # The character route (`CharacterReview`); None: no route, the bands alone decide.
@@ -409,6 +419,8 @@ class Policy:
             raise ValueError(f"unknown signal(s) {unknown}; known: {list(known)}")
         if not any(name in self.signals for name in image):
             raise ValueError("a policy needs at least one image signal")
+        if self.margin_gate is not None and self.margin_gate not in self.signals:
+            raise ValueError(f"margin_gate {self.margin_gate!r} needs a calibration under signals")
         # The prompt is one more signal, never the only one: full prompt evidence with no
         # image evidence must stay below the review band of every work.
         prompt_only = sigmoid(

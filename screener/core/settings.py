@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         description="compare SSCD on the part of the query where verified keypoints put a "
         "work (screener/matching/located.py); false: keypoints and fixed regions only",
     )
+    aligned_agreement: bool = Field(
+        default=True,
+        description="compare a check's leading candidates with their references cell by "
+        "cell, the query brought into each reference's frame (screener/models/alignment.py): "
+        "evidence aligned_agreement, which gates the log-odds' margin; false: not measured",
+    )
 
     check_retention_days: int = Field(
         default=0,

@@ -18,9 +18,9 @@ from screener.core.errors import InputError, NotFound, quote
 from screener.core.prompt.result import PromptResult, evaluate
 from screener.core.regions import WHOLE
 from screener.core.verdict import Match, RegionPair, Verdict
+from screener.matching import aligned, located
 from screener.matching import characters as characters_mod
 from screener.matching import explain as explain_mod
-from screener.matching import located
 from screener.matching.analysis import Analysis, CheckItem, Clock, ImageInput, Prepared
 from screener.matching.candidates import (
     Best,
@@ -34,7 +34,7 @@ from screener.matching.scoring import Scoring
 from screener.matching.signals import RegionFingerprint, background_variant
 from screener.matching.verification import PART_SIGNAL, PLAIN, LocalMatch
 from screener.matching.verification import SIGNAL as LOCAL_SIGNAL
-from screener.models import descriptor
+from screener.models import alignment, descriptor
 from screener.models.keypoints import LocalFeatures
 
 
@@ -150,6 +150,8 @@ class Checks(Scoring):
             self._prompt_similarity(item.prompt, candidates)
         clock.lap("score")
         local = self._verify(decoded, candidates, [*voted, *item.include_works], features)
+        if self.settings.aligned_agreement:
+            self._align(decoded, candidates, local)
         clock.lap("verify")
         matches = self._matches(
             candidates,
@@ -205,6 +207,35 @@ class Checks(Scoring):
         if self.settings.located_region and "sscd" in self.signals.available:
             self._locate(decoded, found, candidates)
         return found
+
+    def _align(
+        self, decoded: DecodedImage, candidates: dict[str, Candidate], found: dict[str, LocalMatch]
+    ) -> None:
+        """The aligned agreement (`screener.matching.aligned`) of the candidates whose
+        log-odds would count evidence past full, and of the best few by fused score."""
+        policy = self.policy
+        fused = {w: fusion.fuse(c.values(), policy) for w, c in candidates.items()}
+        ranked = sorted(candidates, key=fused.__getitem__, reverse=True)
+        chosen = ranked[: policy.matching.max_matches] + [
+            w
+            for w in ranked[policy.matching.max_matches :]
+            if fusion.margin(candidates[w].values(), policy) > 0
+        ]
+        if not chosen:
+            return
+        sx = decoded.image.width / max(1, decoded.width)
+        sy = decoded.image.height / max(1, decoded.height)
+        quads = {
+            w: (m.reference_id, [(x * sx, y * sy) for x, y in m.quad])
+            for w, m in found.items()
+            if len(m.quad) == 4
+        }
+        query = alignment.grey(decoded.image)
+        measured = aligned.measure(self.squares, self.catalog, query, chosen, quads)
+        for work_id, (value, reference_id) in measured.items():
+            candidates[work_id].best[aligned.SIGNAL] = Best(
+                value, RegionPair(WHOLE, reference_id, WHOLE)
+            )
 
     def _locate(
         self, decoded: DecodedImage, found: dict[str, LocalMatch], candidates: dict[str, Candidate]

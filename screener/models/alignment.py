@@ -1,0 +1,158 @@
+"""Aligned agreement: does the query show the registered picture itself, cell by cell?
+
+Hashes, SSCD and verified keypoints all say "close". A same-family look-alike (the same
+badge with other initials, the same face with another mouth) is close on every one of
+them: most of the picture is the same drawing. What it does not have is the rest: the
+letters, the mouth. Here the query is brought into the reference's frame (as it is, in
+the eight turns and flips, or through the homography that verified keypoints found), both
+are reduced to a small grey square, and the square is cut into a grid of cells. In each
+cell that carries structure in the reference, the two are compared by normalised
+correlation.
+The agreement is a low quantile of those cells: a copy agrees nearly everywhere, however
+blurred, noisy or recoloured; a look-alike disagrees in the cells where it differs, and a
+low quantile sees a few such cells where a mean would not.
+
+The grid, the quantile and the structure floor were set on the development suite
+(`screener bench accuracy` domains, seed 3: badge logos, icons, game art). There, the
+lowest tenth of an 8 x 8 grid put same-badge logos at 0.42 or less and copies of them,
+other than small composites and mirror images, mostly at 0.8 or more; the signed
+correlation did as well as its absolute value on hue-shifted copies and lower on
+look-alikes. See benchmarks/results/accuracy-aligned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from screener.models.keypoints import _cv2
+
+Grey = npt.NDArray[np.float32]
+Quad = Sequence[tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class AlignParams:
+    """The comparison's grid: ``grid`` x ``grid`` cells of ``cell`` pixels each."""
+
+    grid: int = 8
+    cell: int = 8
+    quantile: float = 0.1
+    min_std: float = 6.0  # grey levels: a flatter reference cell carries no structure
+    min_cells: int = 6  # fewer structured cells inside the query: no agreement measured
+    min_inside: float = 0.95  # a cell the warp leaves partly outside the query is skipped
+
+    @property
+    def side(self) -> int:
+        return self.grid * self.cell
+
+
+DEFAULT = AlignParams()
+
+
+def grey(image: Image.Image) -> Grey:
+    """An image's grey pixels as float32."""
+    return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def thumbnail(image: Image.Image, params: AlignParams = DEFAULT) -> npt.NDArray[np.uint8]:
+    """A reference's frame: the whole image squeezed to the grid's square, in grey (what a
+    service keeps per reference)."""
+    side = params.side
+    return np.asarray(image.convert("L").resize((side, side), Image.Resampling.BOX), np.uint8)
+
+
+def _cells(square: Grey, params: AlignParams) -> Grey:
+    g, c = params.grid, params.cell
+    return square.reshape(g, c, g, c).transpose(0, 2, 1, 3).reshape(g * g, c * c)
+
+
+def agreement(
+    reference: npt.NDArray[np.uint8] | Grey,
+    warped: Grey,
+    inside: Grey | None = None,
+    params: AlignParams = DEFAULT,
+) -> float | None:
+    """The low quantile of the cells' correlation between a reference square and
+    the query brought into its frame; None where too few structured cells are inside."""
+    ref = _cells(np.asarray(reference, dtype=np.float32), params)
+    query = _cells(warped, params)
+    keep = ref.std(axis=1) > params.min_std
+    if inside is not None:
+        keep &= _cells(inside, params).mean(axis=1) >= params.min_inside
+    if int(keep.sum()) < params.min_cells:
+        return None
+    r = ref[keep] - ref[keep].mean(axis=1, keepdims=True)
+    q = query[keep] - query[keep].mean(axis=1, keepdims=True)
+    denominator = np.sqrt((r * r).sum(axis=1) * (q * q).sum(axis=1))
+    ncc = (r * q).sum(axis=1) / np.maximum(denominator, 1e-6)
+    return float(np.quantile(ncc, params.quantile))
+
+
+def turns(query: Grey, params: AlignParams = DEFAULT) -> list[Grey]:
+    """The whole query squeezed to the reference's square, in its eight turns and flips
+    (the first is the query as it is)."""
+    cv2 = _cv2()
+    side = params.side
+    square = cv2.resize(query, (side, side), interpolation=cv2.INTER_AREA)
+    out: list[Grey] = []
+    for flipped in (square, square[:, ::-1]):
+        for k in range(4):
+            out.append(np.ascontiguousarray(np.rot90(flipped, k)))
+    return out
+
+
+def warp(query: Grey, quad: Quad, params: AlignParams = DEFAULT) -> tuple[Grey, Grey] | None:
+    """The query brought into the reference's square through the reference's corners in
+    the query (``quad``: top left, top right, bottom right, bottom left, in the query's
+    pixels), and where the query covers that square (1 inside, 0 outside)."""
+    cv2 = _cv2()
+    corners = np.asarray(quad, dtype=np.float32)
+    if corners.shape != (4, 2) or not np.all(np.isfinite(corners)):
+        return None
+    side = params.side
+    # Shrink the query first so the warp does not alias: the work's outline spans about
+    # two squares' sides after it.
+    span = max(float(np.ptp(corners[:, 0])), float(np.ptp(corners[:, 1])), 1.0)
+    factor = min(1.0, 2.0 * side / span)
+    source = query
+    if factor < 1.0:
+        size = (max(1, round(query.shape[1] * factor)), max(1, round(query.shape[0] * factor)))
+        source = cv2.resize(query, size, interpolation=cv2.INTER_AREA)
+        corners = corners * np.float32(factor)
+    target = np.array([[0, 0], [side, 0], [side, side], [0, side]], dtype=np.float32)
+    homography = cv2.getPerspectiveTransform(corners, target)
+    warped = cv2.warpPerspective(source, homography, (side, side), flags=cv2.INTER_LINEAR)
+    inside = cv2.warpPerspective(
+        np.ones_like(source), homography, (side, side), flags=cv2.INTER_NEAREST
+    )
+    return np.asarray(warped, np.float32), np.asarray(inside, np.float32)
+
+
+def best_agreement(
+    references: Iterable[tuple[npt.NDArray[np.uint8], Sequence[Quad]]],
+    query: Grey,
+    params: AlignParams = DEFAULT,
+    whole: Sequence[Grey] | None = None,
+) -> float | None:
+    """The best agreement of the query with any of a work's references, each given as its
+    square and the quads verified keypoints found for it: the whole query in each turn
+    and flip (``whole``: those, where already made by `turns`), and the query through each
+    of that reference's quads."""
+    squeezed = turns(query, params) if whole is None else whole
+    best: float | None = None
+    for reference, quads in references:
+        views: list[tuple[Grey, Grey | None]] = [(t, None) for t in squeezed]
+        for quad in quads:
+            warped = warp(query, quad, params)
+            if warped is not None:
+                views.append(warped)
+        for view, inside in views:
+            value = agreement(reference, view, inside, params)
+            if value is not None and (best is None or value > best):
+                best = value
+    return best

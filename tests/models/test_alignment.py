@@ -1,0 +1,120 @@
+"""Aligned agreement (screener/models/alignment.py): a copy agrees with its reference cell
+by cell however it was edited; a same-badge look-alike with other letters does not."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from screener.models import alignment
+from tests import needs
+
+needs.module("cv2", "local")
+
+
+def badge(word: str, size: int = 384) -> Image.Image:
+    """A round badge with a star, the word's first two letters inside and the word below
+    (as the accuracy suite draws logos, in Pillow's own font): the same badge with another
+    word is the look-alike the measure must tell apart."""
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((24, 16, size - 24, 280), fill=(170, 180, 225), outline=(40, 90, 170), width=9)
+    r, cx, cy = 26, size // 2, 70
+    star = [
+        (cx + (r if i % 2 == 0 else r / 2.5) * math.cos(a),
+         cy + (r if i % 2 == 0 else r / 2.5) * math.sin(a))
+        for i, a in enumerate(math.radians(i * 36 - 90) for i in range(10))
+    ]  # fmt: skip
+    draw.polygon(star, fill=(40, 90, 170))
+    draw.text((cx, 160), word[:2], fill=(15, 15, 30), font=ImageFont.load_default(110), anchor="mm")
+    draw.text((cx, 330), word, fill=(40, 90, 170), font=ImageFont.load_default(44), anchor="mm")
+    return image
+
+
+def square(image: Image.Image) -> np.ndarray:
+    return alignment.thumbnail(image)
+
+
+def whole(query: Image.Image, reference: Image.Image) -> float | None:
+    return alignment.best_agreement([(square(reference), [])], alignment.grey(query))
+
+
+def test_a_copy_agrees_under_photometric_edits() -> None:
+    work = badge("LOKA")
+    for edited in (
+        work,
+        work.filter(ImageFilter.GaussianBlur(3)),
+        work.resize((256, 256)),
+        Image.eval(work, lambda v: min(255, int(v * 0.7 + 60))),
+    ):
+        value = whole(edited, work)
+        assert value is not None and value > 0.8
+
+
+def test_a_same_badge_with_other_letters_does_not() -> None:
+    work = badge("LOKA")
+    copy = whole(work.filter(ImageFilter.GaussianBlur(3)), work)
+    assert copy is not None and copy > 0.9
+    for other in ("SOVI", "MOTE", "DYRA", "LYKA"):
+        lookalike = whole(badge(other), work)
+        assert lookalike is not None
+        assert lookalike < 0.7 and copy - lookalike > 0.3
+
+
+def test_turns_and_flips_are_found_without_keypoints() -> None:
+    work = badge("RAZE")
+    for turned in (work.transpose(Image.Transpose.FLIP_LEFT_RIGHT), work.rotate(90)):
+        value = whole(turned, work)
+        assert value is not None and value > 0.9
+        # The first view is the query as it is: there the turned badge does not agree.
+        first = alignment.turns(alignment.grey(turned))[0]
+        assert (alignment.agreement(square(work), first) or 0.0) < value - 0.3
+
+
+def _pasted(work: Image.Image) -> tuple[Image.Image, list[tuple[float, float]]]:
+    """The work turned by 15 degrees and pasted small into a grey scene, and its corners
+    there."""
+    scene = Image.new("RGB", (640, 480), (90, 100, 95))
+    small = work.resize((160, 160))
+    turned = small.rotate(15, expand=True, fillcolor=(90, 100, 95))
+    left, top = 300, 120
+    scene.paste(turned, (left, top))
+    angle = np.radians(-15)  # PIL turns counter-clockwise on screen
+    centre = np.array([left + turned.width / 2, top + turned.height / 2])
+    corners = np.array([[-80, -80], [80, -80], [80, 80], [-80, 80]], dtype=np.float64)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    quad = [(float(x), float(y)) for x, y in corners @ rotation.T + centre]
+    return scene, quad
+
+
+def test_a_verified_quad_brings_a_pasted_copy_into_the_reference_frame() -> None:
+    work = badge("KALU")
+    scene, quad = _pasted(work)
+    query = alignment.grey(scene)
+    through = alignment.best_agreement([(square(work), [quad])], query)
+    alone = alignment.best_agreement([(square(work), [])], query)
+    assert through is not None and through > 0.8
+    assert alone is None or alone < 0.5
+    lookalike, _ = _pasted(badge("KORI"))
+    other = alignment.best_agreement([(square(work), [quad])], alignment.grey(lookalike))
+    assert other is not None and other < through - 0.3
+
+
+def test_a_flat_reference_measures_nothing() -> None:
+    flat = Image.new("RGB", (200, 200), (120, 130, 140))
+    assert whole(badge("LOKA"), flat) is None
+
+
+@pytest.mark.parametrize(
+    "quad",
+    [[(0.0, 0.0), (10.0, 0.0)], [(0.0, 0.0), (float("nan"), 0.0), (5.0, 5.0), (0.0, 5.0)]],
+)
+def test_a_malformed_quad_is_skipped(quad: list[tuple[float, float]]) -> None:
+    work = badge("LOKA")
+    assert alignment.warp(alignment.grey(work), quad) is None
+    assert alignment.best_agreement([(square(work), [quad])], alignment.grey(work)) == whole(
+        work, work
+    )
