@@ -64,7 +64,7 @@ def test_a_same_badge_with_other_letters_loses_its_margin(
     assert values[SIGNAL] is not None and values[SIGNAL] < 0.5
     assert fusion.margin(values, on.policy) > 0  # past full on the other signals
     assert log_odds < off_log_odds - 1.0
-    copy_values, copy_log_odds = _match(on, badge("LOKA").resize((300, 300)), "badge-lo")
+    _, copy_log_odds = _match(on, badge("LOKA").resize((300, 300)), "badge-lo")
     assert copy_log_odds > log_odds
 
 
