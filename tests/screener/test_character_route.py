@@ -37,7 +37,7 @@ def test_below_the_threshold_or_without_the_evidence_the_bands_decide() -> None:
 def test_the_route_never_blocks_and_never_lowers_a_block() -> None:
     """However strong the character evidence, it reviews; a copy still blocks."""
     assert _decide({"character_margin": 1e6}, ROUTED) is Decision.REVIEW
-    copy = {"sscd_cosine": 0.99, "pdq_hamming": 10.0, "character_margin": 1e6}
+    copy = {"sscd_cosine": 0.99, "pdq_hamming": 10.0, "phash_hamming": 2.0, "character_margin": 1e6}
     assert _decide(copy, ROUTED) is Decision.BLOCK
 
 
