@@ -12,6 +12,11 @@ The agreement is a low quantile of those cells: a copy agrees nearly everywhere,
 blurred, noisy or recoloured; a look-alike disagrees in the cells where it differs, and a
 low quantile sees a few such cells where a mean would not.
 
+Where most cells do not agree either (their median under one half), the frames do not
+line up: the alignment failed (a copy pasted where no keypoints were verified, an
+unrelated picture), and nothing is measured, so that a copy is not taken for a look-alike
+for want of a frame.
+
 The grid, the quantile and the structure floor were set on the development suite
 (`screener bench accuracy` domains, seed 3: badge logos, icons, game art). There, the
 lowest tenth of an 8 x 8 grid put same-badge logos at 0.42 or less and copies of them,
@@ -45,6 +50,10 @@ class AlignParams:
     min_std: float = 6.0  # grey levels: a flatter reference cell carries no structure
     min_cells: int = 6  # fewer structured cells inside the query: no agreement measured
     min_inside: float = 0.95  # a cell the warp leaves partly outside the query is skipped
+    # The frames line up only where most cells agree (their median): a look-alike then
+    # differs in a few cells, while a copy whose alignment failed (pasted where no quad was
+    # verified) differs everywhere and is not measured, rather than taken for a look-alike.
+    min_median: float = 0.5
 
     @property
     def side(self) -> int:
@@ -78,7 +87,8 @@ def agreement(
     params: AlignParams = DEFAULT,
 ) -> float | None:
     """The low quantile of the cells' correlation between a reference square and
-    the query brought into its frame; None where too few structured cells are inside."""
+    the query brought into its frame; None where too few structured cells are inside or
+    the frames do not line up (the cells' median correlation under ``min_median``)."""
     ref = _cells(np.asarray(reference, dtype=np.float32), params)
     query = _cells(warped, params)
     keep = ref.std(axis=1) > params.min_std
@@ -90,6 +100,8 @@ def agreement(
     q = query[keep] - query[keep].mean(axis=1, keepdims=True)
     denominator = np.sqrt((r * r).sum(axis=1) * (q * q).sum(axis=1))
     ncc = (r * q).sum(axis=1) / np.maximum(denominator, 1e-6)
+    if float(np.median(ncc)) < params.min_median:
+        return None
     return float(np.quantile(ncc, params.quantile))
 
 

@@ -97,7 +97,7 @@ def test_a_verified_quad_brings_a_pasted_copy_into_the_reference_frame() -> None
     through = alignment.best_agreement([(square(work), [quad])], query)
     alone = alignment.best_agreement([(square(work), [])], query)
     assert through is not None and through > 0.8
-    assert alone is None or alone < 0.5
+    assert alone is None  # no view of the whole scene lines up with the badge
     lookalike, _ = _pasted(badge("KORI"))
     other = alignment.best_agreement([(square(work), [quad])], alignment.grey(lookalike))
     assert other is not None and other < through - 0.3
@@ -118,3 +118,20 @@ def test_a_malformed_quad_is_skipped(quad: list[tuple[float, float]]) -> None:
     assert alignment.best_agreement([(square(work), [quad])], alignment.grey(work)) == whole(
         work, work
     )
+
+
+def test_frames_that_do_not_line_up_measure_nothing() -> None:
+    # The work pasted small and turned, with no quad: no view lines up with the reference,
+    # so nothing is measured (not a low agreement that would pass for a look-alike).
+    work = badge("LOKA")
+    scene, quad = _pasted(work)
+    square_ = square(work)
+    for view in alignment.turns(alignment.grey(scene)):
+        assert alignment.agreement(square_, view) is None
+    warped = alignment.warp(alignment.grey(scene), quad)
+    assert warped is not None
+    assert alignment.agreement(square_, *warped) is not None
+    # Under a median of one half the same cells measure nothing; at or above it, their
+    # low quantile.
+    strict = alignment.AlignParams(min_median=1.01)
+    assert alignment.agreement(square_, *warped, params=strict) is None
