@@ -3,8 +3,8 @@
 Each registered reference is kept as a small grey square, made from its stored image the
 first time a check needs it and held in memory (4 KB each) by the image's SHA-256, so
 that a re-registered or removed reference is never confused with another. A check
-measures its leading candidates only: those the policy's log-odds would count evidence
-past full for (where the agreement gates that margin), and the few best by fused score.
+measures its leading candidates only: the policy's ``max_matches`` best by fused score,
+the matches a verdict reports.
 """
 
 from __future__ import annotations
@@ -55,13 +55,16 @@ class ReferenceSquares:
                 self._squares.popitem(last=False)
         return made
 
-    def of_work(self, catalog: Catalog, work_id: str) -> list[tuple[int, npt.NDArray[np.uint8]]]:
-        """The squares of a work's references, with their ids."""
-        found = []
-        for reference in catalog.references(work_id):
-            square = self.square(catalog, reference.sha256)
-            if square is not None:
-                found.append((reference.id, square))
+    def of_works(
+        self, catalog: Catalog, work_ids: Sequence[str]
+    ) -> dict[str, list[tuple[int, npt.NDArray[np.uint8]]]]:
+        """The squares of each work's references, with their ids (one catalog query)."""
+        found: dict[str, list[tuple[int, npt.NDArray[np.uint8]]]] = {}
+        for work_id, references in catalog.references_of_works(work_ids).items():
+            for reference in references:
+                square = self.square(catalog, reference.sha256)
+                if square is not None:
+                    found.setdefault(work_id, []).append((reference.id, square))
         return found
 
 
@@ -77,10 +80,12 @@ def measure(
     query's grey pixels) that verified keypoints found. Works with nothing measurable are
     left out."""
     found: dict[str, tuple[float, int]] = {}
-    whole = alignment.turns(query, squares.params) if work_ids else []
-    for work_id in work_ids:
+    if not work_ids:
+        return found
+    whole = alignment.turns(query, squares.params)
+    for work_id, references in squares.of_works(catalog, work_ids).items():
         located = quads.get(work_id)
-        for ref_id, square in squares.of_work(catalog, work_id):
+        for ref_id, square in references:
             quad = [located[1]] if located is not None and located[0] == ref_id else []
             value = alignment.best_agreement([(square, quad)], query, squares.params, whole)
             if value is not None and (work_id not in found or value > found[work_id][0]):

@@ -211,15 +211,12 @@ class Checks(Scoring):
     def _align(
         self, decoded: DecodedImage, candidates: dict[str, Candidate], found: dict[str, LocalMatch]
     ) -> None:
-        """The aligned agreement (`screener.matching.aligned`) of the candidates whose
-        log-odds would count evidence past full, and of the best few by fused score."""
+        """The aligned agreement (`screener.matching.aligned`) of the leading candidates:
+        the policy's ``max_matches`` best by fused score."""
         policy = self.policy
         fused = {w: fusion.fuse(c.values(), policy) for w, c in candidates.items()}
-        ranked = sorted(candidates, key=fused.__getitem__, reverse=True)
-        chosen = ranked[: policy.matching.max_matches] + [
-            w
-            for w in ranked[policy.matching.max_matches :]
-            if fusion.margin(candidates[w].values(), policy) > 0
+        chosen = sorted(candidates, key=fused.__getitem__, reverse=True)[
+            : policy.matching.max_matches
         ]
         if not chosen:
             return

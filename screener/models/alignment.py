@@ -105,6 +105,30 @@ def agreement(
     return float(np.quantile(ncc, params.quantile))
 
 
+def _agreements(
+    reference: npt.NDArray[np.uint8], views: Grey, params: AlignParams
+) -> list[float | None]:
+    """:func:`agreement` of one reference square with each of a stack of whole views (no
+    part outside the query), in one pass."""
+    ref = _cells(np.asarray(reference, dtype=np.float32), params)
+    keep = ref.std(axis=1) > params.min_std
+    if int(keep.sum()) < params.min_cells:
+        return [None] * len(views)
+    g, c = params.grid, params.cell
+    cells = views.reshape(len(views), g, c, g, c).transpose(0, 1, 3, 2, 4)
+    query = cells.reshape(len(views), g * g, c * c)[:, keep]
+    r = ref[keep] - ref[keep].mean(axis=1, keepdims=True)
+    q = query - query.mean(axis=2, keepdims=True)
+    denominator = np.sqrt((r * r).sum(axis=1)[None, :] * (q * q).sum(axis=2))
+    ncc = (r[None] * q).sum(axis=2) / np.maximum(denominator, 1e-6)
+    medians = np.median(ncc, axis=1)
+    lows = np.quantile(ncc, params.quantile, axis=1)
+    return [
+        float(low) if median >= params.min_median else None
+        for low, median in zip(lows, medians, strict=True)
+    ]
+
+
 def turns(query: Grey, params: AlignParams = DEFAULT) -> list[Grey]:
     """The whole query squeezed to the reference's square, in its eight turns and flips
     (the first is the query as it is)."""
@@ -155,16 +179,15 @@ def best_agreement(
     square and the quads verified keypoints found for it: the whole query in each turn
     and flip (``whole``: those, where already made by `turns`), and the query through each
     of that reference's quads."""
-    squeezed = turns(query, params) if whole is None else whole
+    squeezed = np.stack(turns(query, params) if whole is None else list(whole))
     best: float | None = None
     for reference, quads in references:
-        views: list[tuple[Grey, Grey | None]] = [(t, None) for t in squeezed]
+        values = _agreements(reference, squeezed, params)
         for quad in quads:
             warped = warp(query, quad, params)
             if warped is not None:
-                views.append(warped)
-        for view, inside in views:
-            value = agreement(reference, view, inside, params)
+                values.append(agreement(reference, *warped, params=params))
+        for value in values:
             if value is not None and (best is None or value > best):
                 best = value
     return best

@@ -135,3 +135,13 @@ def test_frames_that_do_not_line_up_measure_nothing() -> None:
     # low quantile.
     strict = alignment.AlignParams(min_median=1.01)
     assert alignment.agreement(square_, *warped, params=strict) is None
+
+
+def test_the_stacked_views_measure_what_each_view_alone_does() -> None:
+    work = badge("LOKA")
+    for query in (badge("LOKA").rotate(90), badge("MOTE"), badge("LOKA").filter(ImageFilter.BLUR)):
+        views = alignment.turns(alignment.grey(query))
+        stacked = alignment._agreements(square(work), np.stack(views), alignment.DEFAULT)
+        alone = [alignment.agreement(square(work), view) for view in views]
+        assert stacked == pytest.approx(alone, abs=1e-6)
+        assert any(v is not None for v in alone)

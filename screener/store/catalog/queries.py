@@ -207,6 +207,24 @@ class WorkQueries:
                 for r in rows
             ]
 
+    def references_of_works(self, work_ids: Sequence[str]) -> dict[str, list[Reference]]:
+        """The references of several works in one query, by work (works without any are
+        left out), each work's in id order."""
+        found: dict[str, list[Reference]] = {}
+        if not work_ids:
+            return found
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(ReferenceRow)
+                .where(ReferenceRow.work_id.in_(list(dict.fromkeys(work_ids))))
+                .order_by(ReferenceRow.id)
+            )
+            for r in rows:
+                found.setdefault(r.work_id, []).append(
+                    Reference(r.id, r.work_id, r.sha256, r.source_name, r.format, r.width, r.height)
+                )
+        return found
+
     def blob(self, sha256: str) -> bytes:
         with Session(self.engine) as session:
             row = session.get(BlobRow, sha256)
