@@ -36,6 +36,12 @@ def screeners(tmp_path_factory: pytest.TempPathFactory) -> tuple[Screener, Scree
     )
 
 
+def _agreement(values: dict[str, float | None]) -> float:
+    value = values.get(SIGNAL)
+    assert value is not None, "no aligned agreement measured"
+    return value
+
+
 def _match(
     screener: Screener, image: Image.Image, work_id: str
 ) -> tuple[dict[str, float | None], float]:
@@ -48,7 +54,7 @@ def test_a_copy_agrees_and_keeps_its_margin(screeners: tuple[Screener, Screener]
     on, off = screeners
     copy = badge("LOKA").filter(ImageFilter.GaussianBlur(2)).resize((300, 300))
     values, log_odds = _match(on, copy, "badge-lo")
-    assert values[SIGNAL] is not None and values[SIGNAL] > 0.8
+    assert _agreement(values) > 0.8
     off_values, off_log_odds = _match(off, copy, "badge-lo")
     assert SIGNAL not in off_values or off_values[SIGNAL] is None
     assert log_odds == pytest.approx(off_log_odds, abs=1e-3)
@@ -61,7 +67,7 @@ def test_a_same_badge_with_other_letters_loses_its_margin(
     lookalike = badge("MOTE")
     values, log_odds = _match(on, lookalike, "badge-lo")
     _, off_log_odds = _match(off, lookalike, "badge-lo")
-    assert values[SIGNAL] is not None and values[SIGNAL] < 0.5
+    assert _agreement(values) < 0.5
     assert fusion.margin(values, on.policy) > 0  # past full on the other signals
     assert log_odds < off_log_odds - 1.0
     _, copy_log_odds = _match(on, badge("LOKA").resize((300, 300)), "badge-lo")
@@ -71,7 +77,7 @@ def test_a_same_badge_with_other_letters_loses_its_margin(
 def test_a_turned_reference_is_met_in_its_own_frame(screeners: tuple[Screener, Screener]) -> None:
     on, _ = screeners
     values, _ = _match(on, badge("KALU"), "badge-ka")  # registered turned by 90 degrees
-    assert values[SIGNAL] is not None and values[SIGNAL] > 0.9
+    assert _agreement(values) > 0.9
 
 
 def test_the_agreement_is_in_the_verdicts_evidence(screeners: tuple[Screener, Screener]) -> None:
@@ -79,5 +85,5 @@ def test_the_agreement_is_in_the_verdicts_evidence(screeners: tuple[Screener, Sc
     verdict = on.check(png(badge("LOKA")))
     top = verdict.matches[0]
     assert top.work_id == "badge-lo"
-    assert top.signals[SIGNAL] is not None and top.signals[SIGNAL] > 0.9
+    assert _agreement(dict(top.signals)) > 0.9
     assert top.regions[SIGNAL].reference_id > 0
