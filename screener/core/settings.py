@@ -56,10 +56,11 @@ class Settings(BaseSettings):
         "work (screener/matching/located.py); false: keypoints and fixed regions only",
     )
     aligned_agreement: bool = Field(
-        default=True,
+        default=False,
         description="compare a check's leading candidates with their references cell by "
         "cell, the query brought into each reference's frame (screener/models/alignment.py): "
-        "evidence aligned_agreement, which gates the log-odds' margin; false: not measured",
+        "evidence aligned_agreement, which the shipped policy's margin_gate uses to gate the "
+        "log-odds' margin; false (the default): not measured, the margin counts whole",
     )
 
     check_retention_days: int = Field(

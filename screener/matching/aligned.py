@@ -13,9 +13,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-import numpy.typing as npt
-
 from screener.core.decode import decode
 from screener.core.errors import ScreenerError
 from screener.models import alignment
@@ -32,21 +29,23 @@ class ReferenceSquares:
     def __init__(self, capacity: int = 16384, params: alignment.AlignParams = alignment.DEFAULT):
         self.capacity = capacity
         self.params = params
-        self._squares: OrderedDict[str, npt.NDArray[np.uint8] | None] = OrderedDict()
+        self._squares: OrderedDict[str, alignment.Square | None] = OrderedDict()
         self._lock = threading.Lock()  # checks run on several threads in the service
 
     def __len__(self) -> int:
         return len(self._squares)
 
-    def square(self, catalog: Catalog, sha256: str) -> npt.NDArray[np.uint8] | None:
+    def square(self, catalog: Catalog, sha256: str) -> alignment.Square | None:
         """The square of the stored image ``sha256``; None where it cannot be read."""
         with self._lock:
             if sha256 in self._squares:
                 self._squares.move_to_end(sha256)
                 return self._squares[sha256]
         try:
-            image = decode(catalog.blob(sha256), max_side=DECODE_SIDE).image
-            made: npt.NDArray[np.uint8] | None = alignment.thumbnail(image, self.params)
+            decoded = decode(catalog.blob(sha256), max_side=DECODE_SIDE)
+            made: alignment.Square | None = alignment.square_of(
+                decoded.image, decoded.alpha, self.params
+            )
         except ScreenerError:  # a blob gone or no longer decodable: nothing to compare
             made = None
         with self._lock:
@@ -57,9 +56,9 @@ class ReferenceSquares:
 
     def of_works(
         self, catalog: Catalog, work_ids: Sequence[str]
-    ) -> dict[str, list[tuple[int, npt.NDArray[np.uint8]]]]:
+    ) -> dict[str, list[tuple[int, alignment.Square]]]:
         """The squares of each work's references, with their ids (one catalog query)."""
-        found: dict[str, list[tuple[int, npt.NDArray[np.uint8]]]] = {}
+        found: dict[str, list[tuple[int, alignment.Square]]] = {}
         for work_id, references in catalog.references_of_works(work_ids).items():
             for reference in references:
                 square = self.square(catalog, reference.sha256)

@@ -63,6 +63,16 @@ class AlignParams:
 DEFAULT = AlignParams()
 
 
+@dataclass(frozen=True)
+class Square:
+    """A reference's frame: its grey square and, for a reference with transparency, how
+    opaque each pixel is (0 to 1). Cells the reference does not wholly cover are not
+    compared: there the query shows whatever background it was put on."""
+
+    pixels: npt.NDArray[np.uint8]
+    opaque: Grey | None = None
+
+
 def grey(image: Image.Image) -> Grey:
     """An image's grey pixels as float32."""
     return np.asarray(image.convert("L"), dtype=np.float32)
@@ -75,13 +85,24 @@ def thumbnail(image: Image.Image, params: AlignParams = DEFAULT) -> npt.NDArray[
     return np.asarray(image.convert("L").resize((side, side), Image.Resampling.BOX), np.uint8)
 
 
+def square_of(
+    image: Image.Image, alpha: Image.Image | None, params: AlignParams = DEFAULT
+) -> Square:
+    """A reference's :class:`Square`, from its flattened image and its alpha (None: opaque)."""
+    opaque = None
+    if alpha is not None:
+        side = params.side
+        opaque = np.asarray(alpha.resize((side, side), Image.Resampling.BOX), np.float32) / 255.0
+    return Square(thumbnail(image, params), opaque)
+
+
 def _cells(square: Grey, params: AlignParams) -> Grey:
     g, c = params.grid, params.cell
     return square.reshape(g, c, g, c).transpose(0, 2, 1, 3).reshape(g * g, c * c)
 
 
 def agreement(
-    reference: npt.NDArray[np.uint8] | Grey,
+    reference: Square | npt.NDArray[np.uint8] | Grey,
     warped: Grey,
     inside: Grey | None = None,
     params: AlignParams = DEFAULT,
@@ -89,6 +110,10 @@ def agreement(
     """The low quantile of the cells' correlation between a reference square and
     the query brought into its frame; None where too few structured cells are inside or
     the frames do not line up (the cells' median correlation under ``min_median``)."""
+    if isinstance(reference, Square):
+        if reference.opaque is not None:
+            inside = reference.opaque if inside is None else inside * reference.opaque
+        reference = reference.pixels
     ref = _cells(np.asarray(reference, dtype=np.float32), params)
     query = _cells(warped, params)
     keep = ref.std(axis=1) > params.min_std
@@ -105,13 +130,13 @@ def agreement(
     return float(np.quantile(ncc, params.quantile))
 
 
-def _agreements(
-    reference: npt.NDArray[np.uint8], views: Grey, params: AlignParams
-) -> list[float | None]:
+def _agreements(reference: Square, views: Grey, params: AlignParams) -> list[float | None]:
     """:func:`agreement` of one reference square with each of a stack of whole views (no
     part outside the query), in one pass."""
-    ref = _cells(np.asarray(reference, dtype=np.float32), params)
+    ref = _cells(np.asarray(reference.pixels, dtype=np.float32), params)
     keep = ref.std(axis=1) > params.min_std
+    if reference.opaque is not None:
+        keep &= _cells(reference.opaque, params).mean(axis=1) >= params.min_inside
     if int(keep.sum()) < params.min_cells:
         return [None] * len(views)
     g, c = params.grid, params.cell
@@ -170,7 +195,7 @@ def warp(query: Grey, quad: Quad, params: AlignParams = DEFAULT) -> tuple[Grey, 
 
 
 def best_agreement(
-    references: Iterable[tuple[npt.NDArray[np.uint8], Sequence[Quad]]],
+    references: Iterable[tuple[Square, Sequence[Quad]]],
     query: Grey,
     params: AlignParams = DEFAULT,
     whole: Sequence[Grey] | None = None,

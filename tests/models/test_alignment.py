@@ -34,8 +34,8 @@ def badge(word: str, size: int = 384) -> Image.Image:
     return image
 
 
-def square(image: Image.Image) -> np.ndarray:
-    return alignment.thumbnail(image)
+def square(image: Image.Image) -> alignment.Square:
+    return alignment.Square(alignment.thumbnail(image))
 
 
 def whole(query: Image.Image, reference: Image.Image) -> float | None:
@@ -145,3 +145,35 @@ def test_the_stacked_views_measure_what_each_view_alone_does() -> None:
         alone = [alignment.agreement(square(work), view) for view in views]
         assert stacked == pytest.approx(alone, abs=1e-6)
         assert any(v is not None for v in alone)
+
+
+def _sticker() -> Image.Image:
+    """A transparent drawing in light and dark parts (a character cut out)."""
+    art = Image.new("RGBA", (256, 256), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(art)
+    draw.ellipse((30, 30, 226, 226), fill=(250, 230, 120, 255), outline=(30, 20, 10, 255), width=8)
+    draw.rectangle((90, 80, 120, 140), fill=(20, 20, 20, 255))
+    draw.rectangle((140, 80, 170, 140), fill=(20, 20, 20, 255))
+    draw.polygon([(80, 170), (176, 170), (128, 205)], fill=(200, 40, 40, 255))
+    return art
+
+
+def _flattened(art: Image.Image, colour: tuple[int, int, int]) -> Image.Image:
+    canvas = Image.new("RGB", art.size, colour)
+    canvas.paste(art, mask=art.getchannel("A"))
+    return canvas
+
+
+def test_a_transparent_reference_is_compared_only_where_it_has_pixels() -> None:
+    # Registered with transparency (flattened over white, as stored); a copy on black
+    # turns the contrast around in the cells at the drawing's edge.
+    art = _sticker()
+    reference = alignment.square_of(_flattened(art, (255, 255, 255)), art.getchannel("A"))
+    assert reference.opaque is not None
+    for colour in ((0, 0, 0), (240, 140, 20), (20, 30, 90)):
+        query = alignment.grey(_flattened(art, colour))
+        masked = alignment.best_agreement([(reference, [])], query)
+        assert masked is not None and masked > 0.9
+    on_black = alignment.grey(_flattened(art, (0, 0, 0)))
+    unmasked = alignment.best_agreement([(alignment.Square(reference.pixels), [])], on_black)
+    assert unmasked is not None and unmasked < 0
