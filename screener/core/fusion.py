@@ -126,6 +126,15 @@ def strongest(values: Mapping[str, float | None], policy: Policy, cap: float = 1
     )
 
 
+def _weighted(values: Mapping[str, float | None], policy: Policy, cap: float = 1.0) -> float:
+    """The weighted evidence (the fused logit less its bias), each signal counted up to
+    ``cap`` ramp widths: what `margin` and `log_odds` share."""
+    total = sum(contributions(values, policy, cap).values())
+    if policy.max_weight:
+        total += policy.max_weight * strongest(values, policy, cap)
+    return total
+
+
 def fuse(values: Mapping[str, float | None], policy: Policy) -> float:
     """The fused score for one candidate work's raw signal values."""
     logit = policy.bias + sum(contributions(values, policy).values())
@@ -176,25 +185,25 @@ def decision(
 def margin(values: Mapping[str, float | None], policy: Policy) -> float:
     """What the evidence past full adds to the logit: each signal counted up to
     ``policy.margin_cap`` ramp widths past its ``hi`` rather than up to it (never below 0)."""
+    return _margin(values, policy, _weighted(values, policy))
+
+
+def _margin(values: Mapping[str, float | None], policy: Policy, full: float) -> float:
+    """:func:`margin`, given the weighted evidence up to full (``full``)."""
     cap = max(1.0, policy.margin_cap)
     if cap == 1.0:
         return 0.0
-
-    def logit(at: float) -> float:
-        total = sum(contributions(values, policy, at).values())
-        if policy.max_weight:
-            total += policy.max_weight * strongest(values, policy, at)
-        return total
-
-    return max(0.0, logit(cap) - logit(1.0))
+    return max(0.0, _weighted(values, policy, cap) - full)
 
 
 def margin_share(values: Mapping[str, float | None], policy: Policy) -> float:
     """How much of the margin counts: the evidence of the policy's ``margin_gate`` in
     [0, 1]; all of it where the policy names no gate or the case has no value for it."""
     gate = policy.margin_gate
-    value = values.get(gate) if gate is not None else None
-    if gate is None or value is None or not math.isfinite(value):
+    if gate is None:
+        return 1.0
+    value = values.get(gate)
+    if value is None or not math.isfinite(value):
         return 1.0
     return evidence_of(values, gate, policy.signals[gate])
 
@@ -205,7 +214,5 @@ def log_odds(values: Mapping[str, float | None], policy: Policy) -> float:
     the score that keeps ordering cases where :func:`fuse` has reached its cap. Below every
     ``hi`` it equals the logit that :func:`fuse` maps to a probability; it never falls as
     any signal gets closer."""
-    logit = policy.bias + sum(contributions(values, policy).values())
-    if policy.max_weight:
-        logit += policy.max_weight * strongest(values, policy)
-    return logit + margin_share(values, policy) * margin(values, policy)
+    full = _weighted(values, policy)
+    return policy.bias + full + margin_share(values, policy) * _margin(values, policy, full)

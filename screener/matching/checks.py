@@ -221,10 +221,9 @@ class Checks(Scoring):
         ]
         if not chosen:
             return
-        sx = decoded.image.width / max(1, decoded.width)
-        sy = decoded.image.height / max(1, decoded.height)
+        original = (decoded.width, decoded.height)
         quads = {
-            w: (m.reference_id, [(x * sx, y * sy) for x, y in m.quad])
+            w: (m.reference_id, located.in_working(m.quad, original, decoded.image.size))
             for w, m in found.items()
             if len(m.quad) == 4
         }

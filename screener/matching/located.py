@@ -40,6 +40,14 @@ class Box:
         return (self.right - self.left) * (self.bottom - self.top)
 
 
+def in_working(
+    quad: Sequence[tuple[float, float]], original: tuple[int, int], working: tuple[int, int]
+) -> list[tuple[float, float]]:
+    """A quad in the decoded original's pixels (a `LocalMatch`'s) in the working copy's."""
+    sx, sy = working[0] / max(1, original[0]), working[1] / max(1, original[1])
+    return [(x * sx, y * sy) for x, y in quad]
+
+
 def box_of(
     quad: Sequence[tuple[float, float]],
     original: tuple[int, int],
@@ -49,9 +57,9 @@ def box_of(
 ) -> Box | None:
     """The quad's bounding box (original pixels) in the working copy's pixels, widened by
     ``margin`` of its size each way and clipped; None when under ``min_side``."""
-    sx, sy = working[0] / max(1, original[0]), working[1] / max(1, original[1])
-    xs = [x * sx for x, _ in quad]
-    ys = [y * sy for _, y in quad]
+    points = in_working(quad, original, working)
+    xs = [x for x, _ in points]
+    ys = [y for _, y in points]
     if not all(np.isfinite(xs + ys)):
         return None
     pad_x, pad_y = margin * (max(xs) - min(xs)), margin * (max(ys) - min(ys))

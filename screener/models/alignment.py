@@ -96,53 +96,33 @@ def square_of(
     return Square(thumbnail(image, params), opaque)
 
 
-def _cells(square: Grey, params: AlignParams) -> Grey:
+def _cells(squares: Grey, params: AlignParams) -> Grey:
+    """A stack of squares (..., side, side) cut into cells: (..., cells, pixels per cell)."""
     g, c = params.grid, params.cell
-    return square.reshape(g, c, g, c).transpose(0, 2, 1, 3).reshape(g * g, c * c)
+    lead = squares.shape[:-2]
+    axes = len(lead)
+    cut = squares.reshape(*lead, g, c, g, c)
+    order = (*range(axes), axes, axes + 2, axes + 1, axes + 3)
+    return cut.transpose(order).reshape(*lead, g * g, c * c)
 
 
-def agreement(
-    reference: Square | npt.NDArray[np.uint8] | Grey,
-    warped: Grey,
-    inside: Grey | None = None,
-    params: AlignParams = DEFAULT,
-) -> float | None:
-    """The low quantile of the cells' correlation between a reference square and
-    the query brought into its frame; None where too few structured cells are inside or
-    the frames do not line up (the cells' median correlation under ``min_median``)."""
-    if isinstance(reference, Square):
-        if reference.opaque is not None:
-            inside = reference.opaque if inside is None else inside * reference.opaque
-        reference = reference.pixels
-    ref = _cells(np.asarray(reference, dtype=np.float32), params)
-    query = _cells(warped, params)
-    keep = ref.std(axis=1) > params.min_std
-    if inside is not None:
-        keep &= _cells(inside, params).mean(axis=1) >= params.min_inside
-    if int(keep.sum()) < params.min_cells:
-        return None
-    r = ref[keep] - ref[keep].mean(axis=1, keepdims=True)
-    q = query[keep] - query[keep].mean(axis=1, keepdims=True)
-    denominator = np.sqrt((r * r).sum(axis=1) * (q * q).sum(axis=1))
-    ncc = (r * q).sum(axis=1) / np.maximum(denominator, 1e-6)
-    if float(np.median(ncc)) < params.min_median:
-        return None
-    return float(np.quantile(ncc, params.quantile))
-
-
-def _agreements(reference: Square, views: Grey, params: AlignParams) -> list[float | None]:
-    """:func:`agreement` of one reference square with each of a stack of whole views (no
-    part outside the query), in one pass."""
+def _scores(
+    reference: Square, views: Grey, inside: Grey | None, params: AlignParams
+) -> list[float | None]:
+    """The agreement of a reference with each of a stack of views (n, side, side), all
+    compared in the same cells: those with structure in the reference, wholly covered by
+    the reference (where it is transparent) and by the query (``inside``: where a warp
+    leaves part of the square outside it)."""
     ref = _cells(np.asarray(reference.pixels, dtype=np.float32), params)
     keep = ref.std(axis=1) > params.min_std
-    if reference.opaque is not None:
-        keep &= _cells(reference.opaque, params).mean(axis=1) >= params.min_inside
+    masks = [m for m in (reference.opaque, inside) if m is not None]
+    if masks:
+        covered = masks[0] if len(masks) == 1 else masks[0] * masks[1]
+        keep &= _cells(covered, params).mean(axis=1) >= params.min_inside
     if int(keep.sum()) < params.min_cells:
         return [None] * len(views)
-    g, c = params.grid, params.cell
-    cells = views.reshape(len(views), g, c, g, c).transpose(0, 1, 3, 2, 4)
-    query = cells.reshape(len(views), g * g, c * c)[:, keep]
     r = ref[keep] - ref[keep].mean(axis=1, keepdims=True)
+    query = _cells(views, params)[:, keep]
     q = query - query.mean(axis=2, keepdims=True)
     denominator = np.sqrt((r * r).sum(axis=1)[None, :] * (q * q).sum(axis=2))
     ncc = (r[None] * q).sum(axis=2) / np.maximum(denominator, 1e-6)
@@ -154,17 +134,24 @@ def _agreements(reference: Square, views: Grey, params: AlignParams) -> list[flo
     ]
 
 
-def turns(query: Grey, params: AlignParams = DEFAULT) -> list[Grey]:
-    """The whole query squeezed to the reference's square, in its eight turns and flips
-    (the first is the query as it is)."""
+def agreement(
+    reference: Square, warped: Grey, inside: Grey | None = None, params: AlignParams = DEFAULT
+) -> float | None:
+    """The low quantile of the cells' correlation between a reference square and
+    the query brought into its frame; None where too few structured cells are inside or
+    the frames do not line up (the cells' median correlation under ``min_median``)."""
+    return _scores(reference, warped[None], inside, params)[0]
+
+
+def turns(query: Grey, params: AlignParams = DEFAULT) -> Grey:
+    """The whole query squeezed to the reference's square, in its eight turns and flips,
+    stacked (the first is the query as it is)."""
     cv2 = _cv2()
     side = params.side
     square = cv2.resize(query, (side, side), interpolation=cv2.INTER_AREA)
-    out: list[Grey] = []
-    for flipped in (square, square[:, ::-1]):
-        for k in range(4):
-            out.append(np.ascontiguousarray(np.rot90(flipped, k)))
-    return out
+    return np.stack(
+        [np.rot90(flipped, k) for flipped in (square, square[:, ::-1]) for k in range(4)]
+    )
 
 
 def warp(query: Grey, quad: Quad, params: AlignParams = DEFAULT) -> tuple[Grey, Grey] | None:
@@ -198,16 +185,16 @@ def best_agreement(
     references: Iterable[tuple[Square, Sequence[Quad]]],
     query: Grey,
     params: AlignParams = DEFAULT,
-    whole: Sequence[Grey] | None = None,
+    whole: Grey | None = None,
 ) -> float | None:
     """The best agreement of the query with any of a work's references, each given as its
     square and the quads verified keypoints found for it: the whole query in each turn
     and flip (``whole``: those, where already made by `turns`), and the query through each
     of that reference's quads."""
-    squeezed = np.stack(turns(query, params) if whole is None else list(whole))
+    squeezed = turns(query, params) if whole is None else whole
     best: float | None = None
     for reference, quads in references:
-        values = _agreements(reference, squeezed, params)
+        values = _scores(reference, squeezed, None, params)
         for quad in quads:
             warped = warp(query, quad, params)
             if warped is not None:

@@ -141,7 +141,7 @@ def test_the_stacked_views_measure_what_each_view_alone_does() -> None:
     work = badge("LOKA")
     for query in (badge("LOKA").rotate(90), badge("MOTE"), badge("LOKA").filter(ImageFilter.BLUR)):
         views = alignment.turns(alignment.grey(query))
-        stacked = alignment._agreements(square(work), np.stack(views), alignment.DEFAULT)
+        stacked = alignment._scores(square(work), views, None, alignment.DEFAULT)
         alone = [alignment.agreement(square(work), view) for view in views]
         assert stacked == pytest.approx(alone, abs=1e-6)
         assert any(v is not None for v in alone)

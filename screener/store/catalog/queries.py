@@ -196,16 +196,7 @@ class WorkQueries:
         return list(dict.fromkeys(w for _, w in rows)), int(rows[-1][0])
 
     def references(self, work_id: str) -> list[Reference]:
-        with Session(self.engine) as session:
-            rows = session.scalars(
-                select(ReferenceRow)
-                .where(ReferenceRow.work_id == work_id)
-                .order_by(ReferenceRow.id)
-            )
-            return [
-                Reference(r.id, r.work_id, r.sha256, r.source_name, r.format, r.width, r.height)
-                for r in rows
-            ]
+        return self.references_of_works([work_id]).get(work_id, [])
 
     def references_of_works(self, work_ids: Sequence[str]) -> dict[str, list[Reference]]:
         """The references of several works in one query, by work (works without any are
