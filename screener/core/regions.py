@@ -13,6 +13,8 @@ from dataclasses import dataclass
 WHOLE = "whole"
 # A window of the query's feature map (screener/models/featuremap.py), named by its box.
 WINDOW = "window:"
+# The figure lifted off a smooth background (screener/core/cutout.py), named by its box.
+FIGURE = "figure:"
 
 
 @dataclass(frozen=True)
@@ -49,15 +51,28 @@ CENTRE = Region("centre", 0.2, 0.2, 0.8, 0.8)
 WHOLE_REGION = Region(WHOLE, 0.0, 0.0, 1.0, 1.0)
 
 
+# The fixed cells every picture is cut into (not the whole, nor anything proposed).
+FIXED = frozenset(r.name for r in (*GRID, CENTRE))
+
+
 def regions(enabled: bool) -> tuple[Region, ...]:
     """The whole image first, then the grid and centre crop when regions are enabled."""
     return (WHOLE_REGION, *GRID, CENTRE) if enabled else (WHOLE_REGION,)
 
 
+def _boxed(prefix: str, box: tuple[float, float, float, float]) -> Region:
+    left, top, right, bottom = box
+    return Region(f"{prefix}{left:.3f},{top:.3f},{right:.3f},{bottom:.3f}", *box)
+
+
 def window(box: tuple[float, float, float, float]) -> Region:
     """A feature-map window as a region, its box (fractions) in its name."""
-    left, top, right, bottom = box
-    return Region(f"{WINDOW}{left:.3f},{top:.3f},{right:.3f},{bottom:.3f}", *box)
+    return _boxed(WINDOW, box)
+
+
+def figure(box: tuple[float, float, float, float]) -> Region:
+    """A figure's cut-out as a region, its box (fractions) in its name."""
+    return _boxed(FIGURE, box)
 
 
 def is_window(name: str) -> bool:
@@ -65,11 +80,13 @@ def is_window(name: str) -> bool:
 
 
 def parse_window(name: str) -> Region | None:
-    """The region a window's name (:func:`window`) describes; None for any other name."""
-    if not is_window(name):
+    """The region a window's or a figure's name (:func:`window`, :func:`figure`)
+    describes; None for any other name."""
+    prefix = next((p for p in (WINDOW, FIGURE) if name.startswith(p)), None)
+    if prefix is None:
         return None
     try:
-        left, top, right, bottom = (float(v) for v in name[len(WINDOW) :].split(","))
+        left, top, right, bottom = (float(v) for v in name[len(prefix) :].split(","))
     except ValueError:
         return None
     return Region(name, left, top, right, bottom)

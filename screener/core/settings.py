@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         "spinning, OpenCV and FAISS one thread each); 'libraries': each library decides",
     )
     threads: int = Field(default=0, ge=0, description="cores the 'cores' plan uses (0: all)")
+    blas_threads: int = Field(
+        default=1,
+        ge=0,
+        description="numpy's BLAS pool, under either policy (0: BLAS decides); a check's "
+        "matrix products are small, and BLAS's idle threads spin on the cores SIFT needs",
+    )
 
     clip_arch: str = "ViT-B-32"
     clip_pretrained: str = "laion2b_s34b_b79k"

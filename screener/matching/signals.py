@@ -16,9 +16,10 @@ import numpy.typing as npt
 from PIL import Image
 
 from screener import models
+from screener.core.cutout import cutout
 from screener.core.errors import SignalUnavailable
 from screener.core.proposals import ProposalRules, proposals
-from screener.core.regions import WHOLE, Region, regions, window
+from screener.core.regions import FIXED, WHOLE, Region, figure, regions, window
 from screener.core.settings import Settings
 from screener.matching.threads import plan
 from screener.models import Fingerprint, Fingerprinter, ModelUnavailable
@@ -26,6 +27,10 @@ from screener.models.hashes import PDQ
 from screener.models.sscd import SSCD
 
 log = logging.getLogger(__name__)
+
+# The long side a query is cut out at (`screener.core.cutout`): the semantic tower sees
+# 224 px, and the cut-out's cost grows with the pixels.
+FIGURE_SIDE = 256
 
 
 def is_whole(region: str) -> bool:
@@ -37,12 +42,14 @@ def _options(name: str, settings: Settings) -> dict[str, object]:
     """The factory keywords of signal ``name``: the settings its descriptor names, and the
     thread plan's pool where the descriptor asks for it."""
     options = settings.signal_options(name)
-    if models.descriptor(name).thread_plan:
+    descriptor = models.descriptor(name)
+    if descriptor.thread_plan:
         # A signal with its own thread setting (SCREENER_SEMANTIC_THREADS) is planned with
         # it; one without (SSCD) with sscd_threads.
         own = options.get("threads")
         threads = plan(settings, own if isinstance(own, int) else None)
-        options |= {"threads": threads.model, "spinning": threads.model_spinning}
+        spinning = threads.model_spinning and descriptor.spins
+        options |= {"threads": threads.model, "spinning": spinning}
     return options
 
 
@@ -96,6 +103,10 @@ class SignalSet:
             except ModelUnavailable as exc:
                 raise SignalUnavailable(f"SCREENER_SSCD_WINDOWS cannot run: {exc}") from exc
         self._gate = PDQ()
+        known = models.descriptors()
+        self._figure_signals = {
+            n for n in self.available if n in known and known[n].query_regions == "figure"
+        }
 
     @property
     def names(self) -> list[str]:
@@ -120,6 +131,28 @@ class SignalSet:
             crop for crop, q in zip(rest, qualities, strict=True) if q >= self.region_min_quality
         ]
 
+    @staticmethod
+    def _figure(image: Image.Image) -> tuple[Region, Image.Image] | None:
+        """The query's figure lifted off a smooth background, on white; None where the
+        background is not smooth or no figure stands out."""
+        small = image.convert("RGB")
+        small.thumbnail((FIGURE_SIDE, FIGURE_SIDE), Image.Resampling.BILINEAR)
+        found = cutout(np.asarray(small))
+        return None if found is None else (figure(found.box), Image.fromarray(found.pixels))
+
+    def _figure_crops(
+        self, crops: list[list[tuple[Region, Image.Image]]], images: Sequence[Image.Image]
+    ) -> list[list[tuple[Region, Image.Image]]]:
+        """What a ``query_regions="figure"`` signal sees of each query: the whole, the
+        proposed regions and the figure, without the fixed cells."""
+        out = []
+        for per_image, image in zip(crops, images, strict=True):
+            found = self._figure(image) if self.settings.regions else None
+            out.append(
+                [c for c in per_image if c[0].name not in FIXED] + ([found] if found else [])
+            )
+        return out
+
     def fingerprint(self, image: Image.Image, *, dihedral: bool) -> list[RegionFingerprint]:
         """Fingerprint the whole image and its regions with every available signal.
 
@@ -134,10 +167,15 @@ class SignalSet:
         """:meth:`fingerprint` for several images, with one model call per signal for all
         their regions (the service's micro-batches). ``propose``: the query side, which
         also fingerprints the regions `screener.core.proposals` finds in each picture."""
-        crops = [self._crops(image, propose) for image in images]
-        flat = [crop for per_image in crops for _, crop in per_image]
+        fixed = [self._crops(image, propose) for image in images]
+        figures = None
         out: list[list[RegionFingerprint]] = [[] for _ in images]
         for name, fingerprinter in self.available.items():
+            crops = fixed
+            if propose and name in self._figure_signals:
+                figures = figures or self._figure_crops(fixed, images)
+                crops = figures
+            flat = [crop for per_image in crops for _, crop in per_image]
             results = iter(fingerprinter.fingerprint(flat) if flat else [])
             for position, per_image in enumerate(crops):
                 out[position] += [

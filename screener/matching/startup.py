@@ -62,6 +62,7 @@ class ScreenerBase:
         threads = threads_mod.plan(self.settings)
         vindex.set_threads(threads.faiss)
         threads_mod.apply_opencv(threads.opencv)
+        threads_mod.apply_blas(threads.blas)
         self.indexes = IndexSet(
             self.catalog,
             self.signals.available,

@@ -6,7 +6,8 @@ several checks at once, so the pools over-subscribe the cores: on two shared cor
 spinning threads of one model call slow the SIFT and the search of the others. The plan
 gives the model, the only stage that gains from several threads on one image, every core
 without spinning, and OpenCV and FAISS one thread each (their work per check is small;
-concurrent checks are their parallelism).
+concurrent checks are their parallelism). numpy's BLAS pool gets ``blas_threads`` (one)
+under either policy: a check's matrix products are small, and its idle threads spin too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class ThreadPlan:
     model_spinning: bool
     opencv: int
     faiss: int
+    blas: int = 0
 
 
 def plan(settings: Settings, own: int | None = None) -> ThreadPlan:
@@ -41,14 +43,28 @@ def plan(settings: Settings, own: int | None = None) -> ThreadPlan:
     ``index.set_threads``)."""
     model = settings.sscd_threads if own is None else own
     if settings.thread_policy == "libraries":
-        return ThreadPlan(model, True, 0, settings.index_threads)
+        return ThreadPlan(model, True, 0, settings.index_threads, settings.blas_threads)
     available = settings.threads or cores()
     return ThreadPlan(
         model=model or available,
         model_spinning=False,
         opencv=1,
         faiss=settings.index_threads,
+        blas=settings.blas_threads,
     )
+
+
+def apply_blas(threads: int) -> None:
+    """Set numpy's BLAS pool (process-wide); 0 leaves it alone.
+
+    OpenBLAS's idle threads keep spinning after a matrix product, on the cores OpenCV's
+    matcher and the models need next: on two cores, one thread made a check with the
+    semantic signal 35 ms faster at p50 (docs/semantic.md, "Cost")."""
+    if threads <= 0:
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
 
 
 def apply_opencv(threads: int) -> None:

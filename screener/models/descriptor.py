@@ -41,6 +41,15 @@ class SignalDescriptor:
     field that feeds it. ``display`` heads the signal's column where checks are tabulated
     (``table``: whether it has one). ``thread_plan``: the factory takes ``threads`` and
     ``spinning``, and the check's thread plan (``screener/matching/threads.py``) sets them.
+    ``query_regions``: what the signal sees of a query besides the whole picture.
+    ``"fixed"``: the fixed grid and centre cells and the regions the picture proposes (a
+    copy's detail survives in a quarter of the picture). ``"figure"``: the proposed
+    regions and the figure cut out of a smooth background, not the fixed cells (a
+    descriptor of what things are describes a figure, not a quarter of one, and each
+    crop is one more model run). References are fingerprinted alike either way.
+    ``spins``: whether the pool may keep its threads spinning between runs where the plan
+    allows it. A signal that runs briefly beside SSCD says False: its spinning threads
+    took SSCD's cores (measured: SSCD 114 to 137 ms a check, docs/semantic.md).
     """
 
     evidence: str
@@ -53,6 +62,8 @@ class SignalDescriptor:
     options: Mapping[str, str] = field(default_factory=dict)
     extra_evidence: tuple[str, ...] = ()
     thread_plan: bool = False
+    query_regions: Literal["fixed", "figure"] = "fixed"
+    spins: bool = True
 
     def __post_init__(self) -> None:
         for name in (self.evidence, *self.extra_evidence):
@@ -61,6 +72,8 @@ class SignalDescriptor:
                     f"evidence name {name!r} must be lower-case words joined by underscores, "
                     "ending in the measure (e.g. pdq_hamming)"
                 )
+        if self.query_regions not in ("fixed", "figure"):
+            raise ValueError(f"query_regions {self.query_regions!r} is not fixed or figure")
         if self.metric not in LOWER_IS_CLOSER:
             raise ValueError(f"metric {self.metric!r} is not one of {sorted(LOWER_IS_CLOSER)}")
         if not self.family.strip() or not self.display.strip():

@@ -243,6 +243,12 @@ SEMANTIC_SIGNAL = SignalDescriptor(
     # Its ONNX Runtime pool follows the check's thread plan (no spinning under "cores"),
     # like SSCD's; an explicit SCREENER_SEMANTIC_THREADS still wins.
     thread_plan=True,
+    # A query's figure cut out of its background, not the fixed grid: fewer tower runs,
+    # and the figure as its references were drawn (docs/semantic.md, "The figure").
+    query_regions="figure",
+    # One short run a check, right beside SSCD's: spinning buys it nothing and its
+    # threads would take SSCD's cores.
+    spins=False,
     options={
         "onnx": "semantic_onnx",
         "size": "semantic_size",

@@ -11,6 +11,7 @@ import pytest
 from screener import Settings, models
 from screener.core import samples
 from screener.matching import signals as signals_mod
+from screener.matching import threads as threads_mod
 from screener.matching.signals import SignalSet
 from screener.matching.threads import ThreadPlan, cores, plan
 from screener.models.sscd import SSCD
@@ -73,10 +74,29 @@ def test_a_shape_step_batch_equals_one_at_a_time_and_names_its_spec() -> None:
 
 
 def test_the_cores_plan_gives_the_model_every_core_and_the_rest_one() -> None:
-    assert plan(Settings(thread_policy="cores", threads=2)) == ThreadPlan(2, False, 1, 1)
+    assert plan(Settings(thread_policy="cores", threads=2)) == ThreadPlan(2, False, 1, 1, 1)
     assert plan(Settings(thread_policy="cores")).model == cores()
     assert plan(Settings(thread_policy="cores", sscd_threads=3, threads=2)).model == 3
-    assert plan(Settings(thread_policy="libraries")) == ThreadPlan(0, True, 0, 1)
+    assert plan(Settings(thread_policy="libraries")) == ThreadPlan(0, True, 0, 1, 1)
+    # numpy's BLAS gets one thread under either policy unless told otherwise.
+    assert plan(Settings(thread_policy="libraries", blas_threads=0)).blas == 0
+    assert plan(Settings(thread_policy="cores", blas_threads=2)).blas == 2
+
+
+def test_the_blas_pool_is_sized_by_the_plan() -> None:
+    """`apply_blas` sets every BLAS library numpy loaded; 0 leaves them as they were."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    with threadpool_limits(limits=None):  # restores the pools on exit
+        before = blas()
+        assert before, "numpy loaded no BLAS library that threadpoolctl sees"
+        threads_mod.apply_blas(0)
+        assert blas() == before
+        threads_mod.apply_blas(1)
+        assert blas() == [1] * len(before)
 
 
 def test_settings_take_the_thread_plan_from_the_environment(
@@ -102,7 +122,9 @@ def test_the_semantic_pool_follows_the_thread_plan() -> None:
     )
     assert own["threads"] == 1 and own["spinning"] is False
     libraries = signals_mod._options("semantic", Settings(thread_policy="libraries"))
-    assert libraries["threads"] == 0 and libraries["spinning"] is True
+    # It never spins: one short run a check, beside SSCD's pool, which keeps spinning.
+    assert libraries["threads"] == 0 and libraries["spinning"] is False
+    assert signals_mod._options("sscd", Settings(thread_policy="libraries"))["spinning"] is True
     sscd = signals_mod._options("sscd", Settings(thread_policy="cores", threads=2))
     assert sscd["threads"] == 2 and sscd["spinning"] is False
     # SSCD's own setting is SSCD's: it does not size the semantic pool.
