@@ -44,6 +44,8 @@ from screener.matching.pipeline import Screener
 FPRS = (0.01, 0.001)
 POOLED = "pooled"
 ROUTE_EVIDENCE = "character_margin"
+# Also reported: the route on the colour-weighted likeness (screener/matching/characters.py).
+OTHER_ROUTES = ("character_likeness",)
 ROUTE_RATE = 0.01  # look-alikes, and unrelated images, the route may flag on the fit sources
 UNRELATED = (csuite.OTHER_CHARACTER, csuite.PHOTO)
 
@@ -332,6 +334,7 @@ def report(
             for k, v in accuracy.metrics(records, [*names, accuracy.FUSED])["scores"].items()
         },
         "character_route": route_report(records, template),
+        "other_routes": {e: route_report(records, template, e) for e in OTHER_ROUTES},
         "seconds_per_check_p50": float(np.median([r.seconds for r in records]))
         if records
         else None,
@@ -402,6 +405,8 @@ def markdown(result: dict[str, Any]) -> str:
             + f" | {_pct(flagged)} | {entry['at_fpr']['0.01']['negatives']} |"
         )
     lines += _route_markdown(result.get("character_route"), positives)
+    for route in result.get("other_routes", {}).values():
+        lines += _route_markdown({**route, "policy_route": None}, positives)
     lines.append("")
     return "\n".join(lines)
 

@@ -9,62 +9,25 @@ the matches a verdict reports.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
-from screener.core.decode import decode
-from screener.core.errors import ScreenerError
+from screener.matching.reference_cache import ReferenceCache
 from screener.models import alignment
 from screener.store.catalog import Catalog
 
 SIGNAL = "aligned_agreement"
-# The long side a reference is decoded at before it is squeezed to its square.
-DECODE_SIDE = 256
 
 
-class ReferenceSquares:
+class ReferenceSquares(ReferenceCache[alignment.Square]):
     """Each reference's square, by image SHA-256, the most recently used kept."""
 
     def __init__(self, capacity: int = 16384, params: alignment.AlignParams = alignment.DEFAULT):
-        self.capacity = capacity
+        super().__init__(lambda d: alignment.square_of(d.image, d.alpha, params), capacity)
         self.params = params
-        self._squares: OrderedDict[str, alignment.Square | None] = OrderedDict()
-        self._lock = threading.Lock()  # checks run on several threads in the service
-
-    def __len__(self) -> int:
-        return len(self._squares)
 
     def square(self, catalog: Catalog, sha256: str) -> alignment.Square | None:
         """The square of the stored image ``sha256``; None where it cannot be read."""
-        with self._lock:
-            if sha256 in self._squares:
-                self._squares.move_to_end(sha256)
-                return self._squares[sha256]
-        try:
-            decoded = decode(catalog.blob(sha256), max_side=DECODE_SIDE)
-            made: alignment.Square | None = alignment.square_of(
-                decoded.image, decoded.alpha, self.params
-            )
-        except ScreenerError:  # a blob gone or no longer decodable: nothing to compare
-            made = None
-        with self._lock:
-            self._squares[sha256] = made
-            while len(self._squares) > self.capacity:
-                self._squares.popitem(last=False)
-        return made
-
-    def of_works(
-        self, catalog: Catalog, work_ids: Sequence[str]
-    ) -> dict[str, list[tuple[int, alignment.Square]]]:
-        """The squares of each work's references, with their ids (one catalog query)."""
-        found: dict[str, list[tuple[int, alignment.Square]]] = {}
-        for work_id, references in catalog.references_of_works(work_ids).items():
-            for reference in references:
-                square = self.square(catalog, reference.sha256)
-                if square is not None:
-                    found.setdefault(work_id, []).append((reference.id, square))
-        return found
+        return self.get(catalog, sha256)
 
 
 def measure(

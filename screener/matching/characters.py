@@ -15,8 +15,11 @@ each work's prototypes are its references' semantic fingerprints and its kept au
 views; a query's ``character_similarity`` for a work is its best cosine to them, and its
 ``character_margin`` that similarity less the best any other registered work or the
 background bank reaches (the cohort): another cat closer to another registered cat, or
-to an ordinary picture, does not pass as this one. The policy's ``character_review``
-route reads the margin (screener/core/fusion.py).
+to an ordinary picture, does not pass as this one. ``character_likeness`` weighs the
+similarity by the colours the query's figure shares with the work's references
+(`screener.core.palette`) and takes the same kind of margin: another creature of the
+character's kind drawn in the same style often has other colours. The policy's
+``character_review`` route reads the evidence it names (screener/core/fusion.py).
 
 Models are derived data, stored beside the catalog in their own table with the digest of
 the references and spec they were trained from; a model whose digest no longer matches is
@@ -40,10 +43,12 @@ from sqlalchemy import Float, LargeBinary, String, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from screener import models
-from screener.core import samples
+from screener.core import palette, samples
+from screener.core.decode import DecodedImage
 from screener.core.policy import Characters as Training
 from screener.matching.background import Bank
 from screener.matching.candidates import Best, Candidate
+from screener.matching.reference_cache import ReferenceCache
 from screener.matching.signals import RegionFingerprint
 from screener.models import Fingerprinter
 from screener.store.catalog import Catalog, FingerprintRow, ReferenceRow
@@ -53,6 +58,13 @@ SIGNAL = "semantic"
 EVIDENCE = "character_score"
 SIMILARITY = "character_similarity"
 MARGIN = "character_margin"
+COLOUR = "character_colour"
+LIKENESS = "character_likeness"
+# The long side a query is reduced to before its figure's colours are counted.
+COLOUR_SIDE = 256
+# The works closest by prototype similarity that are always in the colour likeness's
+# cohort, candidates or not: the competitors a character's likeness is measured against.
+COLOUR_COHORT = 10
 TRAINING = "lr1"  # changes whenever training would give another model
 Embed = Callable[[Sequence[Image.Image]], npt.NDArray[np.float32]]
 
@@ -487,3 +499,51 @@ def add_evidence(scores: Scores, candidates: Mapping[str, Candidate]) -> None:
         ):
             if value is not None:
                 candidate.best[name] = Best(round(value, 6), closest.pair)
+
+
+# colours ----------------------------------------------------------------------------------
+
+
+def colours_of(decoded: DecodedImage) -> npt.NDArray[np.float32]:
+    """The colours of a decoded picture's figure (`screener.core.palette`), at
+    ``COLOUR_SIDE``: a reference's opaque pixels, a query's figure lifted off a smooth
+    background, or the whole picture."""
+    image = decoded.image.copy()
+    image.thumbnail((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BILINEAR)
+    alpha = None if decoded.alpha is None else np.asarray(decoded.alpha.resize(image.size))
+    return palette.figure_colours(np.asarray(image.convert("RGB")), alpha)
+
+
+class ReferenceColours(ReferenceCache[npt.NDArray[np.float32]]):
+    """Each reference's colours (2 KB), made from its stored image on first use."""
+
+    def __init__(self, capacity: int = 16384) -> None:
+        super().__init__(colours_of, capacity)
+
+
+def add_likeness(
+    scores: Scores,
+    candidates: Mapping[str, Candidate],
+    query: npt.NDArray[np.float32],
+    references: Mapping[str, Sequence[tuple[int, npt.NDArray[np.float32]]]],
+) -> None:
+    """Each character candidate's ``character_colour`` (the best colour likeness of the
+    query's figure to one of its references) and ``character_likeness``: its prototype
+    similarity times that colour likeness, less the best other work's of ``references``
+    (the cohort). The
+    semantic tower knows what a figure is and ignores its colours; the colours tell a
+    character from another of its kind drawn in the same style."""
+    colour = {
+        work_id: max(palette.likeness(query, h) for _, h in found)
+        for work_id, found in references.items()
+        if found
+    }
+    product = {w: scores.similarity[w] * c for w, c in colour.items() if w in scores.similarity}
+    for work_id, value in product.items():
+        candidate = candidates.get(work_id)
+        shown = None if candidate is None else candidate.best.get(MARGIN)
+        if candidate is None or shown is None:
+            continue
+        others = max((v for w, v in product.items() if w != work_id), default=0.0)
+        candidate.best[COLOUR] = Best(round(colour[work_id], 6), shown.pair)
+        candidate.best[LIKENESS] = Best(round(value - others, 6), shown.pair)

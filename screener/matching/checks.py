@@ -146,6 +146,8 @@ class Checks(Scoring):
         work_ids += [w for w in named_by_model if w not in work_ids]
         candidates = self._score(by_signal, work_ids)
         characters_mod.add_evidence(characters, candidates)
+        if characters.similarity:
+            self._likeness(decoded, characters, candidates)
         if item.prompt:
             self._prompt_similarity(item.prompt, candidates)
         clock.lap("score")
@@ -165,6 +167,19 @@ class Checks(Scoring):
         )
         verdict = self._verdict(decoded, matches, prompt_info, clock, item.territory)
         return Analysis(verdict, tuple(matches), tuple(query), local)
+
+    def _likeness(
+        self, decoded: DecodedImage, scores: characters_mod.Scores, candidates: dict[str, Candidate]
+    ) -> None:
+        """The character candidates' colour likeness and its product with the prototype
+        similarity (`characters.add_likeness`), its cohort the candidates and the works
+        closest by prototype similarity, candidates or not."""
+        works = [w for w in candidates if w in scores.similarity]
+        works += [w for w in scores.closest(characters_mod.COLOUR_COHORT) if w not in works]
+        references = self.colours.of_works(self.catalog, works)
+        characters_mod.add_likeness(
+            scores, candidates, characters_mod.colours_of(decoded), references
+        )
 
     def _vote(self, features: LocalFeatures | None) -> list[str]:
         """Works the descriptor-level index proposes for verification, most votes first."""

@@ -53,6 +53,7 @@ class ScreenerBase:
         self.limits = Limits(max_bytes=self.settings.max_bytes, max_pixels=self.settings.max_pixels)
         self.catalog = Catalog(self.settings.resolved_database_url)
         self.squares = aligned.ReferenceSquares()  # references' grey squares, made on demand
+        self.colours = characters_mod.ReferenceColours()  # references' colours, likewise
         self.signals = SignalSet(
             self.settings,
             self.policy.matching.region_min_quality,

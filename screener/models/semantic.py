@@ -261,7 +261,13 @@ SEMANTIC_SIGNAL = SignalDescriptor(
     # The per-work character models' score and the prototype similarity and its margin
     # over the cohort (screener/matching/characters.py) are read from this signal's
     # vectors, so they are this signal's evidence too.
-    extra_evidence=("character_score", "character_similarity", "character_margin"),
+    extra_evidence=(
+        "character_score",
+        "character_similarity",
+        "character_margin",
+        "character_colour",
+        "character_likeness",
+    ),
 )
 
 

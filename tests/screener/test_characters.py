@@ -19,7 +19,9 @@ from screener.core import policy as policy_mod
 from screener.core.policy import Characters, Decision
 from screener.core.settings import Settings
 from screener.matching.characters import (
+    COLOUR,
     EVIDENCE,
+    LIKENESS,
     MARGIN,
     SIMILARITY,
     CharacterModelRow,
@@ -136,6 +138,25 @@ def test_a_margin_is_the_similarity_less_the_best_other_work_or_the_bank(
     similarity, margin = match.signals[SIMILARITY], match.signals[MARGIN]
     assert similarity is not None and margin is not None
     assert 0 < margin < similarity <= 1.0 + 1e-6
+
+
+def test_colours_tell_the_character_from_one_of_its_kind(registry: Screener) -> None:
+    """On a gradient, a new pose of the mascot keeps its colours; the grey look-alike, drawn
+    the same way, does not share them. ``character_likeness`` (similarity times colour,
+    less the best other work's) names the mascot for its new pose and not for the
+    look-alike, and its reference is the mascot's."""
+    pose = draw(MASCOT, 11, background=(40, 120, 200))
+    mascot = next(m for m in registry.analyse(png(pose)).candidates if m.work_id == "mascot")
+    colour, likeness = mascot.signals[COLOUR], mascot.signals[LIKENESS]
+    assert colour is not None and likeness is not None
+    assert colour > 0.5 and likeness > 0
+    references = {r.id for r in registry.catalog.references("mascot")}
+    assert mascot.regions[LIKENESS].reference_id in references
+    other = registry.analyse(png(draw(LOOKALIKE, 11, background=(40, 120, 200)))).candidates
+    as_mascot = next(m for m in other if m.work_id == "mascot")
+    assert as_mascot.signals[COLOUR] is not None and as_mascot.signals[LIKENESS] is not None
+    assert as_mascot.signals[COLOUR] < colour  # type: ignore[operator]
+    assert as_mascot.signals[LIKENESS] < 0 < likeness  # type: ignore[operator]
 
 
 def test_models_persist_across_a_restart_and_follow_their_references(
