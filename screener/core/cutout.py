@@ -66,6 +66,17 @@ def _surface(height: int, width: int) -> npt.NDArray[np.float64]:
     return np.stack([np.ones_like(x), x, y, x * y, x * x, y * y], axis=-1)
 
 
+def _least_squares(
+    basis: npt.NDArray[np.float64], values: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """The coefficients (6, 3) that fit ``values`` (N, 3) on ``basis`` (N, 6) best, by the
+    normal equations: six unknowns over coordinates in [0, 1] are well conditioned, and a
+    6 x 6 solve costs nothing beside an SVD of the N rows (numpy's lstsq)."""
+    gram = basis.T @ basis + 1e-9 * np.eye(basis.shape[1])
+    solved: npt.NDArray[np.float64] = np.linalg.solve(gram, basis.T @ values).astype(np.float64)
+    return solved
+
+
 def _fit(
     rgb: npt.NDArray[np.uint8], rules: CutoutRules
 ) -> tuple[npt.NDArray[np.float64], float] | None:
@@ -84,7 +95,7 @@ def _fit(
     # off (a figure that reaches the edge), so the surface is the background's alone.
     keep = ring
     for _ in range(2):
-        coefficients, *_ = np.linalg.lstsq(basis[keep], pixels[keep], rcond=None)
+        coefficients = _least_squares(basis[keep], pixels[keep])
         residual = np.sqrt(((pixels - basis @ coefficients) ** 2).sum(axis=-1))
         keep = ring & (residual < max(rules.min_step, 2.0 * float(np.median(residual[ring]))))
         if keep.sum() < rules.background_share * ring.sum():
@@ -92,8 +103,7 @@ def _fit(
     noise = float(np.percentile(residual[keep], 90))
     if noise > rules.max_border_noise:
         return None
-    fitted: npt.NDArray[np.float64] = np.asarray(coefficients, dtype=np.float64)
-    return fitted, max(rules.min_step, rules.noise_factor * noise)
+    return coefficients, max(rules.min_step, rules.noise_factor * noise)
 
 
 def figure_mask(
