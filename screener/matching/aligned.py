@@ -25,10 +25,6 @@ class ReferenceSquares(ReferenceCache[alignment.Square]):
         super().__init__(lambda d: alignment.square_of(d.image, d.alpha, params), capacity)
         self.params = params
 
-    def square(self, catalog: Catalog, sha256: str) -> alignment.Square | None:
-        """The square of the stored image ``sha256``; None where it cannot be read."""
-        return self.get(catalog, sha256)
-
 
 def measure(
     squares: ReferenceSquares,

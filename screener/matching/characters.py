@@ -49,7 +49,7 @@ from screener.core.policy import Characters as Training
 from screener.matching.background import Bank
 from screener.matching.candidates import Best, Candidate
 from screener.matching.reference_cache import ReferenceCache
-from screener.matching.signals import RegionFingerprint
+from screener.matching.signals import RegionFingerprint, reduced
 from screener.models import Fingerprinter
 from screener.store.catalog import Catalog, FingerprintRow, ReferenceRow
 
@@ -60,8 +60,6 @@ SIMILARITY = "character_similarity"
 MARGIN = "character_margin"
 COLOUR = "character_colour"
 LIKENESS = "character_likeness"
-# The long side a query is reduced to before its figure's colours are counted.
-COLOUR_SIDE = 256
 # The works closest by prototype similarity that are always in the colour likeness's
 # cohort, candidates or not: the competitors a character's likeness is measured against.
 COLOUR_COHORT = 10
@@ -505,13 +503,12 @@ def add_evidence(scores: Scores, candidates: Mapping[str, Candidate]) -> None:
 
 
 def colours_of(decoded: DecodedImage) -> npt.NDArray[np.float32]:
-    """The colours of a decoded picture's figure (`screener.core.palette`), at
-    ``COLOUR_SIDE``: a reference's opaque pixels, a query's figure lifted off a smooth
-    background, or the whole picture."""
-    image = decoded.image.copy()
-    image.thumbnail((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BILINEAR)
+    """The colours of a decoded picture's figure (`screener.core.palette`), at the size
+    the semantic tower's figure is cut out at (`signals.reduced`): a reference's opaque
+    pixels, a query's figure lifted off a smooth background, or the whole picture."""
+    image = reduced(decoded.image)
     alpha = None if decoded.alpha is None else np.asarray(decoded.alpha.resize(image.size))
-    return palette.figure_colours(np.asarray(image.convert("RGB")), alpha)
+    return palette.figure_colours(np.asarray(image), alpha)
 
 
 class ReferenceColours(ReferenceCache[npt.NDArray[np.float32]]):

@@ -28,9 +28,17 @@ from screener.models.sscd import SSCD
 
 log = logging.getLogger(__name__)
 
-# The long side a query is cut out at (`screener.core.cutout`): the semantic tower sees
+# The long side a picture is cut out at (`screener.core.cutout`): the semantic tower sees
 # 224 px, and the cut-out's cost grows with the pixels.
 FIGURE_SIDE = 256
+
+
+def reduced(image: Image.Image) -> Image.Image:
+    """An RGB copy of ``image`` no longer than ``FIGURE_SIDE`` on either side: what its
+    figure is cut out of, for the semantic tower and for its colours."""
+    small = image.convert("RGB")  # a copy, even of an RGB image
+    small.thumbnail((FIGURE_SIDE, FIGURE_SIDE), Image.Resampling.BILINEAR)
+    return small
 
 
 def is_whole(region: str) -> bool:
@@ -135,9 +143,7 @@ class SignalSet:
     def _figure(image: Image.Image) -> tuple[Region, Image.Image] | None:
         """The query's figure lifted off a smooth background, on white; None where the
         background is not smooth or no figure stands out."""
-        small = image.convert("RGB")
-        small.thumbnail((FIGURE_SIDE, FIGURE_SIDE), Image.Resampling.BILINEAR)
-        found = cutout(np.asarray(small))
+        found = cutout(np.asarray(reduced(image)))
         return None if found is None else (figure(found.box), Image.fromarray(found.pixels))
 
     def _figure_crops(
