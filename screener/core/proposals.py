@@ -55,6 +55,13 @@ class ProposalRules:
     located_max_share: float = 0.5
     located_top: int = 2
     located_min_inliers: int = 8
+    # The placed region (`screener.matching.placed`): the references of the ``placed_pool``
+    # best candidates by fused score are placed on a coarse copy of the query; the
+    # ``placed_top`` that correlate best are placed exactly and cropped when the box takes
+    # at most ``placed_max_share`` of the query's area.
+    placed_pool: int = 10
+    placed_top: int = 2
+    placed_max_share: float = 0.5
 
     def __post_init__(self) -> None:
         if not (0 < self.uniform_spread < 255 and 0 < self.seam_step < 255):
@@ -65,6 +72,10 @@ class ProposalRules:
             raise ValueError("max_tiles must be at least 2")
         if not (0 <= self.located_margin <= 1 and 0 < self.located_max_share <= 1):
             raise ValueError("located_margin and located_max_share are shares")
+        if self.placed_pool < 0 or self.placed_top < 0 or not (0 < self.placed_max_share <= 1):
+            raise ValueError(
+                "placed_pool and placed_top must be at least 0 (0: none), placed_max_share a share"
+            )
         if self.located_min_side < 8 or self.located_top < 0 or self.located_min_inliers < 1:
             raise ValueError(
                 "located_min_side must be at least 8, located_top at least 0 (0: none) "

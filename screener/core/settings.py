@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         description="compare SSCD on the part of the query where verified keypoints put a "
         "work (screener/matching/located.py); false: keypoints and fixed regions only",
     )
+    placed_region: bool = Field(
+        default=True,
+        description="search the query for the leading candidates' own pixels and compare SSCD "
+        "on the box found, outside the reference's alpha blanked "
+        "(screener/matching/placed.py); false: keypoint-located and fixed regions only",
+    )
     aligned_agreement: bool = Field(
         default=False,
         description="compare a check's leading candidates with their references cell by "

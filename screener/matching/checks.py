@@ -18,7 +18,7 @@ from screener.core.errors import InputError, NotFound, quote
 from screener.core.prompt.result import PromptResult, evaluate
 from screener.core.regions import WHOLE
 from screener.core.verdict import Match, RegionPair, Verdict
-from screener.matching import aligned, located
+from screener.matching import aligned, located, placed
 from screener.matching import characters as characters_mod
 from screener.matching import explain as explain_mod
 from screener.matching.analysis import Analysis, CheckItem, Clock, ImageInput, Prepared
@@ -152,6 +152,8 @@ class Checks(Scoring):
             self._prompt_similarity(item.prompt, candidates)
         clock.lap("score")
         local = self._verify(decoded, candidates, [*voted, *item.include_works], features)
+        if self.settings.placed_region and "sscd" in self.signals.available:
+            self._place(decoded, candidates)
         clock.lap("verify")
         if self.settings.aligned_agreement:
             self._align(decoded, candidates, local)
@@ -272,21 +274,47 @@ class Checks(Scoring):
             )
             if box is not None and located.worth_cropping(box, working, rules.located_max_share):
                 boxes[match.work_id] = box
-        if not boxes:
+        if boxes:
+            self._region_sscd(located.crops(decoded.image, boxes), located.REGION, candidates)
+
+    def _place(self, decoded: DecodedImage, candidates: dict[str, Candidate]) -> None:
+        """SSCD on the part of the query where each leading candidate's own pixels put it
+        (`screener.matching.placed`), as region evidence where it beats the other regions."""
+        rules = self.policy.matching.proposals
+        if rules.placed_top == 0 or rules.placed_pool == 0:
             return
+        fused = {w: fusion.fuse(c.values(), self.policy) for w, c in candidates.items()}
+        pool = sorted(candidates, key=fused.__getitem__, reverse=True)[: rules.placed_pool]
+        found = placed.crops(
+            self.templates,
+            self.catalog,
+            decoded.image,
+            pool,
+            rules.placed_top,
+            rules.placed_max_share,
+        )
+        if found:
+            self._region_sscd(
+                {w: crop for w, (crop, _) in found.items()}, placed.REGION, candidates
+            )
+
+    def _region_sscd(
+        self, images: dict[str, Image.Image], region: str, candidates: dict[str, Candidate]
+    ) -> None:
+        """One SSCD call for a crop per work; each crop's best cosine with its work's whole
+        references becomes the work's region evidence where it beats what it has."""
         sscd = self.signals.available["sscd"]
-        images = located.crops(decoded.image, boxes)
         vectors = {
             work_id: np.asarray(fp.vector, dtype=np.float32)
             for work_id, fp in zip(images, sscd.fingerprint(list(images.values())), strict=True)
         }
-        stored = self.catalog.fingerprints_of_works(list(boxes), "sscd", sscd.spec_id)
+        stored = self.catalog.fingerprints_of_works(list(images), "sscd", sscd.spec_id)
         name = descriptor("sscd").region_evidence
         for work_id, (value, ref) in located.best_cosines(vectors, stored).items():
             current = candidates[work_id].best.get(name)
             if current is None or value > current.value:
                 candidates[work_id].best[name] = Best(
-                    value, RegionPair(located.REGION, ref.reference_id, ref.region)
+                    value, RegionPair(region, ref.reference_id, ref.region)
                 )
 
     def explain(

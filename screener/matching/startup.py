@@ -20,7 +20,7 @@ from screener.core import policy as policy_mod
 from screener.core.decode import DecodedImage, Limits, decode, decode_file
 from screener.core.policy import Policy
 from screener.core.settings import Settings
-from screener.matching import aligned
+from screener.matching import aligned, placed
 from screener.matching import background as background_mod
 from screener.matching import characters as characters_mod
 from screener.matching import threads as threads_mod
@@ -54,6 +54,7 @@ class ScreenerBase:
         self.catalog = Catalog(self.settings.resolved_database_url)
         self.squares = aligned.ReferenceSquares()  # references' grey squares, made on demand
         self.colours = characters_mod.ReferenceColours()  # references' colours, likewise
+        self.templates = placed.ReferenceTemplates()  # references' search templates, likewise
         self.signals = SignalSet(
             self.settings,
             self.policy.matching.region_min_quality,

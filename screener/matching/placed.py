@@ -1,0 +1,68 @@
+"""The placed region: SSCD on the part of the query where a candidate work's own pixels put it.
+
+The located region (`screener.matching.located`) needs verified keypoints to say where a
+work sits; an icon, an emoji or a logo pasted small into a photograph gives none. For the
+check's leading candidates by SSCD (whole or region), `screener.models.placement` searches
+the query for the work's reference itself, and the box it finds is cut out with the
+reference's alpha (a transparent work is compared without the photograph behind it). One
+SSCD call embeds every candidate's crop; each crop's best cosine with its work's whole
+references becomes the work's ``sscd_region_cosine`` where it beats the other regions,
+with the query region named ``placed``. A look-alike gives a box too, but its crop is the
+look-alike, and SSCD tells it from the work.
+
+Each reference's template is made from its stored image the first time a check needs it
+and kept (`ReferenceCache`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PIL import Image
+
+from screener.matching.reference_cache import ReferenceCache
+from screener.models import placement
+from screener.store.catalog import Catalog
+
+REGION = "placed"
+
+
+class ReferenceTemplates(ReferenceCache[placement.Template]):
+    """Each reference's search template, by image SHA-256, the most recently used kept."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        super().__init__(lambda d: placement.template_of(d.image, d.alpha), capacity)
+
+
+def crops(
+    templates: ReferenceTemplates,
+    catalog: Catalog,
+    image: Image.Image,
+    pool: Sequence[str],
+    top: int,
+    max_share: float,
+    params: placement.PlaceParams = placement.DEFAULT,
+) -> dict[str, tuple[Image.Image, placement.Placement]]:
+    """Per work, the query's masked crop where its reference sits, and that placement:
+    every reference of the works in ``pool`` is placed on the query's coarse copy, the
+    ``top`` works whose reference correlates best there are placed exactly and cropped.
+    A box that would take more than ``max_share`` of the query's area (the whole query and
+    the fixed regions already cover it) is left out."""
+    query = placement.query_of(image, params)
+    coarse: dict[str, tuple[placement.Template, placement.Coarse]] = {}
+    for work_id, references in templates.of_works(catalog, pool).items():
+        for _, template in references:
+            found = placement.coarse(query, template, params)
+            if found is not None and (
+                work_id not in coarse or found.score > coarse[work_id][1].score
+            ):
+                coarse[work_id] = (template, found)
+    leading = sorted(coarse, key=lambda w: coarse[w][1].score, reverse=True)[:top]
+    out: dict[str, tuple[Image.Image, placement.Placement]] = {}
+    for work_id in leading:
+        template, found = coarse[work_id]
+        where = placement.refine(query, template, found, params)
+        left, top_, right, bottom = where.box
+        if (right - left) * (bottom - top_) <= max_share:
+            out[work_id] = (placement.masked_crop(image, where, template), where)
+    return out
