@@ -38,7 +38,9 @@ def _queries(root: Path, per_category: int) -> list[tuple[str, bytes]]:
 
 def _screener(data: Path, root: Path, methods: bool, setting: str | None) -> Screener:
     if setting is None:
-        settings = Settings(data_dir=data, region_proposals=methods, located_region=methods)
+        settings = Settings(
+            data_dir=data, region_proposals=methods, located_region=methods, placed_region=methods
+        )
     else:
         settings = Settings(data_dir=data).model_copy(update={setting: methods})
     screener = Screener(settings)

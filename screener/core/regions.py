@@ -15,6 +15,7 @@ WHOLE = "whole"
 WINDOW = "window:"
 # The figure lifted off a smooth background (screener/core/cutout.py), named by its box.
 FIGURE = "figure:"
+PLACED = "placed:"
 
 
 @dataclass(frozen=True)
@@ -75,14 +76,20 @@ def figure(box: tuple[float, float, float, float]) -> Region:
     return _boxed(FIGURE, box)
 
 
+def placed(box: tuple[float, float, float, float]) -> Region:
+    """Where a work's own pixels put it in the query (`screener.matching.placed`), its box
+    (fractions) in its name."""
+    return _boxed(PLACED, box)
+
+
 def is_window(name: str) -> bool:
     return name.startswith(WINDOW)
 
 
 def parse_window(name: str) -> Region | None:
-    """The region a window's or a figure's name (:func:`window`, :func:`figure`)
-    describes; None for any other name."""
-    prefix = next((p for p in (WINDOW, FIGURE) if name.startswith(p)), None)
+    """The region a window's, a figure's or a placed box's name (:func:`window`,
+    :func:`figure`, :func:`placed`) describes; None for any other name."""
+    prefix = next((p for p in (WINDOW, FIGURE, PLACED) if name.startswith(p)), None)
     if prefix is None:
         return None
     try:

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from screener.core import fusion
+from screener.core import regions as regions_mod
 from screener.core import territory as territory_mod
 from screener.core.decode import DecodedImage
 from screener.core.errors import InputError, NotFound, quote
@@ -275,7 +276,8 @@ class Checks(Scoring):
             if box is not None and located.worth_cropping(box, working, rules.located_max_share):
                 boxes[match.work_id] = box
         if boxes:
-            self._region_sscd(located.crops(decoded.image, boxes), located.REGION, candidates)
+            crops = located.crops(decoded.image, boxes)
+            self._region_sscd({w: (c, located.REGION) for w, c in crops.items()}, candidates)
 
     def _place(self, decoded: DecodedImage, candidates: dict[str, Candidate]) -> None:
         """SSCD on the part of the query where each leading candidate's own pixels put it
@@ -293,16 +295,20 @@ class Checks(Scoring):
             rules.placed_top,
             rules.placed_max_share,
         )
-        if found:
-            self._region_sscd(
-                {w: crop for w, (crop, _) in found.items()}, placed.REGION, candidates
-            )
+        self._region_sscd(
+            {w: (crop, regions_mod.placed(where.box).name) for w, (crop, where) in found.items()},
+            candidates,
+        )
 
     def _region_sscd(
-        self, images: dict[str, Image.Image], region: str, candidates: dict[str, Candidate]
+        self, crops: dict[str, tuple[Image.Image, str]], candidates: dict[str, Candidate]
     ) -> None:
-        """One SSCD call for a crop per work; each crop's best cosine with its work's whole
-        references becomes the work's region evidence where it beats what it has."""
+        """One SSCD call for a crop per work (with the query region it is named by); each
+        crop's best cosine with its work's whole references becomes the work's region
+        evidence where it beats what it has."""
+        if not crops:
+            return
+        images = {w: image for w, (image, _) in crops.items()}
         sscd = self.signals.available["sscd"]
         vectors = {
             work_id: np.asarray(fp.vector, dtype=np.float32)
@@ -314,7 +320,7 @@ class Checks(Scoring):
             current = candidates[work_id].best.get(name)
             if current is None or value > current.value:
                 candidates[work_id].best[name] = Best(
-                    value, RegionPair(region, ref.reference_id, ref.region)
+                    value, RegionPair(crops[work_id][1], ref.reference_id, ref.region)
                 )
 
     def explain(

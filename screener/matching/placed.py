@@ -7,8 +7,9 @@ the query for the work's reference itself, and the box it finds is cut out with 
 reference's alpha (a transparent work is compared without the photograph behind it). One
 SSCD call embeds every candidate's crop; each crop's best cosine with its work's whole
 references becomes the work's ``sscd_region_cosine`` where it beats the other regions,
-with the query region named ``placed``. A look-alike gives a box too, but its crop is the
-look-alike, and SSCD tells it from the work.
+with the query region named ``placed:<box>`` (`screener.core.regions.placed`). A
+look-alike gives a box too, but its crop is the look-alike, and SSCD tells it from the
+work.
 
 Each reference's template is made from its stored image the first time a check needs it
 and kept (`ReferenceCache`).
@@ -23,8 +24,6 @@ from PIL import Image
 from screener.matching.reference_cache import ReferenceCache
 from screener.models import placement
 from screener.store.catalog import Catalog
-
-REGION = "placed"
 
 
 class ReferenceTemplates(ReferenceCache[placement.Template]):

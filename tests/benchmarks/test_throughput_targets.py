@@ -115,6 +115,19 @@ def test_the_aligned_agreement_is_timed_against_the_check_without_it() -> None:
     assert throughput._targets(report)["aligned_agreement_p50_ratio_at_most_1.5"]["pass"] is False
 
 
+def test_the_placed_region_is_timed_against_the_check_without_it() -> None:
+    assert throughput.settings_args({})["placed_off"] == {"overrides": {"placed_region": False}}
+    default = _entry(300.0, 420.0) | {"stage_share": {"search": 0.05}, "index_sizes": {}}
+    report = {
+        "fingerprinting": {},
+        "checks": {"regions_on": default, "placed_off": _entry(250.0, 380.0)},
+    }
+    target = throughput._targets(report)["placed_region_p50_ratio_at_most_1.5"]
+    assert target == {"measured": round(300.0 / 250.0, 3), "pass": True}
+    report["checks"]["placed_off"] = _entry(180.0, 300.0)
+    assert throughput._targets(report)["placed_region_p50_ratio_at_most_1.5"]["pass"] is False
+
+
 def test_training_target_needs_ten_references_within_ten_seconds() -> None:
     def entry(references: int, seconds: float) -> dict[str, Any]:
         training = {"references": references, "median_s": seconds, "max_s": seconds}

@@ -29,6 +29,7 @@ def _screener(data: Path, switches: bool = True) -> Screener:
         signals=["phash", "pdq", "sscd"],
         located_region=switches,
         region_proposals=switches,
+        placed_region=False,  # tests/screener/test_placed_region.py measures it
     )
     s = Screener(settings)
     for work_id, art in WORKS.items():

@@ -1,0 +1,101 @@
+"""The placed region (`screener.matching.placed`): real checks of a transparent work pasted
+small into a new scene, with the switch on and off, and of a look-alike pasted the same way."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from screener import Screener, Settings
+from screener.core.regions import parse_window
+from screener.core.samples import drawing, scene
+from screener.matching.explain import region_of
+from tests import needs
+from tests.images import png
+
+needs.module("cv2", "local")
+pytestmark = pytest.mark.slow
+
+WORKS = {f"art-{k}": drawing(80 + k, transparent=True) for k in range(4)}
+REGION = "sscd_region_cosine"
+
+
+def _screener(data: Path, placed: bool) -> Screener:
+    settings = Settings(data_dir=data, signals=["phash", "pdq", "sscd"], placed_region=placed)
+    s = Screener(settings)
+    for work_id, art in WORKS.items():
+        s.registry.register(work_id, [png(art)])
+    return s
+
+
+@pytest.fixture(scope="module")
+def screeners(tmp_path_factory: pytest.TempPathFactory) -> tuple[Screener, Screener]:
+    on = _screener(tmp_path_factory.mktemp("on"), placed=True)
+    off = _screener(tmp_path_factory.mktemp("off"), placed=False)
+    return on, off
+
+
+def _pasted(work: Image.Image, seed: int) -> Image.Image:
+    """``work`` at 30 % of the side of a new scene, the scene showing through its alpha."""
+    canvas = scene(seed, size=(512, 512))
+    small = work.resize((154, 154))
+    canvas.paste(small.convert("RGB"), (300, 60), small.getchannel("A"))
+    return canvas
+
+
+def _regions(screener: Screener, image: Image.Image, work_id: str) -> tuple[float, str]:
+    analysis = screener.analyse(png(image), include_works=[work_id])
+    (match,) = [m for m in analysis.candidates if m.work_id == work_id]
+    value = match.signals[REGION]
+    assert value is not None
+    return value, match.regions[REGION].query
+
+
+def test_a_transparent_work_pasted_small_is_compared_where_its_pixels_put_it(
+    screeners: tuple[Screener, Screener],
+) -> None:
+    on, off = screeners
+    query = _pasted(WORKS["art-2"], 901)
+    placed, where = _regions(on, query, "art-2")
+    before, before_where = _regions(off, query, "art-2")
+    assert where.startswith("placed:")
+    assert not before_where.startswith("placed:")
+    # The name holds the box, which the evidence picture outlines: the pasted square
+    # (300, 60)-(454, 214) of 512.
+    box = parse_window(where)
+    assert box is not None and region_of(where) == box
+    edges = (box.left, box.top, box.right, box.bottom)
+    for got, want in zip(edges, (300, 60, 454, 214), strict=True):
+        assert abs(got * 512 - want) < 12
+    assert placed > before + 0.2
+    assert placed > 0.6
+
+
+def test_a_look_alike_pasted_the_same_way_stays_below_the_copy(
+    screeners: tuple[Screener, Screener],
+) -> None:
+    on, _ = screeners
+    copy, _ = _regions(on, _pasted(WORKS["art-1"], 902), "art-1")
+    look_alike = on.analyse(png(_pasted(drawing(99, transparent=True), 902)))
+    others = [m.signals.get(REGION) or 0.0 for m in look_alike.candidates]
+    assert others
+    assert max(others) < copy - 0.15
+
+
+def test_placed_top_zero_in_the_policy_places_nothing(
+    screeners: tuple[Screener, Screener],
+) -> None:
+    on, _ = screeners
+    shipped = on.policy
+    rules = dataclasses.replace(shipped.matching.proposals, placed_top=0)
+    on.policy = dataclasses.replace(
+        shipped, matching=dataclasses.replace(shipped.matching, proposals=rules)
+    )
+    try:
+        _, where = _regions(on, _pasted(WORKS["art-2"], 901), "art-2")
+    finally:
+        on.policy = shipped
+    assert not where.startswith("placed:")
