@@ -58,10 +58,12 @@ class ProposalRules:
     # The placed region (`screener.matching.placed`): the references of the ``placed_pool``
     # best candidates by fused score are placed on a coarse copy of the query; the
     # ``placed_top`` that correlate best are placed exactly and cropped when the box takes
-    # at most ``placed_max_share`` of the query's area.
+    # at most ``placed_max_share`` of the query's area. Nothing is placed when a candidate's
+    # whole-image SSCD cosine reaches ``placed_skip``: the query is that work's copy.
     placed_pool: int = 10
     placed_top: int = 2
     placed_max_share: float = 0.5
+    placed_skip: float = 0.9
 
     def __post_init__(self) -> None:
         if not (0 < self.uniform_spread < 255 and 0 < self.seam_step < 255):

@@ -285,6 +285,11 @@ class Checks(Scoring):
         rules = self.policy.matching.proposals
         if rules.placed_top == 0 or rules.placed_pool == 0:
             return
+        whole = [
+            c.best["sscd_cosine"].value for c in candidates.values() if "sscd_cosine" in c.best
+        ]
+        if whole and max(whole) >= rules.placed_skip:
+            return  # the whole query is a copy of a work: nothing pasted in it to look for
         fused = {w: fusion.fuse(c.values(), self.policy) for w, c in candidates.items()}
         pool = sorted(candidates, key=fused.__getitem__, reverse=True)[: rules.placed_pool]
         found = placed.crops(

@@ -19,18 +19,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from PIL import Image
 
+from screener.core import cutout
+from screener.core.decode import DecodedImage
 from screener.matching.reference_cache import ReferenceCache
 from screener.models import placement
 from screener.store.catalog import Catalog
+
+
+def template_of(decoded: DecodedImage) -> placement.Template:
+    """A reference's template. An opaque reference drawn on a plain or smooth background
+    (a logo or an emoji saved on white) is given the figure's mask as its alpha
+    (`screener.core.cutout`): pasted onto a photograph, only the figure comes along."""
+    alpha = decoded.alpha
+    if alpha is None:
+        mask = cutout.figure_mask(np.asarray(decoded.image.convert("RGB")))
+        if mask is not None:
+            alpha = Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
+    return placement.template_of(decoded.image, alpha)
 
 
 class ReferenceTemplates(ReferenceCache[placement.Template]):
     """Each reference's search template, by image SHA-256, the most recently used kept."""
 
     def __init__(self, capacity: int = 4096) -> None:
-        super().__init__(lambda d: placement.template_of(d.image, d.alpha), capacity)
+        super().__init__(template_of, capacity)
 
 
 def crops(

@@ -20,6 +20,13 @@ needs.module("cv2", "local")
 pytestmark = pytest.mark.slow
 
 WORKS = {f"art-{k}": drawing(80 + k, transparent=True) for k in range(4)}
+# Registered opaque, flattened on white with a margin round it (a logo as often saved):
+# its figure's mask stands in for an alpha.
+SAVED_ON_WHITE = Image.new("RGBA", (384, 384), (0, 0, 0, 0))
+SAVED_ON_WHITE.paste(drawing(85, transparent=True).resize((288, 288)), (48, 48))
+WORKS["flat-0"] = Image.alpha_composite(
+    Image.new("RGBA", SAVED_ON_WHITE.size, (255, 255, 255, 255)), SAVED_ON_WHITE
+).convert("RGB")
 REGION = "sscd_region_cosine"
 
 
@@ -70,6 +77,18 @@ def test_a_transparent_work_pasted_small_is_compared_where_its_pixels_put_it(
     edges = (box.left, box.top, box.right, box.bottom)
     for got, want in zip(edges, (300, 60, 454, 214), strict=True):
         assert abs(got * 512 - want) < 12
+    assert placed > before + 0.2
+    assert placed > 0.6
+
+
+def test_a_work_registered_on_white_and_pasted_without_it_is_placed_by_its_figure(
+    screeners: tuple[Screener, Screener],
+) -> None:
+    on, off = screeners
+    query = _pasted(SAVED_ON_WHITE, 903)
+    placed, where = _regions(on, query, "flat-0")
+    before, _ = _regions(off, query, "flat-0")
+    assert where.startswith("placed:")
     assert placed > before + 0.2
     assert placed > 0.6
 
