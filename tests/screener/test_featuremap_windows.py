@@ -13,7 +13,7 @@ from screener import Screener, Settings
 from screener.core.regions import parse_window
 from screener.core.samples import drawing, scene
 from screener.matching.explain import region_of
-from tests.images import png
+from tests.images import png, registered
 
 pytestmark = [pytest.mark.slow, pytest.mark.sscd]
 
@@ -27,10 +27,7 @@ PASTE = (380, 60, 572, 204)
 
 def _screener(data: Path, windows: bool) -> Screener:
     settings = Settings(data_dir=data, signals=["phash", "pdq", "sscd"], sscd_windows=windows)
-    s = Screener(settings)
-    for work_id, art in WORKS.items():
-        s.registry.register(work_id, [png(art)])
-    return s
+    return registered(settings, WORKS)
 
 
 def _composite() -> Image.Image:

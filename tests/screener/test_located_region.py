@@ -14,7 +14,7 @@ from screener import Screener, Settings
 from screener.core import fusion
 from screener.core.samples import scene
 from tests import needs
-from tests.images import png
+from tests.images import own_region, png, registered
 
 needs.module("cv2", "local")
 pytestmark = pytest.mark.slow
@@ -31,10 +31,7 @@ def _screener(data: Path, switches: bool = True) -> Screener:
         region_proposals=switches,
         placed_region=False,  # tests/screener/test_placed_region.py measures it
     )
-    s = Screener(settings)
-    for work_id, art in WORKS.items():
-        s.registry.register(work_id, [png(art)])
-    return s
+    return registered(settings, WORKS)
 
 
 @pytest.fixture(scope="module")
@@ -51,20 +48,12 @@ def _small_composite() -> Image.Image:
     return canvas
 
 
-def _own(screener: Screener, image: Image.Image, work_id: str) -> tuple[float, str]:
-    analysis = screener.analyse(png(image), include_works=[work_id])
-    (match,) = [m for m in analysis.candidates if m.work_id == work_id]
-    value = match.signals[REGION]
-    assert value is not None
-    return value, match.regions[REGION].query
-
-
 def test_a_small_composite_is_compared_where_the_keypoints_put_it(
     screeners: tuple[Screener, Screener],
 ) -> None:
     new, old = screeners
-    located, where = _own(new, _small_composite(), "art-1")
-    fixed, _ = _own(old, _small_composite(), "art-1")
+    located, where = own_region(new, _small_composite(), "art-1")
+    fixed, _ = own_region(old, _small_composite(), "art-1")
     assert where == "located"
     assert located > fixed + 0.1
 
@@ -88,8 +77,8 @@ def test_a_collage_tile_is_compared_alone(screeners: tuple[Screener, Screener]) 
     sources.insert(2, WORKS["art-2"].resize((tile, tile)))
     for i, source in enumerate(sources):
         collage.paste(source, ((i % 2) * tile, (i // 2) * tile))
-    value, where = _own(new, collage, "art-2")
-    before, _ = _own(old, collage, "art-2")
+    value, where = own_region(new, collage, "art-2")
+    before, _ = own_region(old, collage, "art-2")
     assert where.startswith("tile")
     assert value > before
 
@@ -99,8 +88,8 @@ def test_a_padded_copy_is_compared_without_its_border(
 ) -> None:
     new, old = screeners
     padded = ImageOps.expand(WORKS["art-0"], border=(150, 40, 20, 160), fill=(30, 30, 200))
-    value, where = _own(new, padded, "art-0")
-    before, _ = _own(old, padded, "art-0")
+    value, where = own_region(new, padded, "art-0")
+    before, _ = own_region(old, padded, "art-0")
     assert where == "content"
     assert value > before
 
@@ -136,8 +125,8 @@ def test_a_policy_put_in_force_changes_the_proposals(
         shipped, matching=dataclasses.replace(shipped.matching, proposals=rules)
     )
     try:
-        _, where = _own(new, padded, "art-0")
+        _, where = own_region(new, padded, "art-0")
     finally:
         new.policy = shipped
     assert where != "content"  # the border takes less than 95 % of the area
-    assert _own(new, padded, "art-0")[1] == "content"
+    assert own_region(new, padded, "art-0")[1] == "content"

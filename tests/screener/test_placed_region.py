@@ -14,7 +14,7 @@ from screener.core.regions import parse_window
 from screener.core.samples import drawing, scene
 from screener.matching.explain import region_of
 from tests import needs
-from tests.images import png
+from tests.images import own_region, png, registered
 
 needs.module("cv2", "local")
 pytestmark = pytest.mark.slow
@@ -32,10 +32,7 @@ REGION = "sscd_region_cosine"
 
 def _screener(data: Path, placed: bool) -> Screener:
     settings = Settings(data_dir=data, signals=["phash", "pdq", "sscd"], placed_region=placed)
-    s = Screener(settings)
-    for work_id, art in WORKS.items():
-        s.registry.register(work_id, [png(art)])
-    return s
+    return registered(settings, WORKS)
 
 
 @pytest.fixture(scope="module")
@@ -53,21 +50,20 @@ def _pasted(work: Image.Image, seed: int) -> Image.Image:
     return canvas
 
 
-def _regions(screener: Screener, image: Image.Image, work_id: str) -> tuple[float, str]:
-    analysis = screener.analyse(png(image), include_works=[work_id])
-    (match,) = [m for m in analysis.candidates if m.work_id == work_id]
-    value = match.signals[REGION]
-    assert value is not None
-    return value, match.regions[REGION].query
-
-
-def test_a_transparent_work_pasted_small_is_compared_where_its_pixels_put_it(
-    screeners: tuple[Screener, Screener],
+@pytest.mark.parametrize(
+    ("work_id", "pasted", "seed"),
+    [
+        ("art-2", WORKS["art-2"], 901),  # transparent: its alpha masks the crop
+        ("flat-0", SAVED_ON_WHITE, 903),  # registered on white: its figure's mask does
+    ],
+)
+def test_a_work_pasted_small_is_compared_where_its_pixels_put_it(
+    screeners: tuple[Screener, Screener], work_id: str, pasted: Image.Image, seed: int
 ) -> None:
     on, off = screeners
-    query = _pasted(WORKS["art-2"], 901)
-    placed, where = _regions(on, query, "art-2")
-    before, before_where = _regions(off, query, "art-2")
+    query = _pasted(pasted, seed)
+    placed, where = own_region(on, query, work_id)
+    before, before_where = own_region(off, query, work_id)
     assert where.startswith("placed:")
     assert not before_where.startswith("placed:")
     # The name holds the box, which the evidence picture outlines: the pasted square
@@ -81,23 +77,11 @@ def test_a_transparent_work_pasted_small_is_compared_where_its_pixels_put_it(
     assert placed > 0.6
 
 
-def test_a_work_registered_on_white_and_pasted_without_it_is_placed_by_its_figure(
-    screeners: tuple[Screener, Screener],
-) -> None:
-    on, off = screeners
-    query = _pasted(SAVED_ON_WHITE, 903)
-    placed, where = _regions(on, query, "flat-0")
-    before, _ = _regions(off, query, "flat-0")
-    assert where.startswith("placed:")
-    assert placed > before + 0.2
-    assert placed > 0.6
-
-
 def test_a_look_alike_pasted_the_same_way_stays_below_the_copy(
     screeners: tuple[Screener, Screener],
 ) -> None:
     on, _ = screeners
-    copy, _ = _regions(on, _pasted(WORKS["art-1"], 902), "art-1")
+    copy, _ = own_region(on, _pasted(WORKS["art-1"], 902), "art-1")
     look_alike = on.analyse(png(_pasted(drawing(99, transparent=True), 902)))
     others = [m.signals.get(REGION) or 0.0 for m in look_alike.candidates]
     assert others
@@ -114,7 +98,7 @@ def test_placed_top_zero_in_the_policy_places_nothing(
         shipped, matching=dataclasses.replace(shipped.matching, proposals=rules)
     )
     try:
-        _, where = _regions(on, _pasted(WORKS["art-2"], 901), "art-2")
+        _, where = own_region(on, _pasted(WORKS["art-2"], 901), "art-2")
     finally:
         on.policy = shipped
     assert not where.startswith("placed:")
