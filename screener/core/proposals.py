@@ -56,13 +56,16 @@ class ProposalRules:
     located_top: int = 2
     located_min_inliers: int = 8
     # The placed region (`screener.matching.placed`): the references of the ``placed_pool``
-    # best candidates by fused score are placed on a coarse copy of the query; the
-    # ``placed_top`` that correlate best are placed exactly and cropped when the box takes
-    # at most ``placed_max_share`` of the query's area. Nothing is placed when a candidate's
-    # whole-image SSCD cosine reaches ``placed_skip``: the query is that work's copy.
+    # best candidates by fused score are placed on a coarse copy of the query, and the
+    # query on a coarse copy of each reference; the ``placed_top`` that correlate best
+    # (``placed_within_top`` the other way) are placed exactly and cropped when the box
+    # takes at most ``placed_max_share`` of the picture it is in. Nothing is placed when a
+    # candidate's whole-image SSCD cosine reaches ``placed_skip``: the query is that work's
+    # copy.
     placed_pool: int = 10
     placed_top: int = 2
-    placed_max_share: float = 0.5
+    placed_within_top: int = 1
+    placed_max_share: float = 0.6
     placed_skip: float = 0.9
 
     def __post_init__(self) -> None:
@@ -74,9 +77,12 @@ class ProposalRules:
             raise ValueError("max_tiles must be at least 2")
         if not (0 <= self.located_margin <= 1 and 0 < self.located_max_share <= 1):
             raise ValueError("located_margin and located_max_share are shares")
-        if self.placed_pool < 0 or self.placed_top < 0 or not (0 < self.placed_max_share <= 1):
+        if min(self.placed_pool, self.placed_top, self.placed_within_top) < 0 or not (
+            0 < self.placed_max_share <= 1
+        ):
             raise ValueError(
-                "placed_pool and placed_top must be at least 0 (0: none), placed_max_share a share"
+                "placed_pool, placed_top and placed_within_top must be at least 0 (0: none), "
+                "placed_max_share a share"
             )
         if self.located_min_side < 8 or self.located_top < 0 or self.located_min_inliers < 1:
             raise ValueError(

@@ -154,7 +154,7 @@ class Checks(Scoring):
         clock.lap("score")
         local = self._verify(decoded, candidates, [*voted, *item.include_works], features)
         if self.settings.placed_region and "sscd" in self.signals.available:
-            self._place(decoded, candidates)
+            self._place(decoded, candidates, by_signal)
         clock.lap("verify")
         if self.settings.aligned_agreement:
             self._align(decoded, candidates, local)
@@ -279,11 +279,18 @@ class Checks(Scoring):
             crops = located.crops(decoded.image, boxes)
             self._region_sscd({w: (c, located.REGION) for w, c in crops.items()}, candidates)
 
-    def _place(self, decoded: DecodedImage, candidates: dict[str, Candidate]) -> None:
-        """SSCD on the part of the query where each leading candidate's own pixels put it
-        (`screener.matching.placed`), as region evidence where it beats the other regions."""
+    def _place(
+        self,
+        decoded: DecodedImage,
+        candidates: dict[str, Candidate],
+        by_signal: dict[str, list[RegionFingerprint]],
+    ) -> None:
+        """SSCD on the part of the query where each leading candidate's own pixels put it,
+        and on the part of the candidate's reference where the query sits
+        (`screener.matching.placed`), as region evidence where it beats the other
+        regions."""
         rules = self.policy.matching.proposals
-        if rules.placed_top == 0 or rules.placed_pool == 0:
+        if rules.placed_pool == 0:
             return
         whole = [
             c.best["sscd_cosine"].value for c in candidates.values() if "sscd_cosine" in c.best
@@ -292,18 +299,43 @@ class Checks(Scoring):
             return  # the whole query is a copy of a work: nothing pasted in it to look for
         fused = {w: fusion.fuse(c.values(), self.policy) for w, c in candidates.items()}
         pool = sorted(candidates, key=fused.__getitem__, reverse=True)[: rules.placed_pool]
-        found = placed.crops(
+        if rules.placed_top > 0:
+            found = placed.crops(
+                self.templates,
+                self.catalog,
+                decoded.image,
+                pool,
+                rules.placed_top,
+                rules.placed_max_share,
+            )
+            self._region_sscd(
+                {w: (c, regions_mod.placed(where.box).name) for w, (c, where) in found.items()},
+                candidates,
+            )
+        query_whole = next((fp for fp in by_signal.get("sscd", []) if fp.region == WHOLE), None)
+        if query_whole is None or rules.placed_within_top == 0:
+            return
+        inside = placed.within(
             self.templates,
             self.catalog,
             decoded.image,
             pool,
-            rules.placed_top,
+            rules.placed_within_top,
             rules.placed_max_share,
         )
-        self._region_sscd(
-            {w: (crop, regions_mod.placed(where.box).name) for w, (crop, where) in found.items()},
-            candidates,
-        )
+        if not inside:
+            return
+        sscd = self.signals.available["sscd"]
+        vectors = sscd.fingerprint([crop for crop, _, _ in inside.values()])
+        query_vector = np.asarray(query_whole.fingerprint.vector, dtype=np.float32)
+        name = descriptor("sscd").region_evidence
+        for (work_id, (_, ref_id, where)), fp in zip(inside.items(), vectors, strict=True):
+            value = float(np.dot(query_vector, np.asarray(fp.vector, dtype=np.float32)))
+            current = candidates[work_id].best.get(name)
+            if current is None or value > current.value:
+                candidates[work_id].best[name] = Best(
+                    value, RegionPair(WHOLE, ref_id, regions_mod.placed(where.box).name)
+                )
 
     def _region_sscd(
         self, crops: dict[str, tuple[Image.Image, str]], candidates: dict[str, Candidate]

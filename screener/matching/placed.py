@@ -44,7 +44,7 @@ def template_of(decoded: DecodedImage) -> placement.Template:
 class ReferenceTemplates(ReferenceCache[placement.Template]):
     """Each reference's search template, by image SHA-256, the most recently used kept."""
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 1024) -> None:  # 200 KB each at most
         super().__init__(template_of, capacity)
 
 
@@ -73,10 +73,53 @@ def crops(
                 coarse[work_id] = (template, found)
     leading = sorted(coarse, key=lambda w: coarse[w][1].score, reverse=True)[:top]
     out: dict[str, tuple[Image.Image, placement.Placement]] = {}
+
     for work_id in leading:
         template, found = coarse[work_id]
         where = placement.refine(query, template, found, params)
-        left, top_, right, bottom = where.box
-        if (right - left) * (bottom - top_) <= max_share:
+        if _share(where.box) <= max_share:
             out[work_id] = (placement.masked_crop(image, where, template), where)
+    return out
+
+
+def _share(box: tuple[float, float, float, float]) -> float:
+    left, top, right, bottom = box
+    return (right - left) * (bottom - top)
+
+
+# A reference searched for the query: its id, its template, its reduced copies, the best.
+_Within = tuple[int, placement.Template, placement.Query, placement.Coarse]
+
+
+def within(
+    templates: ReferenceTemplates,
+    catalog: Catalog,
+    image: Image.Image,
+    pool: Sequence[str],
+    top: int,
+    max_share: float,
+    params: placement.PlaceParams = placement.WITHIN,
+) -> dict[str, tuple[Image.Image, int, placement.Placement]]:
+    """The other way round: per work, where the query sits inside one of its references (a
+    crop of the work), the reference's pixels there, and that reference's id. The query
+    is searched for on a coarse copy of every reference of the works in ``pool``; the
+    ``top`` works that correlate best are searched exactly. A box over ``max_share`` of
+    the reference's area is left out: the whole reference already shows it."""
+    query = placement.template_of(image, None)
+    coarse: dict[str, _Within] = {}
+    for work_id, references in templates.of_works(catalog, pool).items():
+        for ref_id, reference in references:
+            searched = placement.query_of(reference.rgb, params)
+            found = placement.coarse(searched, query, params)
+            if found is not None and (
+                work_id not in coarse or found.score > coarse[work_id][3].score
+            ):
+                coarse[work_id] = (ref_id, reference, searched, found)
+    leading = sorted(coarse, key=lambda w: coarse[w][3].score, reverse=True)[:top]
+    out: dict[str, tuple[Image.Image, int, placement.Placement]] = {}
+    for work_id in leading:
+        ref_id, reference, searched, found = coarse[work_id]
+        where = placement.refine(searched, query, found, params)
+        if _share(where.box) <= max_share:
+            out[work_id] = (placement.cut(reference.rgb, where), ref_id, where)
     return out

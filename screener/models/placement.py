@@ -65,6 +65,9 @@ class PlaceParams:
 
 
 DEFAULT = PlaceParams()
+# The other way round (`within`): the query, as a part of a reference, is a larger share of
+# it than a pasted work is of a scene.
+WITHIN = PlaceParams(smallest=0.35, largest=1.0)
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,10 @@ class Placement:
     score: float
 
 
-# A stored reference is decoded at long side 256; the finest template needed is
-# ``largest * fine_side`` (154 px by default).
-TEMPLATE_SIDE = 192
+# A stored reference is decoded at long side 256 and kept whole: the finest template
+# needed is ``largest * fine_side`` (154 px by default), and a query found within a
+# reference is compared with the reference's pixels there (`within`).
+TEMPLATE_SIDE = 256
 
 
 def template_of(image: Image.Image, alpha: Image.Image | None) -> Template:
@@ -225,19 +229,30 @@ def place(
     return None if found is None else refine(query, template, found, params)
 
 
+def cut(image: Image.Image, placement: Placement) -> Image.Image:
+    """``image`` cut to the placement's box (at least one pixel each way)."""
+    left, top, right, bottom = placement.box
+    x0, y0 = round(left * image.width), round(top * image.height)
+    x1 = max(round(right * image.width), x0 + 1)
+    y1 = max(round(bottom * image.height), y0 + 1)
+    return image.convert("RGB").crop((x0, y0, x1, y1))
+
+
 def masked_crop(query: Image.Image, placement: Placement, template: Template) -> Image.Image:
     """The query cut to the placement's box, with the pixels outside the template's alpha
     set to white (the background a reference is fingerprinted on)."""
-    left, top, right, bottom = placement.box
-    box = (
-        round(left * query.width),
-        round(top * query.height),
-        max(round(right * query.width), round(left * query.width) + 1),
-        max(round(bottom * query.height), round(top * query.height) + 1),
-    )
-    crop = query.convert("RGB").crop(box)
+    crop = cut(query, placement)
     if template.alpha is None:
         return crop
     canvas = Image.new("RGB", crop.size, WHITE)
     canvas.paste(crop, mask=template.alpha.resize(crop.size, Image.Resampling.BILINEAR))
     return canvas
+
+
+def within(
+    query: Template, reference: Template, params: PlaceParams = WITHIN
+) -> tuple[Image.Image, Placement] | None:
+    """Where the query sits inside a reference (a crop of the work), and the reference's
+    pixels there; None where no size of the query fits in it."""
+    found = place(reference.rgb, query, params)
+    return None if found is None else (cut(reference.rgb, found), found)

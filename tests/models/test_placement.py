@@ -81,6 +81,17 @@ def test_the_masked_crop_keeps_the_work_and_whitens_the_photo_behind_it() -> Non
     assert np.median(np.abs(pixels[inside] - reference[inside])) < 24
 
 
+def test_a_crop_of_a_reference_is_found_within_it() -> None:
+    work = scene(21, size=(256, 192))
+    reference = placement.template_of(work, None)
+    query = placement.template_of(work.crop((60, 40, 220, 160)).resize((320, 240)), None)
+    found = placement.within(query, reference)
+    assert found is not None
+    pixels, where = found
+    assert _overlap(where.box, (60 / 256, 40 / 192, 220 / 256, 160 / 192)) > 0.85
+    assert pixels.size == placement.cut(work, where).size
+
+
 def test_the_coarse_score_ranks_the_pasted_work_above_others() -> None:
     works = [drawing(s, transparent=True) for s in (11, 12, 13, 14)]
     query = placement.query_of(_pasted(works[2], 150, (260, 200), 50))

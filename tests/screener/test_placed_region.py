@@ -77,6 +77,26 @@ def test_a_work_pasted_small_is_compared_where_its_pixels_put_it(
     assert placed > 0.6
 
 
+def test_a_crop_of_a_work_is_compared_with_the_part_of_the_work_it_shows(
+    screeners: tuple[Screener, Screener],
+) -> None:
+    on, off = screeners
+    work = WORKS["flat-0"]  # 384 px: the crop shows (130, 60)-(370, 300) of it
+    crop = work.crop((130, 60, 370, 300)).resize((300, 300))
+    analysis = on.analyse(png(crop), include_works=["flat-0"])
+    (match,) = [m for m in analysis.candidates if m.work_id == "flat-0"]
+    value, pair = match.signals[REGION], match.regions[REGION]
+    before, _ = own_region(off, crop, "flat-0")
+    assert value is not None and pair.query == "whole"
+    assert pair.reference.startswith("placed:")
+    box = parse_window(pair.reference)
+    assert box is not None
+    edges = (box.left, box.top, box.right, box.bottom)
+    for got, want in zip(edges, (130, 60, 370, 300), strict=True):
+        assert abs(got * 384 - want) < 16
+    assert value > max(before, 0.8)
+
+
 def test_a_look_alike_pasted_the_same_way_stays_below_the_copy(
     screeners: tuple[Screener, Screener],
 ) -> None:
