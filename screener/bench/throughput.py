@@ -135,16 +135,15 @@ def checks(
     region (the check before issue 21, measured beside it); ``overrides``: further
     settings (the fast check's)."""
     with tempfile.TemporaryDirectory(prefix="screener-throughput-") as scratch:
-        settings = Settings(
-            data_dir=Path(scratch),
-            regions=regions,
-            index_structure=structure,
-            local_features=local,
-            region_proposals=partial_methods,
-            located_region=partial_methods,
-            placed_region=partial_methods,
-            **(overrides or {}),
-        )
+        chosen: dict[str, Any] = {
+            "regions": regions,
+            "index_structure": structure,
+            "local_features": local,
+            "region_proposals": partial_methods,
+            "located_region": partial_methods,
+            "placed_region": partial_methods,
+        }
+        settings = Settings(data_dir=Path(scratch), **(chosen | (overrides or {})))
         with Screener(settings) as screener:
             originals = _images(works, seed + 1)
             for i, image in enumerate(originals):
