@@ -153,9 +153,10 @@ class Checks(Scoring):
             self._prompt_similarity(item.prompt, candidates)
         clock.lap("score")
         local = self._verify(decoded, candidates, [*voted, *item.include_works], features)
+        clock.lap("verify")
         if self.settings.placed_region and "sscd" in self.signals.available:
             self._place(decoded, candidates, by_signal)
-        clock.lap("verify")
+            clock.lap("score")  # evidence from the pixels, as the scoring of signals is
         if self.settings.aligned_agreement:
             self._align(decoded, candidates, local)
             clock.lap("score")  # evidence from the pixels, as the scoring of signals is

@@ -23,7 +23,14 @@ def test_throughput_reports_rates_shares_and_targets(tmp_path: Path) -> None:
         entry = saved["fingerprinting"][name]
         assert entry["images_per_s_batch_1"] > 0
         assert entry["images_per_s_batch_2"] > 0
-    settings = ("regions_on", "regions_off", "local_off", "partial_methods_off", "sscd_windows_on")
+    settings = (
+        "regions_on",
+        "regions_off",
+        "local_off",
+        "partial_methods_off",
+        "placed_off",
+        "sscd_windows_on",
+    )
     for setting in (*settings, "fast"):
         shares = saved["checks"][setting]["stage_share"]
         assert set(shares) == {"decode", "fingerprint", "search", "score", "verify", "verdict"}
@@ -33,6 +40,9 @@ def test_throughput_reports_rates_shares_and_targets(tmp_path: Path) -> None:
     assert "lookup_at_most_10pct_of_check" in report["targets"]
     cost = report["targets"]["partial_methods_p50_ratio_at_most_1.5"]
     assert cost["measured"] > 0 and cost["pass"] == (cost["measured"] <= 1.5)
+    placed = report["targets"]["placed_region_p50_ratio_at_most_1.5"]
+    assert placed["measured"] > 0 and placed["pass"] == (placed["measured"] <= 1.5)
+    assert saved["checks"]["placed_off"]["settings"]["placed_region"] is False
     windows = report["targets"]["sscd_windows_p50_ratio_at_most_1.5"]
     assert windows["measured"] > 0 and windows["pass"] == (windows["measured"] <= 1.5)
     local = report["targets"]["check_at_most_2x_global_fingerprinting"]
