@@ -300,15 +300,11 @@ class Checks(Scoring):
             return  # the whole query is a copy of a work: nothing pasted in it to look for
         fused = {w: fusion.fuse(c.values(), self.policy) for w, c in candidates.items()}
         pool = sorted(candidates, key=fused.__getitem__, reverse=True)[: rules.placed_pool]
+        search = placed.Search(
+            self.templates, self.catalog, decoded.image, pool, rules.placed_max_share
+        )
         if rules.placed_top > 0:
-            found = placed.crops(
-                self.templates,
-                self.catalog,
-                decoded.image,
-                pool,
-                rules.placed_top,
-                rules.placed_max_share,
-            )
+            found = placed.crops(search, rules.placed_top)
             self._region_sscd(
                 {w: (c, regions_mod.placed(where.box).name) for w, (c, where) in found.items()},
                 candidates,
@@ -316,14 +312,7 @@ class Checks(Scoring):
         query_whole = next((fp for fp in by_signal.get("sscd", []) if fp.region == WHOLE), None)
         if query_whole is None or rules.placed_within_top == 0:
             return
-        inside = placed.within(
-            self.templates,
-            self.catalog,
-            decoded.image,
-            pool,
-            rules.placed_within_top,
-            rules.placed_max_share,
-        )
+        inside = placed.within(search, rules.placed_within_top)
         if not inside:
             return
         sscd = self.signals.available["sscd"]

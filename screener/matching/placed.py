@@ -18,6 +18,7 @@ and kept (`ReferenceCache`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -48,23 +49,30 @@ class ReferenceTemplates(ReferenceCache[placement.Template]):
         super().__init__(template_of, capacity)
 
 
+@dataclass(frozen=True)
+class Search:
+    """What both directions search with: the references' templates, the catalog they come
+    from, the query's working copy, the pool of works, and the share of the picture a box
+    may take at most."""
+
+    templates: ReferenceTemplates
+    catalog: Catalog
+    image: Image.Image
+    pool: Sequence[str]
+    max_share: float
+
+
 def crops(
-    templates: ReferenceTemplates,
-    catalog: Catalog,
-    image: Image.Image,
-    pool: Sequence[str],
-    top: int,
-    max_share: float,
-    params: placement.PlaceParams = placement.DEFAULT,
+    search: Search, top: int, params: placement.PlaceParams = placement.DEFAULT
 ) -> dict[str, tuple[Image.Image, placement.Placement]]:
     """Per work, the query's masked crop where its reference sits, and that placement:
-    every reference of the works in ``pool`` is placed on the query's coarse copy, the
+    every reference of the works in ``search.pool`` is placed on the query's coarse copy, the
     ``top`` works whose reference correlates best there are placed exactly and cropped.
-    A box that would take more than ``max_share`` of the query's area (the whole query and
+    A box that would take more than ``search.max_share`` of the query's area (the whole query and
     the fixed regions already cover it) is left out."""
-    query = placement.query_of(image, params)
+    query = placement.query_of(search.image, params)
     coarse: dict[str, tuple[placement.Template, placement.Coarse]] = {}
-    for work_id, references in templates.of_works(catalog, pool).items():
+    for work_id, references in search.templates.of_works(search.catalog, search.pool).items():
         for _, template in references:
             found = placement.coarse(query, template, params)
             if found is not None and (
@@ -77,8 +85,8 @@ def crops(
     for work_id in leading:
         template, found = coarse[work_id]
         where = placement.refine(query, template, found, params)
-        if _share(where.box) <= max_share:
-            out[work_id] = (placement.masked_crop(image, where, template), where)
+        if _share(where.box) <= search.max_share:
+            out[work_id] = (placement.masked_crop(search.image, where, template), where)
     return out
 
 
@@ -92,22 +100,17 @@ _Within = tuple[int, placement.Template, placement.Query, placement.Coarse]
 
 
 def within(
-    templates: ReferenceTemplates,
-    catalog: Catalog,
-    image: Image.Image,
-    pool: Sequence[str],
-    top: int,
-    max_share: float,
-    params: placement.PlaceParams = placement.WITHIN,
+    search: Search, top: int, params: placement.PlaceParams = placement.WITHIN
 ) -> dict[str, tuple[Image.Image, int, placement.Placement]]:
     """The other way round: per work, where the query sits inside one of its references (a
     crop of the work), the reference's pixels there, and that reference's id. The query
-    is searched for on a coarse copy of every reference of the works in ``pool``; the
-    ``top`` works that correlate best are searched exactly. A box over ``max_share`` of
-    the reference's area is left out: the whole reference already shows it."""
-    query = placement.template_of(image, None)
+    is searched for on a coarse copy of every reference of the works in ``search.pool``;
+    the ``top`` works that correlate best are searched exactly. A box over
+    ``search.max_share`` of the reference's area is left out: the whole reference already
+    shows it."""
+    query = placement.template_of(search.image, None)
     coarse: dict[str, _Within] = {}
-    for work_id, references in templates.of_works(catalog, pool).items():
+    for work_id, references in search.templates.of_works(search.catalog, search.pool).items():
         for ref_id, reference in references:
             searched = placement.query_of(reference.rgb, params)
             found = placement.coarse(searched, query, params)
@@ -120,6 +123,6 @@ def within(
     for work_id in leading:
         ref_id, reference, searched, found = coarse[work_id]
         where = placement.refine(searched, query, found, params)
-        if _share(where.box) <= max_share:
+        if _share(where.box) <= search.max_share:
             out[work_id] = (placement.cut(reference.rgb, where), ref_id, where)
     return out
