@@ -12,14 +12,12 @@ import numpy as np
 from PIL import Image
 
 from screener.core import fusion
-from screener.core import regions as regions_mod
 from screener.core import territory as territory_mod
 from screener.core.decode import DecodedImage
 from screener.core.errors import InputError, NotFound, quote
 from screener.core.prompt.result import PromptResult, evaluate
 from screener.core.regions import WHOLE
 from screener.core.verdict import Match, RegionPair, Verdict
-from screener.matching import aligned, located, placed
 from screener.matching import characters as characters_mod
 from screener.matching import explain as explain_mod
 from screener.matching.analysis import Analysis, CheckItem, Clock, ImageInput, Prepared
@@ -31,15 +29,14 @@ from screener.matching.candidates import (
     merge,
     query_matrix,
 )
-from screener.matching.scoring import Scoring
+from screener.matching.pixel_evidence import PixelEvidence
 from screener.matching.signals import RegionFingerprint, background_variant
 from screener.matching.verification import PART_SIGNAL, PLAIN, LocalMatch
 from screener.matching.verification import SIGNAL as LOCAL_SIGNAL
-from screener.models import alignment, descriptor
 from screener.models.keypoints import LocalFeatures
 
 
-class Checks(Scoring):
+class Checks(PixelEvidence):
     """Checks of images and prompts."""
 
     def check(
@@ -205,13 +202,9 @@ class Checks(Scoring):
         top = self.policy.matching.verify_top
         if self.local is None or not candidates or top == 0:
             return {}
-        ranked = sorted(
-            candidates,
-            key=lambda w: fusion.fuse(candidates[w].values(), self.policy),
-            reverse=True,
-        )
-        chosen = ranked[:top] + [
-            w for w in dict.fromkeys(include) if w in candidates and w not in ranked[:top]
+        leading = self._leading(candidates, top)
+        chosen = leading + [
+            w for w in dict.fromkeys(include) if w in candidates and w not in leading
         ]
         found = self.local.verify_against(decoded, chosen, self.catalog, features)
         for work_id, match in found.items():
@@ -227,128 +220,6 @@ class Checks(Scoring):
         if self.settings.located_region and "sscd" in self.signals.available:
             self._locate(decoded, found, candidates)
         return found
-
-    def _align(
-        self, decoded: DecodedImage, candidates: dict[str, Candidate], found: dict[str, LocalMatch]
-    ) -> None:
-        """The aligned agreement (`screener.matching.aligned`) of the leading candidates:
-        the policy's ``max_matches`` best by fused score."""
-        policy = self.policy
-        fused = {w: fusion.fuse(c.values(), policy) for w, c in candidates.items()}
-        chosen = sorted(candidates, key=fused.__getitem__, reverse=True)[
-            : policy.matching.max_matches
-        ]
-        if not chosen:
-            return
-        original = (decoded.width, decoded.height)
-        quads = {
-            w: (m.reference_id, located.in_working(m.quad, original, decoded.image.size))
-            for w, m in found.items()
-            if len(m.quad) == 4
-        }
-        query = alignment.grey(decoded.image)
-        measured = aligned.measure(self.squares, self.catalog, query, chosen, quads)
-        for work_id, (value, reference_id) in measured.items():
-            candidates[work_id].best[aligned.SIGNAL] = Best(
-                value, RegionPair(WHOLE, reference_id, WHOLE)
-            )
-
-    def _locate(
-        self, decoded: DecodedImage, found: dict[str, LocalMatch], candidates: dict[str, Candidate]
-    ) -> None:
-        """SSCD on the part of the query where verified keypoints put each of the best
-        verified works, as region evidence where it beats the work's fixed regions."""
-        rules = self.policy.matching.proposals
-        working = decoded.image.size
-        ranked = sorted(
-            (m for m in found.values() if m.inliers >= rules.located_min_inliers),
-            key=lambda m: m.inliers,
-            reverse=True,
-        )
-        boxes = {}
-        for match in ranked[: rules.located_top]:
-            box = located.box_of(
-                match.quad,
-                (decoded.width, decoded.height),
-                working,
-                rules.located_margin,
-                rules.located_min_side,
-            )
-            if box is not None and located.worth_cropping(box, working, rules.located_max_share):
-                boxes[match.work_id] = box
-        if boxes:
-            crops = located.crops(decoded.image, boxes)
-            self._region_sscd({w: (c, located.REGION) for w, c in crops.items()}, candidates)
-
-    def _place(
-        self,
-        decoded: DecodedImage,
-        candidates: dict[str, Candidate],
-        by_signal: dict[str, list[RegionFingerprint]],
-    ) -> None:
-        """SSCD on the part of the query where each leading candidate's own pixels put it,
-        and on the part of the candidate's reference where the query sits
-        (`screener.matching.placed`), as region evidence where it beats the other
-        regions."""
-        rules = self.policy.matching.proposals
-        if rules.placed_pool == 0:
-            return
-        whole = [
-            c.best["sscd_cosine"].value for c in candidates.values() if "sscd_cosine" in c.best
-        ]
-        if whole and max(whole) >= rules.placed_skip:
-            return  # the whole query is a copy of a work: nothing pasted in it to look for
-        fused = {w: fusion.fuse(c.values(), self.policy) for w, c in candidates.items()}
-        pool = sorted(candidates, key=fused.__getitem__, reverse=True)[: rules.placed_pool]
-        search = placed.Search(
-            self.templates, self.catalog, decoded.image, pool, rules.placed_max_share
-        )
-        if rules.placed_top > 0:
-            found = placed.crops(search, rules.placed_top)
-            self._region_sscd(
-                {w: (c, regions_mod.placed(where.box).name) for w, (c, where) in found.items()},
-                candidates,
-            )
-        query_whole = next((fp for fp in by_signal.get("sscd", []) if fp.region == WHOLE), None)
-        if query_whole is None or rules.placed_within_top == 0:
-            return
-        inside = placed.within(search, rules.placed_within_top)
-        if not inside:
-            return
-        sscd = self.signals.available["sscd"]
-        vectors = sscd.fingerprint([crop for crop, _, _ in inside.values()])
-        query_vector = np.asarray(query_whole.fingerprint.vector, dtype=np.float32)
-        name = descriptor("sscd").region_evidence
-        for (work_id, (_, ref_id, where)), fp in zip(inside.items(), vectors, strict=True):
-            value = float(np.dot(query_vector, np.asarray(fp.vector, dtype=np.float32)))
-            current = candidates[work_id].best.get(name)
-            if current is None or value > current.value:
-                candidates[work_id].best[name] = Best(
-                    value, RegionPair(WHOLE, ref_id, regions_mod.placed(where.box).name)
-                )
-
-    def _region_sscd(
-        self, crops: dict[str, tuple[Image.Image, str]], candidates: dict[str, Candidate]
-    ) -> None:
-        """One SSCD call for a crop per work (with the query region it is named by); each
-        crop's best cosine with its work's whole references becomes the work's region
-        evidence where it beats what it has."""
-        if not crops:
-            return
-        images = {w: image for w, (image, _) in crops.items()}
-        sscd = self.signals.available["sscd"]
-        vectors = {
-            work_id: np.asarray(fp.vector, dtype=np.float32)
-            for work_id, fp in zip(images, sscd.fingerprint(list(images.values())), strict=True)
-        }
-        stored = self.catalog.fingerprints_of_works(list(images), "sscd", sscd.spec_id)
-        name = descriptor("sscd").region_evidence
-        for work_id, (value, ref) in located.best_cosines(vectors, stored).items():
-            current = candidates[work_id].best.get(name)
-            if current is None or value > current.value:
-                candidates[work_id].best[name] = Best(
-                    value, RegionPair(crops[work_id][1], ref.reference_id, ref.region)
-                )
 
     def explain(
         self, image: ImageInput, work_id: str | None = None, caption: Sequence[str] = ()
