@@ -417,9 +417,11 @@ def fit_ramps(
     if not pos_values or not neg_values or not negatives:
         raise ValueError("fitting needs both copies and unrelated images")
     signals: dict[str, Calibration] = {}
+    against = template.contradiction.evidence if template.contradiction else None
+    kept_names = {n for n in (template.margin_gate, against) if n is not None}
     for name in image_evidence():
-        if name == template.margin_gate:
-            continue  # it gates the margin, it adds no evidence: the template's calibration
+        if name in kept_names:
+            continue  # it gates the margin or counts against: the template's calibration
         bounds = calibration_range(
             oriented_values(pos_values, name),
             oriented_values(neg_values, name),
@@ -435,8 +437,7 @@ def fit_ramps(
     if not signals:
         raise ValueError("no signal separates copies from unrelated images in these records")
     names = list(signals)
-    gate = template.margin_gate
-    kept = {gate: template.signals[gate]} if gate is not None else {}
+    kept = {name: template.signals[name] for name in kept_names}
     draft = replace(template, signals={**signals, **kept, **prompt_part(template)})
     features = np.array(
         [[fusion.evidence_of(v, n, draft.signals[n]) for n in names] for v, _ in pairs]

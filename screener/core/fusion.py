@@ -5,7 +5,9 @@ logistic function of the weighted evidence (of a group of signals that measure t
 thing, only the largest), plus ``max_weight`` times the strongest single image evidence
 (so that one signal closer than anything unrelated can decide alone; the prompt never
 can). Weights are non-negative, so more similarity on any signal never lowers the fused
-score, and a missing signal adds no evidence.
+score, and a missing signal adds no evidence. The one evidence that counts against a
+copy is the policy's contradiction (`contradiction`): the query lined up with the work
+and compared cell by cell; it takes from the logit what that agreement lacks.
 
 Where the background bank gives a work's *generic level* for a signal (the value its k-th
 closest ordinary picture reaches, under ``generic_name(name)`` beside the raw values), the
@@ -98,7 +100,8 @@ def contributions(
     values: Mapping[str, float | None], policy: Policy, cap: float = 1.0
 ) -> dict[str, float]:
     """Each signal's weighted evidence: its share of the fused logit. In a group of the
-    policy only the largest counts; the others' shares are 0."""
+    policy only the largest counts; the others' shares are 0. The policy's contradiction
+    evidence, where measured, has a share of minus its penalty (`contradiction`)."""
     shares = {
         name: calibration.weight * evidence_of(values, name, calibration, cap)
         for name, calibration in policy.signals.items()
@@ -110,7 +113,22 @@ def contributions(
             for name in present:
                 if name != top:
                     shares[name] = 0.0
+    if policy.contradiction is not None:
+        shares[policy.contradiction.evidence] -= contradiction(values, policy)
     return shares
+
+
+def contradiction(values: Mapping[str, float | None], policy: Policy) -> float:
+    """What the policy's contradiction takes from the logit (`policy.Contradiction`): its
+    weight times the evidence its signal lacks of full; 0 where the signal was not
+    measured (a check that could not line the query up with the work loses nothing)."""
+    rule = policy.contradiction
+    if rule is None:
+        return 0.0
+    value = values.get(rule.evidence)
+    if value is None or not math.isfinite(value):
+        return 0.0
+    return rule.weight * (1.0 - evidence_of(values, rule.evidence, policy.signals[rule.evidence]))
 
 
 def strongest(values: Mapping[str, float | None], policy: Policy, cap: float = 1.0) -> float:

@@ -215,6 +215,21 @@ class CharacterReview:
             raise ValueError("character_review.threshold must be a finite number")
 
 
+@dataclass(frozen=True)
+class Contradiction:
+    """Evidence against a copy: where ``evidence`` (a signal calibrated under ``signals``,
+    e.g. ``aligned_agreement``) was measured, the fused logit loses ``weight`` times what
+    that evidence lacks of full. A same-family look-alike lines up with the work and then
+    differs in the cells where it is another drawing (other initials, another mouth)."""
+
+    evidence: str
+    weight: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.weight) and self.weight >= 0):
+            raise ValueError(f"contradiction.weight must be a finite number >= 0 ({self.weight})")
+
+
 PROMPT_HOWS = ("exact", "homoglyph", "separator", "romanised", "fuzzy")
 
 
@@ -382,6 +397,8 @@ class Policy:
     margin_gate: str | None = None
     # What a block must rest on (`BlockEvidence`); None: the block band alone decides.
     block_evidence: BlockEvidence | None = None
+    # Evidence against a copy (`Contradiction`), taken from the fused logit; None: none.
+    contradiction: Contradiction | None = None
     # The character route (`CharacterReview`); None: no route, the bands alone decide.
     character_review: CharacterReview | None = None
     # Prompt screening (before generation, and the prompt signal inside checks).
@@ -421,6 +438,8 @@ class Policy:
             raise ValueError("a policy needs at least one image signal")
         if self.margin_gate is not None and self.margin_gate not in self.signals:
             raise ValueError(f"margin_gate {self.margin_gate!r} needs a calibration under signals")
+        if self.contradiction is not None and self.contradiction.evidence not in self.signals:
+            raise ValueError("contradiction.evidence needs a calibration under signals")
         # The prompt is one more signal, never the only one: full prompt evidence with no
         # image evidence must stay below the review band of every work.
         prompt_only = sigmoid(

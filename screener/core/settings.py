@@ -62,11 +62,12 @@ class Settings(BaseSettings):
         "(screener/matching/placed.py); false: keypoint-located and fixed regions only",
     )
     aligned_agreement: bool = Field(
-        default=False,
+        default=True,
         description="compare a check's leading candidates with their references cell by "
         "cell, the query brought into each reference's frame (screener/models/alignment.py): "
-        "evidence aligned_agreement, which the shipped policy's margin_gate uses to gate the "
-        "log-odds' margin; false (the default): not measured, the margin counts whole",
+        "evidence aligned_agreement, which the shipped policy's margin_gate and "
+        "contradiction use (a look-alike that lines up and differs loses score); false: not "
+        "measured, the margin counts whole and nothing is taken",
     )
 
     check_retention_days: int = Field(

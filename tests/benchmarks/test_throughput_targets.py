@@ -103,15 +103,17 @@ def test_unknown_settings_are_refused() -> None:
 
 
 def test_the_aligned_agreement_is_timed_against_the_check_without_it() -> None:
-    assert throughput.settings_args({})["aligned_on"] == {"overrides": {"aligned_agreement": True}}
-    default = _entry(250.0, 380.0) | {"stage_share": {"search": 0.05}, "index_sizes": {}}
+    assert throughput.settings_args({})["aligned_off"] == {
+        "overrides": {"aligned_agreement": False}
+    }
+    default = _entry(260.0, 400.0) | {"stage_share": {"search": 0.05}, "index_sizes": {}}
     report = {
         "fingerprinting": {},
-        "checks": {"regions_on": default, "aligned_on": _entry(260.0, 400.0)},
+        "checks": {"regions_on": default, "aligned_off": _entry(250.0, 380.0)},
     }
     target = throughput._targets(report)["aligned_agreement_p50_ratio_at_most_1.5"]
     assert target == {"measured": round(260.0 / 250.0, 3), "pass": True}
-    report["checks"]["aligned_on"] = _entry(400.0, 600.0)
+    report["checks"]["aligned_off"] = _entry(160.0, 300.0)
     assert throughput._targets(report)["aligned_agreement_p50_ratio_at_most_1.5"]["pass"] is False
 
 

@@ -69,6 +69,7 @@ def test_a_gate_without_a_calibration_is_refused() -> None:
     with pytest.raises(PolicyError, match="margin_gate"):
         policy_mod.parse(document)
     document["margin_gate"] = None
+    document["contradiction"] = None  # it reads the same evidence
     assert policy_mod.parse(document).margin_gate is None
 
 
@@ -97,7 +98,7 @@ def test_a_fit_keeps_the_templates_gate_and_gives_it_no_weight() -> None:
                                 "aligned_agreement": float(rng.uniform(0.0, 0.4))})
         for i in range(2000)
     ]  # fmt: skip
-    start = dataclasses.replace(DEFAULT, block_evidence=None)
+    start = dataclasses.replace(DEFAULT, block_evidence=None, contradiction=None)
     fitted = accuracy.fit_ramps(records, start, 0.001, 0.01)
     assert fitted.signals["sscd_cosine"].weight > 0
     assert fitted.margin_gate == "aligned_agreement"
