@@ -16,6 +16,7 @@ from screener.core import fusion
 from screener.core import policy as policy_mod
 from screener.core.errors import PolicyError
 from screener.core.policy import Contradiction, Decision
+from tests.records import one_pair
 
 DEFAULT = policy_mod.load()
 NONE = dataclasses.replace(DEFAULT, contradiction=None)
@@ -93,21 +94,14 @@ def test_the_rule_round_trips_through_yaml() -> None:
     assert policy_mod.loads(policy_mod.dumps(NONE)).contradiction is None
 
 
-def _record(group: str, truth: str | None, values: dict[str, float | None]) -> accuracy.Record:
-    category = "clean" if truth else "untouched"
-    return accuracy.Record(
-        f"{group}-x", category, group, truth, values, 0.0, None, "allow", 0.01, (("w", values),)
-    )
-
-
 def test_a_fit_keeps_the_rule_and_the_calibration_it_reads() -> None:
     rng = np.random.default_rng(5)
     records = [
-        _record(f"p{i}", "w", {"sscd_cosine": float(rng.uniform(0.6, 1.0)),
+        one_pair(f"p{i}", "w", {"sscd_cosine": float(rng.uniform(0.6, 1.0)),
                                "aligned_agreement": 0.95})
         for i in range(200)
     ] + [
-        _record(f"n{i}", None, {"sscd_cosine": float(rng.uniform(-0.2, 0.5)),
+        one_pair(f"n{i}", None, {"sscd_cosine": float(rng.uniform(-0.2, 0.5)),
                                 "aligned_agreement": 0.1 if i % 10 == 0 else None})
         for i in range(2000)
     ]  # fmt: skip
@@ -116,3 +110,27 @@ def test_a_fit_keeps_the_rule_and_the_calibration_it_reads() -> None:
     assert fitted.contradiction == AGAINST.contradiction
     assert fitted.signals["aligned_agreement"] == DEFAULT.signals["aligned_agreement"]
     assert fitted.signals["sscd_cosine"].weight > 0
+
+
+def test_the_shipped_agreement_counts_both_ways() -> None:
+    """Shipped: the agreement adds its weight at full and the contradiction takes as much
+    at none, so that it counts -w at its lo, 0 midway and +w at its hi."""
+    calibration = DEFAULT.signals["aligned_agreement"]
+    assert DEFAULT.contradiction is not None
+    assert DEFAULT.contradiction.evidence == "aligned_agreement"
+    assert calibration.weight == DEFAULT.contradiction.weight > 0
+    weight = calibration.weight
+    # A small composite: SSCD on the placed box short of full, a few inliers.
+    pasted = {"sscd_region_cosine": 0.70, "local_inliers": 9.0}
+    unmeasured = fusion.contributions(pasted, DEFAULT)["aligned_agreement"]
+    assert unmeasured == 0.0
+    for value, share in ((calibration.lo, -weight), (calibration.hi, weight)):
+        shares = fusion.contributions({**pasted, "aligned_agreement": value}, DEFAULT)
+        assert shares["aligned_agreement"] == pytest.approx(share)
+    middle = (calibration.lo + calibration.hi) / 2
+    assert fusion.contributions({**pasted, "aligned_agreement": middle}, DEFAULT)[
+        "aligned_agreement"
+    ] == pytest.approx(0.0)
+    # Agreeing lifts the composite past where it was without the measurement.
+    agreed = {**pasted, "aligned_agreement": 0.95}
+    assert fusion.log_odds(agreed, DEFAULT) >= fusion.log_odds(pasted, DEFAULT) + weight

@@ -13,8 +13,18 @@ from screener.bench import accuracy
 from screener.core import fusion
 from screener.core import policy as policy_mod
 from screener.core.errors import PolicyError
+from tests.records import one_pair
 
-DEFAULT = policy_mod.load()
+SHIPPED = policy_mod.load()
+# The gate alone: the agreement adds and takes nothing (weight 0, no contradiction).
+DEFAULT = dataclasses.replace(
+    SHIPPED,
+    contradiction=None,
+    signals={
+        **SHIPPED.signals,
+        "aligned_agreement": dataclasses.replace(SHIPPED.signals["aligned_agreement"], weight=0.0),
+    },
+)
 UNGATED = dataclasses.replace(DEFAULT, margin_gate=None)
 
 # Measured on the development suite (seed 9): a badge with other initials against the
@@ -26,8 +36,7 @@ BLURRED = {"phash_hamming": 0.0, "pdq_hamming": 6.0, "sscd_cosine": 0.89,
 
 
 def test_the_shipped_policy_gates_the_margin_on_the_aligned_agreement() -> None:
-    assert DEFAULT.margin_gate == "aligned_agreement"
-    assert DEFAULT.signals["aligned_agreement"].weight == 0.0  # it adds no evidence
+    assert SHIPPED.margin_gate == "aligned_agreement"
 
 
 def test_a_lookalike_that_does_not_agree_loses_its_margin_and_falls_under_a_copy() -> None:
@@ -79,22 +88,15 @@ def test_the_gate_round_trips_through_yaml() -> None:
     assert again.signals["aligned_agreement"] == DEFAULT.signals["aligned_agreement"]
 
 
-def _record(group: str, truth: str | None, values: dict[str, float | None]) -> accuracy.Record:
-    category = "clean" if truth else "untouched"
-    return accuracy.Record(
-        f"{group}-x", category, group, truth, values, 0.0, None, "allow", 0.01, (("w", values),)
-    )
-
-
 def test_a_fit_keeps_the_templates_gate_and_gives_it_no_weight() -> None:
     rng = np.random.default_rng(3)
     # The agreement separates these copies perfectly: a fit that weighed it would.
     records = [
-        _record(f"p{i}", "w", {"sscd_cosine": float(rng.uniform(0.6, 1.0)),
+        one_pair(f"p{i}", "w", {"sscd_cosine": float(rng.uniform(0.6, 1.0)),
                                "aligned_agreement": 0.95})
         for i in range(200)
     ] + [
-        _record(f"n{i}", None, {"sscd_cosine": float(rng.uniform(-0.2, 0.5)),
+        one_pair(f"n{i}", None, {"sscd_cosine": float(rng.uniform(-0.2, 0.5)),
                                 "aligned_agreement": float(rng.uniform(0.0, 0.4))})
         for i in range(2000)
     ]  # fmt: skip
