@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import numpy as np
 import pytest
 
 from screener.bench import accuracy
@@ -16,7 +15,7 @@ from screener.core import fusion
 from screener.core import policy as policy_mod
 from screener.core.errors import PolicyError
 from screener.core.policy import Contradiction, Decision
-from tests.records import one_pair
+from tests.records import agreement_records
 
 DEFAULT = policy_mod.load()
 NONE = dataclasses.replace(DEFAULT, contradiction=None)
@@ -95,16 +94,7 @@ def test_the_rule_round_trips_through_yaml() -> None:
 
 
 def test_a_fit_keeps_the_rule_and_the_calibration_it_reads() -> None:
-    rng = np.random.default_rng(5)
-    records = [
-        one_pair(f"p{i}", "w", {"sscd_cosine": float(rng.uniform(0.6, 1.0)),
-                               "aligned_agreement": 0.95})
-        for i in range(200)
-    ] + [
-        one_pair(f"n{i}", None, {"sscd_cosine": float(rng.uniform(-0.2, 0.5)),
-                                "aligned_agreement": 0.1 if i % 10 == 0 else None})
-        for i in range(2000)
-    ]  # fmt: skip
+    records = agreement_records(5, lambda i, _: 0.1 if i % 10 == 0 else None)
     start = dataclasses.replace(AGAINST, block_evidence=None)
     fitted = accuracy.fit_ramps(records, start, 0.001, 0.01)
     assert fitted.contradiction == AGAINST.contradiction

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 
 from screener.bench import accuracy
 from screener.core import fusion
 from screener.core import policy as policy_mod
 from screener.core.errors import PolicyError
-from tests.records import one_pair
+from tests.records import agreement_records
 
 SHIPPED = policy_mod.load()
 # The gate alone: the agreement adds and takes nothing (weight 0, no contradiction).
@@ -89,17 +88,8 @@ def test_the_gate_round_trips_through_yaml() -> None:
 
 
 def test_a_fit_keeps_the_templates_gate_and_gives_it_no_weight() -> None:
-    rng = np.random.default_rng(3)
     # The agreement separates these copies perfectly: a fit that weighed it would.
-    records = [
-        one_pair(f"p{i}", "w", {"sscd_cosine": float(rng.uniform(0.6, 1.0)),
-                               "aligned_agreement": 0.95})
-        for i in range(200)
-    ] + [
-        one_pair(f"n{i}", None, {"sscd_cosine": float(rng.uniform(-0.2, 0.5)),
-                                "aligned_agreement": float(rng.uniform(0.0, 0.4))})
-        for i in range(2000)
-    ]  # fmt: skip
+    records = agreement_records(3, lambda _, rng: float(rng.uniform(0.0, 0.4)))
     start = dataclasses.replace(DEFAULT, block_evidence=None, contradiction=None)
     fitted = accuracy.fit_ramps(records, start, 0.001, 0.01)
     assert fitted.signals["sscd_cosine"].weight > 0
