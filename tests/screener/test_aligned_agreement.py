@@ -1,6 +1,7 @@
 """The aligned agreement in real checks: measured for the leading candidates against the
-registered reference's pixels, reported in the evidence, and gating the log-odds' margin;
-each check beside the same check with the setting off."""
+registered reference's pixels, reported in the evidence, gating the log-odds' margin and
+counting both ways (full agreement adds its weight, none takes the contradiction's); each
+check beside the same check with the setting off."""
 
 from __future__ import annotations
 
@@ -50,14 +51,19 @@ def _match(
     return dict(match.signals), match.log_odds
 
 
-def test_a_copy_agrees_and_keeps_its_margin(screeners: tuple[Screener, Screener]) -> None:
+def test_a_copy_agrees_keeps_its_margin_and_gains_the_weight(
+    screeners: tuple[Screener, Screener],
+) -> None:
     on, off = screeners
     copy = badge("LOKA").filter(ImageFilter.GaussianBlur(2)).resize((300, 300))
     values, log_odds = _match(on, copy, "badge-lo")
     assert _agreement(values) > 0.8
     off_values, off_log_odds = _match(off, copy, "badge-lo")
     assert SIGNAL not in off_values or off_values[SIGNAL] is None
-    assert log_odds == pytest.approx(off_log_odds, abs=1e-3)
+    # Full agreement adds the signal's weight (and its margin past full), takes nothing.
+    weight = on.policy.signals[SIGNAL].weight
+    assert weight > 0
+    assert log_odds >= off_log_odds + weight - 1e-6
 
 
 def test_a_same_badge_with_other_letters_loses_its_margin(
