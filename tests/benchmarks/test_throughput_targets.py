@@ -102,32 +102,32 @@ def test_unknown_settings_are_refused() -> None:
     assert "--settings takes names of" in res.output and "semantic_on" in res.output
 
 
-def test_the_aligned_agreement_is_timed_against_the_check_without_it() -> None:
-    assert throughput.settings_args({})["aligned_off"] == {
-        "overrides": {"aligned_agreement": False}
-    }
-    default = _entry(260.0, 400.0) | {"stage_share": {"search": 0.05}, "index_sizes": {}}
+@pytest.mark.parametrize(
+    ("setting", "overrides", "target", "default_p50", "too_fast_off_p50"),
+    [
+        ("aligned_off", {"aligned_agreement": False}, "aligned_agreement_p50_ratio_at_most_1.5",
+         260.0, 160.0),
+        ("placed_off", {"placed_region": False}, "placed_region_p50_ratio_at_most_1.5",
+         300.0, 180.0),
+    ],
+)  # fmt: skip
+def test_a_default_feature_is_timed_against_the_check_without_it(
+    setting: str,
+    overrides: dict[str, bool],
+    target: str,
+    default_p50: float,
+    too_fast_off_p50: float,
+) -> None:
+    assert throughput.settings_args({})[setting] == {"overrides": overrides}
+    default = _entry(default_p50, 400.0) | {"stage_share": {"search": 0.05}, "index_sizes": {}}
     report = {
         "fingerprinting": {},
-        "checks": {"regions_on": default, "aligned_off": _entry(250.0, 380.0)},
+        "checks": {"regions_on": default, setting: _entry(250.0, 380.0)},
     }
-    target = throughput._targets(report)["aligned_agreement_p50_ratio_at_most_1.5"]
-    assert target == {"measured": round(260.0 / 250.0, 3), "pass": True}
-    report["checks"]["aligned_off"] = _entry(160.0, 300.0)
-    assert throughput._targets(report)["aligned_agreement_p50_ratio_at_most_1.5"]["pass"] is False
-
-
-def test_the_placed_region_is_timed_against_the_check_without_it() -> None:
-    assert throughput.settings_args({})["placed_off"] == {"overrides": {"placed_region": False}}
-    default = _entry(300.0, 420.0) | {"stage_share": {"search": 0.05}, "index_sizes": {}}
-    report = {
-        "fingerprinting": {},
-        "checks": {"regions_on": default, "placed_off": _entry(250.0, 380.0)},
-    }
-    target = throughput._targets(report)["placed_region_p50_ratio_at_most_1.5"]
-    assert target == {"measured": round(300.0 / 250.0, 3), "pass": True}
-    report["checks"]["placed_off"] = _entry(180.0, 300.0)
-    assert throughput._targets(report)["placed_region_p50_ratio_at_most_1.5"]["pass"] is False
+    measured = throughput._targets(report)[target]
+    assert measured == {"measured": round(default_p50 / 250.0, 3), "pass": True}
+    report["checks"][setting] = _entry(too_fast_off_p50, 300.0)
+    assert throughput._targets(report)[target]["pass"] is False
 
 
 def test_training_target_needs_ten_references_within_ten_seconds() -> None:
