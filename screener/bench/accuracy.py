@@ -360,27 +360,41 @@ def _with_bands(
     unrelated = rescore([r for r in records if r.truth is None], draft)
     fused = np.array([r.fused for r in unrelated])
     block = band(strictly_below(fused, target_fpr))
+    odds = np.array([rank(r) for r in unrelated])
     rule = draft.block_evidence
     if rule is not None and rule.min_log_odds is not None:
         # The floor is in the units of these weights: fitted the same way as the band.
         # Where unrelated images (same-brand look-alikes) reach the probability's cap, no
         # band lies between them and the copies, and the floor alone sets the rate: the
         # block band then starts at the cap.
-        floor = strictly_below(np.array([rank(r) for r in unrelated]), target_fpr)
-        if math.isfinite(floor):
-            rule = replace(rule, min_log_odds=math.ceil(floor * 1000) / 1000)
+        floor = _floor(odds, target_fpr)
+        if floor is not None:
+            rule = replace(rule, min_log_odds=floor)
             block = min(block, fusion.TOP_SCORE)
     review = min(band(strictly_below(fused, review_fpr)), block)
+    # The review floor likewise, at the review rate: the band alone sends every unrelated
+    # image at the cap to review.
+    review_floor, fitted = draft.review_min_log_odds, _floor(odds, review_fpr)
+    if review_floor is not None and fitted is not None:
+        review_floor = fitted
     prompt = prompt_part(template, bias=bias, review=review)
     body = replace(
         draft,
         signals={**image, **prompt},
         bands=Bands(review=review, block=block),
         block_evidence=rule,
+        review_min_log_odds=review_floor,
     )
     digest = hashlib.sha256(policy_mod.dumps(body).encode()).hexdigest()[:8]
     version = f"fit-{dt.date.today().isoformat()}-{digest}"
     return policy_mod.parse({**body.to_dict(), "version": version}, "the fitted policy")
+
+
+def _floor(odds: npt.NDArray[np.float64], fpr: float) -> float | None:
+    """A log-odds floor that lets strictly fewer than ``fpr`` of ``odds`` through, rounded
+    up; None where the records cannot set one."""
+    floor = strictly_below(odds, fpr)
+    return math.ceil(floor * 1000) / 1000 if math.isfinite(floor) else None
 
 
 def fit_ramps(

@@ -191,10 +191,14 @@ def decision(
     fused: float, values: Mapping[str, float | None], policy: Policy, bands: Bands
 ) -> Decision:
     """The decision for one candidate work: the bands, a block only on evidence it may rest
-    on (`block_supported`), and an allow turned to review by the character route."""
+    on (`block_supported`), a review only on the policy's `review_min_log_odds`, and an
+    allow turned to review by the character route."""
     decided = decide(fused, bands)
     if decided is Decision.BLOCK and not block_supported(values, policy):
-        return Decision.REVIEW
+        decided = Decision.REVIEW
+    floor = policy.review_min_log_odds
+    if decided is Decision.REVIEW and floor is not None and log_odds(values, policy) < floor:
+        decided = Decision.ALLOW
     if decided is Decision.ALLOW and character_routed(values, policy):
         return Decision.REVIEW
     return decided

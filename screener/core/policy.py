@@ -397,6 +397,10 @@ class Policy:
     margin_gate: str | None = None
     # What a block must rest on (`BlockEvidence`); None: the block band alone decides.
     block_evidence: BlockEvidence | None = None
+    # The evidence in all (`fusion.log_odds`) that a review must rest on: a case in the
+    # review band below it is allowed (the probability saturates, so its band cannot be
+    # set at a measured 1 % of unrelated images; the log-odds can). None: no floor.
+    review_min_log_odds: float | None = None
     # Evidence against a copy (`Contradiction`), taken from the fused logit; None: none.
     contradiction: Contradiction | None = None
     # The character route (`CharacterReview`); None: no route, the bands alone decide.
@@ -428,6 +432,8 @@ class Policy:
             raise ValueError("bias must be finite")
         if not (math.isfinite(self.margin_cap) and self.margin_cap >= 1.0):
             raise ValueError(f"margin_cap must be a finite number >= 1 (got {self.margin_cap})")
+        if self.review_min_log_odds is not None and not math.isfinite(self.review_min_log_odds):
+            raise ValueError("review_min_log_odds must be a finite number or null")
         if not (math.isfinite(self.max_weight) and self.max_weight >= 0):
             raise ValueError(f"max_weight must be a finite number >= 0 (got {self.max_weight})")
         known = image + PROMPT_EVIDENCE

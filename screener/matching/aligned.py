@@ -31,12 +31,12 @@ def measure(
     catalog: Catalog,
     query: alignment.Grey,
     work_ids: Sequence[str],
-    quads: Mapping[str, tuple[int, Sequence[tuple[float, float]]]],
+    quads: Mapping[str, tuple[int, Sequence[tuple[float, float]], int]],
 ) -> dict[str, tuple[float, int]]:
     """The aligned agreement of each work in ``work_ids`` with the query's grey pixels, and
-    the reference that gave it; ``quads``: per work, the reference id and quad (in the
-    query's grey pixels) that verified keypoints found. Works with nothing measurable are
-    left out."""
+    the reference that gave it; ``quads``: per work, the reference id, quad (in the
+    query's grey pixels) and inlier count that verified keypoints found. Works with nothing
+    measurable are left out."""
     found: dict[str, tuple[float, int]] = {}
     if not work_ids:
         return found
@@ -44,8 +44,12 @@ def measure(
     for work_id, references in squares.of_works(catalog, work_ids).items():
         located = quads.get(work_id)
         for ref_id, square in references:
-            quad = [located[1]] if located is not None and located[0] == ref_id else []
-            value = alignment.best_agreement([(square, quad)], query, squares.params, whole)
+            mine = located is not None and located[0] == ref_id
+            quad = [located[1]] if located is not None and mine else []
+            inliers = located[2] if located is not None and mine else 0
+            value = alignment.best_agreement(
+                [(square, quad)], query, squares.params, whole, inliers
+            )
             if value is not None and (work_id not in found or value > found[work_id][0]):
                 found[work_id] = (value, ref_id)
     return found

@@ -48,7 +48,11 @@ class PixelEvidence(Scoring):
             return
         original = (decoded.width, decoded.height)
         quads = {
-            w: (m.reference_id, located.in_working(m.quad, original, decoded.image.size))
+            w: (
+                m.reference_id,
+                located.in_working(m.quad, original, decoded.image.size),
+                m.inliers,
+            )
             for w, m in found.items()
             if len(m.quad) == 4
         }

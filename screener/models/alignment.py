@@ -54,6 +54,12 @@ class AlignParams:
     # differs in a few cells, while a copy whose alignment failed (pasted where no quad was
     # verified) differs everywhere and is not measured, rather than taken for a look-alike.
     min_median: float = 0.5
+    # Through a quad that this many verified keypoints found, the frames line up by the
+    # geometry's own evidence (the local signal's ramp starts at 12 inliers): there a low
+    # median is the picture differing, and it is measured. A same-badge look-alike with
+    # other letters differs in most of its structured cells (the letters) and was not
+    # measured at all under the median rule alone.
+    trusted_inliers: int = 12
 
     @property
     def side(self) -> int:
@@ -107,12 +113,17 @@ def _cells(squares: Grey, params: AlignParams) -> Grey:
 
 
 def _scores(
-    reference: Square, views: Grey, inside: Grey | None, params: AlignParams
+    reference: Square,
+    views: Grey,
+    inside: Grey | None,
+    params: AlignParams,
+    lined_up: bool = False,
 ) -> list[float | None]:
     """The agreement of a reference with each of a stack of views (n, side, side), all
     compared in the same cells: those with structure in the reference, wholly covered by
     the reference (where it is transparent) and by the query (``inside``: where a warp
-    leaves part of the square outside it)."""
+    leaves part of the square outside it). ``lined_up``: the views are known to be in the
+    reference's frame (a trusted quad), so the median rule does not apply."""
     ref = _cells(np.asarray(reference.pixels, dtype=np.float32), params)
     keep = ref.std(axis=1) > params.min_std
     masks = [m for m in (reference.opaque, inside) if m is not None]
@@ -129,18 +140,23 @@ def _scores(
     medians = np.median(ncc, axis=1)
     lows = np.quantile(ncc, params.quantile, axis=1)
     return [
-        float(low) if median >= params.min_median else None
+        float(low) if lined_up or median >= params.min_median else None
         for low, median in zip(lows, medians, strict=True)
     ]
 
 
 def agreement(
-    reference: Square, warped: Grey, inside: Grey | None = None, params: AlignParams = DEFAULT
+    reference: Square,
+    warped: Grey,
+    inside: Grey | None = None,
+    params: AlignParams = DEFAULT,
+    lined_up: bool = False,
 ) -> float | None:
     """The low quantile of the cells' correlation between a reference square and
     the query brought into its frame; None where too few structured cells are inside or
-    the frames do not line up (the cells' median correlation under ``min_median``)."""
-    return _scores(reference, warped[None], inside, params)[0]
+    the frames do not line up (the cells' median correlation under ``min_median``, unless
+    ``lined_up``: brought in through a trusted quad)."""
+    return _scores(reference, warped[None], inside, params, lined_up)[0]
 
 
 def turns(query: Grey, params: AlignParams = DEFAULT) -> Grey:
@@ -186,11 +202,14 @@ def best_agreement(
     query: Grey,
     params: AlignParams = DEFAULT,
     whole: Grey | None = None,
+    inliers: int = 0,
 ) -> float | None:
     """The best agreement of the query with any of a work's references, each given as its
     square and the quads verified keypoints found for it: the whole query in each turn
     and flip (``whole``: those, where already made by `turns`), and the query through each
-    of that reference's quads."""
+    of that reference's quads (found with ``inliers`` verified keypoints: from
+    ``params.trusted_inliers`` on, measured whatever the median)."""
+    trusted = inliers >= params.trusted_inliers
     squeezed = turns(query, params) if whole is None else whole
     best: float | None = None
     for reference, quads in references:
@@ -198,7 +217,7 @@ def best_agreement(
         for quad in quads:
             warped = warp(query, quad, params)
             if warped is not None:
-                values.append(agreement(reference, *warped, params=params))
+                values.append(agreement(reference, *warped, params=params, lined_up=trusted))
         for value in values:
             if value is not None and (best is None or value > best):
                 best = value

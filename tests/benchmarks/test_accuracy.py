@@ -428,3 +428,40 @@ def test_where_look_alikes_reach_the_cap_the_fit_blocks_on_a_log_odds_floor() ->
     assert lodo_report.strict_recall(scored, 0.001)["recall"] > 0.9
     capped = [replace(r, log_odds=None) for r in scored]
     assert lodo_report.strict_recall(capped, 0.001)["recall"] == 0.0
+
+
+def test_the_fit_sets_the_review_floor_at_the_review_rate() -> None:
+    """Unrelated images spread from one signal at full evidence to several: the band alone
+    reviews every one of them; the fitted floor reviews fewer than 1 % and still holds the
+    copies, which bring more."""
+    rng = np.random.default_rng(5)
+
+    def unrelated(i: int) -> accuracy.Record:
+        values: dict[str, float | None] = {
+            "sscd_cosine": float(rng.uniform(0.78, 0.95)),
+            "phash_hamming": float(rng.integers(4, 12)),
+            "local_inliers": float(rng.integers(0, 22)),
+        }
+        return _record(None, 0.0, f"u{i}", values, "clean")
+
+    def copy(i: int) -> accuracy.Record:
+        values: dict[str, float | None] = {
+            "sscd_cosine": float(rng.uniform(0.95, 1.0)),
+            "phash_hamming": float(rng.integers(0, 3)),
+            "pdq_hamming": float(rng.integers(0, 20)),
+            "local_inliers": float(rng.integers(40, 200)),
+        }
+        return _record("w", 0.0, f"c{i}", values, "clean")
+
+    records = [copy(i) for i in range(100)] + [unrelated(i) for i in range(1000)]
+    template = replace(policy_mod.load(), review_min_log_odds=0.0)
+    band_alone = accuracy.rescore(records, replace(template, review_min_log_odds=None))
+    assert np.mean([r.decision != "allow" for r in band_alone if r.truth is None]) > 0.5
+    fitted = accuracy.fit_bands(records, template, 0.001, 0.01)
+    assert fitted.review_min_log_odds is not None and fitted.review_min_log_odds > 0.0
+    scored = accuracy.rescore(records, fitted)
+    assert np.mean([r.decision != "allow" for r in scored if r.truth is None]) < 0.01
+    assert np.mean([r.decision != "allow" for r in scored if r.truth]) > 0.9
+    # A template without a floor gets none: the band alone decides, as before.
+    unfloored = replace(template, review_min_log_odds=None)
+    assert accuracy.fit_bands(records, unfloored, 0.001, 0.01).review_min_log_odds is None

@@ -137,6 +137,27 @@ def test_frames_that_do_not_line_up_measure_nothing() -> None:
     assert alignment.agreement(square_, *warped, params=strict) is None
 
 
+def test_through_a_trusted_quad_a_look_alike_is_measured_whatever_the_median() -> None:
+    # A median rule that nothing passes (as a badge with other letters fails the real one:
+    # most of its structured cells are the letters): through a quad that enough verified
+    # keypoints found, the low agreement is measured; through one found with fewer, or
+    # with no quad, nothing is.
+    work = badge("KALU")
+    lookalike, quad = _pasted(badge("KORI"))
+    query = alignment.grey(lookalike)
+    strict = alignment.AlignParams(min_median=1.01)
+    trusted = strict.trusted_inliers
+    refs = [(square(work), [quad])]
+    measured = alignment.best_agreement(refs, query, strict, inliers=trusted)
+    assert measured is not None and measured < 0.6
+    assert alignment.best_agreement(refs, query, strict, inliers=trusted - 1) is None
+    assert alignment.best_agreement([(square(work), [])], query, strict, inliers=trusted) is None
+    # A copy through the same trusted quad agrees as it did.
+    copy, _ = _pasted(work)
+    agreed = alignment.best_agreement(refs, alignment.grey(copy), strict, inliers=trusted)
+    assert agreed is not None and agreed > 0.8
+
+
 def test_the_stacked_views_measure_what_each_view_alone_does() -> None:
     work = badge("LOKA")
     for query in (badge("LOKA").rotate(90), badge("MOTE"), badge("LOKA").filter(ImageFilter.BLUR)):

@@ -12,7 +12,8 @@ from screener.core import policy as policy_mod
 from screener.core.errors import PolicyError
 from screener.core.policy import BlockEvidence
 
-DEFAULT = policy_mod.load()
+# The block rule alone: no review floor (tests/screener/test_review_floor.py has it).
+DEFAULT = dataclasses.replace(policy_mod.load(), review_min_log_odds=None)
 GUARDED = dataclasses.replace(
     DEFAULT, block_evidence=BlockEvidence(("sscd_cosine", "sscd_region_cosine"), 1.0)
 )

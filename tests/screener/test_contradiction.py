@@ -67,10 +67,17 @@ def test_more_agreement_never_lowers_the_score() -> None:
 
 
 def test_a_lookalike_in_the_block_band_is_no_longer_blocked() -> None:
+    # Under the block floor this case was measured against (30; the shipped one is
+    # higher, and already reviews it without the contradiction).
+    rule = DEFAULT.block_evidence
+    assert rule is not None
+    floored = dataclasses.replace(rule, min_log_odds=30.0)
+    none = dataclasses.replace(NONE, block_evidence=floored)
+    against = dataclasses.replace(AGAINST, block_evidence=floored)
     measured = {**LOOKALIKE, "aligned_agreement": 0.296}
     bands = DEFAULT.bands
-    before = fusion.decision(fusion.fuse(measured, NONE), measured, NONE, bands)
-    after = fusion.decision(fusion.fuse(measured, AGAINST), measured, AGAINST, bands)
+    before = fusion.decision(fusion.fuse(measured, none), measured, none, bands)
+    after = fusion.decision(fusion.fuse(measured, against), measured, against, bands)
     assert before is Decision.BLOCK
     assert after is not Decision.BLOCK
 
