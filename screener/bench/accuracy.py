@@ -145,7 +145,13 @@ def rescore(records: Sequence[Record], policy: Policy) -> list[Record]:
         fused = {work: fusion.fuse(values, policy) for work, values in record.candidates}
         odds = {work: fusion.log_odds(values, policy) for work, values in record.candidates}
         decided = {
-            work: fusion.decision(fused[work], values, policy, policy.bands_for(work))
+            work: fusion.decision(
+                fused[work],
+                values,
+                policy,
+                policy.bands_for(work),
+                floored=work not in policy.work_overrides,
+            )
             for work, values in record.candidates
         }
         top = max(fused, key=lambda w: (_SEVERITY.index(decided[w]), fused[w]), default=None)

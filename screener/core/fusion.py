@@ -188,15 +188,20 @@ def character_routed(values: Mapping[str, float | None], policy: Policy) -> bool
 
 
 def decision(
-    fused: float, values: Mapping[str, float | None], policy: Policy, bands: Bands
+    fused: float,
+    values: Mapping[str, float | None],
+    policy: Policy,
+    bands: Bands,
+    floored: bool = True,
 ) -> Decision:
     """The decision for one candidate work: the bands, a block only on evidence it may rest
-    on (`block_supported`), a review only on the policy's `review_min_log_odds`, and an
-    allow turned to review by the character route."""
+    on (`block_supported`), a review only on the policy's `review_min_log_odds` (unless
+    not ``floored``: a work with bands of its own, which an operator set), and an allow
+    turned to review by the character route."""
     decided = decide(fused, bands)
     if decided is Decision.BLOCK and not block_supported(values, policy):
         decided = Decision.REVIEW
-    floor = policy.review_min_log_odds
+    floor = policy.review_min_log_odds if floored else None
     if decided is Decision.REVIEW and floor is not None and log_odds(values, policy) < floor:
         decided = Decision.ALLOW
     if decided is Decision.ALLOW and character_routed(values, policy):

@@ -410,7 +410,8 @@ class Scoring(ScreenerBase):
                 values["prompt_keyword"] = prompt_evidence.get(work_id, 0.0)
             bands = self._bands(work, territory)
             fused = fusion.fuse(values, self.policy)
-            decision = fusion.decision(fused, values, self.policy, bands)
+            own = bands != self.policy.bands_for(None, territory)
+            decision = fusion.decision(fused, values, self.policy, bands, floored=not own)
             matches.append(
                 Match(
                     work_id=work_id,

@@ -34,6 +34,9 @@ def screener(tmp_path_factory: pytest.TempPathFactory) -> Screener:
     data = tmp_path_factory.mktemp("parts")
     s = Screener(Settings(data_dir=data, signals=SIGNALS))
     s.registry.register("figure", [png(figure(REST))])
+    # Bands of its own, as an operator sets them: the pose waits for review (below the
+    # policy's review floor, which a work's own bands do not read).
+    s.catalog.update_work("figure", thresholds={"review": 0.5, "block": 1.0})
     for k in range(2):
         s.registry.register(f"art-{k}", [png(scene(60 + k, size=(384, 288)))])
     return s

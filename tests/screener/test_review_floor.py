@@ -77,3 +77,13 @@ def test_a_bad_floor_is_refused(bad: object) -> None:
 
 def test_the_floor_round_trips_through_yaml() -> None:
     assert policy_mod.loads(policy_mod.dumps(FLOORED)) == FLOORED
+
+
+def test_bands_of_the_works_own_are_not_floored() -> None:
+    # An operator who set a work's bands (PUT /v1/works/{id}/thresholds) decides its
+    # reviews: the floor is the policy's rule for the policy's bands.
+    assert decided(ONE_SIGNAL, FLOORED) is Decision.ALLOW
+    own = policy_mod.Bands(review=0.5, block=1.0)
+    fused = fusion.fuse(ONE_SIGNAL, FLOORED)
+    assert fusion.decision(fused, ONE_SIGNAL, FLOORED, own, floored=False) is Decision.REVIEW
+    assert fusion.decision(fused, ONE_SIGNAL, FLOORED, own) is Decision.ALLOW
