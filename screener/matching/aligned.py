@@ -44,9 +44,9 @@ def measure(
     for work_id, references in squares.of_works(catalog, work_ids).items():
         located = quads.get(work_id)
         for ref_id, square in references:
-            mine = located is not None and located[0] == ref_id
-            quad = [located[1]] if located is not None and mine else []
-            inliers = located[2] if located is not None and mine else 0
+            mine = located if located is not None and located[0] == ref_id else None
+            quad = [mine[1]] if mine is not None else []
+            inliers = mine[2] if mine is not None else 0
             value = alignment.best_agreement(
                 [(square, quad)], query, squares.params, whole, inliers
             )

@@ -408,9 +408,8 @@ class Scoring(ScreenerBase):
                 values[NORM_SIGNAL] = round(raw - background, 6)
             if prompt:
                 values["prompt_keyword"] = prompt_evidence.get(work_id, 0.0)
-            bands = self._bands(work, territory)
+            bands, own = self._bands(work, territory)
             fused = fusion.fuse(values, self.policy)
-            own = bands != self.policy.bands_for(None, territory)
             decision = fusion.decision(fused, values, self.policy, bands, floored=not own)
             matches.append(
                 Match(
@@ -441,14 +440,18 @@ class Scoring(ScreenerBase):
         matches.sort(key=lambda m: (_SEVERITY[Decision(m.decision)], m.fused_score), reverse=True)
         return matches
 
-    def _bands(self, work: Work, territory: str | None = None) -> Bands:
+    def _bands(self, work: Work, territory: str | None = None) -> tuple[Bands, bool]:
+        """The bands a check of ``work`` is decided by, and whether they are the work's own
+        (an operator's thresholds or the policy's override: the review floor does not
+        apply to them)."""
         base = self.policy.bands_for(work.id, territory)
         if work.thresholds and grants(work.threshold_territories, territory):
             # One band stored alone (before both were stored) beside a policy changed since
             # may cross the other: the block band wins, so a check never fails on it.
             block = work.thresholds.get("block", base.block)
-            return Bands(review=min(work.thresholds.get("review", base.review), block), block=block)
-        return base
+            review = min(work.thresholds.get("review", base.review), block)
+            return Bands(review=review, block=block), True
+        return base, work.id in self.policy.work_overrides
 
     def _verdict(
         self,
