@@ -60,6 +60,16 @@ class AlignParams:
     # other letters differs in most of its structured cells (the letters) and was not
     # measured at all under the median rule alone.
     trusted_inliers: int = 12
+    # A transparent reference on the query's own plain background. Where the reference is
+    # clear (opacity at most ``clear``) over at least ``min_clear`` of the square and the
+    # view shows one grey level there (median absolute deviation at most ``plain``), the
+    # reference is composited afresh over that level and compared in every cell: the
+    # partly transparent cells at a drawing's edge show that background, not the white
+    # the reference was flattened on. Elsewhere (a photograph behind it, a view that is not
+    # lined up) only the cells the reference wholly covers are compared, as before.
+    clear: float = 0.02
+    min_clear: float = 0.05
+    plain: float = 4.0
 
     @property
     def side(self) -> int:
@@ -112,6 +122,25 @@ def _cells(squares: Grey, params: AlignParams) -> Grey:
     return cut.transpose(order).reshape(*lead, g * g, c * c)
 
 
+def _backgrounds(
+    reference: Square, views: Grey, inside: Grey | None, params: AlignParams
+) -> Grey | None:
+    """The plain grey level each view shows where the reference is clear (NaN for a view
+    whose background there is not plain); None for an opaque reference, or one with too
+    little clear area in the square (or inside the query)."""
+    if reference.opaque is None:
+        return None
+    clear = reference.opaque <= params.clear
+    if inside is not None:
+        clear &= inside > 0
+    if int(clear.sum()) < params.min_clear * clear.size:
+        return None
+    shown = views[:, clear]
+    level = np.median(shown, axis=1)
+    spread = np.median(np.abs(shown - level[:, None]), axis=1)
+    return np.where(spread <= params.plain, level, np.nan).astype(np.float32)
+
+
 def _scores(
     reference: Square,
     views: Grey,
@@ -119,30 +148,46 @@ def _scores(
     params: AlignParams,
     lined_up: bool = False,
 ) -> list[float | None]:
-    """The agreement of a reference with each of a stack of views (n, side, side), all
-    compared in the same cells: those with structure in the reference, wholly covered by
-    the reference (where it is transparent) and by the query (``inside``: where a warp
-    leaves part of the square outside it). ``lined_up``: the views are known to be in the
-    reference's frame (a trusted quad), so the median rule does not apply."""
-    ref = _cells(np.asarray(reference.pixels, dtype=np.float32), params)
-    keep = ref.std(axis=1) > params.min_std
-    masks = [m for m in (reference.opaque, inside) if m is not None]
-    if masks:
-        covered = masks[0] if len(masks) == 1 else masks[0] * masks[1]
-        keep &= _cells(covered, params).mean(axis=1) >= params.min_inside
-    if int(keep.sum()) < params.min_cells:
-        return [None] * len(views)
-    r = ref[keep] - ref[keep].mean(axis=1, keepdims=True)
-    query = _cells(views, params)[:, keep]
+    """The agreement of a reference with each of a stack of views (n, side, side), each
+    compared in the cells with structure in the reference and wholly inside the query
+    (``inside``: where a warp leaves part of the square outside it). A transparent
+    reference is composited over a view's plain background (`_backgrounds`) and compared
+    in all those cells; where the view has none, only in the cells it wholly covers.
+    ``lined_up``: the views are known to be in the reference's frame (a trusted quad), so
+    the median rule does not apply."""
+    n = len(views)
+    flat = np.asarray(reference.pixels, dtype=np.float32)
+    refs = np.broadcast_to(flat, views.shape)
+    covered = (
+        np.ones(views.shape, np.float32) if inside is None else np.broadcast_to(inside, views.shape)
+    )
+    if reference.opaque is not None:
+        levels = _backgrounds(reference, views, inside, params)
+        plain = np.zeros(n, bool) if levels is None else ~np.isnan(levels)
+        clearness = 1.0 - reference.opaque
+        if plain.any():
+            assert levels is not None
+            shift = np.where(plain, levels - 255.0, 0.0).astype(np.float32)
+            refs = flat[None] + clearness[None] * shift[:, None, None]
+        covered = covered * np.where(plain[:, None, None], 1.0, reference.opaque[None])
+    ref = _cells(np.asarray(refs, np.float32), params)
+    keep = (ref.std(axis=2) > params.min_std) & (
+        _cells(np.asarray(covered, np.float32), params).mean(axis=2) >= params.min_inside
+    )
+    r = ref - ref.mean(axis=2, keepdims=True)
+    query = _cells(views, params)
     q = query - query.mean(axis=2, keepdims=True)
-    denominator = np.sqrt((r * r).sum(axis=1)[None, :] * (q * q).sum(axis=2))
-    ncc = (r[None] * q).sum(axis=2) / np.maximum(denominator, 1e-6)
-    medians = np.median(ncc, axis=1)
-    lows = np.quantile(ncc, params.quantile, axis=1)
-    return [
-        float(low) if lined_up or median >= params.min_median else None
-        for low, median in zip(lows, medians, strict=True)
-    ]
+    denominator = np.sqrt((r * r).sum(axis=2) * (q * q).sum(axis=2))
+    ncc = (r * q).sum(axis=2) / np.maximum(denominator, 1e-6)
+    out: list[float | None] = []
+    for row, kept in zip(ncc, keep, strict=True):
+        if int(kept.sum()) < params.min_cells:
+            out.append(None)
+            continue
+        values = row[kept]
+        low = float(np.quantile(values, params.quantile))
+        out.append(low if lined_up or float(np.median(values)) >= params.min_median else None)
+    return out
 
 
 def agreement(

@@ -198,3 +198,47 @@ def test_a_transparent_reference_is_compared_only_where_it_has_pixels() -> None:
     on_black = alignment.grey(_flattened(art, (0, 0, 0)))
     unmasked = alignment.best_agreement([(alignment.Square(reference.pixels), [])], on_black)
     assert unmasked is not None and unmasked < 0
+
+
+def _other_face() -> Image.Image:
+    """The sticker's look-alike: the same face with other eyes and mouth."""
+    art = Image.new("RGBA", (256, 256), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(art)
+    draw.ellipse((30, 30, 226, 226), fill=(250, 230, 120, 255), outline=(30, 20, 10, 255), width=8)
+    draw.ellipse((80, 90, 125, 125), fill=(20, 20, 20, 255))
+    draw.ellipse((135, 90, 180, 125), fill=(20, 20, 20, 255))
+    draw.rectangle((70, 160, 186, 175), fill=(200, 40, 40, 255))
+    return art
+
+
+def test_a_transparent_reference_is_composited_over_the_querys_plain_background() -> None:
+    # On a plain background every cell is compared, the drawing's edge included, against
+    # the reference composited over that background: a copy agrees fully, and the same face
+    # with other eyes and a mouth does not.
+    art = _sticker()
+    reference = alignment.square_of(_flattened(art, (255, 255, 255)), art.getchannel("A"))
+    for colour in ((0, 0, 0), (20, 30, 90), (240, 140, 20), (255, 255, 255)):
+        views = alignment.turns(alignment.grey(_flattened(art, colour)))
+        levels = alignment._backgrounds(reference, views, None, alignment.DEFAULT)
+        assert levels is not None and not np.isnan(levels[0])
+        assert abs(float(levels[0]) - float(np.mean(colour))) < 40  # its grey level
+        copy = alignment.best_agreement([(reference, [])], views[0])
+        assert copy is not None and copy > 0.99, colour
+        other = alignment.grey(_flattened(_other_face(), colour))
+        look_alike = alignment.best_agreement([(reference, [])], other)
+        assert look_alike is None or look_alike < 0.5, (colour, look_alike)
+
+
+def test_over_a_busy_background_only_wholly_covered_cells_are_compared() -> None:
+    art = _sticker()
+    reference = alignment.square_of(_flattened(art, (255, 255, 255)), art.getchannel("A"))
+    noise = np.random.default_rng(5).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    busy = Image.fromarray(noise).filter(ImageFilter.GaussianBlur(2))
+    busy.paste(art, mask=art.getchannel("A"))
+    views = alignment.turns(alignment.grey(busy))
+    levels = alignment._backgrounds(reference, views, None, alignment.DEFAULT)
+    assert levels is not None and np.isnan(levels).all()  # no plain background to use
+    copy = alignment.best_agreement([(reference, [])], views[0])
+    assert copy is not None and copy > 0.9
+    # Opaque reference: no background is estimated at all.
+    assert alignment._backgrounds(square(badge("LOKA")), views, None, alignment.DEFAULT) is None
