@@ -17,6 +17,10 @@ from screener.store.catalog import Catalog
 
 SIGNAL = "aligned_agreement"
 
+# Per work, where template placement put its references in the query: each reference's id
+# and its corners in the query's pixels (`screener.matching.placed`).
+Placed = Mapping[str, Sequence[tuple[int, alignment.Quad]]]
+
 
 class ReferenceSquares(ReferenceCache[alignment.Square]):
     """Each reference's square, by image SHA-256, the most recently used kept."""
@@ -32,11 +36,13 @@ def measure(
     query: alignment.Grey,
     work_ids: Sequence[str],
     quads: Mapping[str, tuple[int, Sequence[tuple[float, float]], int]],
+    placed: Placed | None = None,
 ) -> dict[str, tuple[float, int]]:
     """The aligned agreement of each work in ``work_ids`` with the query's grey pixels, and
     the reference that gave it; ``quads``: per work, the reference id, quad (in the
-    query's grey pixels) and inlier count that verified keypoints found. Works with nothing
-    measurable are left out."""
+    query's grey pixels) and inlier count that verified keypoints found; ``placed``: per
+    work, where template placement put references (no keypoints behind them: the median
+    rule applies). Works with nothing measurable are left out."""
     found: dict[str, tuple[float, int]] = {}
     if not work_ids:
         return found
@@ -50,6 +56,15 @@ def measure(
             value = alignment.best_agreement(
                 [(square, quad)], query, squares.params, whole, inliers
             )
+            for where in (q for r, q in (placed or {}).get(work_id, ()) if r == ref_id):
+                value = _higher(value, alignment.settled(square, query, where, squares.params))
             if value is not None and (work_id not in found or value > found[work_id][0]):
                 found[work_id] = (value, ref_id)
     return found
+
+
+def _higher(a: float | None, b: float | None) -> float | None:
+    """The higher of two measured values (None: not measured)."""
+    if a is None:
+        return b
+    return a if b is None or a >= b else b

@@ -18,6 +18,7 @@ from screener.core.errors import InputError, NotFound, quote
 from screener.core.prompt.result import PromptResult, evaluate
 from screener.core.regions import WHOLE
 from screener.core.verdict import Match, RegionPair, Verdict
+from screener.matching import aligned
 from screener.matching import characters as characters_mod
 from screener.matching import explain as explain_mod
 from screener.matching.analysis import Analysis, CheckItem, Clock, ImageInput, Prepared
@@ -151,11 +152,12 @@ class Checks(PixelEvidence):
         clock.lap("score")
         local = self._verify(decoded, candidates, [*voted, *item.include_works], features)
         clock.lap("verify")
+        placements: aligned.Placed = {}
         if self.settings.placed_region and "sscd" in self.signals.available:
-            self._place(decoded, candidates, by_signal)
+            placements = self._place(decoded, candidates, by_signal)
             clock.lap("score")  # evidence from the pixels, as the scoring of signals is
         if self.settings.aligned_agreement:
-            self._align(decoded, candidates, local)
+            self._align(decoded, candidates, local, placements)
             clock.lap("score")  # evidence from the pixels, as the scoring of signals is
         matches = self._matches(
             candidates,

@@ -39,10 +39,15 @@ class PixelEvidence(Scoring):
         return sorted(candidates, key=fused.__getitem__, reverse=True)[:count]
 
     def _align(
-        self, decoded: DecodedImage, candidates: dict[str, Candidate], found: dict[str, LocalMatch]
+        self,
+        decoded: DecodedImage,
+        candidates: dict[str, Candidate],
+        found: dict[str, LocalMatch],
+        placements: aligned.Placed | None = None,
     ) -> None:
         """The aligned agreement (`screener.matching.aligned`) of the leading candidates:
-        the policy's ``max_matches`` best by fused score."""
+        the policy's ``max_matches`` best by fused score, through the quads verified
+        keypoints found and where `_place` put the work (``placements``)."""
         chosen = self._leading(candidates, self.policy.matching.max_matches)
         if not chosen:
             return
@@ -57,7 +62,9 @@ class PixelEvidence(Scoring):
             if len(m.quad) == 4
         }
         query = alignment.grey(decoded.image)
-        measured = aligned.measure(self.squares, self.catalog, query, chosen, quads)
+        measured = aligned.measure(
+            self.squares, self.catalog, query, chosen, quads, placements or {}
+        )
         for work_id, (value, reference_id) in measured.items():
             candidates[work_id].best[aligned.SIGNAL] = Best(
                 value, RegionPair(WHOLE, reference_id, WHOLE)
@@ -95,32 +102,40 @@ class PixelEvidence(Scoring):
         decoded: DecodedImage,
         candidates: dict[str, Candidate],
         by_signal: dict[str, list[RegionFingerprint]],
-    ) -> None:
+    ) -> aligned.Placed:
         """SSCD on the part of the query where each leading candidate's own pixels put it,
         and on the part of the candidate's reference where the query sits
         (`screener.matching.placed`), as region evidence where it beats the other
-        regions."""
+        regions. Returns where each placed work's reference lies in the query (for the
+        aligned agreement)."""
         rules = self.policy.matching.proposals
         if rules.placed_pool == 0:
-            return
+            return {}
         whole = [
             c.best["sscd_cosine"].value for c in candidates.values() if "sscd_cosine" in c.best
         ]
         if whole and max(whole) >= rules.placed_skip:
-            return  # the whole query is a copy of a work: nothing pasted in it to look for
+            return {}  # the whole query is a copy of a work: nothing pasted in it to look for
         pool = self._leading(candidates, rules.placed_pool)
         search = placed.Search(
             self.templates, self.catalog, decoded.image, pool, rules.placed_max_share
         )
+        size = decoded.image.size
+        placements: dict[str, list[tuple[int, alignment.Quad]]] = {}
         if rules.placed_top > 0:
             found = placed.crops(search, rules.placed_top)
             self._region_sscd(
-                {w: (c, regions_mod.placed(where.box).name) for w, (c, where) in found.items()},
+                {w: (c, regions_mod.placed(where.box).name) for w, (c, _, where) in found.items()},
                 candidates,
             )
+            for work_id, (_, ref_id, where) in found.items():
+                placements.setdefault(work_id, []).append((ref_id, placed.quad_of(where.box, size)))
         query_whole = next((fp for fp in by_signal.get("sscd", []) if fp.region == WHOLE), None)
         if query_whole is not None and rules.placed_within_top > 0:
-            self._place_within(search, rules.placed_within_top, query_whole, candidates)
+            inside = self._place_within(search, rules.placed_within_top, query_whole, candidates)
+            for work_id, (ref_id, box) in inside.items():
+                placements.setdefault(work_id, []).append((ref_id, placed.quad_within(box, size)))
+        return placements
 
     def _place_within(
         self,
@@ -128,12 +143,13 @@ class PixelEvidence(Scoring):
         top: int,
         query_whole: RegionFingerprint,
         candidates: dict[str, Candidate],
-    ) -> None:
+    ) -> dict[str, tuple[int, tuple[float, float, float, float]]]:
         """The query's whole SSCD embedding against the part of each leading candidate's
-        reference where the query sits, as region evidence where it beats what it has."""
+        reference where the query sits, as region evidence where it beats what it has.
+        Returns, per work, the reference and the box in it where the query sits."""
         inside = placed.within(search, top)
         if not inside:
-            return
+            return {}
         sscd = self.signals.available["sscd"]
         vectors = sscd.fingerprint([crop for crop, _, _ in inside.values()])
         query_vector = np.asarray(query_whole.fingerprint.vector, dtype=np.float32)
@@ -141,6 +157,7 @@ class PixelEvidence(Scoring):
             value = float(np.dot(query_vector, np.asarray(fp.vector, dtype=np.float32)))
             pair = RegionPair(WHOLE, ref_id, regions_mod.placed(where.box).name)
             _keep_higher(candidates[work_id], Best(value, pair))
+        return {work_id: (ref_id, where.box) for work_id, (_, ref_id, where) in inside.items()}
 
     def _region_sscd(
         self, crops: dict[str, tuple[Image.Image, str]], candidates: dict[str, Candidate]

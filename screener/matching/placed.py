@@ -64,30 +64,42 @@ class Search:
 
 def crops(
     search: Search, top: int, params: placement.PlaceParams = placement.DEFAULT
-) -> dict[str, tuple[Image.Image, placement.Placement]]:
-    """Per work, the query's masked crop where its reference sits, and that placement:
+) -> dict[str, tuple[Image.Image, int, placement.Placement]]:
+    """Per work, the query's masked crop where its reference sits, that reference's id and
+    the placement:
     every reference of the works in ``search.pool`` is placed on the query's coarse copy, the
     ``top`` works whose reference correlates best there are placed exactly and cropped.
     A box that would take more than ``search.max_share`` of the query's area (the whole query and
     the fixed regions already cover it) is left out."""
     query = placement.query_of(search.image, params)
-    coarse: dict[str, tuple[placement.Template, placement.Coarse]] = {}
+    coarse: dict[str, tuple[int, placement.Template, placement.Coarse]] = {}
     for work_id, references in search.templates.of_works(search.catalog, search.pool).items():
-        for _, template in references:
+        for ref_id, template in references:
             found = placement.coarse(query, template, params)
             if found is not None and (
-                work_id not in coarse or found.score > coarse[work_id][1].score
+                work_id not in coarse or found.score > coarse[work_id][2].score
             ):
-                coarse[work_id] = (template, found)
-    leading = sorted(coarse, key=lambda w: coarse[w][1].score, reverse=True)[:top]
-    out: dict[str, tuple[Image.Image, placement.Placement]] = {}
-
+                coarse[work_id] = (ref_id, template, found)
+    leading = sorted(coarse, key=lambda w: coarse[w][2].score, reverse=True)[:top]
+    out: dict[str, tuple[Image.Image, int, placement.Placement]] = {}
     for work_id in leading:
-        template, found = coarse[work_id]
+        ref_id, template, found = coarse[work_id]
         where = placement.refine(query, template, found, params)
         if _share(where.box) <= search.max_share:
-            out[work_id] = (placement.masked_crop(search.image, where, template), where)
+            out[work_id] = (placement.masked_crop(search.image, where, template), ref_id, where)
     return out
+
+
+def quad_of(
+    box: tuple[float, float, float, float], size: tuple[int, int]
+) -> tuple[tuple[float, float], ...]:
+    """A placement's box (shares of the query's width and height) as the reference's
+    corners in the query's pixels (``size``): top left, top right, bottom right, bottom
+    left."""
+    left, top, right, bottom = box
+    width, height = size
+    x0, x1, y0, y1 = left * width, right * width, top * height, bottom * height
+    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
 
 
 def _share(box: tuple[float, float, float, float]) -> float:
@@ -126,3 +138,17 @@ def within(
         if _share(where.box) <= search.max_share:
             out[work_id] = (placement.cut(reference.rgb, where), ref_id, where)
     return out
+
+
+def quad_within(
+    box: tuple[float, float, float, float], size: tuple[int, int]
+) -> tuple[tuple[float, float], ...]:
+    """Where the query sits inside a reference (``box``, shares of the reference's width
+    and height), as the reference's corners in the query's pixels (``size``): they lie
+    outside the query, which shows only the box."""
+    left, top, right, bottom = box
+    width, height = size
+    span_x, span_y = max(right - left, 1e-6), max(bottom - top, 1e-6)
+    x0, x1 = -left / span_x * width, (1.0 - left) / span_x * width
+    y0, y1 = -top / span_y * height, (1.0 - top) / span_y * height
+    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))

@@ -12,6 +12,15 @@ The agreement is a low quantile of those cells: a copy agrees nearly everywhere,
 blurred, noisy or recoloured; a look-alike disagrees in the cells where it differs, and a
 low quantile sees a few such cells where a mean would not.
 
+A transparent reference is compared with what the query shows behind it. On a plain
+background (one grey level where the reference is clear) the reference is composited
+afresh over that level and every cell is compared, the drawing's edge included; on a busy
+one (a photograph) each cell is compared on the reference's solid pixels only.
+
+A quad that no keypoints verified (where template placement put the work, or where a
+crop sits in it) is good to a pixel or two: the frame is settled by a small search of
+shifts and scales around it, both sides blurred a little (`settled`).
+
 Where most cells do not agree either (their median under one half), the frames do not
 line up: the alignment failed (a copy pasted where no keypoints were verified, an
 unrelated picture), and nothing is measured, so that a copy is not taken for a look-alike
@@ -27,6 +36,7 @@ look-alikes. See benchmarks/results/accuracy-aligned.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -60,6 +70,12 @@ class AlignParams:
     # other letters differs in most of its structured cells (the letters) and was not
     # measured at all under the median rule alone.
     trusted_inliers: int = 12
+    # A quad no keypoints verified (a template's placement) is good to a pixel or two of
+    # the square: the frame is settled by moving it up to ``settle_shift`` pixels each way
+    # at these scales, and the highest agreement is kept (`settled`).
+    settle_shift: int = 2
+    settle_scales: tuple[float, ...] = (0.96, 0.98, 1.0, 1.02, 1.04)
+    settle_blur: float = 0.7
     # A transparent reference on the query's own plain background. Where the reference is
     # clear (opacity at most ``clear``) over at least ``min_clear`` of the square and the
     # view shows one grey level there (median absolute deviation at most ``plain``), the
@@ -68,6 +84,9 @@ class AlignParams:
     # the reference was flattened on. Elsewhere (a photograph behind it, a view that is not
     # lined up) only the cells the reference wholly covers are compared, as before.
     clear: float = 0.02
+    # Over a busy background a transparent reference's cell is compared on its solid
+    # pixels only (opacity at least 1 - ``clear``), where they are this share of it.
+    min_solid: float = 0.5
     min_clear: float = 0.05
     plain: float = 4.0
 
@@ -85,7 +104,7 @@ class Square:
     opaque each pixel is (0 to 1). Cells the reference does not wholly cover are not
     compared: there the query shows whatever background it was put on."""
 
-    pixels: npt.NDArray[np.uint8]
+    pixels: npt.NDArray[np.uint8] | Grey
     opaque: Grey | None = None
 
 
@@ -126,19 +145,80 @@ def _backgrounds(
     reference: Square, views: Grey, inside: Grey | None, params: AlignParams
 ) -> Grey | None:
     """The plain grey level each view shows where the reference is clear (NaN for a view
-    whose background there is not plain); None for an opaque reference, or one with too
-    little clear area in the square (or inside the query)."""
+    with too little clear area inside the query, or whose background there is not plain);
+    None for an opaque reference. ``inside``: one mask for all views, or one per view."""
     if reference.opaque is None:
         return None
-    clear = reference.opaque <= params.clear
+    clear = np.broadcast_to(reference.opaque <= params.clear, views.shape)
     if inside is not None:
-        clear &= inside > 0
-    if int(clear.sum()) < params.min_clear * clear.size:
-        return None
-    shown = views[:, clear]
-    level = np.median(shown, axis=1)
-    spread = np.median(np.abs(shown - level[:, None]), axis=1)
-    return np.where(spread <= params.plain, level, np.nan).astype(np.float32)
+        clear = clear & (np.broadcast_to(inside, views.shape) > 0)
+    enough = clear.sum(axis=(1, 2)) >= params.min_clear * reference.opaque.size
+    shown = np.where(clear, views, np.nan).reshape(len(views), -1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a view with no clear pixel
+        level = np.nanmedian(shown, axis=1)
+        spread = np.nanmedian(np.abs(shown - level[:, None]), axis=1)
+    return np.where(enough & (spread <= params.plain), level, np.nan).astype(np.float32)
+
+
+def _measures(
+    reference: Square,
+    views: Grey,
+    inside: Grey | None,
+    params: AlignParams,
+    levels: Grey | None = None,
+) -> list[tuple[float, float] | None]:
+    """The low quantile and the median of the cells' correlation of a reference with each
+    of a stack of views (n, side, side), each compared in the cells with structure in the
+    reference and wholly inside the query (``inside``: where a warp leaves part of the
+    square outside it; one mask for all views, or one per view). A transparent reference
+    is composited over a view's plain background (`_backgrounds`) and compared in all
+    those cells; where the view has none, only in the cells it wholly covers (``levels``:
+    one background for all views, already read). None for a view with fewer than
+    ``min_cells`` such cells."""
+    n = len(views)
+    flat = np.asarray(reference.pixels, dtype=np.float32)
+    refs = np.broadcast_to(flat, views.shape)
+    covered = (
+        np.ones(views.shape, np.float32) if inside is None else np.broadcast_to(inside, views.shape)
+    )
+    weights = np.ones(views.shape, np.float32)
+    if reference.opaque is not None:
+        if levels is None:
+            levels = _backgrounds(reference, views, inside, params)
+        else:
+            levels = np.broadcast_to(levels, (n,))
+        plain = np.zeros(n, bool) if levels is None else ~np.isnan(levels)
+        clearness = 1.0 - reference.opaque
+        if plain.any():
+            assert levels is not None
+            shift = np.where(plain, levels - 255.0, 0.0).astype(np.float32)
+            refs = flat[None] + clearness[None] * shift[:, None, None]
+        solid = (reference.opaque >= 1.0 - params.clear).astype(np.float32)
+        weights = np.where(plain[:, None, None], 1.0, solid[None]).astype(np.float32)
+    ref = _cells(np.asarray(refs, np.float32), params)
+    query = _cells(views, params)
+    w = _cells(weights, params)
+    share = w.mean(axis=2)
+    total = np.maximum(w.sum(axis=2, keepdims=True), 1.0)
+    r = (ref - (w * ref).sum(axis=2, keepdims=True) / total) * w
+    q = (query - (w * query).sum(axis=2, keepdims=True) / total) * w
+    spread = np.sqrt((r * r).sum(axis=2) / total[..., 0])
+    keep = (
+        (spread > params.min_std)
+        & (share >= params.min_solid)
+        & (_cells(np.asarray(covered, np.float32), params).mean(axis=2) >= params.min_inside)
+    )
+    denominator = np.sqrt((r * r).sum(axis=2) * (q * q).sum(axis=2))
+    ncc = (r * q).sum(axis=2) / np.maximum(denominator, 1e-6)
+    out: list[tuple[float, float] | None] = []
+    for row, kept in zip(ncc, keep, strict=True):
+        if int(kept.sum()) < params.min_cells:
+            out.append(None)
+            continue
+        values = row[kept]
+        out.append((float(np.quantile(values, params.quantile)), float(np.median(values))))
+    return out
 
 
 def _scores(
@@ -148,46 +228,14 @@ def _scores(
     params: AlignParams,
     lined_up: bool = False,
 ) -> list[float | None]:
-    """The agreement of a reference with each of a stack of views (n, side, side), each
-    compared in the cells with structure in the reference and wholly inside the query
-    (``inside``: where a warp leaves part of the square outside it). A transparent
-    reference is composited over a view's plain background (`_backgrounds`) and compared
-    in all those cells; where the view has none, only in the cells it wholly covers.
+    """The agreement of a reference with each of a stack of views (`_measures`' low
+    quantile), None where the frames do not line up (the median under ``min_median``).
     ``lined_up``: the views are known to be in the reference's frame (a trusted quad), so
     the median rule does not apply."""
-    n = len(views)
-    flat = np.asarray(reference.pixels, dtype=np.float32)
-    refs = np.broadcast_to(flat, views.shape)
-    covered = (
-        np.ones(views.shape, np.float32) if inside is None else np.broadcast_to(inside, views.shape)
-    )
-    if reference.opaque is not None:
-        levels = _backgrounds(reference, views, inside, params)
-        plain = np.zeros(n, bool) if levels is None else ~np.isnan(levels)
-        clearness = 1.0 - reference.opaque
-        if plain.any():
-            assert levels is not None
-            shift = np.where(plain, levels - 255.0, 0.0).astype(np.float32)
-            refs = flat[None] + clearness[None] * shift[:, None, None]
-        covered = covered * np.where(plain[:, None, None], 1.0, reference.opaque[None])
-    ref = _cells(np.asarray(refs, np.float32), params)
-    keep = (ref.std(axis=2) > params.min_std) & (
-        _cells(np.asarray(covered, np.float32), params).mean(axis=2) >= params.min_inside
-    )
-    r = ref - ref.mean(axis=2, keepdims=True)
-    query = _cells(views, params)
-    q = query - query.mean(axis=2, keepdims=True)
-    denominator = np.sqrt((r * r).sum(axis=2) * (q * q).sum(axis=2))
-    ncc = (r * q).sum(axis=2) / np.maximum(denominator, 1e-6)
-    out: list[float | None] = []
-    for row, kept in zip(ncc, keep, strict=True):
-        if int(kept.sum()) < params.min_cells:
-            out.append(None)
-            continue
-        values = row[kept]
-        low = float(np.quantile(values, params.quantile))
-        out.append(low if lined_up or float(np.median(values)) >= params.min_median else None)
-    return out
+    return [
+        None if m is None or not (lined_up or m[1] >= params.min_median) else m[0]
+        for m in _measures(reference, views, inside, params)
+    ]
 
 
 def agreement(
@@ -215,31 +263,130 @@ def turns(query: Grey, params: AlignParams = DEFAULT) -> Grey:
     )
 
 
-def warp(query: Grey, quad: Quad, params: AlignParams = DEFAULT) -> tuple[Grey, Grey] | None:
-    """The query brought into the reference's square through the reference's corners in
-    the query (``quad``: top left, top right, bottom right, bottom left, in the query's
-    pixels), and where the query covers that square (1 inside, 0 outside)."""
+def _shrunk(query: Grey, corners: npt.NDArray[np.float32], side: int) -> tuple[Grey, float]:
+    """The query shrunk so that a warp through ``corners`` does not alias (the work's
+    outline then spans about two squares' sides), and the factor it was shrunk by."""
     cv2 = _cv2()
-    corners = np.asarray(quad, dtype=np.float32)
-    if corners.shape != (4, 2) or not np.all(np.isfinite(corners)):
-        return None
-    side = params.side
-    # Shrink the query first so the warp does not alias: the work's outline spans about
-    # two squares' sides after it.
     span = max(float(np.ptp(corners[:, 0])), float(np.ptp(corners[:, 1])), 1.0)
     factor = min(1.0, 2.0 * side / span)
-    source = query
-    if factor < 1.0:
-        size = (max(1, round(query.shape[1] * factor)), max(1, round(query.shape[0] * factor)))
-        source = cv2.resize(query, size, interpolation=cv2.INTER_AREA)
-        corners = corners * np.float32(factor)
-    target = np.array([[0, 0], [side, 0], [side, side], [0, side]], dtype=np.float32)
-    homography = cv2.getPerspectiveTransform(corners, target)
+    if factor >= 1.0:
+        return query, 1.0
+    size = (max(1, round(query.shape[1] * factor)), max(1, round(query.shape[0] * factor)))
+    return np.asarray(cv2.resize(query, size, interpolation=cv2.INTER_AREA), np.float32), factor
+
+
+def _square_corners(side: int) -> npt.NDArray[np.float32]:
+    return np.array([[0, 0], [side, 0], [side, side], [0, side]], dtype=np.float32)
+
+
+def _warped(source: Grey, corners: npt.NDArray[np.float32], side: int) -> tuple[Grey, Grey]:
+    """``source`` brought into the square through ``corners`` (in ``source``'s pixels), and
+    where it covers the square."""
+    cv2 = _cv2()
+    homography = cv2.getPerspectiveTransform(corners, _square_corners(side))
     warped = cv2.warpPerspective(source, homography, (side, side), flags=cv2.INTER_LINEAR)
     inside = cv2.warpPerspective(
         np.ones_like(source), homography, (side, side), flags=cv2.INTER_NEAREST
     )
     return np.asarray(warped, np.float32), np.asarray(inside, np.float32)
+
+
+def _corners(quad: Quad) -> npt.NDArray[np.float32] | None:
+    corners = np.asarray(quad, dtype=np.float32)
+    if corners.shape != (4, 2) or not np.all(np.isfinite(corners)):
+        return None
+    return corners
+
+
+def warp(query: Grey, quad: Quad, params: AlignParams = DEFAULT) -> tuple[Grey, Grey] | None:
+    """The query brought into the reference's square through the reference's corners in
+    the query (``quad``: top left, top right, bottom right, bottom left, in the query's
+    pixels), and where the query covers that square (1 inside, 0 outside)."""
+    corners = _corners(quad)
+    if corners is None:
+        return None
+    source, factor = _shrunk(query, corners, params.side)
+    return _warped(source, corners * np.float32(factor), params.side)
+
+
+def _moved(
+    corners: npt.NDArray[np.float32],
+    side: int,
+    scales: Iterable[float],
+    shifts: Iterable[float],
+) -> npt.NDArray[np.float32]:
+    """The square's ``corners`` scaled about its centre and moved by each pair of
+    ``shifts`` (pixels of the square), for each of ``scales``: (k, 4, 2)."""
+    centre = side / 2.0
+    offsets = list(shifts)
+    moved = [
+        (corners - centre) * np.float32(scale) + centre + np.array([dx, dy], np.float32)
+        for scale in scales
+        for dx in offsets
+        for dy in offsets
+    ]
+    return np.stack(moved).astype(np.float32)
+
+
+def _smooth(pixels: npt.NDArray[np.generic], sigma: float) -> Grey:
+    """Grey pixels blurred by a Gaussian of ``sigma`` pixels (0: as they are)."""
+    grey_pixels = np.asarray(pixels, np.float32)
+    if sigma <= 0:
+        return grey_pixels
+    return np.asarray(_cv2().GaussianBlur(grey_pixels, (0, 0), sigma), np.float32)
+
+
+def settled(
+    reference: Square, query: Grey, quad: Quad, params: AlignParams = DEFAULT
+) -> float | None:
+    """The agreement through a quad that no keypoints verified (a template's placement,
+    good to a pixel or two of the square and a few percent of its size): the reference's
+    frame is moved around it by up to ``settle_shift`` pixels of the square each way and
+    scaled by ``settle_scales``, and the highest agreement among those frames is kept.
+    The median rule applies to it."""
+    cv2 = _cv2()
+    corners = _corners(quad)
+    if corners is None:
+        return None
+    side = params.side
+    source, factor = _shrunk(query, corners, side)
+    frame = _square_corners(side)
+    to_query = cv2.getPerspectiveTransform(frame, corners * np.float32(factor))
+    reach = params.settle_shift
+    moved = _moved(frame, side, params.settle_scales, [float(d) for d in range(-reach, reach + 1)])
+    quads = cv2.perspectiveTransform(moved.reshape(-1, 1, 2), to_query).reshape(-1, 4, 2)
+    pairs = [_warped(source, q, side) for q in quads]
+    views = np.stack([_smooth(v, params.settle_blur) for v, _ in pairs])
+    insides = np.stack([i for _, i in pairs])
+    # Both blurred alike, the opacity too: a blurred pixel is the reference's own only
+    # where the blurred opacity is full, and the background shows through the rest.
+    sigma = params.settle_blur
+    opaque = None if reference.opaque is None else _smooth(reference.opaque, sigma)
+    reference = Square(_smooth(reference.pixels, sigma), opaque)
+    # The background behind a transparent reference, read once through the quad as found.
+    middle = len(quads) // 2
+    levels = _backgrounds(reference, views[middle : middle + 1], insides[middle], params)
+    measured = [
+        m
+        for m in _measures(reference, views, insides, params, levels)
+        if m is not None and m[1] >= params.min_median
+    ]
+    return max(m[0] for m in measured) if measured else None
+
+
+def through(
+    reference: Square,
+    query: Grey,
+    quad: Quad,
+    params: AlignParams = DEFAULT,
+    lined_up: bool = False,
+) -> float | None:
+    """The agreement of a reference with the query brought into its frame through
+    ``quad`` (`warp`); None for a malformed quad or nothing measurable."""
+    warped = warp(query, quad, params)
+    if warped is None:
+        return None
+    return agreement(reference, *warped, params=params, lined_up=lined_up)
 
 
 def best_agreement(
@@ -259,10 +406,7 @@ def best_agreement(
     best: float | None = None
     for reference, quads in references:
         values = _scores(reference, squeezed, None, params)
-        for quad in quads:
-            warped = warp(query, quad, params)
-            if warped is not None:
-                values.append(agreement(reference, *warped, params=params, lined_up=trusted))
+        values += [through(reference, query, quad, params, trusted) for quad in quads]
         for value in values:
             if value is not None and (best is None or value > best):
                 best = value

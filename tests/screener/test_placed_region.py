@@ -122,3 +122,36 @@ def test_placed_top_zero_in_the_policy_places_nothing(
     finally:
         on.policy = shipped
     assert not where.startswith("placed:")
+
+
+def _without_keypoints(screener: Screener) -> None:
+    """No local verification: an aligned agreement can then only come from a placement."""
+    shipped = screener.policy
+    screener.policy = dataclasses.replace(
+        shipped, matching=dataclasses.replace(shipped.matching, verify_top=0)
+    )
+
+
+def _agreement(screener: Screener, image: Image.Image, work_id: str) -> float | None:
+    analysis = screener.analyse(png(image), include_works=[work_id])
+    (match,) = [m for m in analysis.candidates if m.work_id == work_id]
+    assert match.local is None  # no keypoints behind it
+    return match.signals.get("aligned_agreement")
+
+
+def test_where_a_work_is_placed_its_cells_are_compared(
+    screeners: tuple[Screener, Screener],
+) -> None:
+    on, _ = screeners
+    shipped = on.policy
+    _without_keypoints(on)
+    try:
+        pasted = _agreement(on, _pasted(WORKS["art-2"], 901), "art-2")
+        crop = WORKS["flat-0"].crop((130, 60, 370, 300)).resize((300, 300))
+        within = _agreement(on, crop, "flat-0")
+        other = _agreement(on, _pasted(drawing(99, transparent=True), 901), "art-2")
+    finally:
+        on.policy = shipped
+    assert pasted is not None and pasted > 0.8  # through the placed box, settled
+    assert within is not None and within > 0.8  # through where the crop sits in the work
+    assert other is None or other < 0.4  # another drawing pasted the same way
