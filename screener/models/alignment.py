@@ -21,10 +21,11 @@ A quad that no keypoints verified (where template placement put the work, or whe
 crop sits in it) is good to a pixel or two: the frame is settled by a small search of
 shifts and scales around it, both sides blurred a little (`settled`).
 
-Where most cells do not agree either (their median under one half), the frames do not
-line up: the alignment failed (a copy pasted where no keypoints were verified, an
-unrelated picture), and nothing is measured, so that a copy is not taken for a look-alike
-for want of a frame.
+Where most cells do not agree either (their median under one half) and few agree almost
+exactly (under 30 % at 0.9), the frames do not line up: the alignment failed (a copy
+pasted where no keypoints were verified, an unrelated picture), and nothing is measured,
+so that a copy is not taken for a look-alike for want of a frame. A badge with other
+letters can differ in most cells, but its ring and star agree exactly: it is measured.
 
 The grid, the quantile and the structure floor were set on the development suite
 (`screener bench accuracy` domains, seed 3: badge logos, icons, game art). There, the
@@ -39,6 +40,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +66,11 @@ class AlignParams:
     # differs in a few cells, while a copy whose alignment failed (pasted where no quad was
     # verified) differs everywhere and is not measured, rather than taken for a look-alike.
     min_median: float = 0.5
+    # Or where this share of the cells agree almost perfectly (``sure`` or more): the same
+    # badge with other letters differs in most cells, but its ring and star agree exactly,
+    # which no misaligned frame does.
+    sure: float = 0.9
+    sure_share: float = 0.3
     # Through a quad that this many verified keypoints found, the frames line up by the
     # geometry's own evidence (the local signal's ramp starts at 12 inliers): there a low
     # median is the picture differing, and it is measured. A same-badge look-alike with
@@ -96,6 +103,19 @@ class AlignParams:
 
 
 DEFAULT = AlignParams()
+
+
+class Cells(NamedTuple):
+    """What the cells of one view say: the low quantile of their correlation (the
+    agreement), its median, and the share of cells at ``sure`` or more."""
+
+    low: float
+    median: float
+    sure: float
+
+    def lines_up(self, params: AlignParams) -> bool:
+        """The frames line up: most cells agree, or a share of them agree almost exactly."""
+        return self.median >= params.min_median or self.sure >= params.sure_share
 
 
 @dataclass(frozen=True)
@@ -167,7 +187,7 @@ def _measures(
     inside: Grey | None,
     params: AlignParams,
     levels: Grey | None = None,
-) -> list[tuple[float, float] | None]:
+) -> list[Cells | None]:
     """The low quantile and the median of the cells' correlation of a reference with each
     of a stack of views (n, side, side), each compared in the cells with structure in the
     reference and wholly inside the query (``inside``: where a warp leaves part of the
@@ -211,13 +231,14 @@ def _measures(
     )
     denominator = np.sqrt((r * r).sum(axis=2) * (q * q).sum(axis=2))
     ncc = (r * q).sum(axis=2) / np.maximum(denominator, 1e-6)
-    out: list[tuple[float, float] | None] = []
+    out: list[Cells | None] = []
     for row, kept in zip(ncc, keep, strict=True):
         if int(kept.sum()) < params.min_cells:
             out.append(None)
             continue
         values = row[kept]
-        out.append((float(np.quantile(values, params.quantile)), float(np.median(values))))
+        low, median = float(np.quantile(values, params.quantile)), float(np.median(values))
+        out.append(Cells(low, median, float(np.mean(values >= params.sure))))
     return out
 
 
@@ -229,11 +250,11 @@ def _scores(
     lined_up: bool = False,
 ) -> list[float | None]:
     """The agreement of a reference with each of a stack of views (`_measures`' low
-    quantile), None where the frames do not line up (the median under ``min_median``).
+    quantile), None where the frames do not line up (`Cells.lines_up`).
     ``lined_up``: the views are known to be in the reference's frame (a trusted quad), so
     the median rule does not apply."""
     return [
-        None if m is None or not (lined_up or m[1] >= params.min_median) else m[0]
+        None if m is None or not (lined_up or m.lines_up(params)) else m.low
         for m in _measures(reference, views, inside, params)
     ]
 
@@ -247,8 +268,8 @@ def agreement(
 ) -> float | None:
     """The low quantile of the cells' correlation between a reference square and
     the query brought into its frame; None where too few structured cells are inside or
-    the frames do not line up (the cells' median correlation under ``min_median``, unless
-    ``lined_up``: brought in through a trusted quad)."""
+    the frames do not line up (`Cells.lines_up`: the cells' median under ``min_median`` and
+    few of them sure), unless ``lined_up`` (brought in through a trusted quad)."""
     return _scores(reference, warped[None], inside, params, lined_up)[0]
 
 
@@ -369,9 +390,9 @@ def settled(
     measured = [
         m
         for m in _measures(reference, views, insides, params, levels)
-        if m is not None and m[1] >= params.min_median
+        if m is not None and m.lines_up(params)
     ]
-    return max(m[0] for m in measured) if measured else None
+    return max(m.low for m in measured) if measured else None
 
 
 def through(

@@ -133,7 +133,7 @@ def test_frames_that_do_not_line_up_measure_nothing() -> None:
     assert alignment.agreement(square_, *warped) is not None
     # Under a median of one half the same cells measure nothing; at or above it, their
     # low quantile.
-    strict = alignment.AlignParams(min_median=1.01)
+    strict = alignment.AlignParams(min_median=1.01, sure_share=1.01)
     assert alignment.agreement(square_, *warped, params=strict) is None
 
 
@@ -145,7 +145,7 @@ def test_through_a_trusted_quad_a_look_alike_is_measured_whatever_the_median() -
     work = badge("KALU")
     lookalike, quad = _pasted(badge("KORI"))
     query = alignment.grey(lookalike)
-    strict = alignment.AlignParams(min_median=1.01)
+    strict = alignment.AlignParams(min_median=1.01, sure_share=1.01)
     trusted = strict.trusted_inliers
     refs = [(square(work), [quad])]
     measured = alignment.best_agreement(refs, query, strict, inliers=trusted)
@@ -242,3 +242,37 @@ def test_over_a_busy_background_only_wholly_covered_cells_are_compared() -> None
     assert copy is not None and copy > 0.9
     # Opaque reference: no background is estimated at all.
     assert alignment._backgrounds(square(badge("LOKA")), views, None, alignment.DEFAULT) is None
+
+
+def _cells_kept(share: float, seed: int = 0) -> tuple[Image.Image, Image.Image]:
+    """A textured picture of 8 x 8 cells, and another in which only ``share`` of the cells
+    are the same and the rest other texture."""
+    rng = np.random.default_rng(seed)
+    side = 256
+    a = rng.integers(0, 256, (side // 8, side // 8), dtype=np.uint8)
+    b = rng.integers(0, 256, (side // 8, side // 8), dtype=np.uint8)
+    cells = rng.permutation(64)[: round(share * 64)]
+    mask = np.zeros((8, 8), bool)
+    mask.flat[cells] = True
+    mask = np.kron(mask, np.ones((4, 4), bool))  # cell of 32 px = 4 texture blocks
+    other = np.where(mask, a, b)
+    nearest = Image.Resampling.NEAREST
+    return (
+        Image.fromarray(a).resize((side, side), nearest),
+        Image.fromarray(other).resize((side, side), nearest),
+    )
+
+
+def test_a_frame_where_a_share_of_cells_agree_exactly_lines_up() -> None:
+    # Most cells differ (the median is low), but a third agree exactly: that frame is
+    # lined up (no misaligned frame agrees exactly anywhere), and the low agreement is
+    # measured; with a fifth the same, nothing is.
+    work, look_alike = _cells_kept(0.36)
+    views = alignment.turns(alignment.grey(look_alike))
+    (cells,) = alignment._measures(square(work), views[:1], None, alignment.DEFAULT)
+    assert cells is not None and cells.median < alignment.DEFAULT.min_median
+    assert cells.sure >= alignment.DEFAULT.sure_share
+    measured = whole(look_alike, work)
+    assert measured is not None and measured < 0.3
+    _, fewer = _cells_kept(0.2)
+    assert whole(fewer, work) is None
