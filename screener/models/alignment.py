@@ -216,6 +216,9 @@ def _measures(
             refs = flat[None] + clearness[None] * shift[:, None, None]
         solid = (reference.opaque >= 1.0 - params.clear).astype(np.float32)
         weights = np.where(plain[:, None, None], 1.0, solid[None]).astype(np.float32)
+        # The cells compared are those the reference covers, as for an opaque one: its
+        # edge's cells, added, would outvote the few where a look-alike differs.
+        covered = covered * reference.opaque[None]
     ref = _cells(np.asarray(refs, np.float32), params)
     query = _cells(views, params)
     w = _cells(weights, params)
