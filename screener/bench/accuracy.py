@@ -81,15 +81,24 @@ def evaluate(
     screener: Screener, suite: Suite, progress: Callable[[int], None] | None = None
 ) -> list[Record]:
     """Register the suite's works and screen every query. A work the registration rules
-    refuse (too little detail, as a rights holder's upload would be) is left out with its
-    copies, and named on standard error."""
+    refuse (too little detail, as a rights holder's upload would be), or whose every
+    reference they hold for an operator (it looks like a picture of the background bank),
+    is left out with its copies, and named on standard error: nothing could find it."""
     refused = set()
     for work_id, paths in suite.works.items():
         try:
-            screener.registry.register(work_id, paths, title=work_id, owner="benchmark")
+            done = screener.registry.register(work_id, paths, title=work_id, owner="benchmark")
         except NotRegistrable as exc:
             refused.add(work_id)
             print(f"left out {work_id}: {exc}", file=sys.stderr)
+            continue
+        if done.held and done.work.reference_count == 0:
+            refused.add(work_id)
+            rules = sorted({f["rule"] for held in done.held for f in held.findings})
+            print(
+                f"left out {work_id}: every reference held for an operator ({', '.join(rules)})",
+                file=sys.stderr,
+            )
     screener.registry.save()
     records = []
     for query in suite.queries:
@@ -310,7 +319,15 @@ def fit(
                 scores.append((-1.0, -1.0))
                 continue
             scores.append(judge(inner_judge, policy, target_fpr))
-        fitters = [fitters[max(range(len(scores)), key=scores.__getitem__)]]
+        # The best on the inner split first; where it cannot be fitted on all the records
+        # (a weight that held on part of them need not on all), the next best.
+        ranked = sorted(range(len(fitters)), key=scores.__getitem__, reverse=True)
+        for index in ranked:
+            try:
+                return fitters[index](records, template, target_fpr, review_fpr)
+            except ValueError:
+                continue
+        raise ValueError("no way of fitting works on these records")
     fitted = []
     for fitter in fitters:
         try:

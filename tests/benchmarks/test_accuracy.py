@@ -76,6 +76,39 @@ def _record(
     )
 
 
+def test_fit_falls_back_where_the_inner_winner_cannot_be_fitted_on_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The way of fitting that does best on the inner split is refitted on all the records;
+    # where that fails (a weight that held on part of them need not on all), the next best
+    # is taken, rather than no policy at all.
+    rng = np.random.default_rng(2)
+    records = [_record("w", float(rng.uniform(0.6, 1.0)), f"p{i}") for i in range(100)]
+    records += [_record(None, float(rng.uniform(-0.2, 0.5)), f"n{i}") for i in range(1000)]
+    start = replace(policy_mod.load(), block_evidence=None)
+    real = accuracy.fit_bands
+    by_bands: set[int] = set()
+
+    def bands_on_part_only(
+        part: Any, template: policy_mod.Policy, fpr: float, review: float
+    ) -> policy_mod.Policy:
+        if len(part) == len(records):
+            raise ValueError("not on all of them")
+        fitted = real(part, template, fpr, review)
+        by_bands.add(id(fitted))
+        return fitted
+
+    def bands_best(part: Any, policy: policy_mod.Policy, fpr: float) -> tuple[float, float]:
+        return (1.0, 1.0) if id(policy) in by_bands else (0.5, 0.5)
+
+    monkeypatch.setattr(accuracy, "fit_bands", bands_on_part_only)
+    monkeypatch.setattr(accuracy, "judge", bands_best)
+    fitted = accuracy.fit(records, start, target_fpr=0.001, review_fpr=0.01)
+    assert by_bands  # the bands won the inner split
+    assert id(fitted) not in by_bands  # and the next best was fitted on all
+    assert fitted.signals["sscd_cosine"].weight > 0
+
+
 def test_fit_separates_synthetic_scores_and_bands_hold_the_rate() -> None:
     rng = np.random.default_rng(1)
     records = [_record("w", float(rng.uniform(0.6, 1.0)), f"p{i}") for i in range(200)]

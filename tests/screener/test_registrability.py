@@ -12,6 +12,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from screener import Screener, Settings
+from screener.bench import accuracy
+from screener.bench import suite as bench_suite
 from screener.cli import app
 from screener.core import policy as policy_mod
 from screener.core.errors import NotFound, NotRegistrable, PolicyError
@@ -210,3 +212,28 @@ def test_registration_thresholds_come_from_the_policy() -> None:
         policy_mod.loads(broken)
     with pytest.raises(PolicyError, match="bank_hold"):
         policy_mod.loads(text.replace("bank_hold: review", "bank_hold: sometimes"))
+
+
+def test_the_accuracy_bench_leaves_out_a_work_held_for_an_operator(
+    banked: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A work whose only reference is held is in no index: its copies could not be found,
+    # and counting them as missed would charge detection with the registration's hold.
+    stock, mine = tmp_path / "stock.png", tmp_path / "mine.png"
+    scene(702).save(stock)  # in the bank
+    drawing(5).save(mine)
+    built = bench_suite.Suite(
+        works={"bench-stock": [stock], "bench-mine": [mine]},
+        queries=[
+            bench_suite.Query("bench-stock-clean", stock, "bench-stock", "clean", "bench-stock"),
+            bench_suite.Query("bench-mine-clean", mine, "bench-mine", "clean", "bench-mine"),
+        ],
+    )
+    with Screener(Settings(data_dir=banked, signals=SIGNALS)) as screener:
+        records = accuracy.evaluate(screener, built)
+        assert screener.catalog.held(work_id="bench-stock")
+    assert [r.query_id for r in records] == ["bench-mine-clean"]
+    assert records[0].top_work == "bench-mine"
+    err = capsys.readouterr().err
+    assert "left out bench-stock: every reference held for an operator" in err
+    assert "registration.bank_hold" in err
