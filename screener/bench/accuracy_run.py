@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from screener.bench import accuracy, plots, suite
+from screener.bench import accuracy, accuracy_fit, plots, suite
 from screener.bench.common import machine, write_json
 from screener.bench.transforms import COPY_LEVEL
 from screener.cli import images_in, progress_bar
@@ -175,7 +175,7 @@ def _report(
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     fit_half, held_out = accuracy.split(records, seed)
-    fitted = accuracy.fit(fit_half, template, target_fpr=target_fpr, review_fpr=review_fpr)
+    fitted = accuracy_fit.fit(fit_half, template, target_fpr=target_fpr, review_fpr=review_fpr)
     # Fitted on these records: stamped with the models that made them, not the template's.
     fitted = replace(fitted, fitted_with=dict(config.get("models") or {}))
     names = [n for n in image_evidence() if any(r.values.get(n) is not None for r in records)]

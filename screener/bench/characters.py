@@ -8,7 +8,7 @@ lookalike, other_character, photo):
 - **the service's own decisions**: the share of each category flagged (review or block),
   counting a positive only when the flagged work is its own character;
 - **recall at 1 % and 0.1 % FPR with the right character named**: the fused score of the
-  shipped policy, and, leave-one-source-out, of a policy fitted (`accuracy.fit`) on the
+  shipped policy, and, leave-one-source-out, of a policy fitted (`accuracy_fit.fit`) on the
   other sources' records and judged on the held-out source's, thresholds set on the
   held-out negatives. "pooled" joins every held-out source's rescored records, so that
   its thresholds rest on all the negatives.
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from screener.bench import accuracy
+from screener.bench import accuracy, accuracy_fit
 from screener.bench import characters_data as data
 from screener.bench import characters_suite as csuite
 from screener.bench.common import machine, write_json
@@ -195,7 +195,7 @@ def decisions(records: Sequence[accuracy.Record]) -> dict[str, Any]:
 
 def _fit(records: Sequence[accuracy.Record], template: Policy) -> tuple[Policy, str | None]:
     try:
-        return accuracy.fit(records, template), None
+        return accuracy_fit.fit(records, template), None
     except ValueError as exc:  # no signal separates anything on these records
         return template, str(exc)
 

@@ -3,7 +3,7 @@
 Two suites are built from the same domains: one with ``seed`` (the fitting suite) and one
 with ``seed + 1`` (the report suite: other works, other distractors, other edits). Each is
 screened by its own fresh screener with all its domains' works registered, as a service
-would hold them. For each domain D the policy is fitted (`accuracy.fit`) on the fitting
+would hold them. For each domain D the policy is fitted (`accuracy_fit.fit`) on the fitting
 suite's records of every other domain and scored on the report suite's records of D; the
 policy that would ship is fitted on every domain's fitting records, and its reported
 numbers are those held-out ones. Records are saved, so `refit` redoes the report (a new

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from screener.bench import accuracy
+from screener.bench import accuracy, accuracy_fit
 from screener.bench.accuracy_run import goals
 from screener.bench.common import machine
 from screener.bench.mdsuite import domain_of, kind_of
@@ -132,7 +132,7 @@ def report(
     for domain in domains:
         rest, _ = split_by_domain(fit_records, domain)
         _, mine = split_by_domain(report_records, domain)
-        policy = accuracy.fit(rest, template, target_fpr=target_fpr, review_fpr=review_fpr)
+        policy = accuracy_fit.fit(rest, template, target_fpr=target_fpr, review_fpr=review_fpr)
         scored = accuracy.rescore(mine, policy)
         pooled += scored
         held[domain] = {
@@ -147,7 +147,7 @@ def report(
             for f in accuracy.FPRS
         }
     }
-    shipping = accuracy.fit(fit_records, template, target_fpr=target_fpr, review_fpr=review_fpr)
+    shipping = accuracy_fit.fit(fit_records, template, target_fpr=target_fpr, review_fpr=review_fpr)
     shipping = replace(shipping, fitted_with=dict(config.get("models") or {}))
     return {
         "benchmark": "accuracy-lodo",

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from screener.bench import accuracy, accuracy_run, lodo_report, suite, thresholds
+from screener.bench import accuracy, accuracy_fit, accuracy_run, lodo_report, suite, thresholds
 from screener.bench.cli import app as bench_app
 from screener.bench.transforms import TRANSFORMS
 from screener.core import fusion, samples
@@ -86,7 +86,7 @@ def test_fit_falls_back_where_the_inner_winner_cannot_be_fitted_on_all(
     records = [_record("w", float(rng.uniform(0.6, 1.0)), f"p{i}") for i in range(100)]
     records += [_record(None, float(rng.uniform(-0.2, 0.5)), f"n{i}") for i in range(1000)]
     start = replace(policy_mod.load(), block_evidence=None)
-    real = accuracy.fit_bands
+    real = accuracy_fit.fit_bands
     by_bands: set[int] = set()
 
     def bands_on_part_only(
@@ -101,9 +101,9 @@ def test_fit_falls_back_where_the_inner_winner_cannot_be_fitted_on_all(
     def bands_best(part: Any, policy: policy_mod.Policy, fpr: float) -> tuple[float, float]:
         return (1.0, 1.0) if id(policy) in by_bands else (0.5, 0.5)
 
-    monkeypatch.setattr(accuracy, "fit_bands", bands_on_part_only)
-    monkeypatch.setattr(accuracy, "judge", bands_best)
-    fitted = accuracy.fit(records, start, target_fpr=0.001, review_fpr=0.01)
+    monkeypatch.setattr(accuracy_fit, "fit_bands", bands_on_part_only)
+    monkeypatch.setattr(accuracy_fit, "judge", bands_best)
+    fitted = accuracy_fit.fit(records, start, target_fpr=0.001, review_fpr=0.01)
     assert by_bands  # the bands won the inner split
     assert id(fitted) not in by_bands  # and the next best was fitted on all
     assert fitted.signals["sscd_cosine"].weight > 0
@@ -116,7 +116,7 @@ def test_fit_separates_synthetic_scores_and_bands_hold_the_rate() -> None:
     # The fit itself, without the shipped rule that a block needs one signal at full
     # evidence (that rule is tested below and in tests/screener/test_block_evidence.py).
     start = replace(policy_mod.load(), block_evidence=None)
-    fitted = accuracy.fit(records, start, target_fpr=0.001, review_fpr=0.01)
+    fitted = accuracy_fit.fit(records, start, target_fpr=0.001, review_fpr=0.01)
     assert fitted.signals["sscd_cosine"].weight > 0
     negatives = accuracy.rescore([r for r in records if r.truth is None], fitted)
     assert np.mean([r.decision == "block" for r in negatives]) <= 0.001
@@ -158,8 +158,10 @@ def test_the_alone_blocks_fit_lets_one_signal_at_full_evidence_block() -> None:
         for i, u in enumerate(shared)
     ]
     template = policy_mod.load()
-    plain = accuracy.fit_ramps(records, template, 0.001, 0.01, max_weight=0.0)
-    alone = accuracy.fit_ramps(records, template, 0.001, 0.01, max_weight=accuracy.ALONE_BLOCKS)
+    plain = accuracy_fit.fit_ramps(records, template, 0.001, 0.01, max_weight=0.0)
+    alone = accuracy_fit.fit_ramps(
+        records, template, 0.001, 0.01, max_weight=accuracy_fit.ALONE_BLOCKS
+    )
     assert alone.max_weight > 0
     for name in ("sscd_cosine", "local_inliers"):
         full = {name: alone.signals[name].hi}
@@ -178,8 +180,8 @@ def test_the_alone_blocks_fit_lets_one_signal_at_full_evidence_block() -> None:
 
     assert blocked(plain) < 0.5
     assert blocked(alone) >= 0.9
-    assert accuracy.recall_at(records, alone, 0.001) >= 0.9
-    grouped = accuracy.fit_ramps(records, template, 0.001, 0.01, groups=policy_mod.families())
+    assert accuracy_fit.recall_at(records, alone, 0.001) >= 0.9
+    grouped = accuracy_fit.fit_ramps(records, template, 0.001, 0.01, groups=policy_mod.families())
     assert grouped.groups == policy_mod.families()
 
 
@@ -187,7 +189,7 @@ def test_the_inner_split_divides_either_half_of_any_run() -> None:
     records = [_record("w", 0.9, f"g{i}") for i in range(400)]
     for seed in range(4):
         for half in accuracy.split(records, seed):
-            inner_fit, inner_judge = accuracy.split(half, accuracy.INNER)
+            inner_fit, inner_judge = accuracy.split(half, accuracy_fit.INNER)
             assert len(inner_fit) > 50 and len(inner_judge) > 50
 
 
@@ -449,7 +451,7 @@ def test_where_look_alikes_reach_the_cap_the_fit_blocks_on_a_log_odds_floor() ->
     records = [copy(i) for i in range(100)] + [lookalike(i) for i in range(1000)]
     template = policy_mod.load()
     assert all(fusion.fuse(r.values, template) >= fusion.TOP_SCORE for r in records)
-    fitted = accuracy.fit_bands(records, template, 0.001, 0.01)
+    fitted = accuracy_fit.fit_bands(records, template, 0.001, 0.01)
     assert fitted.bands.block <= fusion.TOP_SCORE  # a band that a copy can reach
     assert fitted.block_evidence is not None and fitted.block_evidence.min_log_odds is not None
     scored = accuracy.rescore(records, fitted)
@@ -457,7 +459,7 @@ def test_where_look_alikes_reach_the_cap_the_fit_blocks_on_a_log_odds_floor() ->
     assert np.mean([r.decision == "block" for r in scored if r.truth]) > 0.9
     # Ranked by the log-odds, the copies clear every look-alike; by the capped
     # probability none does.
-    assert accuracy.recall_at(records, fitted, 0.001) > 0.9
+    assert accuracy_fit.recall_at(records, fitted, 0.001) > 0.9
     assert lodo_report.strict_recall(scored, 0.001)["recall"] > 0.9
     capped = [replace(r, log_odds=None) for r in scored]
     assert lodo_report.strict_recall(capped, 0.001)["recall"] == 0.0
@@ -490,11 +492,11 @@ def test_the_fit_sets_the_review_floor_at_the_review_rate() -> None:
     template = replace(policy_mod.load(), review_min_log_odds=0.0)
     band_alone = accuracy.rescore(records, replace(template, review_min_log_odds=None))
     assert np.mean([r.decision != "allow" for r in band_alone if r.truth is None]) > 0.5
-    fitted = accuracy.fit_bands(records, template, 0.001, 0.01)
+    fitted = accuracy_fit.fit_bands(records, template, 0.001, 0.01)
     assert fitted.review_min_log_odds is not None and fitted.review_min_log_odds > 0.0
     scored = accuracy.rescore(records, fitted)
     assert np.mean([r.decision != "allow" for r in scored if r.truth is None]) < 0.01
     assert np.mean([r.decision != "allow" for r in scored if r.truth]) > 0.9
     # A template without a floor gets none: the band alone decides, as before.
     unfloored = replace(template, review_min_log_odds=None)
-    assert accuracy.fit_bands(records, unfloored, 0.001, 0.01).review_min_log_odds is None
+    assert accuracy_fit.fit_bands(records, unfloored, 0.001, 0.01).review_min_log_odds is None

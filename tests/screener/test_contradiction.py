@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from screener.bench import accuracy
+from screener.bench import accuracy_fit
 from screener.core import fusion
 from screener.core import policy as policy_mod
 from screener.core.errors import PolicyError
@@ -103,7 +103,7 @@ def test_the_rule_round_trips_through_yaml() -> None:
 def test_a_fit_keeps_the_rule_and_the_calibration_it_reads() -> None:
     records = agreement_records(5, lambda i, _: 0.1 if i % 10 == 0 else None)
     start = dataclasses.replace(AGAINST, block_evidence=None)
-    fitted = accuracy.fit_ramps(records, start, 0.001, 0.01)
+    fitted = accuracy_fit.fit_ramps(records, start, 0.001, 0.01)
     assert fitted.contradiction == AGAINST.contradiction
     assert fitted.signals["aligned_agreement"] == DEFAULT.signals["aligned_agreement"]
     assert fitted.signals["sscd_cosine"].weight > 0

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from screener.bench import accuracy
+from screener.bench import accuracy_fit
 from screener.core import fusion
 from screener.core import policy as policy_mod
 from screener.core.errors import PolicyError
@@ -91,7 +91,7 @@ def test_a_fit_keeps_the_templates_gate_and_gives_it_no_weight() -> None:
     # The agreement separates these copies perfectly: a fit that weighed it would.
     records = agreement_records(3, lambda _, rng: float(rng.uniform(0.0, 0.4)))
     start = dataclasses.replace(DEFAULT, block_evidence=None, contradiction=None)
-    fitted = accuracy.fit_ramps(records, start, 0.001, 0.01)
+    fitted = accuracy_fit.fit_ramps(records, start, 0.001, 0.01)
     assert fitted.signals["sscd_cosine"].weight > 0
     assert fitted.margin_gate == "aligned_agreement"
     assert fitted.signals["aligned_agreement"] == DEFAULT.signals["aligned_agreement"]
