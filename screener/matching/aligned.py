@@ -44,6 +44,7 @@ def measure(
     work, where template placement put references (no keypoints behind them: the median
     rule applies). Works with nothing measurable are left out."""
     found: dict[str, tuple[float, int]] = {}
+    placed = placed or {}
     if not work_ids:
         return found
     whole = alignment.turns(query, squares.params)
@@ -56,7 +57,7 @@ def measure(
             value = alignment.best_agreement(
                 [(square, quad)], query, squares.params, whole, inliers
             )
-            for where in (q for r, q in (placed or {}).get(work_id, ()) if r == ref_id):
+            for where in (q for r, q in placed.get(work_id, ()) if r == ref_id):
                 value = _higher(value, alignment.settled(square, query, where, squares.params))
             if value is not None and (work_id not in found or value > found[work_id][0]):
                 found[work_id] = (value, ref_id)

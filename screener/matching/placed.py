@@ -147,8 +147,7 @@ def quad_within(
     and height), as the reference's corners in the query's pixels (``size``): they lie
     outside the query, which shows only the box."""
     left, top, right, bottom = box
-    width, height = size
     span_x, span_y = max(right - left, 1e-6), max(bottom - top, 1e-6)
-    x0, x1 = -left / span_x * width, (1.0 - left) / span_x * width
-    y0, y1 = -top / span_y * height, (1.0 - top) / span_y * height
-    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+    # The reference's own extent in shares of the query: the box, turned inside out.
+    extent = (-left / span_x, -top / span_y, (1.0 - left) / span_x, (1.0 - top) / span_y)
+    return quad_of(extent, size)
