@@ -37,12 +37,15 @@ def measure(
     work_ids: Sequence[str],
     quads: Mapping[str, tuple[int, Sequence[tuple[float, float]], int]],
     placed: Placed | None = None,
+    coloured: alignment.Grey | None = None,
 ) -> dict[str, tuple[float, int]]:
     """The aligned agreement of each work in ``work_ids`` with the query's grey pixels, and
     the reference that gave it; ``quads``: per work, the reference id, quad (in the
     query's grey pixels) and inlier count that verified keypoints found; ``placed``: per
     work, where template placement put references (no keypoints behind them: the median
-    rule applies). Works with nothing measurable are left out."""
+    rule applies); ``coloured``: the query's colour pixels, for the cells compared in
+    colour through verified quads (`alignment.through`). Works with nothing measurable
+    are left out."""
     found: dict[str, tuple[float, int]] = {}
     placed = placed or {}
     if not work_ids:
@@ -55,7 +58,7 @@ def measure(
             quad = [mine[1]] if mine is not None else []
             inliers = mine[2] if mine is not None else 0
             value = alignment.best_agreement(
-                [(square, quad)], query, squares.params, whole, inliers
+                [(square, quad)], query, squares.params, whole, inliers, coloured
             )
             for where in (q for r, q in placed.get(work_id, ()) if r == ref_id):
                 value = _higher(value, alignment.settled(square, query, where, squares.params))

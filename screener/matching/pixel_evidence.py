@@ -63,7 +63,13 @@ class PixelEvidence(Scoring):
         }
         query = alignment.grey(decoded.image)
         measured = aligned.measure(
-            self.squares, self.catalog, query, chosen, quads, placements or {}
+            self.squares,
+            self.catalog,
+            query,
+            chosen,
+            quads,
+            placements or {},
+            alignment.colour(decoded.image),
         )
         for work_id, (value, reference_id) in measured.items():
             candidates[work_id].best[aligned.SIGNAL] = Best(

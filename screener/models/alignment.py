@@ -126,6 +126,9 @@ class Square:
 
     pixels: npt.NDArray[np.uint8] | Grey
     opaque: Grey | None = None
+    # Its red, green and blue squares (3, side, side), where kept: a cell whose grey
+    # levels barely differ (a green body and a red belly) still has structure in colour.
+    channels: npt.NDArray[np.uint8] | None = None
 
 
 def grey(image: Image.Image) -> Grey:
@@ -144,11 +147,18 @@ def square_of(
     image: Image.Image, alpha: Image.Image | None, params: AlignParams = DEFAULT
 ) -> Square:
     """A reference's :class:`Square`, from its flattened image and its alpha (None: opaque)."""
+    side = params.side
     opaque = None
     if alpha is not None:
-        side = params.side
         opaque = np.asarray(alpha.resize((side, side), Image.Resampling.BOX), np.float32) / 255.0
-    return Square(thumbnail(image, params), opaque)
+    rgb = image.convert("RGB").resize((side, side), Image.Resampling.BOX)
+    channels = np.ascontiguousarray(np.asarray(rgb, np.uint8).transpose(2, 0, 1))
+    return Square(thumbnail(image, params), opaque, channels)
+
+
+def colour(image: Image.Image) -> Grey:
+    """An image's red, green and blue pixels as float32 (height, width, 3)."""
+    return np.asarray(image.convert("RGB"), dtype=np.float32)
 
 
 def _cells(squares: Grey, params: AlignParams) -> Grey:
@@ -196,6 +206,31 @@ def _measures(
     those cells; where the view has none, only in the cells it wholly covers (``levels``:
     one background for all views, already read). None for a view with fewer than
     ``min_cells`` such cells."""
+    return _summaries(*_cell_correlations(reference, views, inside, params, levels), params)
+
+
+def _summaries(ncc: Grey, keep: npt.NDArray[np.bool_], params: AlignParams) -> list[Cells | None]:
+    """Each view's :class:`Cells` from its cells' correlations and the cells compared."""
+    out: list[Cells | None] = []
+    for row, kept in zip(ncc, keep, strict=True):
+        if int(kept.sum()) < params.min_cells:
+            out.append(None)
+            continue
+        values = row[kept]
+        low, median = float(np.quantile(values, params.quantile)), float(np.median(values))
+        out.append(Cells(low, median, float(np.mean(values >= params.sure))))
+    return out
+
+
+def _cell_correlations(
+    reference: Square,
+    views: Grey,
+    inside: Grey | None,
+    params: AlignParams,
+    levels: Grey | None = None,
+) -> tuple[Grey, npt.NDArray[np.bool_]]:
+    """Per view and cell (n, cells), the correlation of `_measures` and whether the
+    cell is compared."""
     n = len(views)
     flat = np.asarray(reference.pixels, dtype=np.float32)
     refs = np.broadcast_to(flat, views.shape)
@@ -234,15 +269,26 @@ def _measures(
     )
     denominator = np.sqrt((r * r).sum(axis=2) * (q * q).sum(axis=2))
     ncc = (r * q).sum(axis=2) / np.maximum(denominator, 1e-6)
-    out: list[Cells | None] = []
-    for row, kept in zip(ncc, keep, strict=True):
-        if int(kept.sum()) < params.min_cells:
-            out.append(None)
-            continue
-        values = row[kept]
-        low, median = float(np.quantile(values, params.quantile)), float(np.median(values))
-        out.append(Cells(low, median, float(np.mean(values >= params.sure))))
-    return out
+    return np.asarray(ncc, np.float32), np.asarray(keep, np.bool_)
+
+
+def _in_colour(
+    reference: Square, view: Grey, coloured: Grey, inside: Grey | None, params: AlignParams
+) -> Cells | None:
+    """One view's :class:`Cells` where each cell counts the best of its correlations in
+    grey and in each of red, green and blue (``coloured``: the view's (side, side, 3)
+    pixels), over the cells with structure in any of them. A hue-shifted copy of flat art
+    can lose a grey edge whose two sides kept their structure in some channel; a look-alike
+    that differs in a cell differs in every channel."""
+    assert reference.channels is not None
+    best, keep = _cell_correlations(reference, view[None], inside, params)
+    best = np.where(keep, best, -np.inf)
+    for c in range(3):
+        channel = Square(reference.channels[c], reference.opaque)
+        ncc, kept = _cell_correlations(channel, coloured[None, :, :, c], inside, params)
+        best = np.maximum(best, np.where(kept, np.abs(ncc), -np.inf))
+        keep = keep | kept
+    return _summaries(np.where(keep, best, 0.0).astype(np.float32), keep, params)[0]
 
 
 def _scores(
@@ -404,13 +450,23 @@ def through(
     quad: Quad,
     params: AlignParams = DEFAULT,
     lined_up: bool = False,
+    coloured: Grey | None = None,
 ) -> float | None:
     """The agreement of a reference with the query brought into its frame through
-    ``quad`` (`warp`); None for a malformed quad or nothing measurable."""
+    ``quad`` (`warp`); None for a malformed quad or nothing measurable. With the query's
+    ``coloured`` pixels (`colour`) and the reference's channels, each cell counts its best
+    of grey, red, green and blue (`_in_colour`)."""
     warped = warp(query, quad, params)
     if warped is None:
         return None
-    return agreement(reference, *warped, params=params, lined_up=lined_up)
+    if coloured is None or reference.channels is None:
+        return agreement(reference, *warped, params=params, lined_up=lined_up)
+    in_colour = warp(coloured, quad, params)
+    assert in_colour is not None  # the same quad
+    cells = _in_colour(reference, warped[0], in_colour[0], warped[1], params)
+    if cells is None or not (lined_up or cells.lines_up(params)):
+        return None
+    return cells.low
 
 
 def best_agreement(
@@ -419,18 +475,20 @@ def best_agreement(
     params: AlignParams = DEFAULT,
     whole: Grey | None = None,
     inliers: int = 0,
+    coloured: Grey | None = None,
 ) -> float | None:
     """The best agreement of the query with any of a work's references, each given as its
     square and the quads verified keypoints found for it: the whole query in each turn
     and flip (``whole``: those, where already made by `turns`), and the query through each
     of that reference's quads (found with ``inliers`` verified keypoints: from
-    ``params.trusted_inliers`` on, measured whatever the median)."""
+    ``params.trusted_inliers`` on, measured whatever the median; in colour where the
+    query's ``coloured`` pixels are given, see `through`)."""
     trusted = inliers >= params.trusted_inliers
     squeezed = turns(query, params) if whole is None else whole
     best: float | None = None
     for reference, quads in references:
         values = _scores(reference, squeezed, None, params)
-        values += [through(reference, query, quad, params, trusted) for quad in quads]
+        values += [through(reference, query, quad, params, trusted, coloured) for quad in quads]
         for value in values:
             if value is not None and (best is None or value > best):
                 best = value

@@ -241,6 +241,28 @@ def test_lodo_never_fits_on_the_held_out_domain() -> None:
     assert each["recall"] == 1.0 and each["negatives"] == 180
     assert each["copies"] == {"blur": 90, "clean": 90}
     assert "| **overall** |" in lodo_report.markdown(rep)
+    assert set(rep["held_out"]["each"]["fused_vs_best_single"]) == {"blur", "clean"}
+    assert "each domain at its own threshold, pooled" in lodo_report.markdown(rep)
+
+
+def _held(copies: dict[str, int], recall: dict[str, dict[str, float]]) -> dict[str, object]:
+    return {"recall_right_work": {"0.001": {"copies": copies}}, "recall_by_score": recall}
+
+
+def test_fused_against_the_best_signal_pools_each_domain_by_its_copies() -> None:
+    # Domain a: 10 blur copies, fused finds 0.9, pdq 1.0; domain b: 30 copies, fused 0.6,
+    # pdq never measured there (finds none), sscd 0.8 there and 0.0 in a.
+    a = _held({"blur": 10}, {"fused": {"blur": 0.9}, "pdq_hamming": {"blur": 1.0},
+                             "sscd_cosine": {"blur": 0.0}})  # fmt: skip
+    b = _held({"blur": 30}, {"fused": {"blur": 0.6}, "sscd_cosine": {"blur": 0.8}})
+    entry = lodo_report.fused_vs_best_each([a, b])["blur"]
+    assert entry["fused"] == pytest.approx((9 + 18) / 40)
+    assert entry["best_single"] == "sscd_cosine"
+    assert entry["best_single_recall"] == pytest.approx(24 / 40)
+    assert entry["fused_at_least_best"] is True
+    worse = lodo_report.fused_vs_best_each([a, _held({"blur": 30}, {"fused": {"blur": 0.0}})])
+    assert worse["blur"]["best_single"] == "pdq_hamming"
+    assert worse["blur"]["fused_at_least_best"] is False
 
 
 def test_saved_records_refit_from_the_command_line(tmp_path: Path) -> None:

@@ -272,3 +272,63 @@ def test_a_frame_where_a_share_of_cells_agree_exactly_lines_up() -> None:
     assert measured is not None and measured < 0.3
     _, fewer = _cells_kept(0.2)
     assert whole(fewer, work) is None
+
+
+def _creature(belly: str = "disk") -> Image.Image:
+    """Flat art whose body and belly are one grey level (green and red), with dark eyes
+    and pale limbs: the belly's outline lives in colour only."""
+    image = Image.new("RGB", (256, 256), (235, 250, 250))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((40, 60, 216, 236), fill=(90, 140, 120))
+    if belly == "disk":
+        draw.ellipse((90, 120, 166, 196), fill=(200, 88, 100))
+    else:  # the look-alike: the same creature with a square belly, higher up
+        draw.rectangle((70, 90, 186, 160), fill=(200, 88, 100))
+    for x in (100, 140):
+        draw.ellipse((x, 70, x + 16, 86), fill=(30, 20, 60))
+    for box in ((10, 140, 40, 160), (216, 140, 246, 160), (80, 228, 100, 250)):
+        draw.rectangle(box, fill=(250, 200, 200))
+    return image
+
+
+def _hue_shifted(image: Image.Image, turn: int) -> Image.Image:
+    h, s, v = image.convert("HSV").split()
+    return Image.merge("HSV", (h.point(lambda x: (x + turn) % 256), s, v)).convert("RGB")
+
+
+def test_cells_are_compared_in_colour_through_a_verified_quad() -> None:
+    work = _creature()
+    reference = alignment.square_of(work, None)
+    corners = ((0.0, 0.0), (256.0, 0.0), (256.0, 256.0), (0.0, 256.0))
+
+    def through(query: Image.Image, coloured: bool) -> float | None:
+        pixels = alignment.colour(query) if coloured else None
+        grey = alignment.grey(query)
+        return alignment.through(reference, grey, corners, lined_up=True, coloured=pixels)
+
+    lookalike = _creature("square")
+    assert (through(lookalike, False) or 0.0) > 0.8, "in grey the belly does not show"
+    for turn in (0, 40, 90, 128):  # up to half the hue circle: every channel may turn over
+        copy = _hue_shifted(work, turn)
+        agreed = through(copy, True)
+        assert agreed is not None and agreed > 0.8, f"a copy shifted by {turn} agrees"
+        other = through(_hue_shifted(lookalike, turn), True)
+        assert other is not None and other < 0.4, "another belly differs in colour"
+    # A badge with other letters still differs where its letters do.
+    badge_work, corners_badge = (
+        badge("LOKA"),
+        ((0.0, 0.0), (384.0, 0.0), (384.0, 384.0), (0.0, 384.0)),
+    )
+    other_badge = badge("LIRA")
+    measured = alignment.through(
+        alignment.square_of(badge_work, None), alignment.grey(other_badge), corners_badge,
+        lined_up=True, coloured=alignment.colour(other_badge),
+    )  # fmt: skip
+    assert measured is not None and measured < 0.4
+    # A square kept in grey only is measured in grey, whatever the query brings.
+    grey_only = alignment.Square(reference.pixels, reference.opaque)
+    copy = _hue_shifted(work, 90)
+    pixels = alignment.colour(copy)
+    assert alignment.through(
+        grey_only, alignment.grey(copy), corners, lined_up=True, coloured=pixels
+    ) == through(copy, False)
