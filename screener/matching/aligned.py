@@ -1,7 +1,8 @@
 """The aligned agreement of a check's leading candidates (`screener.models.alignment`).
 
-Each registered reference is kept as a small grey square, made from its stored image the
-first time a check needs it and held in memory (4 KB each) by the image's SHA-256, so
+Each registered reference is kept as a small square, in grey and in colour, made from its
+stored image the first time a check needs it and held in memory (16 KB each, 32 KB with
+transparency; at most 16,384, the most recently used) by the image's SHA-256, so
 that a re-registered or removed reference is never confused with another. A check
 measures its leading candidates only: the policy's ``max_matches`` best by fused score,
 the matches a verdict reports.
