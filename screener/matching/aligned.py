@@ -45,13 +45,14 @@ def measure(
     query's grey pixels) and inlier count that verified keypoints found; ``placed``: per
     work, where template placement put references (no keypoints behind them: the median
     rule applies); ``coloured``: the query's colour pixels, for the cells compared in
-    colour through verified quads (`alignment.through`). Works with nothing measurable
-    are left out."""
+    colour as a whole and through verified quads (`alignment.best_agreement`). Works with
+    nothing measurable are left out."""
     found: dict[str, tuple[float, int]] = {}
     placed = placed or {}
     if not work_ids:
         return found
     whole = alignment.turns(query, squares.params)
+    whole_coloured = None if coloured is None else alignment.turns(coloured, squares.params)
     for work_id, references in squares.of_works(catalog, work_ids).items():
         located = quads.get(work_id)
         for ref_id, square in references:
@@ -59,7 +60,7 @@ def measure(
             quad = [mine[1]] if mine is not None else []
             inliers = mine[2] if mine is not None else 0
             value = alignment.best_agreement(
-                [(square, quad)], query, squares.params, whole, inliers, coloured
+                [(square, quad)], query, squares.params, whole, inliers, coloured, whole_coloured
             )
             for where in (q for r, q in placed.get(work_id, ()) if r == ref_id):
                 value = _higher(value, alignment.settled(square, query, where, squares.params))

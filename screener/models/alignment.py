@@ -12,11 +12,12 @@ The agreement is a low quantile of those cells: a copy agrees nearly everywhere,
 blurred, noisy or recoloured; a look-alike disagrees in the cells where it differs, and a
 low quantile sees a few such cells where a mean would not.
 
-Through a quad that verified keypoints found, each cell also counts its correlation in
-red, green and blue (unsigned: a hue shift of half the circle turns an edge over in every
-channel), the best of the four: flat art often draws two parts in one grey level (a green
-body, a red belly), and a hue-shifted copy of it agreed 0.23 in grey alone (the characters
-bench's light copies). A look-alike that differs in a cell differs in every channel.
+As a whole and through a quad that verified keypoints found, each cell also counts its
+correlation in red, green and blue (unsigned: a hue shift of half the circle turns an
+edge over in every channel), the best of the four: flat art often draws two parts in one
+grey level (a green body, a red belly), and a hue-shifted copy of it agreed 0.23 in grey
+alone (the characters bench's light copies). A look-alike that differs in a cell differs
+in every channel.
 
 A transparent reference is compared with what the query shows behind it. On a plain
 background (one grey level where the reference is clear) the reference is composited
@@ -279,22 +280,22 @@ def _cell_correlations(
 
 
 def _in_colour(
-    reference: Square, view: Grey, coloured: Grey, inside: Grey | None, params: AlignParams
-) -> Cells | None:
-    """One view's :class:`Cells` where each cell counts the best of its correlations in
-    grey and in each of red, green and blue (``coloured``: the view's (side, side, 3)
-    pixels), over the cells with structure in any of them. A hue-shifted copy of flat art
-    can lose a grey edge whose two sides kept their structure in some channel; a look-alike
-    that differs in a cell differs in every channel."""
+    reference: Square, views: Grey, coloured: Grey, inside: Grey | None, params: AlignParams
+) -> list[Cells | None]:
+    """Each view's :class:`Cells` where each cell counts the best of its correlations in
+    grey and (unsigned) in each of red, green and blue (``coloured``: the views' (n, side,
+    side, 3) pixels), over the cells with structure in any of them. A hue-shifted copy of
+    flat art can lose a grey edge whose two sides kept their structure in some channel; a
+    look-alike that differs in a cell differs in every channel."""
     assert reference.channels is not None
-    best, keep = _cell_correlations(reference, view[None], inside, params)
+    best, keep = _cell_correlations(reference, views, inside, params)
     best = np.where(keep, best, -np.inf)
     for c in range(3):
         channel = Square(reference.channels[c], reference.opaque)
-        ncc, kept = _cell_correlations(channel, coloured[None, :, :, c], inside, params)
+        ncc, kept = _cell_correlations(channel, coloured[..., c], inside, params)
         best = np.maximum(best, np.where(kept, np.abs(ncc), -np.inf))
         keep = keep | kept
-    return _summaries(np.where(keep, best, 0.0).astype(np.float32), keep, params)[0]
+    return _summaries(np.where(keep, best, 0.0).astype(np.float32), keep, params)
 
 
 def _scores(
@@ -303,15 +304,18 @@ def _scores(
     inside: Grey | None,
     params: AlignParams,
     lined_up: bool = False,
+    coloured: Grey | None = None,
 ) -> list[float | None]:
     """The agreement of a reference with each of a stack of views (`_measures`' low
     quantile), None where the frames do not line up (`Cells.lines_up`).
     ``lined_up``: the views are known to be in the reference's frame (a trusted quad), so
-    the median rule does not apply."""
-    return [
-        None if m is None or not (lined_up or m.lines_up(params)) else m.low
-        for m in _measures(reference, views, inside, params)
-    ]
+    the median rule does not apply. ``coloured``: the same views in colour (n, side,
+    side, 3), where the cells are compared in colour too (`_in_colour`)."""
+    if coloured is None or reference.channels is None:
+        measured = _measures(reference, views, inside, params)
+    else:
+        measured = _in_colour(reference, views, coloured, inside, params)
+    return [None if m is None or not (lined_up or m.lines_up(params)) else m.low for m in measured]
 
 
 def agreement(
@@ -330,7 +334,8 @@ def agreement(
 
 def turns(query: Grey, params: AlignParams = DEFAULT) -> Grey:
     """The whole query squeezed to the reference's square, in its eight turns and flips,
-    stacked (the first is the query as it is)."""
+    stacked (the first is the query as it is); grey (8, side, side) or colour (8, side,
+    side, 3)."""
     cv2 = _cv2()
     side = params.side
     square = cv2.resize(query, (side, side), interpolation=cv2.INTER_AREA)
@@ -465,14 +470,9 @@ def through(
     warped = warp(query, quad, params)
     if warped is None:
         return None
-    if coloured is None or reference.channels is None:
-        return agreement(reference, *warped, params=params, lined_up=lined_up)
-    in_colour = warp(coloured, quad, params)
-    assert in_colour is not None  # the same quad
-    cells = _in_colour(reference, warped[0], in_colour[0], warped[1], params)
-    if cells is None or not (lined_up or cells.lines_up(params)):
-        return None
-    return cells.low
+    in_colour = None if coloured is None else warp(coloured, quad, params)
+    views = None if in_colour is None else in_colour[0][None]
+    return _scores(reference, warped[0][None], warped[1], params, lined_up, views)[0]
 
 
 def best_agreement(
@@ -482,18 +482,22 @@ def best_agreement(
     whole: Grey | None = None,
     inliers: int = 0,
     coloured: Grey | None = None,
+    whole_coloured: Grey | None = None,
 ) -> float | None:
     """The best agreement of the query with any of a work's references, each given as its
     square and the quads verified keypoints found for it: the whole query in each turn
     and flip (``whole``: those, where already made by `turns`), and the query through each
     of that reference's quads (found with ``inliers`` verified keypoints: from
-    ``params.trusted_inliers`` on, measured whatever the median; in colour where the
-    query's ``coloured`` pixels are given, see `through`)."""
+    ``params.trusted_inliers`` on, measured whatever the median). Where the query's
+    ``coloured`` pixels are given (and ``whole_coloured``: their `turns`, where already
+    made), the cells are compared in colour too (`_in_colour`)."""
     trusted = inliers >= params.trusted_inliers
     squeezed = turns(query, params) if whole is None else whole
+    if coloured is not None and whole_coloured is None:
+        whole_coloured = turns(coloured, params)
     best: float | None = None
     for reference, quads in references:
-        values = _scores(reference, squeezed, None, params)
+        values = _scores(reference, squeezed, None, params, coloured=whole_coloured)
         values += [through(reference, query, quad, params, trusted, coloured) for quad in quads]
         for value in values:
             if value is not None and (best is None or value > best):

@@ -332,3 +332,20 @@ def test_cells_are_compared_in_colour_through_a_verified_quad() -> None:
     assert alignment.through(
         grey_only, alignment.grey(copy), corners, lined_up=True, coloured=pixels
     ) == through(copy, False)
+
+
+def test_the_whole_query_is_compared_in_colour_in_every_turn() -> None:
+    work = _creature()
+    reference = alignment.square_of(work, None)
+
+    def whole_in(query: Image.Image, coloured: bool) -> float | None:
+        pixels = alignment.colour(query) if coloured else None
+        return alignment.best_agreement([(reference, [])], alignment.grey(query), coloured=pixels)
+
+    lookalike = _creature("square")
+    assert (whole_in(lookalike, False) or 0.0) > 0.8, "in grey the belly does not show"
+    assert (whole_in(lookalike, True) or 0.0) < 0.4
+    for turn in (40, 128):
+        copy = _hue_shifted(work, turn).transpose(Image.Transpose.ROTATE_90)
+        agreed = whole_in(copy.resize((200, 200)), True)
+        assert agreed is not None and agreed > 0.8, f"a turned copy shifted by {turn} agrees"
