@@ -34,7 +34,8 @@ def test_throughput_reports_rates_shares_and_targets(tmp_path: Path) -> None:
     for setting in (*settings, "fast"):
         shares = saved["checks"][setting]["stage_share"]
         assert set(shares) == {"decode", "fingerprint", "search", "score", "verify", "verdict"}
-        assert 0.97 <= sum(shares.values()) <= 1.0001
+        # Six shares, each rounded to 4 places: their sum may be off by 6 x 0.00005.
+        assert 0.97 <= sum(shares.values()) <= 1.0 + 6 * 0.00005 + 1e-9
         # every index was padded past the registered fingerprints
         assert all(size >= 500 for size in saved["checks"][setting]["index_sizes"].values())
     assert "lookup_at_most_10pct_of_check" in report["targets"]
