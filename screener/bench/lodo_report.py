@@ -74,33 +74,34 @@ def each_at_own_threshold(per_domain: Sequence[dict[str, Any]]) -> dict[str, Any
     }
 
 
-def fused_vs_best_each(per_domain: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def fused_vs_best_each(per_domain: Sequence[dict[str, Any]], target_fpr: float) -> dict[str, Any]:
     """Fused against the best single signal with every domain at its own threshold (as
-    the `each` column): per category, each score's recall pooled over the domains by
-    their copies (a signal a domain never measured finds none of its copies there)."""
+    the `each` column): per category, each score's recall at ``target_fpr`` pooled over
+    the domains by their copies (a signal a domain never measured finds none of its
+    copies there), then judged as one held-out set is (`accuracy_run.goals`)."""
+    key = str(target_fpr)
     copies: dict[str, int] = {}
     found: dict[str, dict[str, float]] = {}
     names = sorted({n for entry in per_domain for n in entry["recall_by_score"]})
     for entry in per_domain:
-        counts = entry["recall_right_work"][next(iter(entry["recall_right_work"]))]["copies"]
-        for category, n in counts.items():
+        for category, n in entry["recall_right_work"][key]["copies"].items():
             copies[category] = copies.get(category, 0) + n
+            row = found.setdefault(category, {})
             for name in names:
                 recall = entry["recall_by_score"].get(name, {}).get(category)
-                row = found.setdefault(category, {})
                 row[name] = row.get(name, 0.0) + n * (recall or 0.0)
-    out: dict[str, Any] = {}
-    for category, n in sorted(copies.items()):
-        recall = {name: v / n for name, v in found[category].items()}
-        fused = recall.pop(accuracy.FUSED, 0.0)
-        best = max(recall, key=recall.__getitem__)
-        out[category] = {
-            "fused": fused,
-            "best_single": best,
-            "best_single_recall": recall[best],
-            "fused_at_least_best": fused >= recall[best],
+    pooled = {
+        name: {
+            "at_fpr": {
+                key: {
+                    "per_category": {c: {"recall": found[c][name] / n} for c, n in copies.items()}
+                }
+            }
         }
-    return out
+        for name in names
+    }
+    result: dict[str, Any] = goals({"scores": pooled}, target_fpr)["fused_vs_best_single"]
+    return result
 
 
 def decisions(records: Sequence[accuracy.Record]) -> dict[str, Any]:
@@ -182,7 +183,7 @@ def report(
             str(f): each_at_own_threshold([held[d]["recall_right_work"][str(f)] for d in domains])
             for f in accuracy.FPRS
         },
-        "fused_vs_best_single": fused_vs_best_each([held[d] for d in domains]),
+        "fused_vs_best_single": fused_vs_best_each([held[d] for d in domains], target_fpr),
     }
     shipping = accuracy_fit.fit(fit_records, template, target_fpr=target_fpr, review_fpr=review_fpr)
     shipping = replace(shipping, fitted_with=dict(config.get("models") or {}))

@@ -255,12 +255,14 @@ def test_fused_against_the_best_signal_pools_each_domain_by_its_copies() -> None
     a = _held({"blur": 10}, {"fused": {"blur": 0.9}, "pdq_hamming": {"blur": 1.0},
                              "sscd_cosine": {"blur": 0.0}})  # fmt: skip
     b = _held({"blur": 30}, {"fused": {"blur": 0.6}, "sscd_cosine": {"blur": 0.8}})
-    entry = lodo_report.fused_vs_best_each([a, b])["blur"]
+    entry = lodo_report.fused_vs_best_each([a, b], 0.001)["blur"]
     assert entry["fused"] == pytest.approx((9 + 18) / 40)
     assert entry["best_single"] == "sscd_cosine"
     assert entry["best_single_recall"] == pytest.approx(24 / 40)
     assert entry["fused_at_least_best"] is True
-    worse = lodo_report.fused_vs_best_each([a, _held({"blur": 30}, {"fused": {"blur": 0.0}})])
+    worse = lodo_report.fused_vs_best_each(
+        [a, _held({"blur": 30}, {"fused": {"blur": 0.0}})], 0.001
+    )
     assert worse["blur"]["best_single"] == "pdq_hamming"
     assert worse["blur"]["fused_at_least_best"] is False
 
